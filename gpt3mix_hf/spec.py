@@ -1,0 +1,109 @@
+"""Task specifications S = (text type T, label type L, verbalizer v) and the paper's presets (Table 7)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from datasets import ClassLabel
+
+_SENTIMENT = {"negative": "negative", "positive": "positive", "neg": "negative", "pos": "positive"}
+
+# The paper's Table 7. Keys are the label names found in the Hub datasets and in ../shared/data; the
+# short names the paper uses (pos/neg) are accepted as aliases.
+PRESETS: dict[str, dict] = {
+    "sst2": {"text_type": "movie review", "label_type": "sentiment", "verbalizer": _SENTIMENT},
+    "cr": {"text_type": "customer review", "label_type": "sentiment", "verbalizer": _SENTIMENT},
+    "subj": {"text_type": "text", "label_type": "objective", "verbalizer": {"subjective": "no", "objective": "yes"}},
+    "cola": {
+        "text_type": "text",
+        "label_type": "grammar",
+        "verbalizer": {"acceptable": "correct", "unacceptable": "incorrect"},
+    },
+    "trec6": {
+        "text_type": "question",
+        "label_type": "type",
+        "verbalizer": {
+            "ABBR": "abbreviation",
+            "LOC": "location",
+            "DESC": "description",
+            "NUM": "numeric",
+            "ENTY": "entity",
+            "HUM": "human",
+        },
+    },
+    "mpqa": {"text_type": "text", "label_type": "sentiment", "verbalizer": _SENTIMENT},
+}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the LM is told about the data: the text type, the label type and the word for each label.
+
+    Args:
+        text_type (`str`): what one text is, e.g. `"movie review"`. Shown as `Movie review: ...`.
+        label_type (`str`): what the label is, e.g. `"sentiment"`.
+        verbalizer (`dict[str, str]`): dataset label name -> the word the LM reads and writes. It may hold
+            more names than a dataset uses (aliases); `words_for` picks the dataset's labels in order.
+
+    Example:
+
+    >>> spec = TaskSpec.from_preset("sst2")
+    >>> spec.words_for(["negative", "positive"])
+    ['negative', 'positive']
+    """
+
+    text_type: str = "text"
+    label_type: str = "label"
+    verbalizer: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("text_type", "label_type"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"TaskSpec.{name} must be a non-empty string, got {value!r}.")
+        if not self.verbalizer:
+            raise ValueError(
+                "TaskSpec.verbalizer is empty: map each label name to the word the LM should use, e.g. "
+                "{'positive': 'positive', 'negative': 'negative'}, or use TaskSpec.from_class_label(feature)."
+            )
+        for label, word in self.verbalizer.items():
+            if not isinstance(word, str) or not word.strip() or "\n" in word:
+                raise ValueError(f"The verbalizer word for label {label!r} must be a one-line, non-empty string.")
+
+    @classmethod
+    def from_preset(cls, name: str) -> TaskSpec:
+        """The paper's specification for `name`, one of `sst2`, `cr`, `subj`, `cola`, `trec6`, `mpqa`."""
+        key = name.lower().replace("-", "")
+        if key not in PRESETS:
+            raise ValueError(f"No preset named {name!r}. Presets: {', '.join(sorted(PRESETS))}.")
+        preset = PRESETS[key]
+        return cls(preset["text_type"], preset["label_type"], dict(preset["verbalizer"]))
+
+    @classmethod
+    def from_class_label(cls, feature: ClassLabel, text_type: str = "text", label_type: str = "label") -> TaskSpec:
+        """A generic specification: every label is shown to the LM by its own name."""
+        if not isinstance(feature, ClassLabel):
+            raise TypeError(f"Expected a datasets.ClassLabel feature, got {type(feature).__name__}.")
+        return cls(text_type, label_type, {name: name for name in feature.names})
+
+    def words_for(self, label_names: list[str]) -> list[str]:
+        """The verbalizer words of `label_names`, in that order (a dataset's `ClassLabel.names`)."""
+        missing = [name for name in label_names if name not in self.verbalizer]
+        if missing:
+            raise ValueError(
+                f"The task specification has no verbalizer word for the label(s) {missing}. It knows "
+                f"{sorted(self.verbalizer)}. Pass a verbalizer that covers every label of the dataset."
+            )
+        words = [self.verbalizer[name] for name in label_names]
+        folded = [word.strip().lower() for word in words]
+        for i, word in enumerate(folded):
+            for j in range(i):
+                if folded[j] == word:
+                    raise ValueError(
+                        f"Labels {label_names[j]!r} and {label_names[i]!r} share the verbalizer word {word!r}: "
+                        "the LM's label could not tell them apart. Give each label its own word."
+                    )
+        return words
+
+    def to_dict(self) -> dict:
+        return asdict(self)
