@@ -76,8 +76,8 @@ class Backend(ABC):
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
         """For each i, the log-probability of every continuation after `prompts[i] + contexts[i]`."""
 
-    def count_tokens(self, text: str) -> int | None:
-        """The number of tokens of `text`, or None where the backend cannot tell (no local tokenizer)."""
+    def tokenize(self, text: str) -> list[int] | None:
+        """The token ids of `text` (no special tokens added), or None where the backend has no tokenizer."""
         return None
 
     @property

@@ -112,8 +112,8 @@ class TransformersBackend(Backend):
     def max_context(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text)["input_ids"])
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     @cached_property
     def _line_break_tokens(self) -> torch.Tensor:
