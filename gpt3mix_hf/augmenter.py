@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, Features, Sequence, Value, concatenate_datasets
+from datasets import ClassLabel, Dataset, Features, Sequence, Value, concatenate_datasets, load_from_disk
+from datasets.fingerprint import Hasher
 from transformers.utils import logging
 
 from .backends.base import Backend, SamplingConfig
@@ -344,25 +349,24 @@ class GPT3MixAugmenter:
         batch_size: int = 16,
         num_proc: int | None = None,
         load_from_cache_file: bool | None = None,
+        checkpoint_dir: str | Path | None = None,
+        shard_size: int = 256,
     ) -> Dataset:
         """The synthetic rows for `dataset` (default: every row of the pool) as a `Dataset`.
 
         Rows whose every attempt failed are left out of the result and kept, with their generations and
         reasons, in `self.report.failures`; `self.report` also counts rows, parse failures, tokens and time.
+
+        With `checkpoint_dir`, the rows are made `shard_size` real rows at a time and each finished shard is
+        saved there: a run that stops half-way keeps its shards, and the same call resumes from them.
         """
         dataset = dataset if dataset is not None else self._pool_dataset()
         start = time.perf_counter()
-        generated = dataset.map(
-            self,
-            batched=True,
-            batch_size=batch_size,
-            with_indices=True,
-            remove_columns=dataset.column_names,
-            features=self.features,
-            num_proc=num_proc,
-            load_from_cache_file=load_from_cache_file,
-            desc="GPT3Mix augmentation",
-        )
+        map_kwargs = {"batch_size": batch_size, "num_proc": num_proc, "load_from_cache_file": load_from_cache_file}
+        if checkpoint_dir is None:
+            generated = self._map(dataset, 0, **map_kwargs)
+        else:
+            generated = self._augment_in_shards(dataset, Path(checkpoint_dir), shard_size, **map_kwargs)
         seconds = time.perf_counter() - start
         labels = np.asarray(generated["label"])
         failed = generated.select(np.flatnonzero(labels < 0))
@@ -382,9 +386,64 @@ class GPT3MixAugmenter:
             )
         return synthetic
 
+    def _map(self, dataset: Dataset, offset: int, **map_kwargs) -> Dataset:
+        return dataset.map(
+            self if offset == 0 else _Offset(self, offset),
+            batched=True,
+            with_indices=True,
+            remove_columns=dataset.column_names,
+            features=self.features,
+            desc="GPT3Mix augmentation",
+            **map_kwargs,
+        )
+
+    def _augment_in_shards(self, dataset: Dataset, folder: Path, shard_size: int, **map_kwargs) -> Dataset:
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {shard_size}.")
+        manifest = {
+            "augmenter": Hasher.hash(self),
+            "dataset": Hasher.hash(dataset.select_columns([self.text_column, self.label_column]).to_dict()),
+            "shard_size": shard_size,
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest_path = folder / "manifest.json"
+        if manifest_path.exists():
+            if json.loads(manifest_path.read_text()) != manifest:
+                raise ValueError(
+                    f"{folder} holds the shards of a run with other settings or data: pass another "
+                    "checkpoint_dir, or delete that folder to start over."
+                )
+        else:
+            manifest_path.write_text(json.dumps(manifest, indent=2))
+        shards = []
+        num_shards = math.ceil(len(dataset) / shard_size)
+        for number in range(num_shards):
+            path = folder / f"shard-{number:05d}-of-{num_shards:05d}"
+            if not path.exists():
+                begin = number * shard_size
+                part = dataset.select(range(begin, min(begin + shard_size, len(dataset))))
+                staging = folder / f".{path.name}.partial"
+                shutil.rmtree(staging, ignore_errors=True)
+                self._map(part, begin, **map_kwargs).save_to_disk(staging)
+                staging.rename(path)
+            else:
+                logger.info(f"Resuming: {path.name} is already done.")
+            shards.append(load_from_disk(path))
+        return concatenate_datasets(shards)
+
     def _pool_dataset(self) -> Dataset:
         features = Features({self.text_column: Value("string"), self.label_column: ClassLabel(names=self.label_names)})
         return Dataset.from_dict({self.text_column: self._texts, self.label_column: self._labels}, features=features)
+
+
+class _Offset:
+    """The augmenter on a slice of the data: its row ids are shifted back to ids in the whole dataset."""
+
+    def __init__(self, augmenter: GPT3MixAugmenter, offset: int):
+        self.augmenter, self.offset = augmenter, offset
+
+    def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        return self.augmenter(batch, [index + self.offset for index in indices])
 
 
 def _validate_dataset(dataset, text_column: str, label_column: str) -> tuple[list[str], list[int], ClassLabel]:

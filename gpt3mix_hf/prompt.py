@@ -132,9 +132,8 @@ class GenerationParser:
         # The closing part (")" by default) is optional: a generation cut at max_new_tokens right after the
         # label word is still complete.
         closing = re.escape(after_label.strip())
-        self._pattern = re.compile(
-            rf"^(?P<text>.*?)\s*{separator}\s*(?P<label>[^\n]*?)\s*(?:{closing}.*)?$", re.IGNORECASE
-        )
+        rest = rf"(?:{closing}.*)?" if closing else ""
+        self._pattern = re.compile(rf"^(?P<text>.*?)\s*{separator}\s*(?P<label>[^\n]*?)\s*{rest}$", re.IGNORECASE)
 
     def __call__(self, generation: str) -> ParsedGeneration:
         line = generation.split("\n", 1)[0].strip()

@@ -5,12 +5,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from transformers import GPT2Tokenizer, LlamaConfig, LlamaForCausalLM
+
+from gpt3mix_hf.backends.base import Backend, Completion
 
 DATA_DIR = Path(os.environ.get("GPT3MIX_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -72,3 +76,36 @@ def toy_sentiment() -> Dataset:
         "i wanted my two hours back .",
     ]
     return make_dataset(texts, [1, 0, 1, 0, 1, 0], ["negative", "positive"])
+
+
+
+class ScriptedBackend(Backend):
+    """A test double for the augmenter's bookkeeping (retries, ratio, columns): no model, and each prompt's
+    output decided by its seed alone. Real-model behaviour is tested with TransformersBackend."""
+
+    def __init__(self, parse_rate: float = 0.7, words: tuple[str, ...] = ("negative", "positive")):
+        self.parse_rate, self.words, self.calls = parse_rate, words, 0
+
+    @property
+    def identity(self) -> dict:
+        return {"backend": "scripted", "parse_rate": self.parse_rate, "words": list(self.words)}
+
+    def generate(self, prompts, seeds, sampling):
+        self.calls += 1
+        completions = []
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            word = self.words[int(rng.integers(len(self.words)))]
+            if rng.random() < self.parse_rate:
+                text = f" synthetic review {int(rng.integers(10**6))} (Sentiment: {word})"
+            else:
+                text = f" rambling without a label {int(rng.integers(10**6))}"
+            completions.append(Completion(text=text, num_tokens=len(text.split())))
+        return completions
+
+    def score(self, prompts, contexts, continuations):
+        scores = []
+        for context in contexts:
+            rng = np.random.default_rng(zlib.crc32(context.encode()))
+            scores.append(np.log(rng.dirichlet([1.0] * len(continuations))).tolist())
+        return scores
