@@ -37,7 +37,7 @@ class ExampleSelector:
 
     >>> selector = ExampleSelector(labels=[0, 0, 1, 1], num_labels=2, k=2)
     >>> selector.select(anchor=0, rng=row_rng(0, 0))
-    [0, 2]
+    [0, 1]
     """
 
     def __init__(self, labels: list[int], num_labels: int, k: int = 2, strategy: str = "uniform"):
