@@ -1,0 +1,142 @@
+"""Training arguments of `GPT3MixTrainer`: the soft-label loss, the weight of synthetic rows, early stopping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import IntervalStrategy, TrainingArguments
+
+LOSS_TYPES = ("soft_ce", "kl")
+SOFT_LABEL_COLUMNS = ["labels", "soft_labels", "is_synthetic"]
+
+
+@dataclass
+class GPT3MixTrainingArguments(TrainingArguments):
+    r"""
+    Configuration of [`GPT3MixTrainer`]. Only the parameters specific to GPT3Mix are listed here; see
+    [`~transformers.TrainingArguments`] for the others.
+
+    Some defaults differ from `TrainingArguments`, to follow the GPT3Mix paper: `learning_rate=3e-5`,
+    `warmup_steps=0.1` (10 % of the steps), evaluation and saving once per epoch, `metric_for_best_model="accuracy"`,
+    `load_best_model_at_end=True` when early stopping is on, `save_total_limit=1`, and
+    `label_names=["labels", "soft_labels", "is_synthetic"]` so that the trainer's column pruning keeps the soft
+    labels.
+
+    Parameters:
+        loss_type (`str`, *optional*, defaults to `"soft_ce"`):
+            `"soft_ce"`: cross-entropy against the soft label (the paper). `"kl"`: KL divergence from the soft label
+            to the classifier's distribution at `temperature`, scaled by `temperature**2`.
+        temperature (`float`, *optional*, defaults to `1.0`):
+            Softmax temperature of the classifier's logits for `loss_type="kl"`.
+        synthetic_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the loss of synthetic rows (`is_synthetic=True`); real rows weigh 1. The loss is the weighted
+            sum divided by the number of rows.
+        early_stopping_patience (`int` or `None`, *optional*, defaults to `20`):
+            Stop when `metric_for_best_model` has not improved for this many evaluations (epochs with the default
+            `eval_strategy="epoch"`; the paper uses 20). `None` (or 0, for the command line) turns early stopping
+            off.
+        soft_label_tolerance (`float`, *optional*, defaults to `1e-3`):
+            How far a row's soft labels may sum from 1 before the trainer refuses them.
+
+    Example:
+
+    >>> args = GPT3MixTrainingArguments(output_dir="out", loss_type="kl", temperature=2.0, synthetic_weight=0.5)
+    >>> args.label_names
+    ['labels', 'soft_labels', 'is_synthetic']
+    """
+
+    # Paper defaults that differ from TrainingArguments.
+    learning_rate: float = field(
+        default=3e-5, metadata={"help": "The initial learning rate for AdamW (the GPT3Mix paper: 3e-5)."}
+    )
+    warmup_steps: float = field(
+        default=0.1,
+        metadata={"help": "Linear warm-up: a number of steps, or a float in [0, 1) for a ratio of all steps."},
+    )
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate: 'no', 'steps' or 'epoch'."})
+    save_strategy: str = field(
+        default="epoch", metadata={"help": "When to save checkpoints: 'no', 'steps', 'epoch' or 'best'."}
+    )
+    save_total_limit: int | None = field(
+        default=1,
+        metadata={"help": "Checkpoints to keep; the best one is always kept when load_best_model_at_end is on."},
+    )
+    metric_for_best_model: str | None = field(
+        default="accuracy", metadata={"help": "The validation metric for early stopping and the best checkpoint."}
+    )
+    load_best_model_at_end: bool | None = field(
+        default=None,
+        metadata={"help": "Reload the best checkpoint after training. Defaults to True when early stopping is on."},
+    )
+    label_names: list[str] | None = field(
+        default=None,
+        metadata={"help": "Columns holding targets; defaults to labels, soft_labels and is_synthetic (all required)."},
+    )
+
+    # New parameters.
+    loss_type: str = field(
+        default="soft_ce",
+        metadata={"help": "'soft_ce' (cross-entropy against the soft label, the paper) or 'kl' (KL at a temperature)."},
+    )
+    temperature: float = field(
+        default=1.0, metadata={"help": "Temperature of the classifier's softmax for loss_type='kl' (loss scaled by T²)."}
+    )
+    synthetic_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the loss of synthetic rows (is_synthetic=True); real rows weigh 1."}
+    )
+    early_stopping_patience: int | None = field(
+        default=20,
+        metadata={"help": "Evaluations without improvement before training stops (the paper: 20); 0 or None disables."},
+    )
+    soft_label_tolerance: float = field(
+        default=1e-3, metadata={"help": "How far a row's soft labels may sum from 1 before they are refused."}
+    )
+
+    def __post_init__(self):
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type={self.loss_type!r} is not supported: use one of {LOSS_TYPES}.")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature={self.temperature} must be > 0 (1.0 leaves the logits as they are).")
+        if not self.synthetic_weight >= 0:
+            raise ValueError(
+                f"synthetic_weight={self.synthetic_weight} must be >= 0 (0 ignores synthetic rows, 1 weighs them "
+                "like real ones)."
+            )
+        if not self.soft_label_tolerance > 0:
+            raise ValueError(f"soft_label_tolerance={self.soft_label_tolerance} must be > 0, e.g. 1e-3.")
+        if self.early_stopping_patience == 0:
+            # 0 is how a command line says "off" (HfArgumentParser cannot pass None).
+            self.early_stopping_patience = None
+        if self.early_stopping_patience is not None:
+            if self.early_stopping_patience < 0:
+                raise ValueError(
+                    f"early_stopping_patience={self.early_stopping_patience} must be >= 1, or None (or 0) to disable "
+                    "early stopping."
+                )
+            if IntervalStrategy(self.eval_strategy) == IntervalStrategy.NO:
+                raise ValueError(
+                    f"early_stopping_patience={self.early_stopping_patience} needs evaluations, but "
+                    f"eval_strategy={self.eval_strategy!r}: set eval_strategy='epoch' or early_stopping_patience=None."
+                )
+            if self.metric_for_best_model is None:
+                raise ValueError(
+                    "early_stopping_patience is set but metric_for_best_model=None: set metric_for_best_model (e.g. "
+                    "'accuracy') or early_stopping_patience=None."
+                )
+            if self.load_best_model_at_end is False:
+                raise ValueError(
+                    "early_stopping_patience is set but load_best_model_at_end=False: early stopping keeps the best "
+                    "model, so set load_best_model_at_end=True (or leave it unset), or early_stopping_patience=None."
+                )
+        if self.load_best_model_at_end is None:
+            self.load_best_model_at_end = self.early_stopping_patience is not None
+        if self.label_names is None:
+            self.label_names = list(SOFT_LABEL_COLUMNS)
+        else:
+            # compute_metrics reads the evaluation labels in this order.
+            if list(self.label_names[: len(SOFT_LABEL_COLUMNS)]) != SOFT_LABEL_COLUMNS:
+                raise ValueError(
+                    f"label_names={self.label_names} must start with {SOFT_LABEL_COLUMNS}: GPT3MixTrainer keeps these "
+                    "columns through column pruning and reads them in this order. Leave label_names unset."
+                )
+        super().__post_init__()
