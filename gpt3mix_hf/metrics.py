@@ -75,7 +75,7 @@ class F1(evaluate.Metric):
         return evaluate.MetricInfo(
             description="F1: the harmonic mean of precision and recall, per class and averaged.",
             citation=_CITATION,
-            inputs_description=_INPUTS + "    average (`str`, defaults to 'binary'): 'binary', 'macro', 'micro', ...\n",
+            inputs_description=_INPUTS + "    average (`str`, defaults to 'binary'): 'binary', 'macro', ...\n",
             features=_int_features(),
             reference_urls=["https://huggingface.co/spaces/evaluate-metric/f1"],
         )
@@ -85,7 +85,8 @@ class F1(evaluate.Metric):
 
         score = f1_score(references, predictions, labels=labels, pos_label=pos_label, average=average,
                          sample_weight=sample_weight)
-        return {"f1": float(score) if score.size == 1 else score}
+        # average=None gives one score per class, as the Hub script does.
+        return {"f1": float(score) if np.ndim(score) == 0 else score}
 
 
 LOCAL_METRICS: dict[str, type[evaluate.Metric]] = {"accuracy": Accuracy, "f1": F1}

@@ -76,17 +76,17 @@ class GPT3MixTrainingArguments(TrainingArguments):
     # New parameters.
     loss_type: str = field(
         default="soft_ce",
-        metadata={"help": "'soft_ce' (cross-entropy against the soft label, the paper) or 'kl' (KL at a temperature)."},
+        metadata={"help": "'soft_ce' (cross-entropy against the soft label, the paper) or 'kl' (KL at temperature)."},
     )
     temperature: float = field(
-        default=1.0, metadata={"help": "Temperature of the classifier's softmax for loss_type='kl' (loss scaled by T²)."}
+        default=1.0, metadata={"help": "Temperature of the classifier's softmax for loss_type='kl' (loss times T²)."}
     )
     synthetic_weight: float = field(
         default=1.0, metadata={"help": "Weight of the loss of synthetic rows (is_synthetic=True); real rows weigh 1."}
     )
     early_stopping_patience: int | None = field(
         default=20,
-        metadata={"help": "Evaluations without improvement before training stops (the paper: 20); 0 or None disables."},
+        metadata={"help": "Evaluations without improvement before training stops (the paper: 20); 0/None disables."},
     )
     soft_label_tolerance: float = field(
         default=1e-3, metadata={"help": "How far a row's soft labels may sum from 1 before they are refused."}
