@@ -1,0 +1,408 @@
+"""GPT3MixTrainer, its arguments, metrics and the classification helpers, on tiny BERT classifiers built here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    EvalPrediction,
+    Trainer,
+    TrainingArguments,
+    pipeline,
+)
+
+from gpt3mix_hf.classification import evaluate_classifier, tokenize_dataset, train_classifier
+from gpt3mix_hf.losses import kl_divergence, soft_cross_entropy
+from gpt3mix_hf.metrics import Accuracy, compute_metrics
+from gpt3mix_hf.models import resolve_classifier
+from gpt3mix_hf.trainer import GPT3MixTrainer, SoftLabelCollator
+from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+
+NAMES = ["negative", "positive"]
+TEXTS = [
+    "a gripping , funny and moving film .",
+    "dull , lifeless and far too long .",
+    "the best thing i have seen this year .",
+    "an embarrassment for everyone involved .",
+    "warm , wise and beautifully acted .",
+    "i wanted my two hours back .",
+    "a small miracle of a movie .",
+]
+LABELS = [1, 0, 1, 0, 1, 0, 1]
+SOFT = [[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.0, 1.0], [1.0, 0.0], [0.45, 0.55]]
+SYNTHETIC = [False, True, True, True, False, False, True]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(resolve_classifier("minilm"))
+
+
+def tiny_model(tokenizer, num_labels: int = 2, seed: int = 0, dropout: float = 0.0) -> BertForSequenceClassification:
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
+    return BertForSequenceClassification(config)
+
+
+def soft_dataset(soft=SOFT, synthetic=SYNTHETIC, texts=TEXTS, labels=LABELS, names=NAMES) -> Dataset:
+    features = Features({
+        "text": Value("string"),
+        "label": ClassLabel(names=names),
+        "soft_labels": Sequence(Value("float32")),
+        "is_synthetic": Value("bool"),
+        "generation": Value("string"),
+    })
+    return Dataset.from_dict(
+        {"text": texts, "label": labels, "soft_labels": soft, "is_synthetic": synthetic,
+         "generation": ["raw"] * len(texts)},
+        features=features,
+    )
+
+
+def real_dataset(texts=TEXTS, labels=LABELS, names=NAMES) -> Dataset:
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    return Dataset.from_dict({"text": texts, "label": labels}, features=features)
+
+
+def make_args(tmp_path, **overrides) -> GPT3MixTrainingArguments:
+    settings = {
+        "output_dir": str(tmp_path / "out"),
+        "report_to": "none",
+        "disable_tqdm": True,
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "early_stopping_patience": None,
+        "warmup_steps": 0,
+        "learning_rate": 1e-3,
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 8,
+        "use_cpu": True,
+        "seed": 0,
+    }
+    settings.update(overrides)
+    return GPT3MixTrainingArguments(**settings)
+
+
+def first_eval_batch(trainer, dataset):
+    return next(iter(trainer.get_eval_dataloader(dataset)))
+
+
+# --- the loss ---------------------------------------------------------------------------------------------------
+
+
+def test_one_hot_loss_equals_stock_trainer_cross_entropy(tokenizer, tmp_path):
+    dataset = tokenize_dataset(real_dataset(), tokenizer)
+    model = tiny_model(tokenizer).eval()
+    stock = Trainer(model, TrainingArguments(str(tmp_path / "stock"), report_to="none", use_cpu=True,
+                                             per_device_eval_batch_size=8), processing_class=tokenizer)
+    stock_batch = first_eval_batch(stock, dataset)
+    with torch.no_grad():
+        stock_loss = stock.compute_loss(model, stock_batch)
+
+    ours = GPT3MixTrainer(model, make_args(tmp_path), processing_class=tokenizer)
+    batch = first_eval_batch(ours, dataset)
+    assert torch.equal(batch["soft_labels"], F.one_hot(batch["labels"], 2).float())
+    with torch.no_grad():
+        loss_counted = ours.compute_loss(model, batch, num_items_in_batch=len(batch["labels"]))
+        loss_mean = ours.compute_loss(model, batch)
+    assert abs(loss_counted.item() - stock_loss.item()) < 1e-6
+    assert abs(loss_mean.item() - stock_loss.item()) < 1e-6
+
+
+def test_soft_and_kl_losses_in_the_trainer_match_the_pure_functions(tokenizer, tmp_path):
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    model = tiny_model(tokenizer).eval()
+    weights = torch.tensor([0.5 if flag else 1.0 for flag in SYNTHETIC])
+    for loss_type, function in [("soft_ce", soft_cross_entropy), ("kl", kl_divergence)]:
+        args = make_args(tmp_path, loss_type=loss_type, temperature=2.0, synthetic_weight=0.5)
+        trainer = GPT3MixTrainer(model, args, processing_class=tokenizer)
+        batch = first_eval_batch(trainer, dataset)
+        with torch.no_grad():
+            loss, outputs = trainer.compute_loss(model, batch, return_outputs=True, num_items_in_batch=len(TEXTS))
+        extra = {"temperature": 2.0} if loss_type == "kl" else {}
+        expected = function(outputs.logits, torch.tensor(SOFT), weights=weights, **extra).sum() / len(TEXTS)
+        assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+        assert outputs.loss is None  # the model's own loss is not computed
+
+
+def test_synthetic_weight_zero_ignores_synthetic_rows(tokenizer, tmp_path):
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    model = tiny_model(tokenizer).eval()
+    trainer = GPT3MixTrainer(model, make_args(tmp_path, synthetic_weight=0.0), processing_class=tokenizer)
+    batch = first_eval_batch(trainer, dataset)
+    with torch.no_grad():
+        loss, outputs = trainer.compute_loss(model, batch, return_outputs=True, num_items_in_batch=len(TEXTS))
+        real = ~torch.tensor(SYNTHETIC)
+        expected = soft_cross_entropy(outputs.logits[real], torch.tensor(SOFT)[real]).sum() / len(TEXTS)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_gradients_reach_the_model_and_train_changes_parameters(tokenizer, tmp_path):
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    model = tiny_model(tokenizer)
+    trainer = GPT3MixTrainer(model, make_args(tmp_path, max_steps=3), train_dataset=dataset,
+                             processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.compute_loss(model, batch, num_items_in_batch=len(batch["labels"])).backward()
+    assert model.classifier.weight.grad.abs().sum() > 0
+    assert model.bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    model.zero_grad()
+
+    before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    trainer.train()
+    for name, parameter in model.named_parameters():
+        assert not torch.equal(parameter, before[name]), f"{name} did not change"
+    assert model.config.problem_type == "single_label_classification"
+
+
+def test_gradient_accumulation_gives_the_loss_of_one_big_batch(tokenizer, tmp_path):
+    # 7 rows: one batch of 7, or micro-batches of 3, 3 and 1 accumulated into one step. With SGD the update is the
+    # gradient itself, so a wrongly scaled loss would show in the parameters.
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    results = {}
+    for name, (batch_size, steps) in {"big": (7, 1), "accumulated": (3, 3)}.items():
+        model = tiny_model(tokenizer, seed=3)
+        args = make_args(tmp_path / name, per_device_train_batch_size=batch_size, gradient_accumulation_steps=steps,
+                         max_steps=1, optim="sgd", learning_rate=0.5, max_grad_norm=0.0, synthetic_weight=0.5,
+                         logging_steps=1)
+        trainer = GPT3MixTrainer(model, args, train_dataset=dataset, processing_class=tokenizer)
+        trainer.train()
+        results[name] = (trainer.state.log_history[0]["loss"], [p.detach().clone() for p in model.parameters()])
+
+    big_loss, big_parameters = results["big"]
+    accumulated_loss, accumulated_parameters = results["accumulated"]
+    assert accumulated_loss == pytest.approx(big_loss, abs=1e-6)
+    for big, accumulated in zip(big_parameters, accumulated_parameters, strict=True):
+        assert torch.allclose(big, accumulated, atol=1e-6)
+
+    # The scale is the mean over the 7 rows, the loss of the big batch computed by hand.
+    model = tiny_model(tokenizer, seed=3).eval()
+    trainer = GPT3MixTrainer(model, make_args(tmp_path, synthetic_weight=0.5), processing_class=tokenizer)
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in first_eval_batch(trainer, dataset).items()
+                          if k in ("input_ids", "attention_mask", "token_type_ids")}).logits
+    weights = torch.tensor([0.5 if flag else 1.0 for flag in SYNTHETIC])
+    per_row = soft_cross_entropy(logits, torch.tensor(SOFT), weights)
+    assert per_row.mean().item() == pytest.approx(big_loss, abs=1e-5)
+
+
+# --- columns, collation, fallbacks ------------------------------------------------------------------------------
+
+
+def test_soft_labels_survive_remove_unused_columns(tokenizer, tmp_path):
+    dataset = tokenize_dataset(soft_dataset(), tokenizer).add_column("source_ids", [[0]] * len(TEXTS))
+    model = tiny_model(tokenizer)
+    args = make_args(tmp_path, remove_unused_columns=True, per_device_train_batch_size=7)
+    trainer = GPT3MixTrainer(model, args, train_dataset=dataset, processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert set(batch) == {"input_ids", "token_type_ids", "attention_mask", "labels", "soft_labels", "is_synthetic"}
+    # Rows are shuffled: compare the (label, soft labels, is_synthetic) triples as sets.
+    rows = zip(batch["labels"].tolist(), batch["soft_labels"].tolist(), batch["is_synthetic"].tolist(), strict=True)
+    got = sorted((label, tuple(round(p, 5) for p in soft), flag) for label, soft, flag in rows)
+    expected = sorted((label, tuple(round(p, 5) for p in soft), flag)
+                      for label, soft, flag in zip(LABELS, SOFT, SYNTHETIC, strict=True))
+    assert got == expected
+
+    # The stock Trainer, which knows nothing of them, prunes them: declaring label_names is what keeps them.
+    stock = Trainer(model, TrainingArguments(str(tmp_path / "stock"), report_to="none", use_cpu=True),
+                    train_dataset=dataset, processing_class=tokenizer)
+    assert "soft_labels" not in next(iter(stock.get_train_dataloader()))
+
+
+def test_rows_without_soft_labels_use_one_hot_labels(tokenizer, tmp_path):
+    dataset = tokenize_dataset(real_dataset(), tokenizer)
+    trainer = GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), processing_class=tokenizer)
+    batch = first_eval_batch(trainer, dataset)
+    assert torch.equal(batch["soft_labels"], F.one_hot(batch["labels"], 2).float())
+    assert not batch["is_synthetic"].any()
+
+
+def test_collator_fills_labels_from_soft_labels_and_checks_rows(tokenizer):
+    collator = SoftLabelCollator(lambda rows: {"x": torch.tensor([row["x"] for row in rows]),
+                                               "labels": torch.tensor([row["label"] for row in rows])}, 3)
+    batch = collator([{"x": 1, "soft_labels": [0.1, 0.2, 0.7]}, {"x": 2, "soft_labels": [0.6, 0.2, 0.2]}])
+    assert batch["labels"].tolist() == [2, 0]
+    assert batch["is_synthetic"].tolist() == [False, False]
+    with pytest.raises(ValueError, match="row 1 sums to 1.2"):
+        collator([{"x": 1, "soft_labels": [0.1, 0.2, 0.7]}, {"x": 2, "soft_labels": [0.6, 0.4, 0.2]}])
+
+
+# --- bad input --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "message"),
+    [
+        ([0.2, 0.3, 0.5], "row 2 has 3 values but the model has 2 labels"),
+        ([0.3, 0.3], "row 2 sums to 0.6"),
+        ([float("nan"), 1.0], "row 2 holds NaN"),
+        ([-0.5, 1.5], "row 2 has negative values"),
+    ],
+)
+def test_bad_soft_labels_are_refused(tokenizer, tmp_path, bad_row, message):
+    soft = [list(row) for row in SOFT]
+    soft[2] = bad_row
+    dataset = soft_dataset(soft=soft)
+    with pytest.raises(ValueError, match=message):
+        GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=dataset, processing_class=tokenizer)
+
+
+def test_num_labels_mismatch_is_refused(tokenizer, tmp_path):
+    dataset = soft_dataset()
+    with pytest.raises(ValueError, match=r"train_dataset has 2 labels .* num_labels=3"):
+        GPT3MixTrainer(tiny_model(tokenizer, num_labels=3), make_args(tmp_path), train_dataset=dataset)
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        GPT3MixTrainer(tiny_model(tokenizer, num_labels=1), make_args(tmp_path), train_dataset=dataset)
+
+
+def test_plain_training_arguments_are_refused(tokenizer, tmp_path):
+    with pytest.raises(TypeError, match="GPT3MixTrainingArguments"):
+        GPT3MixTrainer(tiny_model(tokenizer), TrainingArguments(str(tmp_path), report_to="none"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"loss_type": "mse"}, "loss_type='mse'"),
+        ({"temperature": 0.0}, "temperature=0.0"),
+        ({"synthetic_weight": -1.0}, "synthetic_weight=-1.0"),
+        ({"early_stopping_patience": 3, "eval_strategy": "no"}, "eval_strategy='no'"),
+        ({"early_stopping_patience": 3, "load_best_model_at_end": False}, "load_best_model_at_end=False"),
+        ({"label_names": ["labels"]}, "must start with"),
+    ],
+)
+def test_training_arguments_validation(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        GPT3MixTrainingArguments(output_dir=str(tmp_path), **overrides)
+
+
+def test_training_arguments_defaults(tmp_path):
+    args = GPT3MixTrainingArguments(output_dir=str(tmp_path))
+    assert args.learning_rate == 3e-5
+    assert args.early_stopping_patience == 20
+    assert args.load_best_model_at_end is True
+    assert args.metric_for_best_model == "accuracy"
+    assert args.greater_is_better is True
+    assert args.label_names == ["labels", "soft_labels", "is_synthetic"]
+    off = GPT3MixTrainingArguments(output_dir=str(tmp_path), early_stopping_patience=0)
+    assert off.early_stopping_patience is None and off.load_best_model_at_end is False
+
+
+# --- evaluation, early stopping, saving -------------------------------------------------------------------------
+
+
+def test_compute_metrics_uses_real_rows_only():
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
+    labels = np.array([0, 0, 1, 1])
+    synthetic = np.array([False, False, True, False])
+    soft = np.eye(2)[labels]
+    metrics = compute_metrics(EvalPrediction(predictions=logits, label_ids=(labels, soft, synthetic)))
+    # Real rows: predictions 0, 1, 1 for labels 0, 0, 1.
+    assert metrics["accuracy"] == pytest.approx(2 / 3)
+    from sklearn.metrics import f1_score
+
+    assert metrics["macro_f1"] == pytest.approx(f1_score([0, 0, 1], [0, 1, 1], average="macro"))
+    assert Accuracy().compute(predictions=[1, 1], references=[1, 0]) == {"accuracy": 0.5}
+
+
+def test_early_stopping_stops_after_patience(tokenizer, tmp_path):
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    args = make_args(tmp_path, learning_rate=0.0, num_train_epochs=10, eval_strategy="epoch",
+                     save_strategy="epoch", early_stopping_patience=2, per_device_train_batch_size=8)
+    trainer = GPT3MixTrainer(tiny_model(tokenizer), args, train_dataset=dataset, eval_dataset=dataset,
+                             processing_class=tokenizer)
+    trainer.train()
+    # Nothing is learnt at learning rate 0: the first evaluation stays the best, two more end training.
+    assert trainer.state.epoch == 3
+    evaluations = [log for log in trainer.state.log_history if "eval_accuracy" in log]
+    assert len(evaluations) == 3 and "eval_macro_f1" in evaluations[0]
+
+
+def test_saved_model_reloads_and_predicts_the_same(tokenizer, tmp_path):
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    model = tiny_model(tokenizer, dropout=0.1)
+    # As transformers leaves a model that once saw float labels: the trainer must pin single-label again.
+    model.config.problem_type = "multi_label_classification"
+    trainer = GPT3MixTrainer(model, make_args(tmp_path, max_steps=2), train_dataset=dataset,
+                             processing_class=tokenizer)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "saved"))
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "saved").eval()
+    assert reloaded.config.problem_type == "single_label_classification"
+
+    inputs = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs).logits, reloaded(**inputs).logits, atol=1e-6)
+    classifier = pipeline("text-classification", model=reloaded, tokenizer=tokenizer, top_k=None)
+    scores = classifier([TEXTS[0]])[0]
+    assert sum(score["score"] for score in scores) == pytest.approx(1.0, abs=1e-5)  # softmax, not sigmoid
+
+
+# --- classification helpers -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier_dir(tokenizer, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-classifier")
+    tiny_model(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_train_and_evaluate_classifier(tiny_classifier_dir, tmp_path):
+    args = make_args(tmp_path, num_train_epochs=2, eval_strategy="epoch", save_strategy="epoch",
+                     early_stopping_patience=5)
+    trainer = train_classifier(soft_dataset(), real_dataset(), str(tiny_classifier_dir), args=args)
+    assert isinstance(trainer, GPT3MixTrainer)
+    assert trainer.model.config.id2label == {0: "negative", 1: "positive"}
+    scores = evaluate_classifier(trainer, real_dataset())
+    assert set(scores) == {"accuracy", "macro_f1"}
+    inputs = trainer.processing_class(TEXTS, padding=True, return_tensors="pt")
+    trainer.model.eval()
+    with torch.no_grad():
+        predictions = trainer.model(**inputs.to(trainer.model.device)).logits.argmax(-1).cpu().numpy()
+    assert scores["accuracy"] == pytest.approx(float((predictions == np.array(LABELS)).mean()))
+
+
+def test_train_classifier_bad_input(tiny_classifier_dir, tmp_path):
+    with pytest.raises(ValueError, match="eval_dataset is empty"):
+        train_classifier(soft_dataset(), real_dataset().select([]), str(tiny_classifier_dir), make_args(tmp_path))
+    other = real_dataset(names=["bad", "good"])
+    with pytest.raises(ValueError, match="Label names differ"):
+        train_classifier(soft_dataset(), other, str(tiny_classifier_dir), make_args(tmp_path))
+    with pytest.raises(ValueError, match="Cast it"):
+        train_classifier(soft_dataset().cast_column("label", Value("int64")), real_dataset(),
+                         str(tiny_classifier_dir), make_args(tmp_path))
+
+
+@pytest.mark.slow
+def test_real_minilm_trains_a_few_steps(data_dir, tmp_path):
+    from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+
+    train = class_balanced_sample(load_benchmark("sst2", "train", data_dir=data_dir), per_class=8, seed=0)
+    validation = class_balanced_sample(load_benchmark("sst2", "validation", data_dir=data_dir), per_class=8, seed=0)
+    args = make_args(tmp_path, max_steps=4, learning_rate=3e-5, eval_strategy="steps", eval_steps=4,
+                     save_strategy="steps", save_steps=4, early_stopping_patience=20)
+    trainer = train_classifier(train, validation, "minilm", args=args, max_length=64)
+    assert trainer.state.global_step == 4
+    assert trainer.model.config.problem_type == "single_label_classification"
+    scores = evaluate_classifier(trainer, validation)
+    assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["macro_f1"] <= 1.0
