@@ -1,0 +1,92 @@
+"""EDA on real WordNet (set up by scripts/setup_wordnet.sh): labels kept, text changed, seeded."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import make_dataset
+from datasets import Value
+
+from gpt3mix_hf.baselines.eda import EDA, STOP_WORDS, EDAAugmenter, clean_text, load_wordnet, wordnet_data_dir
+
+SETUP = Path(__file__).resolve().parents[1] / "scripts" / "setup_wordnet.sh"
+
+
+@pytest.fixture(scope="module")
+def eda() -> EDA:
+    if not (wordnet_data_dir() / "corpora" / "wordnet" / "lexnames").exists():
+        # Idempotent; installs Debian's WordNet when it is missing (make test runs it first anyway).
+        subprocess.run(["bash", str(SETUP)], check=True)
+    load_wordnet.cache_clear()
+    return EDA()
+
+
+def test_wordnet_is_real(eda):
+    # Real WordNet 3.0 synonyms, cleaned as the reference code does ("good" has dozens of lemmas).
+    assert "commodity" in eda.synonyms("good")
+    assert "well" in eda.synonyms("good")
+    assert "good" not in eda.synonyms("good")
+    assert eda.synonyms("zzzqqq") == []
+
+
+def test_clean_text_matches_reference():
+    assert clean_text("It's a GREAT, well-made film!\n") == "its a great well made film"
+
+
+def test_operations(eda):
+    words = "the film is a gripping and funny story about a lonely man".split()
+    rng = random.Random(0)
+    swapped = eda.random_swap(words, 2, rng)
+    assert sorted(swapped) == sorted(words) and swapped != words
+    deleted = eda.random_deletion(words, 0.5, random.Random(1))
+    assert 0 < len(deleted) < len(words) and all(w in words for w in deleted)
+    assert eda.random_deletion(["alone"], 0.99, rng) == ["alone"]
+    inserted = eda.random_insertion(words, 2, random.Random(2))
+    assert len(inserted) == len(words) + 2
+    replaced = eda.synonym_replacement(words, 1, random.Random(3))
+    changed = [(a, b) for a, b in zip(words, replaced, strict=False) if a != b]
+    assert replaced != words
+    # Stop words are never the word replaced.
+    assert changed and changed[0][0] not in STOP_WORDS
+
+
+def test_augmenter_keeps_labels_and_changes_text(eda, toy_sentiment):
+    augmenter = EDAAugmenter(num_aug=4, seed=0)
+    synthetic = augmenter.augment(toy_sentiment)
+    assert len(synthetic) == 4 * len(toy_sentiment)
+    assert synthetic.features["label"].names == toy_sentiment.features["label"].names
+    originals = [clean_text(text) for text in toy_sentiment["text"]]
+    for i, row in enumerate(synthetic):
+        source = i // 4
+        assert row["label"] == toy_sentiment[source]["label"]
+        assert row["soft_labels"] == [1.0 if j == row["label"] else 0.0 for j in range(2)]
+    changed = sum(row["text"] != originals[i // 4] for i, row in enumerate(synthetic))
+    assert changed >= 0.75 * len(synthetic)
+
+
+def test_augmenter_is_seeded(eda, toy_sentiment):
+    first = EDAAugmenter(num_aug=3, seed=7).augment(toy_sentiment)["text"]
+    again = EDAAugmenter(num_aug=3, seed=7).augment(toy_sentiment, batch_size=2)["text"]
+    other = EDAAugmenter(num_aug=3, seed=8).augment(toy_sentiment)["text"]
+    assert list(first) == list(again)
+    assert list(first) != list(other)
+
+
+def test_bad_inputs(toy_sentiment):
+    with pytest.raises(ValueError, match="num_aug"):
+        EDAAugmenter(num_aug=0)
+    with pytest.raises(ValueError, match="switched off"):
+        EDAAugmenter(alpha_sr=0, alpha_ri=0, alpha_rs=0, p_rd=0)
+    with pytest.raises(ValueError, match="ClassLabel"):
+        EDAAugmenter().augment(toy_sentiment.cast_column("label", Value("int64")))
+    with pytest.raises(ValueError, match="no column"):
+        EDAAugmenter(text_column="sentence").augment(toy_sentiment)
+
+
+def test_empty_after_cleaning_keeps_text(eda):
+    dataset = make_dataset(["...", "a fine film ."], [0, 1], ["negative", "positive"])
+    synthetic = EDAAugmenter(num_aug=2, seed=0).augment(dataset)
+    assert synthetic["text"][:2] == ["...", "..."]
