@@ -128,8 +128,12 @@ class OpenAIBackend(Backend):
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         return JSONHTTPClient(self.base_url, self.config.timeout, headers)
 
+    def connect(self) -> dict:
+        """Connect (once): check the model is served, read its context length, settle the scoring mode. Runs
+        on first use anyway; call it to fail early on a wrong URL, model name or server setting."""
+        return dict(self._server_info())
+
     def _server_info(self) -> dict:
-        """Connect once: check the model is served, read its context length, settle the scoring mode."""
         if self._server is None:
             self._server = self.runner.run(self._probe)
         return self._server

@@ -1,0 +1,322 @@
+"""OpenAIBackend against an in-process server that speaks vLLM's /v1/completions with a real (tiny) LM behind it:
+exact soft labels, the top-k fallback, concurrency, faults and bad input. The real vLLM is in
+test_vllm_integration.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import pickle
+import time
+
+import pytest
+from conftest import make_dataset
+from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine, free_port
+
+from gpt3mix_hf.augmenter import GPT3MixAugmenter
+from gpt3mix_hf.backends.base import SamplingConfig
+from gpt3mix_hf.backends.http import (
+    AuthenticationError,
+    BadResponseError,
+    RequestFailedError,
+    ServedBackendError,
+    ServedConfig,
+    ServerUnreachableError,
+    UsageLimitError,
+)
+from gpt3mix_hf.backends.openai import OpenAIBackend, top_k_label_logprobs
+from gpt3mix_hf.backends.transformers import TransformersBackend
+from gpt3mix_hf.prompt import PromptTemplate
+from gpt3mix_hf.spec import TaskSpec
+
+PROMPTS = [
+    "Movie reviews and their sentiment.\nMovie review: a gem . (Sentiment: positive)\nMovie review:",
+    "Movie reviews and their sentiment.\nMovie review: so dull . (Sentiment: negative)\nMovie review:",
+]
+CONTEXTS = [" a moving film (Sentiment:", " two hours lost (Sentiment:"]
+LABELS = [" negative", " positive"]
+TOY_TEXTS = ["a gripping , funny film .", "dull and far too long .", "the best thing this year .", "awful ."]
+FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
+
+
+@pytest.fixture(scope="module")
+def local(tiny_lm_dir) -> TransformersBackend:
+    return CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1)
+
+
+@pytest.fixture(scope="module")
+def engine(local) -> TinyLMEngine:
+    return TinyLMEngine(local)
+
+
+@pytest.fixture
+def server(engine):
+    with FakeOpenAIServer(engine) as server:
+        yield server
+
+
+def make_backend(url: str, **kwargs) -> OpenAIBackend:
+    config = ServedConfig(**{**FAST, **kwargs.pop("config", {})})
+    return OpenAIBackend(url, config=config, **kwargs)
+
+
+def augment(backend, dataset, **kwargs):
+    augmenter = GPT3MixAugmenter(backend, dataset, TaskSpec.from_preset("sst2"), seed=3, ratio=2,
+                                 sampling=SamplingConfig(max_new_tokens=12), max_attempts=2, **kwargs)
+    return augmenter.augment(load_from_cache_file=False).to_list()
+
+
+@pytest.mark.parametrize("tokenizer", ["auto", "none"])
+def test_soft_labels_match_local_backend(server, local, tokenizer):
+    backend = make_backend(server.url, tokenizer=tokenizer)
+    served = backend.score(PROMPTS, CONTEXTS, LABELS)
+    expected = local.score(PROMPTS, CONTEXTS, LABELS)
+    for row_served, row_expected in zip(served, expected, strict=True):
+        assert row_served == pytest.approx(row_expected, abs=1e-4)
+    assert backend.identity["label_scoring"] == "echo"
+    assert backend.usage.rows_scored_exactly == len(PROMPTS)
+
+
+def test_augmenter_rows_equal_local_rows(server, local, toy_sentiment):
+    """Same seeds, same model: the served backend gives the augmenter the rows the local backend gives it."""
+    served = augment(make_backend(server.url), toy_sentiment)
+    expected = augment(local, toy_sentiment)
+    assert len(served) > 0
+    assert [row["text"] for row in served] == [row["text"] for row in expected]
+    assert [row["source_ids"] for row in served] == [row["source_ids"] for row in expected]
+    for a, b in zip(served, expected, strict=True):
+        assert a["soft_labels"] == pytest.approx(b["soft_labels"], abs=1e-4)
+        assert a["label_mass"] == 1.0
+
+
+def test_results_do_not_depend_on_concurrency(server, toy_sentiment):
+    one = augment(make_backend(server.url, config={"max_concurrency": 1}), toy_sentiment)
+    many = augment(make_backend(server.url, config={"max_concurrency": 8}), toy_sentiment)
+    assert one == many
+    assert len(one) > 0
+
+
+def test_top_logprobs_fallback_records_label_mass(engine, toy_sentiment, caplog):
+    with FakeOpenAIServer(engine, echo=False) as server:
+        backend = make_backend(server.url, top_logprobs=20)
+        with caplog.at_level(logging.WARNING):
+            assert backend.identity["label_scoring"] == "top_logprobs"
+        assert "cannot score prompt tokens" in caplog.text
+        rows = augment(backend, toy_sentiment, keep_prompt=True)
+    assert rows, "the fallback must still produce rows"
+    template = PromptTemplate()
+    for row in rows:
+        # The mass the label words' variants cover among the LM's own top 20 at the label position.
+        context = template.scoring_parts(TaskSpec.from_preset("sst2"), ["negative", "positive"], row["text"])[0]
+        top = engine.top_next(engine.encode(row["prompt"] + context), 20)
+        expected = sum(math.exp(v) for i, v in top
+                       if engine.piece(i).strip() and sum(w.startswith(engine.piece(i).strip().lower())
+                                                          for w in ("negative", "positive")) == 1)
+        assert row["label_mass"] == pytest.approx(expected, abs=1e-5)
+        assert row["label_mass"] < 1.0
+        assert sum(row["soft_labels"]) == pytest.approx(1.0, abs=1e-5)
+    assert backend.usage.rows_scored_top_k >= len(rows)
+    assert "approximate" in backend.usage.summary()
+
+
+def test_top_k_merges_case_and_space_variants():
+    alternatives = {" Positive": math.log(0.2), "positive": math.log(0.1), " negative": math.log(0.3),
+                    " neg": math.log(0.05), " the": math.log(0.25)}
+    logprobs, mass, missing = top_k_label_logprobs(alternatives, [" negative", " positive"])
+    assert math.exp(logprobs[0]) == pytest.approx(0.35)
+    assert math.exp(logprobs[1]) == pytest.approx(0.3)
+    assert mass == pytest.approx(0.65)
+    assert missing == 0
+
+
+def test_top_k_missing_label_gets_its_bound_not_zero():
+    alternatives = {" negative": math.log(0.6), " the": math.log(0.3)}
+    logprobs, mass, missing = top_k_label_logprobs(alternatives, [" negative", " positive"])
+    assert missing == 1
+    assert mass == pytest.approx(0.6)
+    assert math.exp(logprobs[1]) == pytest.approx(0.1)  # min(smallest top-k prob 0.3, leftover 0.1)
+
+
+def test_refused_connection_is_a_quick_clear_error():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = make_backend(url)
+    start = time.monotonic()
+    with pytest.raises(ServerUnreachableError, match=url.removesuffix("/v1")):
+        backend.generate(["Hi"], [0], SamplingConfig())
+    assert time.monotonic() - start < 5
+
+
+def test_server_gone_mid_run_is_retried_a_bounded_number_of_times(engine):
+    server = FakeOpenAIServer(engine)
+    backend = make_backend(server.url, config={"connect_retries": 2})
+    backend.connect()
+    server.close()
+    with pytest.raises(ServerUnreachableError, match="Is the server running"):
+        backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
+    assert backend.usage.requests == 3  # one try and two retries, no storm
+
+
+def test_unknown_model_lists_the_served_ones(server):
+    with pytest.raises(ServedBackendError, match=r"serves \['tiny'\]"):
+        make_backend(server.url, model="llama-70b").connect()
+
+
+def test_max_logprobs_too_low_names_the_flag(engine):
+    with FakeOpenAIServer(engine, echo=False, max_logprobs=5) as server:
+        backend = make_backend(server.url, top_logprobs=20)
+        with pytest.raises(ServedBackendError, match="--max-logprobs 20"):
+            backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+
+
+def test_missing_logprobs_is_a_clear_error(engine):
+    with FakeOpenAIServer(engine, drop_logprobs=True) as server:
+        backend = make_backend(server.url, label_scoring="echo")
+        with pytest.raises(ServedBackendError, match="cannot score prompt tokens"):
+            backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+
+
+def test_missing_logprobs_in_scoring_answer(server):
+    backend = make_backend(server.url)
+    backend.connect()  # probe while logprobs are there
+    original = server.drop_logprobs
+    server.drop_logprobs = True
+    try:
+        with pytest.raises(BadResponseError, match="without prompt log-probabilities"):
+            backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    finally:
+        server.drop_logprobs = original
+
+
+def test_empty_completions_become_failed_attempts(engine, toy_sentiment):
+    with FakeOpenAIServer(engine, empty_text=True) as server:
+        augmenter = GPT3MixAugmenter(make_backend(server.url), toy_sentiment, TaskSpec.from_preset("sst2"), seed=0,
+                                     max_attempts=2)
+        rows = augmenter.augment(load_from_cache_file=False)
+    assert len(rows) == 0
+    assert augmenter.report.failed_rows == len(toy_sentiment)
+    assert all(attempt["error"] == "empty generation" for failure in augmenter.report.failures
+               for attempt in failure["failed_attempts"])
+
+
+def test_401_fails_at_once_without_the_key(server, caplog):
+    server.api_key = "right-key"
+    backend = make_backend(server.url, api_key="sk-secret-123")
+    with caplog.at_level(logging.DEBUG), pytest.raises(AuthenticationError) as error:
+        backend.connect()
+    assert "sk-secret-123" not in str(error.value)
+    assert "sk-secret-123" not in repr(backend)
+    assert "sk-secret-123" not in caplog.text
+    assert backend.usage.retries == 0
+
+
+def test_key_is_sent_and_kept_out_of_identity(server):
+    server.api_key = "right-key"
+    backend = make_backend(server.url, api_key="right-key")
+    assert "right-key" not in str(backend.identity)
+    assert backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+
+
+@pytest.fixture(scope="module")
+def clean_rows(engine, toy_sentiment_module):
+    with FakeOpenAIServer(engine) as server:
+        return augment(make_backend(server.url), toy_sentiment_module)
+
+
+@pytest.fixture(scope="module")
+def toy_sentiment_module():
+    return make_dataset(TOY_TEXTS, [1, 0, 1, 0], ["negative", "positive"])
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "503", "malformed", "drop"])
+def test_transient_faults_are_retried_and_change_nothing(server, toy_sentiment_module, clean_rows, fault):
+    backend = make_backend(server.url)
+    backend.connect()
+    server.faults.extend([fault] * 4)
+    faulty = augment(backend, toy_sentiment_module)
+    assert faulty == clean_rows
+    assert clean_rows
+    assert backend.usage.retries >= 4
+    assert not server.faults
+
+
+def test_429_storm_beyond_the_retries_fails_clearly(server):
+    backend = make_backend(server.url, config={"max_retries": 3})
+    backend.connect()
+    server.faults.extend(["429"] * 50)
+    with pytest.raises(RequestFailedError, match="still failed after 4 tries: HTTP 429"):
+        backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
+    assert backend.usage.requests == 4
+
+
+def test_slow_answers_past_the_timeout_are_retried(server):
+    server.slow_seconds = 1.5
+    backend = make_backend(server.url, config={"timeout": 0.5})
+    expected = backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    backend = make_backend(server.url, config={"timeout": 0.5})
+    backend.connect()
+    server.faults.extend(["slow", "slow"])
+    assert backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
+    assert backend.usage.retries >= 2
+    server.faults.extend(["slow"] * 10)
+    backend = make_backend(server.url, config={"timeout": 0.5, "max_retries": 1})
+    backend._server = {"max_context": 512, "tokenize": True, "label_scoring": "echo", "echo_max_tokens": 0}
+    with pytest.raises(RequestFailedError, match="timed out"):
+        backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
+    server.faults.clear()
+
+
+def test_request_limit_stops_before_paying_more(server):
+    backend = make_backend(server.url, config={"max_requests": 2})
+    with pytest.raises(UsageLimitError, match="max_requests=2"):
+        backend.generate(["a", "b", "c"], [0, 1, 2], SamplingConfig(max_new_tokens=4))
+    assert backend.usage.requests == 2
+
+
+def test_token_limit(server):
+    backend = make_backend(server.url, config={"max_total_tokens": 5, "max_concurrency": 1})
+    with pytest.raises(UsageLimitError, match="max_total_tokens=5"):
+        backend.generate(PROMPTS * 3, list(range(6)), SamplingConfig(max_new_tokens=4))
+    assert backend.usage.prompt_tokens + backend.usage.completion_tokens >= 5
+    assert backend.usage.requests < 6
+
+
+def test_usage_report_counts(server):
+    backend = make_backend(server.url)
+    backend.generate(PROMPTS, [0, 1], SamplingConfig(max_new_tokens=4))
+    usage = backend.usage
+    assert usage.requests == 2
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert usage.seconds > 0
+    assert "2 requests sent" in usage.summary()
+
+
+def test_pickles_as_its_settings(server):
+    backend = make_backend(server.url, api_key=None)
+    expected = backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    clone = pickle.loads(pickle.dumps(backend))
+    assert clone.identity == backend.identity
+    assert clone.score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
+
+
+def test_works_inside_a_running_event_loop(server):
+    backend = make_backend(server.url)
+
+    async def main():
+        return backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+
+    assert len(asyncio.run(main())[0]) == 2
+
+
+def test_tokenize_and_context(server, local):
+    backend = make_backend(server.url)
+    assert backend.tokenize(" positive") == local.tokenize(" positive")
+    assert backend.max_context == 512
+    assert make_backend(server.url, tokenizer="none").tokenize("x") is None
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="label_scoring"):
+        OpenAIBackend("http://127.0.0.1:1/v1", label_scoring="guess")
+    with pytest.raises(ValueError, match="max_concurrency"):
+        ServedConfig(max_concurrency=0)
