@@ -1,0 +1,152 @@
+"""Step time of GPT3MixTrainer against the stock transformers Trainer, on the same data and model.
+
+Both trainers start from the same weights and see the same batches (same seed). They run in alternation, several
+repeats each, so that the load of a shared machine falls on both alike. A step is the time between two
+`on_step_end` calls (data loading, forward, backward, optimizer step); the first step of each run is dropped.
+
+    python scripts/bench_trainer.py --data_dir ../shared/data --steps 10 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.utils import logging
+
+from gpt3mix_hf.data import load_benchmark
+from gpt3mix_hf.models import resolve_classifier
+from gpt3mix_hf.trainer import GPT3MixTrainer
+from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.ends: list[float] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(time.perf_counter())
+
+    def step_times(self) -> list[float]:
+        # The first step (from nothing) is dropped: only the differences of consecutive step ends count.
+        return [later - earlier for earlier, later in zip(self.ends, self.ends[1:], strict=False)]
+
+
+def common_settings(output_dir: str, options) -> dict:
+    return {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": options.batch_size,
+        "max_steps": options.steps + 1,
+        "learning_rate": 3e-5,
+        "warmup_steps": 0,
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "logging_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": True,
+        "seed": 0,
+        "dataloader_num_workers": 0,
+    }
+
+
+def run_once(kind: str, initial_model, tokenizer, stock_data, soft_data, options) -> list[float]:
+    model = copy.deepcopy(initial_model)
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory() as output_dir:
+        if kind == "stock":
+            args = TrainingArguments(**common_settings(output_dir, options))
+            trainer = Trainer(model, args, train_dataset=stock_data, processing_class=tokenizer, callbacks=[timer])
+        else:
+            args = GPT3MixTrainingArguments(
+                **common_settings(output_dir, options), early_stopping_patience=None,
+                synthetic_weight=options.synthetic_weight,
+            )
+            trainer = GPT3MixTrainer(model, args, train_dataset=soft_data, processing_class=tokenizer,
+                                     callbacks=[timer])
+        trainer.train()
+    return timer.step_times()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="minilm", help="A classifier: 'minilm' (embedded), a folder or Hub id.")
+    parser.add_argument("--data_dir", default="../shared/data", help="The local benchmark data (SST-2 is used).")
+    parser.add_argument("--steps", type=int, default=10, help="Timed steps per run (one more is run and dropped).")
+    parser.add_argument("--repeats", type=int, default=5, help="Runs of each trainer, in alternation.")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--max_length", type=int, default=64, help="Every row is padded/truncated to this length.")
+    parser.add_argument("--synthetic_weight", type=float, default=0.5, help="So that the weighting path is timed.")
+    parser.add_argument("--output", default=None, help="Write the figures as JSON here.")
+    options = parser.parse_args()
+    logging.set_verbosity_error()
+
+    path = resolve_classifier(options.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    rows = options.batch_size * (options.steps + 1)
+    train = load_benchmark("sst2", "train", data_dir=options.data_dir).shuffle(seed=0).select(range(rows))
+    stock_data = train.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, padding="max_length", max_length=options.max_length),
+        batched=True, remove_columns=["text"], desc="Tokenizing",
+    )
+    # Half the rows as "synthetic", with soft labels drawn at random: the GPT3Mix trainer's full path.
+    rng = np.random.default_rng(0)
+    mass = rng.uniform(0.5, 1.0, size=rows)
+    soft = [[1.0 - m, m] if label == 1 else [m, 1.0 - m] for m, label in zip(mass, stock_data["label"], strict=True)]
+    synthetic = [index % 2 == 1 for index in range(rows)]
+    soft_data = stock_data.add_column("soft_labels", soft).add_column("is_synthetic", synthetic)
+
+    torch.manual_seed(0)
+    initial_model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+
+    times: dict[str, list[float]] = {"stock": [], "gpt3mix": []}
+    per_repeat: dict[str, list[float]] = {"stock": [], "gpt3mix": []}
+    for repeat in range(options.repeats):
+        order = ["stock", "gpt3mix"] if repeat % 2 == 0 else ["gpt3mix", "stock"]
+        for kind in order:
+            step_times = run_once(kind, initial_model, tokenizer, stock_data, soft_data, options)
+            times[kind].extend(step_times)
+            per_repeat[kind].append(statistics.median(step_times))
+            print(f"repeat {repeat + 1}/{options.repeats} {kind:8s} median step {statistics.median(step_times):.4f} s")
+
+    stock_median = statistics.median(times["stock"])
+    ours_median = statistics.median(times["gpt3mix"])
+    ratio = ours_median / stock_median
+    per_repeat_ratio = statistics.median(
+        ours / stock for ours, stock in zip(per_repeat["gpt3mix"], per_repeat["stock"], strict=True)
+    )
+    print()
+    print(f"model {options.model}, batch {options.batch_size} x {options.max_length} tokens, "
+          f"{options.steps} timed steps x {options.repeats} repeats per trainer, torch threads "
+          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()})")
+    print("| trainer | median step (s) | min | max |")
+    print("|---|---|---|---|")
+    for kind, label in [("stock", "transformers.Trainer"), ("gpt3mix", "GPT3MixTrainer")]:
+        print(f"| {label} | {statistics.median(times[kind]):.4f} | {min(times[kind]):.4f} | {max(times[kind]):.4f} |")
+    print(f"ratio GPT3MixTrainer / Trainer (median of all steps): {ratio:.3f} ({(ratio - 1) * 100:+.1f} %)")
+    print(f"ratio, median of per-repeat ratios: {per_repeat_ratio:.3f} ({(per_repeat_ratio - 1) * 100:+.1f} %)")
+    print(f"target overhead <= 5 %: {'met' if ratio <= 1.05 else 'NOT met'}")
+    if options.output:
+        with open(options.output, "w") as handle:
+            json.dump({"options": vars(options), "step_times": times, "per_repeat_medians": per_repeat,
+                       "stock_median_s": stock_median, "gpt3mix_median_s": ours_median, "ratio": ratio,
+                       "per_repeat_ratio": per_repeat_ratio}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
