@@ -49,6 +49,10 @@ class UsageLimitError(ServedBackendError):
     """`max_requests` or `max_total_tokens` would be exceeded: the run stops before paying more."""
 
 
+class _Aborted(Exception):
+    """A request not sent because another one of the same batch already failed for good."""
+
+
 class RetryableError(Exception):
     """Raised by a request function for a failure that a later try may fix (timeouts, 429, 5xx, bad JSON)."""
 
@@ -184,6 +188,7 @@ class RequestRunner:
         self.usage = UsageReport()
         self._cache: RequestCache | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._abort: BaseException | None = None
         self._random = random.Random()
 
     @property
@@ -202,6 +207,7 @@ class RequestRunner:
 
         async def bounded():
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+            self._abort = None
             try:
                 return await factory()
             finally:
@@ -246,7 +252,13 @@ class RequestRunner:
         if self._semaphore is None:
             raise RuntimeError("RequestRunner.request must run inside RequestRunner.run.")
         async with self._semaphore:
-            answer = await self._send_with_retries(send, describe)
+            if self._abort is not None:
+                raise _Aborted()
+            try:
+                answer = await self._send_with_retries(send, describe)
+            except Exception as error:
+                self._abort = error
+                raise
         if count_tokens is not None:
             prompt_tokens, completion_tokens = count_tokens(answer)
             self.usage.prompt_tokens += prompt_tokens
@@ -293,6 +305,29 @@ class RequestRunner:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.config.backoff_max))
         return delay
+
+
+async def gather_in_order(coroutines: list, progress: bool = False, desc: str = "Served requests") -> list:
+    """Run every coroutine; results in input order. After a failure no new request is sent, but those in
+    flight finish (and reach the cache: they are paid for); then the first failure is raised."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), desc=desc)
+        for task in tasks:
+            task.add_done_callback(lambda _: bar.update())
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        if bar is not None:
+            bar.close()
+    failures = [result for result in results if isinstance(result, BaseException)]
+    real = [failure for failure in failures if not isinstance(failure, _Aborted)]
+    if real or failures:
+        raise (real or failures)[0]
+    return results
 
 
 def _retry_after(headers) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 
@@ -17,6 +16,7 @@ from .http import (
     ServedBackendError,
     ServedConfig,
     cache_key,
+    gather_in_order,
 )
 
 logger = logging.get_logger(__name__)
@@ -330,7 +330,7 @@ class OpenAIBackend(Backend):
 
         async def run():
             async with self._client() as client:
-                return await _gather(
+                return await gather_in_order(
                     [row(client, p, s) for p, s in zip(prompts, seeds, strict=True)], self.config.progress
                 )
 
@@ -344,7 +344,7 @@ class OpenAIBackend(Backend):
         async def run():
             async with self._client() as client:
                 rows = [self._score_one(client, p, c, continuations) for p, c in zip(prompts, contexts, strict=True)]
-                return await _gather(rows, self.config.progress)
+                return await gather_in_order(rows, self.config.progress)
 
         return [logprobs for logprobs, _ in self.runner.run(run)]
 
@@ -471,25 +471,3 @@ def _count_tokens(answer: dict) -> tuple[int, int]:
     if not isinstance(usage, dict):
         return 0, 0
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-
-
-async def _gather(coroutines: list, progress: bool) -> list:
-    """Run every coroutine, results in input order; the first failure cancels the rest (and is raised)."""
-    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks), desc="Served requests")
-        for task in tasks:
-            task.add_done_callback(lambda _: bar.update())
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
