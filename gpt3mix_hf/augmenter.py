@@ -401,7 +401,7 @@ class GPT3MixAugmenter:
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}.")
         manifest = {
-            "augmenter": Hasher.hash(self),
+            "augmenter": Hasher.hash([self.config(), self._texts, self._labels]),
             "dataset": Hasher.hash(dataset.select_columns([self.text_column, self.label_column]).to_dict()),
             "shard_size": shard_size,
         }
