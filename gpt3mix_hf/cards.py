@@ -79,6 +79,7 @@ COLUMN_DESCRIPTIONS = {
     "prompt": "the full prompt the LM completed",
 }
 
+# The loss options of GPT3MixTrainingArguments.loss_type.
 LOSS_DESCRIPTIONS = {
     "soft_ce": (
         "Soft cross-entropy, as in the paper: each row's loss is the cross-entropy between the classifier's "
@@ -86,8 +87,8 @@ LOSS_DESCRIPTIONS = {
         "synthetic rows)."
     ),
     "kl": (
-        "KL divergence KL(soft_labels || softmax(logits / T)), scaled by T² as in distillation, with T the "
-        "temperature below; real rows have one-hot targets."
+        "KL divergence from each row's `soft_labels` to the classifier's distribution at temperature T, scaled by "
+        "T² as in distillation (one-hot targets for real rows)."
     ),
 }
 HARD_LOSS_DESCRIPTION = (
@@ -539,6 +540,7 @@ class GPT3MixModelCardData(CardData):
                 metric_type=_METRIC_TYPES.get(name, name),
                 metric_name=name.replace("_", " ").title(),
                 metric_value=_round(float(value)),
+                metric_config="macro" if "macro" in name else None,
             )
             for name, value in self.eval_results.items()
         ]
@@ -552,7 +554,10 @@ class GPT3MixModelCardData(CardData):
         if loss_type == "kl" and self.loss.get("temperature") is not None:
             details.append(f"`temperature={self.loss['temperature']}`")
         if self.loss.get("synthetic_weight") is not None:
-            details.append(f"synthetic rows weighted by `synthetic_weight={self.loss['synthetic_weight']}`")
+            details.append(
+                f"synthetic rows weighted by `synthetic_weight={self.loss['synthetic_weight']}`, real rows by 1; the "
+                "weighted sum is divided by the number of rows"
+            )
         return f"{text} ({', '.join(details)}.)"
 
     def _provenance_rows(self) -> list[dict]:

@@ -7,6 +7,7 @@ what would be published (no token needed, nothing uploaded).
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -144,6 +145,54 @@ def _provenance_dict(provenance: Any) -> dict | None:
         f"provenance must be a gpt3mix_config dict, the path of a gpt3mix_config.json, or the GPT3MixAugmenter "
         f"that made the data; got {type(provenance).__name__}."
     )
+
+
+# The hyper-parameters shown on a card, from a saved `training_args.json` (names as in TrainingArguments).
+_CARD_HYPERPARAMETERS = (
+    "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+    "seed", "optim", "weight_decay", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps",
+    "early_stopping_patience", "metric_for_best_model",
+)
+_LOSS_FIELDS = ("loss_type", "temperature", "synthetic_weight")
+
+
+def read_classifier_folder(folder: str | Path) -> tuple[Any, Any, dict]:
+    """A saved classifier, its tokenizer (None if the folder has none) and what its card can say about its
+    training, from the files the Trainer writes beside it: `training_args.json` (hyper-parameters and the
+    soft-label loss), `trainer_state.json` (training log), `test_results.json` or `eval_results.json`
+    (`Trainer.save_metrics`). Returns keyword arguments for `push_classifier`."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.modelcard import parse_log_history
+
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder} has no config.json: save the classifier there with save_pretrained().")
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    has_tokenizer = any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
+    tokenizer = AutoTokenizer.from_pretrained(folder) if has_tokenizer else None
+    inputs: dict[str, Any] = {}
+    if (folder / "training_args.json").exists():
+        saved = json.loads((folder / "training_args.json").read_text())
+        shown = [name for name in _CARD_HYPERPARAMETERS if saved.get(name) is not None]
+        inputs["hyperparameters"] = {name: saved[name] for name in shown}
+        inputs["loss"] = {name: saved[name] for name in _LOSS_FIELDS if name in saved}
+    log_history = []
+    if (folder / "trainer_state.json").exists():
+        log_history = json.loads((folder / "trainer_state.json").read_text()).get("log_history") or []
+        _, lines, _ = parse_log_history(log_history)
+        inputs["training_log"] = lines or []
+    for name, split in (("test_results.json", "test"), ("eval_results.json", "validation")):
+        if (folder / name).exists():
+            inputs["eval_results"] = json.loads((folder / name).read_text())
+            inputs["eval_split"] = split
+            break
+    else:
+        for entry in reversed(log_history):
+            if any(key.startswith("eval_") for key in entry):
+                inputs["eval_results"] = {k: v for k, v in entry.items() if k.startswith("eval_")}
+                inputs["eval_split"] = "validation"
+                break
+    return model, tokenizer, inputs
 
 
 def push_augmented_dataset(

@@ -1,0 +1,152 @@
+"""`gpt3mix push-dataset` and `gpt3mix push-model`: publish an augmented dataset or a trained classifier, with its
+card and provenance. `--dry-run` writes the exact repository folder locally and uploads nothing.
+
+The token comes from `hf auth login` or the HF_TOKEN environment variable, never from a flag (a flag would
+leave it in the shell history and the process list).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_from_disk
+
+from ..hub import push_augmented_dataset, push_classifier, read_classifier_folder
+from ..provenance import CONFIG_NAME, load_config
+
+
+@dataclass
+class PushArguments:
+    repo_id: str = field(metadata={"help": "The repository to publish to, 'namespace/name'."})
+    dry_run: bool = field(
+        default=False, metadata={"help": "Write the repository folder (see --local_dir) and upload nothing."}
+    )
+    local_dir: str | None = field(
+        default=None, metadata={"help": "With --dry_run: where to write the folder (default: a new temporary folder)."}
+    )
+    private: bool | None = field(
+        default=None, metadata={"help": "Make the repository private (true) or public (false); default: unchanged."}
+    )
+    commit_message: str | None = field(default=None, metadata={"help": "The commit message."})
+    config: str | None = field(
+        default=None, metadata={"help": f"The provenance file; default: the {CONFIG_NAME} in or beside the folder."}
+    )
+    license: str | None = field(default=None, metadata={"help": "License id for the card, e.g. 'mit'."})
+    language: str = field(default="en", metadata={"help": "Language of the texts, for the card."})
+
+
+@dataclass
+class DatasetArguments:
+    dataset_dir: str = field(
+        metadata={
+            "help": "A dataset saved with save_to_disk, or the output_dir of `gpt3mix augment` (its synthetic/ "
+            "folder is published)."
+        }
+    )
+    with_real: bool = field(
+        default=False,
+        metadata={"help": "Publish the real rows (the real/ folder beside synthetic/) with the synthetic ones."},
+    )
+    pretty_name: str | None = field(default=None, metadata={"help": "The dataset's title on its card."})
+    max_shard_size: str = field(default="500MB", metadata={"help": "Largest parquet shard."})
+
+
+@dataclass
+class ModelArguments:
+    model_dir: str = field(
+        metadata={
+            "help": "A classifier saved with save_pretrained (with its tokenizer); training_args.json, "
+            "trainer_state.json and test_results.json / eval_results.json beside it go into the card."
+        }
+    )
+    dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the training data, for the card."})
+    base_model: str | None = field(default=None, metadata={"help": "Hub id of the encoder it was fine-tuned from."})
+    eval_split: str | None = field(default=None, metadata={"help": "Split the results were measured on."})
+
+
+def arguments(name: str) -> tuple[type, ...]:
+    if name == "push-dataset":
+        return PushArguments, DatasetArguments
+    return PushArguments, ModelArguments
+
+
+def _find_config(args: PushArguments, folder: Path) -> dict | None:
+    if args.config is not None:
+        return load_config(args.config)
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / CONFIG_NAME).exists():
+            return load_config(candidate / CONFIG_NAME)
+    return None
+
+
+def _load_dataset(args: DatasetArguments) -> tuple[Dataset | DatasetDict, Path]:
+    folder = Path(args.dataset_dir)
+    if not folder.exists():
+        raise FileNotFoundError(f"No folder {folder}: give the folder written by save_to_disk or `gpt3mix augment`.")
+    synthetic_dir = folder / "synthetic" if (folder / "synthetic").is_dir() else folder
+    dataset = load_from_disk(str(synthetic_dir))
+    if args.with_real:
+        from ..augmenter import concatenate_with_real
+
+        real_dir = synthetic_dir.parent / "real"
+        if not real_dir.is_dir():
+            raise FileNotFoundError(f"--with_real needs the real rows in {real_dir} (as `gpt3mix augment` saves them).")
+        dataset = concatenate_with_real(load_from_disk(str(real_dir)), dataset)
+    return dataset, synthetic_dir
+
+
+def _report(folder: Path, dry_run: bool, repo_id: str, commit) -> None:
+    if dry_run:
+        files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+        sys.stdout.write(f"dry run: nothing uploaded. The repository {repo_id} would hold ({folder}):\n")
+        sys.stdout.writelines(f"  {name}\n" for name in files)
+        sys.stdout.write(f"Read the card: {folder / 'README.md'}\n")
+    else:
+        sys.stdout.write(f"published: {getattr(commit, 'commit_url', commit)}\n")
+
+
+def run(name: str, args: PushArguments, specific) -> int:
+    local_dir = None
+    if args.dry_run:
+        local_dir = Path(args.local_dir or tempfile.mkdtemp(prefix=f"gpt3mix-{name}-"))
+    elif args.local_dir is not None:
+        sys.stderr.write("--local_dir is for --dry_run; without it, the folder is uploaded and not kept.\n")
+        return 2
+    card_kwargs = {"license": args.license, "language": args.language}
+    if name == "push-dataset":
+        dataset, folder = _load_dataset(specific)
+        result = push_augmented_dataset(
+            dataset,
+            args.repo_id,
+            provenance=_find_config(args, folder),
+            private=args.private,
+            local_dir=local_dir,
+            commit_message=args.commit_message,
+            max_shard_size=specific.max_shard_size,
+            pretty_name=specific.pretty_name,
+            **card_kwargs,
+        )
+    else:
+        folder = Path(specific.model_dir)
+        model, tokenizer, card_inputs = read_classifier_folder(folder)
+        if specific.eval_split is not None:
+            card_inputs["eval_split"] = specific.eval_split
+        if specific.base_model is not None:
+            card_inputs["base_model"] = specific.base_model
+        result = push_classifier(
+            model,
+            args.repo_id,
+            tokenizer=tokenizer,
+            provenance=_find_config(args, folder),
+            dataset_id=specific.dataset_id,
+            private=args.private,
+            local_dir=local_dir,
+            commit_message=args.commit_message,
+            **card_kwargs,
+            **card_inputs,
+        )
+    _report(local_dir or folder, args.dry_run, args.repo_id, result)
+    return 0

@@ -1,0 +1,155 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ScriptedBackend, build_tiny_lm, make_dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
+from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+from gpt3mix_hf.provenance import (
+    CONFIG_NAME,
+    augmenter_from_config,
+    build_config,
+    check_no_secrets,
+    dataset_sha256,
+    load_config,
+    load_source_dataset,
+    regenerate,
+    save_config,
+)
+
+FORMAT_LINES = [
+    "Movie review: a fine film (Sentiment: positive)\n",
+    "Movie review: a dull film (Sentiment: negative)\n",
+    "Movie review: great fun (Sentiment: positive)\n",
+    "Movie review: too long (Sentiment: negative)\n",
+]
+
+
+@pytest.fixture(scope="module")
+def format_lm_dir(tmp_path_factory) -> Path:
+    """The tiny random Llama, trained for a few steps on lines in the prompt's format so that its generations
+    parse (a random model's never do) and the regenerated rows are real rows with soft labels."""
+    folder = build_tiny_lm(tmp_path_factory.mktemp("format-lm"))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    ids = tokenizer("".join(FORMAT_LINES), return_tensors="pt")["input_ids"]
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(folder)
+    return folder
+
+
+def _sst2_sample(data_dir, per_class=2, seed=0):
+    return class_balanced_sample(load_benchmark("sst2", "train", data_dir=data_dir), per_class=per_class, seed=seed)
+
+
+def _data_section(data_dir, per_class=2, seed=0):
+    return {"dataset": "sst2", "data_dir": str(data_dir), "split": "train", "sample_per_class": per_class,
+            "sample_seed": seed}
+
+
+def test_config_holds_everything_needed_and_round_trips(tmp_path, toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, TaskSpec.from_preset("sst2"), ratio=2, seed=7)
+    synthetic = augmenter.augment(batch_size=4)
+    config = build_config(augmenter, toy_sentiment, data={"dataset": "toy.jsonl"}, map_batch_size=4)
+
+    assert config["augmenter"] == augmenter.config()
+    assert config["data"]["dataset"] == "toy.jsonl"
+    assert config["data"]["num_rows"] == len(toy_sentiment)
+    assert config["data"]["sha256"] == dataset_sha256(toy_sentiment)
+    assert config["run"]["map_batch_size"] == 4
+    assert config["report"]["rows_written"] == len(synthetic)
+    assert config["report"]["parse_failures"] == augmenter.report.parse_failures
+    assert config["versions"]["gpt3mix_hf"] and config["versions"]["transformers"]
+
+    path = save_config(config, tmp_path)
+    assert path == tmp_path / CONFIG_NAME
+    assert load_config(tmp_path) == json.loads(json.dumps(config))
+
+
+def test_regenerates_a_byte_identical_dataset_with_the_local_backend(tmp_path, format_lm_dir, data_dir):
+    train = _sst2_sample(data_dir)
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=4)
+    augmenter = GPT3MixAugmenter(
+        backend, train, TaskSpec.from_preset("sst2"), ratio=1.5, seed=11, sampling=SamplingConfig(max_new_tokens=12),
+        max_attempts=2,
+    )
+    first = augmenter.augment(batch_size=4)
+    assert len(first) > 0, "the format-trained tiny LM should write parseable rows"
+    assert all(abs(sum(row) - 1) < 1e-5 for row in first["soft_labels"])
+    save_config(build_config(augmenter, train, data=_data_section(data_dir), map_batch_size=4), tmp_path)
+
+    # A fresh process would do exactly this: read the file, load the data and the model it names, run.
+    second = regenerate(tmp_path / CONFIG_NAME)
+
+    first.to_parquet(tmp_path / "first.parquet")
+    second.to_parquet(tmp_path / "second.parquet")
+    assert (tmp_path / "first.parquet").read_bytes() == (tmp_path / "second.parquet").read_bytes()
+    assert first.features == second.features
+
+
+def test_a_different_seed_gives_different_rows(format_lm_dir, data_dir):
+    # Guards the test above: the regenerated rows are equal because the settings are, not by accident.
+    train = _sst2_sample(data_dir)
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=4)
+    settings = {"sampling": SamplingConfig(max_new_tokens=12), "max_attempts": 1}
+    augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), seed=1, **settings)
+    config = build_config(augmenter, train)
+    config["augmenter"]["seed"] = 2
+    again = augmenter_from_config(config, dataset=train, backend=backend)
+    assert again.seed == 2 and again.config()["sampling"] == augmenter.config()["sampling"]
+    a = train.map(augmenter, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 1")
+    b = train.map(again, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 2")
+
+    def everything_written(rows):
+        return rows["generation"], [[attempt["generation"] for attempt in row] for row in rows["failed_attempts"]]
+
+    assert everything_written(a) != everything_written(b)
+
+
+def test_source_rows_are_loaded_and_checked(data_dir):
+    train = _sst2_sample(data_dir, per_class=2, seed=5)
+    data = {**_data_section(data_dir, per_class=2, seed=5), "sha256": dataset_sha256(train)}
+    assert load_source_dataset(data).to_list() == train.to_list()
+
+    config = {"augmenter": GPT3MixAugmenter(ScriptedBackend(), train).config(), "data": {**data, "sample_seed": 6}}
+    with pytest.raises(ValueError, match="differ from those the dataset was made from"):
+        augmenter_from_config(config, backend=ScriptedBackend())
+
+
+def test_errors_say_what_to_do(tmp_path, toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment)
+    config = build_config(augmenter)
+    with pytest.raises(ValueError, match="backend="):
+        augmenter_from_config(config, dataset=toy_sentiment)
+    with pytest.raises(ValueError, match="pass the rows yourself"):
+        augmenter_from_config(config, backend=ScriptedBackend())
+    relabelled = make_dataset(["a", "b"], [0, 1], ["bad", "good"])
+    with pytest.raises(ValueError, match="label_names"):
+        augmenter_from_config(config, dataset=relabelled, backend=ScriptedBackend())
+    with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
+        load_config(tmp_path)
+    (tmp_path / CONFIG_NAME).write_text(json.dumps({**config, "format_version": 99}))
+    with pytest.raises(ValueError, match="upgrade gpt3mix_hf"):
+        load_config(tmp_path)
+    with pytest.raises(ValueError, match="unknown keys"):
+        build_config(augmenter, data={"datset": "sst2"})
+
+
+def test_credentials_never_reach_the_file(tmp_path):
+    fake = "hf_" + "a" * 34
+    with pytest.raises(ValueError, match="credential"):
+        check_no_secrets({"augmenter": {"backend": {"api_key": "secret-value"}}})
+    with pytest.raises(ValueError, match="access token"):
+        save_config({"augmenter": {"backend": {"base_url": fake}}}, tmp_path)
+    assert not (tmp_path / CONFIG_NAME).exists()
+    # Counting fields that merely contain the word are fine.
+    check_no_secrets({"sampling": {"max_new_tokens": 64}, "generated_tokens": 10, "api_key": None})
