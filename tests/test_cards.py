@@ -1,0 +1,201 @@
+"""Dataset and model cards: rendered from the package templates, parsed back with huggingface_hub."""
+
+import pytest
+import torch
+from conftest import ScriptedBackend
+from huggingface_hub import DatasetCard, ModelCard
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, concatenate_with_real
+from gpt3mix_hf.cards import (
+    CITATION,
+    build_dataset_card,
+    hub_id_of,
+    model_card_for_model,
+    model_card_from_trainer,
+    size_category,
+)
+from gpt3mix_hf.classification import tokenize_dataset
+from gpt3mix_hf.models import resolve_classifier
+from gpt3mix_hf.provenance import build_config
+from gpt3mix_hf.trainer import GPT3MixTrainer
+from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+
+DATA = {"dataset": "sst2", "split": "train", "sample_per_class": 3, "sample_seed": 4}
+
+
+@pytest.fixture
+def augmented(toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=0.6), toy_sentiment, TaskSpec.from_preset("sst2"),
+                                 ratio=3, seed=5)
+    synthetic = augmenter.augment(batch_size=4)
+    return synthetic, build_config(augmenter, toy_sentiment, data=DATA, map_batch_size=4)
+
+
+def _saved(card, tmp_path, name="README.md"):
+    path = tmp_path / name
+    card.save(path)
+    return path
+
+
+def test_dataset_card_metadata_parses_back(augmented, tmp_path):
+    synthetic, config = augmented
+    card = build_dataset_card(synthetic, "me/sst2-gpt3mix", config, license="mit", language="en")
+    loaded = DatasetCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
+    data = loaded.data
+    assert set(data.tags) >= {"synthetic", "gpt3mix"}
+    assert data.task_categories == ["text-classification"]
+    assert data.size_categories == ["n<1K"]
+    assert data.source_datasets == ["SetFit/sst2"]
+    assert data.license == "mit" and data.language == "en"
+    # datasets' own metadata: features (ClassLabel names kept) and the data files of each split.
+    label = next(feature for feature in data.dataset_info["features"] if feature["name"] == "label")
+    assert label["dtype"]["class_label"]["names"] == {"0": "negative", "1": "positive"}
+    assert data.dataset_info["splits"] == [{"name": "train", "num_bytes": 0, "num_examples": len(synthetic)}]
+    assert data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+
+
+def test_dataset_card_says_how_it_was_made(augmented):
+    synthetic, config = augmented
+    report = config["report"]
+    text = build_dataset_card(synthetic, "me/sst2-gpt3mix", config).text
+    assert f"| Synthetic rows written | {report['rows_written']} |" in text
+    assert f"| Generations that did not parse | {report['parse_failures']} |" in text
+    assert f"{report['parse_failure_rate']:.1%}" in text
+    assert "| Examples per prompt (k) | 2 |" in text
+    assert "| Seed | 5 |" in text
+    assert "temperature 1.0, top-p 0.95, at most 64 new tokens" in text
+    assert "text type 'movie review', label type 'sentiment'" in text
+    assert config["augmenter"]["template"]["item"] in text
+    assert "class-balanced sample of 3 rows per class (seed 4)" in text
+    assert f"`gpt3mix_hf` {config['versions']['gpt3mix_hf']}" in text
+    assert "gpt3mix augment --config gpt3mix_config.json" in text
+    assert CITATION in text
+    # A sample of real synthetic rows with their soft labels.
+    shown = [row for row in synthetic if row["text"] in text]
+    assert shown, "the card shows no synthetic row"
+    row = shown[0]
+    assert f"negative: {row['soft_labels'][0]:.3f}, positive: {row['soft_labels'][1]:.3f}" in text
+
+
+def test_dataset_card_of_real_plus_synthetic_shows_a_real_prompt(augmented, toy_sentiment):
+    synthetic, config = augmented
+    mixed = concatenate_with_real(toy_sentiment, synthetic)
+    text = build_dataset_card(mixed, "me/sst2-mixed", config).text
+    assert "Movie review: a gripping , funny and moving film . (Sentiment: positive)" in text
+    sample_part = text.split("## A sample of synthetic rows")[1]
+    assert "a gripping" not in sample_part.split("## Limitations")[0], "real rows are not synthetic samples"
+
+
+def test_dataset_without_soft_labels_is_described_as_such(augmented, tmp_path):
+    synthetic, config = augmented
+    card = build_dataset_card(synthetic.remove_columns("soft_labels"), "me/hard", config)
+    assert "**No soft labels.**" in card.text
+    assert "**No soft labels.**" not in build_dataset_card(synthetic, "me/soft", config).text
+    DatasetCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
+
+
+def test_dataset_card_without_provenance_says_it_is_unknown(augmented):
+    synthetic, _ = augmented
+    text = build_dataset_card(synthetic, "me/x", None).text
+    assert "settings that made it are unknown" in text
+    # Counts still come from the data itself.
+    assert f"| Synthetic rows written | {len(synthetic)} |" in text
+
+
+@pytest.mark.parametrize(
+    "rows, category", [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (54_321, "10K<n<100K"), (2 * 10**9, "n>1B")]
+)
+def test_size_category(rows, category):
+    assert size_category(rows) == category
+
+
+def test_hub_ids_of_embedded_models():
+    assert hub_id_of("smollm2") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert hub_id_of(resolve_classifier("minilm")) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hub_id_of("bert-base-uncased") == "bert-base-uncased"
+    assert hub_id_of("/tmp/some/local/folder") is None
+
+
+# -- model cards ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(resolve_classifier("minilm"))
+
+
+def tiny_classifier(tokenizer, names=("negative", "positive")):
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128, num_labels=len(names),
+        id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},
+    )
+    return BertForSequenceClassification(config)
+
+
+@pytest.fixture(scope="module")
+def trained(tokenizer, tmp_path_factory):
+    """A GPT3MixTrainer after two epochs with the KL loss, evaluated each epoch."""
+    from conftest import make_dataset
+
+    texts = ["a gripping , funny and moving film .", "dull , lifeless and far too long .",
+             "the best thing i have seen this year .", "an embarrassment for everyone involved ."]
+    real = make_dataset(texts, [1, 0, 1, 0], ["negative", "positive"])
+    synthetic = GPT3MixAugmenter(ScriptedBackend(), real, TaskSpec.from_preset("sst2"), seed=1).augment()
+    args = GPT3MixTrainingArguments(
+        output_dir=str(tmp_path_factory.mktemp("trainer")), report_to="none", disable_tqdm=True, use_cpu=True,
+        num_train_epochs=2, per_device_train_batch_size=4, logging_strategy="epoch", save_strategy="no",
+        early_stopping_patience=None, load_best_model_at_end=False, loss_type="kl", temperature=2.0,
+        synthetic_weight=0.5, learning_rate=1e-3, seed=0,
+    )
+    trainer = GPT3MixTrainer(
+        model=tiny_classifier(tokenizer), args=args, processing_class=tokenizer,
+        train_dataset=tokenize_dataset(concatenate_with_real(real, synthetic), tokenizer, max_length=32),
+        eval_dataset=tokenize_dataset(real, tokenizer, max_length=32),
+    )
+    trainer.train()
+    return trainer
+
+
+def test_model_card_from_trainer(trained, augmented, tmp_path):
+    _, config = augmented
+    card = model_card_from_trainer(
+        trained, model_id="me/tiny-sst2", provenance=config, dataset_id="me/sst2-gpt3mix", license="apache-2.0"
+    )
+    loaded = ModelCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
+    last_eval = [entry for entry in trained.state.log_history if "eval_accuracy" in entry][-1]
+
+    (result,) = [r for r in loaded.data.eval_results if r.metric_type == "accuracy"]
+    assert result.metric_value == pytest.approx(last_eval["eval_accuracy"], abs=1e-4)
+    assert result.dataset_type == "SetFit/sst2" and result.dataset_split == "validation"
+    assert result.task_type == "text-classification"
+    (f1,) = [r for r in loaded.data.eval_results if r.metric_type == "f1"]
+    assert f1.metric_config == "macro"
+    assert loaded.data.datasets == ["me/sst2-gpt3mix"]
+    assert loaded.data.pipeline_tag == "text-classification" and loaded.data.library_name == "transformers"
+    assert set(loaded.data.tags) >= {"gpt3mix", "text-classification"}
+    assert loaded.data.model_name == "tiny-sst2"
+
+    text = card.text
+    assert "- loss_type: kl" in text and "- temperature: 2.0" in text and "- synthetic_weight: 0.5" in text
+    assert "- learning_rate: 0.001" in text
+    assert "scaled by T²" in text and "`synthetic_weight=0.5`" in text
+    assert "### Training results" in text and "| Validation Loss |" in text
+    assert "gpt3mix augment --config gpt3mix_config.json" in text
+    assert 'pipeline("text-classification", model="me/tiny-sst2")' in text
+    assert "Labels: `0` = negative, `1` = positive." in text
+
+
+def test_model_card_for_a_bare_model_shows_only_what_it_is_given(tokenizer, tmp_path):
+    model = tiny_classifier(tokenizer)
+    card = model_card_for_model(model, model_id="me/bare", eval_results={"test_accuracy": 0.75, "test_loss": 0.5},
+                                eval_split="test", eval_dataset_id="SetFit/sst2", base_model="prajjwal1/bert-tiny")
+    loaded = ModelCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
+    (result,) = loaded.data.eval_results
+    assert (result.metric_type, result.metric_value, result.dataset_split) == ("accuracy", 0.75, "test")
+    assert loaded.data.base_model == "prajjwal1/bert-tiny"
+    assert "Cross-entropy on the hard `label`" in card.text
+    assert "No augmentation provenance" in card.text
+    assert "### Hyper-parameters" not in card.text
