@@ -1,0 +1,170 @@
+"""Back-translation (Sennrich et al., 2016; Edunov et al., 2018) through any pair of Hugging Face translation
+models, as a seeded `Dataset.map` callable. The default pair is MarianMT English -> German -> English.
+
+For `num_aug` rows per real row, the forward model samples `num_aug` translations of the row and the
+backward model translates each one back (beam search by default). Sampling is seeded per row, so a row's
+paraphrases depend on (seed, row) alone, not on the batch it was mapped in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from transformers.utils import logging
+
+from ..selection import row_seed
+from ..soft_labels import one_hot
+
+logger = logging.get_logger(__name__)
+
+DEFAULT_FORWARD = "Helsinki-NLP/opus-mt-en-de"
+DEFAULT_BACKWARD = "Helsinki-NLP/opus-mt-de-en"
+
+
+class BackTranslationAugmenter:
+    """Paraphrases rows by translating them to a pivot language and back.
+
+    Args:
+        forward_model, backward_model (`PreTrainedModel`): sequence-to-sequence translation models
+            (source -> pivot, pivot -> source), e.g. `MarianMTModel`.
+        forward_tokenizer, backward_tokenizer (`PreTrainedTokenizerBase`): their tokenizers.
+        num_aug (`int`): paraphrases per real row.
+        temperature (`float`): sampling temperature of the forward translation (sampling gives `num_aug`
+            different pivots; Edunov et al. 2018 found sampled back-translation the most useful).
+        top_k (`int`): forward sampling keeps the `top_k` most likely tokens (0: no limit).
+        num_beams (`int`): beams of the backward translation.
+        max_new_tokens (`int`): most tokens per translation.
+        seed (`int`): row i's sampling is seeded by (seed, i).
+        source (`dict`, *optional*): the `from_pretrained` arguments, recorded in `config()`.
+
+    Example:
+
+    >>> augmenter = BackTranslationAugmenter.from_pretrained()  # opus-mt en-de and de-en from the Hub
+    >>> synthetic = augmenter.augment(train, num_aug=2, seed=0)
+    """
+
+    def __init__(self, forward_model, forward_tokenizer, backward_model, backward_tokenizer, *, num_aug: int = 1,
+                 temperature: float = 1.0, top_k: int = 0, num_beams: int = 4, max_new_tokens: int = 128,
+                 seed: int = 0, text_column: str = "text", label_column: str = "label", source: dict | None = None):
+        for name, model in (("forward_model", forward_model), ("backward_model", backward_model)):
+            if not getattr(model.config, "is_encoder_decoder", False):
+                raise ValueError(
+                    f"{name} ({type(model).__name__}) is not a sequence-to-sequence model: back-translation needs "
+                    "translation models such as MarianMTModel (AutoModelForSeq2SeqLM)."
+                )
+        if not isinstance(num_aug, int) or num_aug < 1:
+            raise ValueError(f"num_aug (paraphrases per real row) must be an integer >= 1, got {num_aug!r}.")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (the forward translation samples), got {temperature}.")
+        self.forward_model, self.forward_tokenizer = forward_model.eval(), forward_tokenizer
+        self.backward_model, self.backward_tokenizer = backward_model.eval(), backward_tokenizer
+        self.num_aug, self.temperature, self.top_k, self.num_beams = num_aug, temperature, top_k, num_beams
+        self.max_new_tokens, self.seed = max_new_tokens, seed
+        self.text_column, self.label_column = text_column, label_column
+        self.source = source
+        self.label_names: list[str] | None = None
+
+    @classmethod
+    def from_pretrained(cls, forward: str = DEFAULT_FORWARD, backward: str = DEFAULT_BACKWARD,
+                        revision: str | None = None, device: str | None = None, **kwargs) -> BackTranslationAugmenter:
+        """Load both translation models (Hub ids or folders) with `AutoModelForSeq2SeqLM` and `AutoTokenizer`.
+
+        Raises the loader's `OSError` when a model cannot be found (e.g. offline without a local copy).
+        """
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        loaded = []
+        for name in (forward, backward):
+            tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
+            model = AutoModelForSeq2SeqLM.from_pretrained(name, revision=revision).to(device)
+            loaded += [model, tokenizer]
+        source = {"forward": forward, "backward": backward, "revision": revision}
+        return cls(*loaded, source=source, **kwargs)
+
+    def config(self) -> dict:
+        models = self.source or {
+            "forward": self.forward_model.config.name_or_path, "backward": self.backward_model.config.name_or_path
+        }
+        return {"method": "backtranslation", **models, "num_aug": self.num_aug, "temperature": self.temperature,
+                "top_k": self.top_k, "num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
+                "seed": self.seed}
+
+    @torch.inference_mode()
+    def _translate(self, model, tokenizer, texts: list[str], **generate_kwargs) -> list[str]:
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(model.device)
+        output = model.generate(**encoded, max_new_tokens=self.max_new_tokens, **generate_kwargs)
+        return tokenizer.batch_decode(output, skip_special_tokens=True)
+
+    def paraphrase(self, text: str, row: int) -> list[str]:
+        """`num_aug` back-translations of `text`, seeded by (seed, row)."""
+        # A forked RNG keeps the caller's torch random state untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(row_seed(self.seed, row))
+            pivots = self._translate(
+                self.forward_model, self.forward_tokenizer, [text], do_sample=True, temperature=self.temperature,
+                top_k=self.top_k, num_return_sequences=self.num_aug,
+            )
+            return self._translate(
+                self.backward_model, self.backward_tokenizer, pivots, do_sample=False, num_beams=self.num_beams
+            )
+
+    def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
+        if indices is None or isinstance(indices, int):
+            raise ValueError(
+                "BackTranslationAugmenter seeds each row by its index: call dataset.map(augmenter, batched=True, "
+                "with_indices=True, ...)."
+            )
+        if self.label_names is None:
+            raise ValueError("Set augmenter.label_names (or call augmenter.augment(dataset)) before mapping.")
+        columns = {"text": [], "label": [], "soft_labels": []}
+        for index, text, label in zip(indices, batch[self.text_column], batch[self.label_column], strict=True):
+            for paraphrase in self.paraphrase(text, index):
+                columns["text"].append(paraphrase)
+                columns["label"].append(label)
+                columns["soft_labels"].append(one_hot(label, len(self.label_names)))
+        return columns
+
+    def augment(self, dataset: Dataset, num_aug: int | None = None, seed: int | None = None,
+                batch_size: int = 16) -> Dataset:
+        """`num_aug` back-translated rows (`text`, `label`, one-hot `soft_labels`) per row of `dataset`."""
+        if num_aug is not None:
+            if not isinstance(num_aug, int) or num_aug < 1:
+                raise ValueError(f"num_aug must be an integer >= 1, got {num_aug!r}.")
+            self.num_aug = num_aug
+        if seed is not None:
+            self.seed = seed
+        for argument, column in (("text_column", self.text_column), ("label_column", self.label_column)):
+            if column not in dataset.column_names:
+                raise ValueError(
+                    f"The dataset has no column {column!r} (it has {dataset.column_names}): pass {argument}=..."
+                )
+        feature = dataset.features[self.label_column]
+        if not isinstance(feature, ClassLabel):
+            raise ValueError(
+                f"Column {self.label_column!r} is {feature!r}, not a ClassLabel: encode it first with "
+                f"dataset.class_encode_column({self.label_column!r})."
+            )
+        self.label_names = list(feature.names)
+        features = Features(
+            {"text": Value("string"), "label": ClassLabel(names=self.label_names),
+             "soft_labels": Sequence(Value("float32"))}
+        )
+        # An explicit fingerprint: hashing the callable would hash both models' weights.
+        fingerprint = hashlib.sha256(
+            json.dumps([self.config(), dataset._fingerprint], default=str).encode()
+        ).hexdigest()[:16]
+        return dataset.map(
+            self,
+            batched=True,
+            batch_size=batch_size,
+            with_indices=True,
+            remove_columns=dataset.column_names,
+            features=features,
+            load_from_cache_file=False,
+            new_fingerprint=fingerprint,
+            desc="Back-translation",
+        )
