@@ -33,6 +33,14 @@ Args:
 """
 
 
+def _sklearn_metrics():
+    try:
+        import sklearn.metrics
+    except ImportError as error:  # the Hub's accuracy and f1 scripts need it too
+        raise ImportError("The accuracy and F1 metrics need scikit-learn: pip install scikit-learn") from error
+    return sklearn.metrics
+
+
 def _int_features() -> datasets.Features:
     return datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")})
 
@@ -56,10 +64,10 @@ class Accuracy(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, normalize=True, sample_weight=None):
-        from sklearn.metrics import accuracy_score
-
-        return {"accuracy": float(accuracy_score(references, predictions, normalize=normalize,
-                                                 sample_weight=sample_weight))}
+        score = _sklearn_metrics().accuracy_score(
+            references, predictions, normalize=normalize, sample_weight=sample_weight
+        )
+        return {"accuracy": float(score)}
 
 
 class F1(evaluate.Metric):
@@ -81,10 +89,9 @@ class F1(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, labels=None, pos_label=1, average="binary", sample_weight=None):
-        from sklearn.metrics import f1_score
-
-        score = f1_score(references, predictions, labels=labels, pos_label=pos_label, average=average,
-                         sample_weight=sample_weight)
+        score = _sklearn_metrics().f1_score(
+            references, predictions, labels=labels, pos_label=pos_label, average=average, sample_weight=sample_weight
+        )
         # average=None gives one score per class, as the Hub script does.
         return {"f1": float(score) if np.ndim(score) == 0 else score}
 
