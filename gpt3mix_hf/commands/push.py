@@ -93,7 +93,7 @@ def _load_dataset(args: DatasetArguments) -> tuple[Dataset | DatasetDict, Path]:
 
         real_dir = synthetic_dir.parent / "real"
         if not real_dir.is_dir():
-            raise FileNotFoundError(f"--with_real needs the real rows in {real_dir} (as `gpt3mix augment` saves them).")
+            raise FileNotFoundError(f"--with_real needs the real rows in {real_dir}, as `gpt3mix augment` saves them.")
         dataset = concatenate_with_real(load_from_disk(str(real_dir)), dataset)
     return dataset, synthetic_dir
 
