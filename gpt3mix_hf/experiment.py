@@ -264,10 +264,11 @@ def hard_derivable(augmenter: GPT3MixAugmenter, synthetic: Dataset) -> bool:
 class _Augmentations:
     """Makes (or loads) the synthetic rows of each method for a split; heavy models are loaded once."""
 
-    def __init__(self, args: ExperimentArguments, label_names: list[str]):
+    def __init__(self, args: ExperimentArguments, label_names: list[str], backend=None):
         self.args = args
         self.label_names = label_names
-        self._backend = None
+        self._backend = backend
+        self._given_backend = backend is not None
         self._bt = None
         self._bt_error: str | None = None
         key = args.dataset.lower().replace("-", "")
@@ -315,10 +316,11 @@ class _Augmentations:
         sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
         seed = row_seed(split.seed, 2) % 2**31
         folder = _cache_dir(args.output_dir, f"gpt3mix-{label_mode}", split)
-        # The cache key holds everything that decides the rows; the backend identity is only known once the
-        # model is loaded, so the key names the LM as given.
+        # The cache key holds everything that decides the rows; the default backend is named as given (its
+        # identity is only known once the model is loaded).
         key = {
-            "lm": args.lm, "k": args.k, "ratio": args.ratio, "seed": seed, "label_mode": label_mode,
+            "lm": self._backend.identity if self._given_backend else args.lm,
+            "k": args.k, "ratio": args.ratio, "seed": seed, "label_mode": label_mode,
             "sampling": sampling.to_dict(), **_fingerprint(split),
         }
         cached = _load_cache(folder, key)
@@ -448,13 +450,16 @@ def _finished(path: Path) -> bool:
         return False
 
 
-def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test: Dataset | None = None) -> list[dict]:
+def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test: Dataset | None = None,
+                   backend=None) -> list[dict]:
     """Run (or resume) the sweep; return the records of the runs this call made or skipped.
 
     Args:
         args (`ExperimentArguments`): the sweep.
         train, test (`Dataset`, *optional*): the data, with `text` and a `ClassLabel` `label`; default:
             `load_benchmark(args.dataset, ...)` from `args.data_dir` or the Hub.
+        backend (`Backend`, *optional*): the GPT3Mix LM (any backend, e.g. a served one); default:
+            `TransformersBackend.from_pretrained(args.lm)`, loaded only if generation is needed.
     """
     if args.disable_progress_bars:
         from datasets.utils.logging import disable_progress_bar
@@ -475,7 +480,7 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "experiment.json").write_text(json.dumps(args.to_dict(), indent=1))
-    augmentations = _Augmentations(args, train.features["label"].names)
+    augmentations = _Augmentations(args, train.features["label"].names, backend)
     records = []
     for index in range(args.data_seeds):
         seed = data_seed(args.master_seed, index)
