@@ -24,7 +24,7 @@ from transformers.utils import logging
 
 from .data import BENCHMARKS
 from .prompt import PromptTemplate
-from .provenance import library_versions
+from .provenance import CONFIG_NAME, as_config, library_versions, save_config
 from .spec import TaskSpec
 
 logger = logging.get_logger(__name__)
@@ -670,7 +670,8 @@ def model_card_from_trainer(
     if eval_results is None:
         eval_results = _last_eval(log_history)
     if model_id is None:
-        model_id = getattr(args, "hub_model_id", None) or f"namespace/{Path(args.output_dir).name}"
+        # Not published yet: the card names the output folder, which from_pretrained / pipeline load as it is.
+        model_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id or Path(args.output_dir).name
     card_kwargs.setdefault("base_model", hub_id_of(getattr(model.config, "_name_or_path", None)))
     card_kwargs.setdefault("label_names", _label_names(model))
     card_data = GPT3MixModelCardData(
@@ -712,3 +713,48 @@ def model_card_for_model(
         **card_kwargs,
     )
     return ModelCard.from_template(card_data, template_path=str(MODEL_CARD_TEMPLATE))
+
+
+def save_trainer_model_card(
+    trainer,
+    *,
+    language: str | None = None,
+    license: str | None = None,
+    tags: str | list[str] | None = None,
+    model_name: str | None = None,
+    finetuned_from: str | None = None,
+    tasks: str | list[str] | None = None,
+    dataset_tags: str | list[str] | None = None,
+    dataset: str | list[str] | None = None,
+    dataset_args: str | list[str] | None = None,
+    provenance: Any = None,
+    **card_kwargs,
+) -> Path:
+    """`GPT3MixTrainer.create_model_card`: write the GPT3Mix model card (the one `push_classifier(trainer, ...)`
+    publishes) to `trainer.args.output_dir/README.md`, and the provenance file beside it, so that
+    `trainer.push_to_hub(provenance=..., dataset_id=...)` uploads both.
+
+    The arguments are `Trainer.create_model_card`'s (`finetuned_from` is the base model, the first of
+    `dataset_tags` the training data's Hub id; `tasks`, `dataset` and `dataset_args` are not used: the card's
+    task is text classification and its evaluation data comes from the provenance), plus `provenance` and the
+    keyword arguments of `GPT3MixModelCardData` (`dataset_id`, `eval_results`, `eval_split`, ...).
+
+    Example:
+
+    >>> save_trainer_model_card(trainer, provenance="outputs/sst2/gpt3mix_config.json", dataset_tags="me/sst2-gpt3mix")
+    """
+    config = as_config(provenance)
+    if isinstance(tags, str):
+        tags = [tags]
+    if isinstance(dataset_tags, list | tuple):
+        dataset_tags = dataset_tags[0] if dataset_tags else None
+    given = {"language": language, "license": license, "tags": list(tags) if tags else None, "model_name": model_name,
+             "base_model": finetuned_from, "dataset_id": dataset_tags}
+    card_kwargs.update({key: value for key, value in given.items() if value is not None})
+    card = model_card_from_trainer(trainer, provenance=config, **card_kwargs)
+    output_dir = Path(trainer.args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    card.save(output_dir / "README.md")
+    if config is not None:
+        save_config(config, output_dir / CONFIG_NAME)
+    return output_dir / "README.md"

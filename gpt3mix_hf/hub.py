@@ -21,7 +21,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
 from .cards import build_dataset_card, model_card_for_model, model_card_from_trainer
-from .provenance import CONFIG_NAME, build_config, check_no_secrets, load_config, save_config
+from .provenance import CONFIG_NAME, as_config, save_config
 
 logger = logging.get_logger(__name__)
 
@@ -134,19 +134,6 @@ def _upload(
     return repo, commit
 
 
-def _provenance_dict(provenance: Any) -> dict | None:
-    if provenance is None or isinstance(provenance, dict):
-        return provenance
-    if isinstance(provenance, str | Path):
-        return load_config(provenance)
-    if hasattr(provenance, "config") and hasattr(provenance, "backend"):
-        return build_config(provenance)
-    raise TypeError(
-        f"provenance must be a gpt3mix_config dict, the path of a gpt3mix_config.json, or the GPT3MixAugmenter "
-        f"that made the data; got {type(provenance).__name__}."
-    )
-
-
 # The hyper-parameters shown on a card, from a saved `training_args.json` (names as in TrainingArguments).
 _CARD_HYPERPARAMETERS = (
     "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
@@ -242,9 +229,7 @@ def push_augmented_dataset(
         raise TypeError(f"dataset must be a datasets.Dataset or DatasetDict, got {type(dataset).__name__}.")
     if local_dir is None:
         token = resolve_token(token)
-    config = _provenance_dict(provenance)
-    if config is not None:
-        check_no_secrets(config)
+    config = as_config(provenance)
     card = build_dataset_card(dataset, repo_id, config, split=split, **card_kwargs)
     with tempfile.TemporaryDirectory(prefix="gpt3mix-dataset-") as staging:
         folder = Path(local_dir) if local_dir is not None else Path(staging)
@@ -320,9 +305,7 @@ def push_classifier(
     check_repo_id(repo_id)
     if local_dir is None:
         token = resolve_token(token)
-    config = _provenance_dict(provenance)
-    if config is not None:
-        check_no_secrets(config)
+    config = as_config(provenance)
     if isinstance(model_or_trainer, Trainer):
         trainer = model_or_trainer
         model = trainer.model

@@ -171,6 +171,26 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
+def as_config(provenance: Any) -> dict | None:
+    """A provenance given as a config dict, the path of a `gpt3mix_config.json` (or its folder), or the
+    `GPT3MixAugmenter` that made the data, as a checked config dict (None stays None)."""
+    if provenance is None:
+        return None
+    if isinstance(provenance, GPT3MixAugmenter):
+        config = build_config(provenance)
+    elif isinstance(provenance, str | Path):
+        config = load_config(provenance)
+    elif isinstance(provenance, dict):
+        config = provenance
+    else:
+        raise TypeError(
+            "provenance must be a gpt3mix_config dict, the path of a gpt3mix_config.json, or the GPT3MixAugmenter "
+            f"that made the data; got {type(provenance).__name__}."
+        )
+    check_no_secrets(config)
+    return config
+
+
 def load_source_dataset(data: dict, data_dir: str | Path | None = None) -> Dataset:
     """The real rows described by a config's `data` section: a benchmark (local `data_dir` or the Hub), a
     `.jsonl`/`.json`/`.csv` file, or a Hub dataset id, then the same class-balanced sub-sample.

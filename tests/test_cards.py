@@ -13,6 +13,7 @@ from gpt3mix_hf.cards import (
     hub_id_of,
     model_card_for_model,
     model_card_from_trainer,
+    save_trainer_model_card,
     size_category,
 )
 from gpt3mix_hf.classification import tokenize_dataset
@@ -186,6 +187,21 @@ def test_model_card_from_trainer(trained, augmented, tmp_path):
     assert "gpt3mix augment --config gpt3mix_config.json" in text
     assert 'pipeline("text-classification", model="me/tiny-sst2")' in text
     assert "Labels: `0` = negative, `1` = positive." in text
+
+
+def test_trainer_card_is_the_card_push_classifier_publishes(trained, augmented, tmp_path, monkeypatch):
+    from gpt3mix_hf.hub import push_classifier
+
+    _, config = augmented
+    published = push_classifier(trained, "me/tiny-sst2", provenance=config, dataset_id="me/sst2-gpt3mix",
+                                license="mit", local_dir=tmp_path / "repo")
+    # What GPT3MixTrainer.create_model_card does when push_to_hub has created "me/tiny-sst2".
+    monkeypatch.setattr(trained, "hub_model_id", "me/tiny-sst2")
+    monkeypatch.setattr(trained.args, "output_dir", str(tmp_path / "output"))
+    written = save_trainer_model_card(trained, model_name="tiny-sst2", dataset_tags="me/sst2-gpt3mix", license="mit",
+                                      language=None, tags=None, provenance=config)
+    assert written.read_text() == (published / "README.md").read_text()
+    assert (tmp_path / "output" / "gpt3mix_config.json").read_text() == (published / "gpt3mix_config.json").read_text()
 
 
 def test_model_card_for_a_bare_model_shows_only_what_it_is_given(tokenizer, tmp_path):
