@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from pathlib import Path
 
 from datasets import ClassLabel, Dataset
 from transformers import (
@@ -12,6 +14,7 @@ from transformers import (
     PreTrainedTokenizerBase,
     set_seed,
 )
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from .metrics import compute_metrics
@@ -71,6 +74,7 @@ def train_classifier(
     text_column: str = "text",
     max_length: int = 128,
     callbacks: list | None = None,
+    keep_checkpoints: bool = True,
 ) -> GPT3MixTrainer:
     """Fine-tune a sequence classifier with [`GPT3MixTrainer`] and return the trainer (best model loaded).
 
@@ -84,6 +88,9 @@ def train_classifier(
         text_column (`str`, *optional*, defaults to `"text"`): the text column of both datasets.
         max_length (`int`, *optional*, defaults to 128): longer texts are truncated.
         callbacks (`list`, *optional*): extra `TrainerCallback`s.
+        keep_checkpoints (`bool`, *optional*, defaults to `True`): `False` deletes the `checkpoint-*` folders of
+            `args.output_dir` after training (the best model stays loaded in the returned trainer); for sweeps of
+            many runs.
 
     Example:
 
@@ -118,6 +125,9 @@ def train_classifier(
         callbacks=callbacks,
     )
     trainer.train()
+    if not keep_checkpoints:
+        for checkpoint in Path(args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return trainer
 
 

@@ -370,8 +370,11 @@ def tiny_classifier_dir(tokenizer, tmp_path_factory):
 def test_train_and_evaluate_classifier(tiny_classifier_dir, tmp_path):
     args = make_args(tmp_path, num_train_epochs=2, eval_strategy="epoch", save_strategy="epoch",
                      early_stopping_patience=5)
-    trainer = train_classifier(soft_dataset(), real_dataset(), str(tiny_classifier_dir), args=args)
+    trainer = train_classifier(soft_dataset(), real_dataset(), str(tiny_classifier_dir), args=args,
+                               keep_checkpoints=False)
     assert isinstance(trainer, GPT3MixTrainer)
+    assert trainer.state.best_model_checkpoint is not None
+    assert not list((tmp_path / "out").glob("checkpoint-*"))
     assert trainer.model.config.id2label == {0: "negative", 1: "positive"}
     scores = evaluate_classifier(trainer, real_dataset())
     assert set(scores) == {"accuracy", "macro_f1"}
