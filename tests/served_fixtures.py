@@ -268,10 +268,11 @@ class FakeOpenAIServer(_FakeServer):
 class FakeTGIServer(_FakeServer):
     """TGI's `POST /` and `/generate`, with answers built from huggingface_hub's `TextGenerationOutput` types.
     `prefill=False` is TGI >= 3 without `--enable-prefill-logprobs` (empty prefill); `max_top_n_tokens` is its
-    `--max-top-n-tokens` (default 5)."""
+    `--max-top-n-tokens` (default 5); `tokenize=False` has no `/tokenize`."""
 
-    def __init__(self, engine: TinyLMEngine, prefill: bool = True, max_top_n_tokens: int = 5):
+    def __init__(self, engine: TinyLMEngine, prefill: bool = True, max_top_n_tokens: int = 5, tokenize: bool = True):
         super().__init__(engine)
+        self.tokenize = tokenize
         self.prefill = prefill
         self.max_top_n_tokens = max_top_n_tokens
         self.answers: list[dict] = []
@@ -280,6 +281,9 @@ class FakeTGIServer(_FakeServer):
         if route == "/info":
             return 200, {"model_id": "tiny", "max_input_tokens": 400, "max_total_tokens": 512,
                          "max_best_of": 2, "max_stop_sequences": 4, "version": "fake"}
+        if route == "/tokenize" and self.tokenize:
+            ids = self.engine.encode(body["inputs"])
+            return 200, [{"id": i, "text": self.engine.piece(i), "start": 0, "stop": 0} for i in ids]
         if route not in ("/", "/generate"):
             return 404, {"error": "Not Found", "error_type": "not_found"}
         parameters = body.get("parameters") or {}

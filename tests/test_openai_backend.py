@@ -151,10 +151,11 @@ def test_server_gone_mid_run_is_retried_a_bounded_number_of_times(engine):
     server = FakeOpenAIServer(engine)
     backend = make_backend(server.url, config={"connect_retries": 2})
     backend.connect()
+    before = backend.usage.requests
     server.close()
     with pytest.raises(ServerUnreachableError, match="Is the server running"):
         backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
-    assert backend.usage.requests == 3  # one try and two retries, no storm
+    assert backend.usage.requests - before == 3  # one try and two retries, no storm
 
 
 def test_unknown_model_lists_the_served_ones(server):
@@ -243,10 +244,11 @@ def test_transient_faults_are_retried_and_change_nothing(server, toy_sentiment_m
 def test_429_storm_beyond_the_retries_fails_clearly(server):
     backend = make_backend(server.url, config={"max_retries": 3})
     backend.connect()
+    before = backend.usage.requests
     server.faults.extend(["429"] * 50)
     with pytest.raises(RequestFailedError, match="still failed after 4 tries: HTTP 429"):
         backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
-    assert backend.usage.requests == 4
+    assert backend.usage.requests - before == 4
 
 
 def test_slow_answers_past_the_timeout_are_retried(server):
@@ -267,10 +269,11 @@ def test_slow_answers_past_the_timeout_are_retried(server):
 
 
 def test_request_limit_stops_before_paying_more(server):
-    backend = make_backend(server.url, config={"max_requests": 2})
-    with pytest.raises(UsageLimitError, match="max_requests=2"):
+    backend = make_backend(server.url, config={"max_requests": 5})
+    backend.connect()  # 3 requests
+    with pytest.raises(UsageLimitError, match="max_requests=5"):
         backend.generate(["a", "b", "c"], [0, 1, 2], SamplingConfig(max_new_tokens=4))
-    assert backend.usage.requests == 2
+    assert backend.usage.requests == 5
 
 
 def test_token_limit(server):
@@ -283,12 +286,14 @@ def test_token_limit(server):
 
 def test_usage_report_counts(server):
     backend = make_backend(server.url)
+    backend.connect()
+    assert backend.usage.requests == 3  # /v1/models, /tokenize and the echo probe
     backend.generate(PROMPTS, [0, 1], SamplingConfig(max_new_tokens=4))
     usage = backend.usage
-    assert usage.requests == 2
+    assert usage.requests == 5
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
     assert usage.seconds > 0
-    assert "2 requests sent" in usage.summary()
+    assert "5 requests sent" in usage.summary()
 
 
 def test_pickles_as_its_settings(server):

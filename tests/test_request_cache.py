@@ -109,8 +109,8 @@ def test_interrupted_run_resumes_with_the_same_rows_and_pays_nothing_twice(engin
     with FakeOpenAIServer(engine) as server:
         again = OpenAIBackend(server.url, config=ServedConfig(**fast, cache_path=str(cache_path)))
         assert augment(again) == reference
-        assert server.calls["/v1/completions"] == 1  # the probe
-        assert again.usage.requests == 0
+        assert server.calls["/v1/completions"] == 1  # the echo probe
+        assert again.usage.requests == sum(server.calls.values()) == 3  # the probes only
 
 
 def test_server_killed_mid_run_then_back(engine, tmp_path):

@@ -239,10 +239,12 @@ class RequestRunner:
         send: Callable[[], Awaitable[dict]],
         count_tokens: Callable[[dict], tuple[int, int]] | None = None,
         describe: str = "request",
+        abort_batch: bool = True,
     ) -> dict:
         """The answer to one request: from the cache when `key` is there, else from `send()` (retried as the
         config says), stored under `key` once it succeeded. `send` raises `RetryableError` for failures a later
-        try may fix and a `ServedBackendError` for those it cannot."""
+        try may fix and a `ServedBackendError` for those it cannot. A final failure stops the batch (no new
+        request is sent in this `run`) unless `abort_batch` is False (probes whose failure is an answer)."""
         cache = self.cache if key is not None else None
         if cache is not None:
             cached = cache.get(key)
@@ -257,7 +259,8 @@ class RequestRunner:
             try:
                 answer = await self._send_with_retries(send, describe)
             except Exception as error:
-                self._abort = error
+                if abort_batch:
+                    self._abort = error
                 raise
         if count_tokens is not None:
             prompt_tokens, completion_tokens = count_tokens(answer)

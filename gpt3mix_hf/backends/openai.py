@@ -140,8 +140,7 @@ class OpenAIBackend(Backend):
 
     async def _probe(self) -> dict:
         async with self._client() as client:
-            # One try only: a wrong URL or a stopped server should fail at once, not after a retry storm.
-            listing = await client.request("GET", "/v1/models", describe="listing the served models")
+            listing = await self._probe_request(client, "GET", "/v1/models", None, "listing the served models")
             served = {entry.get("id"): entry for entry in (listing or {}).get("data", []) if isinstance(entry, dict)}
             if self.model is None:
                 if len(served) != 1:
@@ -165,10 +164,17 @@ class OpenAIBackend(Backend):
             info["label_scoring"], info["echo_max_tokens"] = await self._settle_scoring(client)
             return info
 
+    async def _probe_request(self, client, method: str, route: str, payload: dict | None, describe: str = "a probe"):
+        """Retried like any request (a 429 at start should not end a run), never cached."""
+        return await self.runner.request(
+            None, lambda: client.request(method, route, payload, describe=describe), describe=describe,
+            abort_batch=False,
+        )
+
     async def _server_tokenizes(self, client: JSONHTTPClient) -> bool:
         try:
-            answer = await client.request(
-                "POST", "/tokenize", {"model": self.model, "prompt": "a", "add_special_tokens": False}
+            answer = await self._probe_request(
+                client, "POST", "/tokenize", {"model": self.model, "prompt": "a", "add_special_tokens": False}
             )
         except RequestFailedError:
             return False
@@ -183,7 +189,7 @@ class OpenAIBackend(Backend):
             payload = {"model": self.model, "prompt": "Hello world", "max_tokens": max_tokens, "echo": True,
                        "logprobs": 0, "temperature": 0}
             try:
-                answer = await client.request("POST", "/v1/completions", payload, describe="an echo probe")
+                answer = await self._probe_request(client, "POST", "/v1/completions", payload, "an echo probe")
             except RequestFailedError as error:
                 self._raise_if_logprobs_capped(error, 0)
                 last_error = error
@@ -229,6 +235,10 @@ class OpenAIBackend(Backend):
 
     @property
     def max_context(self) -> int | None:
+        # Without a tokenizer the prompt's length cannot be measured: report no limit rather than one that
+        # cannot be checked (the server rejects a prompt that is too long, with its own message).
+        if not self._has_tokenizer():
+            return None
         return self._server_info()["max_context"]
 
     def _has_tokenizer(self) -> bool:
