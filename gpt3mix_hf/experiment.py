@@ -330,7 +330,11 @@ class _Augmentations:
             self.backend, split.train, self.spec, k=args.k, ratio=args.ratio, label_mode=label_mode, seed=seed,
             sampling=sampling,
         )
-        synthetic = augmenter.augment(batch_size=max(args.lm_batch_size, 16), load_from_cache_file=False)
+        # Shards of 16 real rows are saved as they finish: an interrupted generation resumes from them.
+        synthetic = augmenter.augment(
+            batch_size=max(args.lm_batch_size, 16), load_from_cache_file=False, checkpoint_dir=folder / "shards",
+            shard_size=16,
+        )
         meta = {
             "config": key,
             "augmenter": augmenter.config(),

@@ -182,3 +182,18 @@ def test_bad_inputs(tmp_path, tiny_classifier):
         tiny_args(tmp_path, tiny_classifier, levels=[0.0])
     with pytest.raises(ValueError, match="split is empty"):
         run_experiment(tiny_args(tmp_path, tiny_classifier), train, train.select([]))
+
+
+def test_cli_command(tmp_path, tiny_classifier, monkeypatch, capsys):
+    from gpt3mix_hf.cli import main
+
+    monkeypatch.setattr(experiment, "_train_and_evaluate", lambda *a, **k: {
+        "accuracy": 0.75, "macro_f1": 0.7, "best_validation_accuracy": 0.5, "epochs": 1, "steps": 1,
+        "train_seconds": 1.0, "eval_seconds": 1.0})
+    output_dir = tmp_path / "cli"
+    run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug"], output_dir=str(output_dir)),
+                   toy_split(repeat=3), toy_split())
+    assert main(["experiment", "--output_dir", str(output_dir), "--summarize_only", "--metric", "macro_f1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| NoAug | 75.0 (1) |" in printed and "| NoAug | 70.0 (1) |" in printed
+    assert (output_dir / "sst2_plot.png").exists()
