@@ -105,6 +105,10 @@ class ExperimentArguments:
     augment_only: bool = field(
         default=False, metadata={"help": "Only build the augmentation caches (e.g. to generate ahead of training)."}
     )
+    skip_uncached: bool = field(
+        default=False,
+        metadata={"help": "Skip GPT3Mix runs whose generation is not cached yet (another process is making it)."},
+    )
     disable_progress_bars: bool = field(default=False, metadata={"help": "Switch tqdm progress bars off."})
 
     def __post_init__(self):
@@ -309,20 +313,34 @@ class _Augmentations:
             return self._backtranslation(split)
         raise ValueError(f"{method!r} makes no synthetic rows.")
 
-    def _gpt3mix(self, split: Split, label_mode: str) -> tuple[Dataset, dict]:
+    def _gpt3mix_key(self, split: Split, label_mode: str) -> tuple[Path, dict]:
         from .backends.base import SamplingConfig
 
         args = self.args
         sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
-        seed = row_seed(split.seed, 2) % 2**31
         folder = _cache_dir(args.output_dir, f"gpt3mix-{label_mode}", split)
         # The cache key holds everything that decides the rows; the default backend is named as given (its
         # identity is only known once the model is loaded).
         key = {
             "lm": self._backend.identity if self._given_backend else args.lm,
-            "k": args.k, "ratio": args.ratio, "seed": seed, "label_mode": label_mode,
+            "k": args.k, "ratio": args.ratio, "seed": row_seed(split.seed, 2) % 2**31, "label_mode": label_mode,
             "sampling": sampling.to_dict(), **_fingerprint(split),
         }
+        return folder, key
+
+    def cached(self, split: Split) -> bool:
+        """Whether the GPT3Mix (soft) generation for `split` is already made."""
+        folder, key = self._gpt3mix_key(split, "soft")
+        meta_path = folder / "meta.json"
+        return meta_path.exists() and json.loads(meta_path.read_text()).get("config") == json.loads(json.dumps(key))
+
+    def _gpt3mix(self, split: Split, label_mode: str) -> tuple[Dataset, dict]:
+        from .backends.base import SamplingConfig
+
+        args = self.args
+        sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
+        folder, key = self._gpt3mix_key(split, label_mode)
+        seed = key["seed"]
         cached = _load_cache(folder, key)
         if cached is not None:
             return cached
@@ -454,6 +472,28 @@ def _finished(path: Path) -> bool:
         return False
 
 
+def _claim(path: Path) -> bool:
+    """Take the run at `path` for this process, so that several sweep processes can share one grid. A claim
+    whose process is gone (an interrupted sweep) is taken over."""
+    lock = path.with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            owner = int(lock.read_text() or 0)
+            os.kill(owner, 0)
+        except (ValueError, ProcessLookupError, FileNotFoundError):
+            lock.write_text(str(os.getpid()))
+            return True
+        except PermissionError:
+            return False
+        return owner == os.getpid()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(str(os.getpid()))
+    return True
+
+
 def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test: Dataset | None = None,
                    backend=None) -> list[dict]:
     """Run (or resume) the sweep; return the records of the runs this call made or skipped.
@@ -499,10 +539,19 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
                         continue
                     if split is None:
                         split = make_split(train, level, index, seed, args.validation_per_class)
-                    record = _run_one(args, augmentations, split, method, repeat, test, output_dir)
-                    if record is not None:
-                        _write_json(path, record)
-                        records.append(record)
+                    if args.skip_uncached and method.startswith("gpt3mix") and not augmentations.cached(split):
+                        logger.info(f"Skipping {path}: its GPT3Mix generation is not cached yet.")
+                        continue
+                    if not _claim(path):
+                        logger.info(f"Skipping {path}: another sweep process is running it.")
+                        continue
+                    try:
+                        record = _run_one(args, augmentations, split, method, repeat, test, output_dir)
+                        if record is not None:
+                            _write_json(path, record)
+                            records.append(record)
+                    finally:
+                        path.with_suffix(".lock").unlink(missing_ok=True)
     return records
 
 

@@ -197,3 +197,24 @@ def test_cli_command(tmp_path, tiny_classifier, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "| NoAug | 75.0 (1) |" in printed and "| NoAug | 70.0 (1) |" in printed
     assert (output_dir / "sst2_plot.png").exists()
+
+
+def test_parallel_processes_and_uncached_generation(tmp_path, tiny_classifier, monkeypatch):
+    import os
+
+    trained = []
+    monkeypatch.setattr(experiment, "_train_and_evaluate", lambda *a, **k: trained.append(1) or {
+        "accuracy": 0.5, "macro_f1": 0.5, "best_validation_accuracy": 0.5, "epochs": 1, "steps": 1,
+        "train_seconds": 1.0, "eval_seconds": 1.0})
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], data_seeds=2, skip_uncached=True)
+    held = run_path(args.output_dir, "noaug", 0.1, 0, 0).with_suffix(".lock")
+    stale = run_path(args.output_dir, "noaug", 0.1, 1, 0).with_suffix(".lock")
+    held.parent.mkdir(parents=True)
+    held.write_text(str(os.getppid()))  # a live process holds this run
+    stale.write_text("999999999")  # a process that is gone: its run is taken over
+    records = run_experiment(args, toy_split(repeat=3), toy_split())
+    assert [(r["method"], r["data_index"]) for r in records] == [("noaug", 1)]
+    assert not run_path(args.output_dir, "noaug", 0.1, 0, 0).exists() and held.exists() and not stale.exists()
+    # GPT3Mix runs wait for their generation (skip_uncached): no JSON, no generation.
+    assert not run_path(args.output_dir, "gpt3mix-soft", 0.1, 0, 0).exists()
+    assert not (tmp_path / "sweep" / "augmentations").exists()
