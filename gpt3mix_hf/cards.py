@@ -171,12 +171,12 @@ def _model_description(backend: dict) -> str:
         return f"a {kind} backend ({', '.join(sorted(backend))})"
     hub_id = hub_id_of(name)
     text = f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else f"a local model (`{Path(name).name}`)"
-    if name in EMBEDDED_NOTES:
-        text += f", {EMBEDDED_NOTES[name]}"
     revision = backend.get("revision") or backend.get("commit")
     if revision:
         text += f", revision `{revision}`"
-    if backend.get("dtype"):
+    if name in EMBEDDED_NOTES:
+        text += f", {EMBEDDED_NOTES[name]}"
+    elif backend.get("dtype"):
         text += f", {backend['dtype']}"
     return text
 
@@ -591,7 +591,7 @@ class GPT3MixModelCardData(CardData):
             metric_lines=[f"{name.replace('_', ' ')}: {_round(float(v))}" for name, v in self.eval_results.items()],
             loss_description=self._loss_description(),
             provenance_table=_table(self._provenance_rows()),
-            training_table=_table(self.training_log),
+            training_table=_table([{key: _round(value) for key, value in row.items()} for row in self.training_log]),
             predict_example=(self.predict_example or "a gripping, funny and moving film.").replace('"', '\\"'),
             versions=library_versions(),
             citation=CITATION,

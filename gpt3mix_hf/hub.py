@@ -160,7 +160,8 @@ def read_classifier_folder(folder: str | Path) -> tuple[Any, Any, dict]:
     inputs: dict[str, Any] = {}
     if (folder / "training_args.json").exists():
         saved = json.loads((folder / "training_args.json").read_text())
-        shown = [name for name in _CARD_HYPERPARAMETERS if saved.get(name) is not None]
+        # max_steps=-1 means "train num_train_epochs": not a setting worth showing.
+        shown = [name for name in _CARD_HYPERPARAMETERS if saved.get(name) is not None and saved.get(name) != -1]
         inputs["hyperparameters"] = {name: saved[name] for name in shown}
         inputs["loss"] = {name: saved[name] for name in _LOSS_FIELDS if name in saved}
     log_history = []

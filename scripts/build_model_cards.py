@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -107,7 +108,8 @@ def main() -> None:
     parser.add_argument("--classifier_dir", type=Path, help="Folder of the trained classifier.")
     parser.add_argument("--output_dir", type=Path, default=ROOT / "model_cards", help="Where the cards go.")
     parser.add_argument("--make_reference", type=Path, help="Make the artifacts with a small real run here first.")
-    parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data"), help="Local benchmark data.")
+    # Relative, as `make demo` gives it: the path is recorded in the published provenance file.
+    parser.add_argument("--data_dir", default="../shared/data", help="Local benchmark data (run from the repo root).")
     parser.add_argument("--per_class", type=int, default=8, help="Real SST-2 rows per class (small run).")
     parser.add_argument("--ratio", type=float, default=2.0, help="Synthetic rows per real row (small run).")
     parser.add_argument("--epochs", type=int, default=10, help="Classifier epochs (small run).")
@@ -126,22 +128,23 @@ def main() -> None:
         parser.error("give --dataset_dir and --classifier_dir, or --make_reference DIR")
 
     dataset, config = load_dataset_artifact(args.dataset_dir)
-    preview = args.output_dir / ".preview"
-    folder = push_augmented_dataset(
-        dataset, args.dataset_repo, provenance=config, local_dir=preview / "dataset", license="other", language="en",
-        pretty_name="SST-2 augmented with GPT3Mix (SmolLM2-135M-Instruct)",
-    )
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "sst2-gpt3mix-dataset.md").write_text((folder / "README.md").read_text())
-    (args.output_dir / "gpt3mix_config.json").write_text((folder / "gpt3mix_config.json").read_text())
+    # The repository folders are written exactly as they would be uploaded; only their cards are kept.
+    with tempfile.TemporaryDirectory() as preview:
+        folder = push_augmented_dataset(
+            dataset, args.dataset_repo, provenance=config, local_dir=Path(preview) / "dataset", license="other",
+            language="en", pretty_name="SST-2 augmented with GPT3Mix (SmolLM2-135M-Instruct)",
+        )
+        (args.output_dir / "sst2-gpt3mix-dataset.md").write_text((folder / "README.md").read_text())
+        (args.output_dir / "gpt3mix_config.json").write_text((folder / "gpt3mix_config.json").read_text())
 
-    model, tokenizer, card_inputs = read_classifier_folder(args.classifier_dir)
-    folder = push_classifier(
-        model, args.classifier_repo, tokenizer=tokenizer, provenance=config, dataset_id=args.dataset_repo,
-        local_dir=preview / "classifier", license="apache-2.0", language="en", base_model=args.base_model,
-        **card_inputs,
-    )
-    (args.output_dir / "minilm-sst2-gpt3mix-classifier.md").write_text((folder / "README.md").read_text())
+        model, tokenizer, card_inputs = read_classifier_folder(args.classifier_dir)
+        folder = push_classifier(
+            model, args.classifier_repo, tokenizer=tokenizer, provenance=config, dataset_id=args.dataset_repo,
+            local_dir=Path(preview) / "classifier", license="apache-2.0", language="en", base_model=args.base_model,
+            **card_inputs,
+        )
+        (args.output_dir / "minilm-sst2-gpt3mix-classifier.md").write_text((folder / "README.md").read_text())
     print(f"cards written to {args.output_dir}")
 
 
