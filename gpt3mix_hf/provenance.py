@@ -98,7 +98,8 @@ def build_config(
     """
     unknown = sorted(set(data or {}) - set(DATA_KEYS) - {"num_rows", "sha256"})
     if unknown:
-        raise ValueError(f"data has unknown keys {unknown}; the keys are {list(DATA_KEYS)}.")
+        # Kept (provenance keeps everything it is told), but load_source_dataset will not use them.
+        logger.info(f"data has keys {unknown} that regeneration does not use; it reads {list(DATA_KEYS)}.")
     origin = dict.fromkeys(DATA_KEYS)
     origin.update(text_column=augmenter.text_column, label_column=augmenter.label_column, split="train")
     origin.update(data or {})
