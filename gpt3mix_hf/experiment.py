@@ -587,7 +587,8 @@ def _run_one(args, augmentations: _Augmentations, split: Split, method: str, rep
         train = concatenate_with_real(split.train, synthetic)
     if args.augment_only:
         return None
-    work_dir = output_dir / "checkpoints" / method / f"level={level_name(split.level)}" / f"data{split.index}"
+    work_dir = (output_dir / "checkpoints" / method / f"level={level_name(split.level)}"
+                / f"data{split.index}-rep{repeat}")
     try:
         results = _train_and_evaluate(args, train, split.validation, test, record["train_seed"], work_dir)
     finally:
