@@ -22,6 +22,7 @@ from huggingface_hub.repocard_data import EvalResult
 from transformers.modelcard import extract_hyperparameters_from_trainer, parse_log_history
 from transformers.utils import logging
 
+from . import models
 from .data import BENCHMARKS
 from .prompt import PromptTemplate
 from .provenance import CONFIG_NAME, as_config, library_versions, save_config
@@ -112,8 +113,6 @@ def hub_id_of(name_or_path: str | None) -> str | None:
         return None
     if name_or_path in EMBEDDED_HUB_IDS:
         return EMBEDDED_HUB_IDS[name_or_path]
-    from . import models
-
     path = Path(name_or_path)
     for short in models.EMBEDDED_LMS:
         if path == models.cache_dir() / "models" / short:
