@@ -80,6 +80,12 @@ class ServedConfig:
         cache_path (`str`, *optional*): a SQLite file of answered requests (see `RequestCache`): an interrupted
             run started again pays nothing twice and gets the same rows.
         progress (`bool`): show a tqdm bar per batch of requests.
+
+    Example:
+
+    >>> config = ServedConfig(max_concurrency=16, timeout=60, max_total_tokens=2_000_000,
+    ...                       cache_path="outputs/requests.sqlite")
+    >>> backend = OpenAIBackend("http://127.0.0.1:8000/v1", config=config)
     """
 
     max_concurrency: int = field(default=8, metadata={"help": "Requests in flight at once."})
@@ -114,7 +120,15 @@ class ServedConfig:
 
 @dataclass
 class UsageReport:
-    """What a served backend has cost so far: every request sent, every answer read from the cache."""
+    """What a served backend has cost so far: every request sent (probes included), every answer read from the
+    cache, and how the soft labels were scored (exactly, or from the top-k alternatives).
+
+    Example:
+
+    >>> synthetic = augmenter.augment()
+    >>> print(backend.usage.summary())
+    412 requests sent (3 failed tries, 3 retries), 0 answered from the cache, 81234 prompt + 9120 completion ...
+    """
 
     requests: int = 0
     cache_hits: int = 0

@@ -272,6 +272,8 @@ class OpenAIBackend(Backend):
             ids = answer.get("tokens") if isinstance(answer, dict) else None
             if not isinstance(ids, list):
                 raise BadResponseError(f"{self.base_url}/tokenize answered without 'tokens': {str(answer)[:200]}")
+        if len(self._token_memo) > 4096:  # prompts are seen once or twice: keep the memo small
+            self._token_memo.clear()
         self._token_memo[text, special] = ids
         return ids
 

@@ -197,6 +197,8 @@ class TGIBackend(Backend):
         if not self.connect()["tokenize"]:
             return None
         if text not in self._token_memo:
+            if len(self._token_memo) > 4096:
+                self._token_memo.clear()
             self._token_memo[text] = self.runner.run(lambda: self._tokenize(text))
         return self._token_memo[text]
 
