@@ -241,3 +241,14 @@ def test_smollm2_same_rows_whatever_batch_size_or_num_proc(sst2_sample):
         assert other["failed_attempts"] == reference["failed_attempts"]
         # Batched matrix products sum in another order: soft labels agree to float32 round-off.
         np.testing.assert_allclose(np.array(other["soft_labels"]), np.array(reference["soft_labels"]), atol=1e-5)
+
+
+def test_tiny_model_same_rows_with_two_processes(tiny_lm_dir, toy_sentiment):
+    backend = TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=2)
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, sampling=SamplingConfig(max_new_tokens=5),
+                                 max_attempts=2)
+    one = augmenter.augment(batch_size=2)
+    one_failures = augmenter.report.failures
+    two = augmenter.augment(batch_size=3, num_proc=2, load_from_cache_file=False)
+    assert rows(two) == rows(one)
+    assert augmenter.report.failures == one_failures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from functools import cached_property
 
 import torch
@@ -13,6 +14,9 @@ from ..models import resolve_lm
 from .base import Backend, Completion, SamplingConfig, ScoringContext
 
 logger = logging.get_logger(__name__)
+
+# A process whose pid differs from this one was forked from the process that imported the module.
+_IMPORTED_IN_PID = os.getpid()
 
 
 class TransformersBackend(Backend):
@@ -85,11 +89,14 @@ class TransformersBackend(Backend):
         return cls(model, tokenizer, batch_size=batch_size, source=source)
 
     def __getstate__(self):
-        if self.source is None:
-            return self.__dict__
-        return {"source": self.source}
+        return self.__dict__ if self.source is None else {"source": self.source}
 
     def __setstate__(self, state):
+        if os.getpid() != _IMPORTED_IN_PID:
+            # A `map(num_proc=...)` worker, forked after the parent ran torch: the OpenMP thread pool does not
+            # survive a fork (the worker would hang in its first parallel region), and the workers share the
+            # cores anyway. One thread per worker.
+            torch.set_num_threads(1)
         if set(state) == {"source"}:
             loaded = type(self).from_pretrained(**state["source"])
             self.__dict__.update(loaded.__dict__)
