@@ -24,6 +24,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check gpt3mix_hf scripts tests
 
 test: lint
+	# Real parts the tests use: WordNet for EDA (Debian's packages, laid out for nltk) and a vLLM server's venv.
+	scripts/setup_wordnet.sh
+	PYTHON=$(PYTHON) scripts/setup_vllm.sh
 	$(BIN)/python -m pytest -q -ra
 
 demo: $(STAMP)
