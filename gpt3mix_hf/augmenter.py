@@ -360,7 +360,7 @@ class GPT3MixAugmenter:
         With `checkpoint_dir`, the rows are made `shard_size` real rows at a time and each finished shard is
         saved there: a run that stops half-way keeps its shards, and the same call resumes from them.
         """
-        dataset = dataset if dataset is not None else self._pool_dataset()
+        dataset = dataset if dataset is not None else self.pool_dataset()
         start = time.perf_counter()
         map_kwargs = {"batch_size": batch_size, "num_proc": num_proc, "load_from_cache_file": load_from_cache_file}
         if checkpoint_dir is None:
@@ -431,7 +431,8 @@ class GPT3MixAugmenter:
             shards.append(load_from_disk(path))
         return concatenate_datasets(shards)
 
-    def _pool_dataset(self) -> Dataset:
+    def pool_dataset(self) -> Dataset:
+        """The real rows the prompts' examples are drawn from, as a `Dataset` (text and label columns)."""
         features = Features({self.text_column: Value("string"), self.label_column: ClassLabel(names=self.label_names)})
         return Dataset.from_dict({self.text_column: self._texts, self.label_column: self._labels}, features=features)
 

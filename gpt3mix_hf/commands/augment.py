@@ -7,14 +7,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import ClassLabel, Dataset, load_dataset
 from datasets.utils.logging import disable_progress_bar
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..backends.transformers import TransformersBackend
-from ..data import BENCHMARKS, class_balanced_sample, load_benchmark
+from ..data import BENCHMARKS
 from ..models import DEFAULT_LM
+from ..provenance import augmenter_from_config, build_config, load_config, load_source_dataset, save_config
 from ..spec import PRESETS, TaskSpec
 
 
@@ -60,47 +60,59 @@ class AugmentArguments:
     num_proc: int | None = field(default=None, metadata={"help": "Processes for Dataset.map."})
     keep_prompt: bool = field(default=False, metadata={"help": "Store each row's full prompt."})
     no_progress: bool = field(default=False, metadata={"help": "Switch progress bars off."})
+    config: str | None = field(
+        default=None,
+        metadata={"help": "Regenerate from a gpt3mix_config.json (its settings replace the flags above)."},
+    )
 
 
 def arguments(name: str) -> tuple[type, ...]:
     return DataArguments, AugmentArguments
 
 
-def load_data(args: DataArguments) -> Dataset:
-    """The split to augment, sub-sampled when asked, with a `ClassLabel` label column."""
-    if args.dataset in BENCHMARKS:
-        dataset = load_benchmark(args.dataset, args.split, data_dir=args.data_dir)
-    elif Path(args.dataset).suffix in (".jsonl", ".json", ".csv"):
-        builder = "csv" if args.dataset.endswith(".csv") else "json"
-        dataset = load_dataset(builder, data_files=args.dataset, split="train")
-    else:
-        dataset = load_dataset(args.dataset, split=args.split)
-    if args.label_column in dataset.column_names and not isinstance(dataset.features[args.label_column], ClassLabel):
-        # Label names sorted: a stable order, the same in every run.
-        dataset = dataset.class_encode_column(args.label_column)
-    if args.sample_fraction is not None or args.sample_per_class is not None:
-        dataset = class_balanced_sample(
-            dataset,
-            fraction=args.sample_fraction,
-            per_class=args.sample_per_class,
-            seed=args.sample_seed,
-            label_column=args.label_column,
-        )
-    return dataset
-
-
 def run(name: str, data_args: DataArguments, args: AugmentArguments) -> int:
     if args.no_progress:
         disable_progress_bar()
-    dataset = load_data(data_args)
+    if args.config is not None:
+        config = load_config(args.config)
+        augmenter = augmenter_from_config(config, data_dir=data_args.data_dir)
+        dataset = augmenter.pool_dataset()
+        data = config.get("data")
+        map_batch_size = (config.get("run") or {}).get("map_batch_size", args.map_batch_size)
+    else:
+        data = vars(data_args)
+        dataset = load_source_dataset(data)
+        map_batch_size = args.map_batch_size
+        augmenter = _augmenter(dataset, data_args, args)
+    output_dir = Path(args.output_dir)
+    synthetic = augmenter.augment(
+        batch_size=map_batch_size, num_proc=args.num_proc, checkpoint_dir=output_dir / "checkpoints"
+    )
+    synthetic.save_to_disk(output_dir / "synthetic")
+    dataset.save_to_disk(output_dir / "real")
+    report = augmenter.report
+    (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
+    save_config(build_config(augmenter, dataset, data=data, map_batch_size=map_batch_size), output_dir)
+    sys.stdout.write(
+        f"rows written: {report.rows_written} of {report.rows_requested} "
+        f"({report.failed_rows} rows failed every attempt)\n"
+        f"parse failures: {report.parse_failures} ({report.parse_failure_rate:.1%} of generations)\n"
+        f"tokens generated: {report.generated_tokens}\n"
+        f"seconds: {report.seconds:.1f}\n"
+        f"samples per second: {report.samples_per_second:.2f}\n"
+        f"saved to: {output_dir}\n"
+    )
+    return 0
+
+
+def _augmenter(dataset, data_args: DataArguments, args: AugmentArguments) -> GPT3MixAugmenter:
     preset = args.preset or (data_args.dataset if data_args.dataset in PRESETS else None)
     if preset is not None:
         spec = TaskSpec.from_preset(preset)
     else:
         spec = TaskSpec.from_class_label(dataset.features[data_args.label_column])
-    backend = TransformersBackend.from_pretrained(args.model, batch_size=args.generation_batch_size)
-    augmenter = GPT3MixAugmenter(
-        backend,
+    return GPT3MixAugmenter(
+        TransformersBackend.from_pretrained(args.model, batch_size=args.generation_batch_size),
         dataset,
         spec,
         k=args.k,
@@ -114,23 +126,3 @@ def run(name: str, data_args: DataArguments, args: AugmentArguments) -> int:
         max_attempts=args.max_attempts,
         keep_prompt=args.keep_prompt,
     )
-    output_dir = Path(args.output_dir)
-    synthetic = augmenter.augment(
-        batch_size=args.map_batch_size, num_proc=args.num_proc, checkpoint_dir=output_dir / "checkpoints"
-    )
-    synthetic.save_to_disk(output_dir / "synthetic")
-    dataset.save_to_disk(output_dir / "real")
-    report = augmenter.report
-    (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
-    config = {"data": vars(data_args), "augmenter": augmenter.config(), "report": report.to_dict()}
-    (output_dir / "gpt3mix_config.json").write_text(json.dumps(config, indent=2))
-    sys.stdout.write(
-        f"rows written: {report.rows_written} of {report.rows_requested} "
-        f"({report.failed_rows} rows failed every attempt)\n"
-        f"parse failures: {report.parse_failures} ({report.parse_failure_rate:.1%} of generations)\n"
-        f"tokens generated: {report.generated_tokens}\n"
-        f"seconds: {report.seconds:.1f}\n"
-        f"samples per second: {report.samples_per_second:.2f}\n"
-        f"saved to: {output_dir}\n"
-    )
-    return 0
