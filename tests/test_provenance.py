@@ -10,6 +10,7 @@ from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersB
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.provenance import (
     CONFIG_NAME,
+    as_config,
     augmenter_from_config,
     build_config,
     check_no_secrets,
@@ -151,3 +152,35 @@ def test_credentials_never_reach_the_file(tmp_path):
     assert not (tmp_path / CONFIG_NAME).exists()
     # Counting fields that merely contain the word are fine.
     check_no_secrets({"sampling": {"max_new_tokens": 64}, "generated_tokens": 10, "api_key": None})
+
+
+def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=3)
+    augmenter.augment()
+    config = as_config(augmenter)
+    assert config["augmenter"]["seed"] == 3 and config["report"] == augmenter.report.to_dict()
+    save_config(config, tmp_path)
+    assert as_config(tmp_path) == as_config(tmp_path / CONFIG_NAME) == json.loads(json.dumps(config))
+    assert as_config(None) is None
+    with pytest.raises(TypeError, match="gpt3mix_config"):
+        as_config(42)
+
+
+@pytest.mark.slow
+def test_regenerates_the_embedded_default_lm_byte_for_byte(tmp_path, data_dir):
+    # Two real rows, one attempt each: short, and every generation (kept or failed) must come back the same.
+    train = _sst2_sample(data_dir, per_class=1, seed=3)
+    backend = TransformersBackend.from_pretrained("smollm2", batch_size=4)
+    augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), seed=0,
+                                 sampling=SamplingConfig(max_new_tokens=20), max_attempts=1)
+    first = augmenter.augment(batch_size=4)
+    data = _data_section(data_dir, per_class=1, seed=3)
+    save_config(build_config(augmenter, train, data=data, map_batch_size=4), tmp_path)
+
+    again = augmenter_from_config(tmp_path / CONFIG_NAME)
+    second = again.augment(batch_size=4)
+    first.to_parquet(tmp_path / "first.parquet")
+    second.to_parquet(tmp_path / "second.parquet")
+    assert (tmp_path / "first.parquet").read_bytes() == (tmp_path / "second.parquet").read_bytes()
+    assert again.report.failures == augmenter.report.failures
+    assert augmenter.report.rows_requested == 2
