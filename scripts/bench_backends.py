@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class BenchArguments:
     dataset: str = field(default="sst2", metadata={"help": "Benchmark whose rows seed the prompts."})
     model: str = field(default="smollm2", metadata={"help": "Model for both backends (embedded short name)."})
     rows_per_class: int = field(default=2, metadata={"help": "Real rows per class; one synthetic row each."})
-    max_new_tokens: int = field(default=24, metadata={"help": "Generation budget per row."})
+    max_new_tokens: int = field(default=48, metadata={"help": "Generation budget per row."})
     concurrency: list[int] = field(default_factory=lambda: [1, 2, 4, 8],
                                    metadata={"help": "Requests in flight to try against vLLM."})
     local_batch_size: int = field(default=8, metadata={"help": "Batch size of the local backend."})
@@ -90,12 +91,16 @@ def measure(backend, train, args: BenchArguments, seed: int) -> dict:
     rows = augmenter.augment(load_from_cache_file=False, batch_size=len(train))
     seconds = time.perf_counter() - start
     report = augmenter.report
+    reasons = Counter(attempt["error"] for failure in report.failures for attempt in failure["failed_attempts"])
+    if reasons:
+        print(f"  {backend.__class__.__name__} seed {seed}: failed rows {dict(reasons)}")
     return {"seconds": seconds, "attempts_per_s": report.rows_requested / seconds,
             "samples_per_s": len(rows) / seconds, "tokens_per_s": report.generated_tokens / seconds,
             "rows_written": len(rows), "generated_tokens": report.generated_tokens}
 
 
 def medians(runs: list[dict]) -> dict:
+    # A dict per run of numbers only: the median of each.
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 

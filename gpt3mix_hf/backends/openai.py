@@ -23,8 +23,12 @@ logger = logging.get_logger(__name__)
 
 LABEL_SCORING_MODES = ("auto", "echo", "top_logprobs")
 TOKENIZER_MODES = ("auto", "server", "none")
-_MAX_LOGPROBS = re.compile(r"(max[_ -]?logprobs|greater than max allowed|max allowed)", re.IGNORECASE)
-_ALLOWED = re.compile(r"max allowed:?\s*(\d+)", re.IGNORECASE)
+# vLLM: "Requested sample logprobs of 30, which is greater than max allowed: 20"; OpenAI-style: "logprobs must
+# be less than or equal to 5".
+_MAX_LOGPROBS = re.compile(
+    r"(max[_ -]?logprobs|greater than max allowed|logprobs.*(less than or equal|<=|at most))", re.IGNORECASE
+)
+_ALLOWED = re.compile(r"(?:max allowed:?|less than or equal to|<=|at most)\s*(\d+)", re.IGNORECASE)
 
 
 class OpenAIBackend(Backend):
@@ -221,7 +225,7 @@ class OpenAIBackend(Backend):
             raise ServedBackendError(
                 f"{self.base_url} caps the log-probabilities per token below the {wanted} that soft labels "
                 f"need{cap}. Restart vLLM with --max-logprobs {max(wanted, 1)} or more, or lower "
-                f"top_logprobs. The server said: {message}"
+                f"top_logprobs (OpenAI allows 5). The server said: {message}"
             ) from None
 
     @property
