@@ -2,9 +2,13 @@
 
 from .augmenter import AugmentationReport, GPT3MixAugmenter, concatenate_with_real
 from .backends import Backend, Completion, SamplingConfig, TransformersBackend
+from .classification import evaluate_classifier, train_classifier
+from .losses import kl_divergence, soft_cross_entropy
 from .prompt import GenerationParser, ParsedGeneration, PromptTemplate
 from .selection import ExampleSelector
 from .spec import PRESETS, TaskSpec
+from .trainer import GPT3MixTrainer
+from .training_args import GPT3MixTrainingArguments
 
 __version__ = "0.1.0"
 
@@ -15,6 +19,8 @@ __all__ = [
     "Completion",
     "ExampleSelector",
     "GPT3MixAugmenter",
+    "GPT3MixTrainer",
+    "GPT3MixTrainingArguments",
     "GenerationParser",
     "ParsedGeneration",
     "PromptTemplate",
@@ -23,4 +29,8 @@ __all__ = [
     "TransformersBackend",
     "__version__",
     "concatenate_with_real",
+    "evaluate_classifier",
+    "kl_divergence",
+    "soft_cross_entropy",
+    "train_classifier",
 ]
