@@ -659,6 +659,7 @@ def plot(records: list[dict], path: str | Path, metric: str = "accuracy", title:
     """Accuracy (or macro-F1) against the sub-sample level, one line per method, error bars = std."""
     try:
         import matplotlib
+        import matplotlib.ticker
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -666,15 +667,18 @@ def plot(records: list[dict], path: str | Path, metric: str = "accuracy", title:
         raise ImportError("The plot needs matplotlib: pip install 'gpt3mix_hf[plot]'") from error
     summary = summarize(records, metric)
     figure, axes = plt.subplots(figsize=(6, 4))
+    unavailable = []
     for method in [m for m in METHODS if m in summary]:
         points = sorted((level, cell) for level, cell in summary[method].items() if cell["status"] == OK)
         if not points:
+            unavailable.append(METHOD_NAMES[method])
             continue
         x = [100 * level for level, _ in points]
         y = [cell["mean"] for _, cell in points]
         errors = [0 if math.isnan(cell["std"]) else cell["std"] for _, cell in points]
         axes.errorbar(x, y, yerr=errors, marker="o", capsize=3, label=METHOD_NAMES[method])
     axes.set_xscale("log")
+    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     levels = sorted({100 * level for cells in summary.values() for level in cells})
     axes.set_xticks(levels)
     axes.set_xticklabels([f"{level:g} %" for level in levels])
@@ -684,6 +688,8 @@ def plot(records: list[dict], path: str | Path, metric: str = "accuracy", title:
         axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
+    if unavailable:
+        figure.text(0.01, 0.01, f"n/a (no run could be made): {', '.join(unavailable)}", fontsize=8, color="gray")
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
