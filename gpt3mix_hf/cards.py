@@ -626,11 +626,16 @@ def _loss_settings(args: Any) -> dict:
     }
 
 
-def _last_eval(log_history: list[dict]) -> dict:
-    for entry in reversed(log_history):
-        if any(key.startswith("eval_") for key in entry):
-            return {key: value for key, value in entry.items() if key.startswith("eval_")}
-    return {}
+def final_eval_results(log_history: list[dict], best_step: int | None = None) -> dict:
+    """The evaluation that describes the final model: the one at `best_step` when the best checkpoint was loaded
+    at the end of training (`load_best_model_at_end`), else the last one."""
+    evaluations = [entry for entry in log_history if any(key.startswith("eval_") for key in entry)]
+    if best_step is not None:
+        at_best = [entry for entry in evaluations if entry.get("step") == best_step]
+        evaluations = at_best or evaluations
+    if not evaluations:
+        return {}
+    return {key: value for key, value in evaluations[-1].items() if key.startswith("eval_")}
 
 
 def _label_names(model) -> list[str]:
@@ -648,7 +653,8 @@ def model_card_from_trainer(
     """The model card of a trained classifier, read from its `Trainer` (a `GPT3MixTrainer` or any
     `transformers.Trainer`): hyper-parameters from `trainer.args`, the soft-label loss settings
     (`loss_type`, `temperature`, `synthetic_weight`), the training-results table and the last evaluation from
-    `trainer.state.log_history` (unless `eval_results` is given).
+    `trainer.state.log_history` (unless `eval_results` is given; with `load_best_model_at_end`, the evaluation of
+    the best checkpoint).
 
     `GPT3MixTrainer.create_model_card` renders the same card, so `push_classifier(trainer, ...)` and
     `trainer.push_to_hub(...)` publish the same README.
@@ -667,7 +673,8 @@ def model_card_from_trainer(
     log_history = list(trainer.state.log_history or [])
     _, lines, _ = parse_log_history(log_history)
     if eval_results is None:
-        eval_results = _last_eval(log_history)
+        best_step = trainer.state.best_global_step if args.load_best_model_at_end else None
+        eval_results = final_eval_results(log_history, best_step)
     if model_id is None:
         # Not published yet: the card names the output folder, which from_pretrained / pipeline load as it is.
         model_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id or Path(args.output_dir).name

@@ -20,7 +20,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
-from .cards import build_dataset_card, model_card_for_model, model_card_from_trainer
+from .cards import build_dataset_card, final_eval_results, model_card_for_model, model_card_from_trainer
 from .provenance import CONFIG_NAME, as_config, save_config
 
 logger = logging.get_logger(__name__)
@@ -175,11 +175,10 @@ def read_classifier_folder(folder: str | Path) -> tuple[Any, Any, dict]:
             inputs["eval_split"] = split
             break
     else:
-        for entry in reversed(log_history):
-            if any(key.startswith("eval_") for key in entry):
-                inputs["eval_results"] = {k: v for k, v in entry.items() if k.startswith("eval_")}
-                inputs["eval_split"] = "validation"
-                break
+        state = json.loads((folder / "trainer_state.json").read_text()) if log_history else {}
+        results = final_eval_results(log_history, state.get("best_global_step"))
+        if results:
+            inputs["eval_results"], inputs["eval_split"] = results, "validation"
     return model, tokenizer, inputs
 
 

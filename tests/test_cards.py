@@ -10,6 +10,7 @@ from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, concatenate_with_real
 from gpt3mix_hf.cards import (
     CITATION,
     build_dataset_card,
+    final_eval_results,
     hub_id_of,
     model_card_for_model,
     model_card_from_trainer,
@@ -202,6 +203,15 @@ def test_trainer_card_is_the_card_push_classifier_publishes(trained, augmented, 
                                       language=None, tags=None, provenance=config)
     assert written.read_text() == (published / "README.md").read_text()
     assert (tmp_path / "output" / "gpt3mix_config.json").read_text() == (published / "gpt3mix_config.json").read_text()
+
+
+def test_the_card_reports_the_evaluation_of_the_model_it_describes():
+    log = [{"loss": 0.7, "step": 2}, {"eval_accuracy": 0.6, "eval_loss": 0.6, "step": 2},
+           {"eval_accuracy": 0.8, "eval_loss": 0.5, "step": 4}, {"eval_accuracy": 0.7, "eval_loss": 0.55, "step": 6},
+           {"train_runtime": 3.0, "step": 6}]
+    assert final_eval_results(log)["eval_accuracy"] == 0.7  # the last evaluation
+    assert final_eval_results(log, best_step=4)["eval_accuracy"] == 0.8  # the best checkpoint, reloaded
+    assert final_eval_results(log[:1]) == {}
 
 
 def test_model_card_for_a_bare_model_shows_only_what_it_is_given(tokenizer, tmp_path):
