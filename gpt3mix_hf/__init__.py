@@ -2,9 +2,12 @@
 
 from .augmenter import AugmentationReport, GPT3MixAugmenter, concatenate_with_real
 from .backends import Backend, Completion, SamplingConfig, TransformersBackend
+from .cards import GPT3MixDatasetCardData, GPT3MixModelCardData, build_dataset_card, model_card_from_trainer
 from .classification import evaluate_classifier, train_classifier
+from .hub import push_augmented_dataset, push_classifier
 from .losses import kl_divergence, soft_cross_entropy
 from .prompt import GenerationParser, ParsedGeneration, PromptTemplate
+from .provenance import augmenter_from_config, build_config, load_config, regenerate, save_config
 from .selection import ExampleSelector
 from .spec import PRESETS, TaskSpec
 from .trainer import GPT3MixTrainer
@@ -19,6 +22,8 @@ __all__ = [
     "Completion",
     "ExampleSelector",
     "GPT3MixAugmenter",
+    "GPT3MixDatasetCardData",
+    "GPT3MixModelCardData",
     "GPT3MixTrainer",
     "GPT3MixTrainingArguments",
     "GenerationParser",
@@ -28,9 +33,18 @@ __all__ = [
     "TaskSpec",
     "TransformersBackend",
     "__version__",
+    "augmenter_from_config",
+    "build_config",
+    "build_dataset_card",
     "concatenate_with_real",
     "evaluate_classifier",
     "kl_divergence",
+    "load_config",
+    "model_card_from_trainer",
+    "push_augmented_dataset",
+    "push_classifier",
+    "regenerate",
+    "save_config",
     "soft_cross_entropy",
     "train_classifier",
 ]

@@ -70,7 +70,8 @@ def main():
     )
     train.save_to_disk(output_dir / "real")
     synthetic.save_to_disk(output_dir / "synthetic")
-    data = {"dataset": "sst2", "split": "train", "sample_fraction": args.fraction, "sample_seed": args.seed}
+    data = {"dataset": "sst2", "data_dir": args.data_dir, "split": "train", "sample_fraction": args.fraction,
+            "sample_seed": args.seed}
     save_config(build_config(augmenter, train, data=data), output_dir)
     print(f"Saved to {output_dir}/ (real, synthetic, gpt3mix_config.json).")
 
@@ -89,6 +90,10 @@ def main():
         trainer = train_classifier(rows, validation, args.classifier, training_args, keep_checkpoints=False)
         trainer.save_model()
         results[method] = evaluate_classifier(trainer, test)
+        # What the model card reads: test results, hyper-parameters and the training log.
+        trainer.save_metrics("test", results[method])
+        trainer.save_state()
+        Path(training_args.output_dir, "training_args.json").write_text(training_args.to_json_string())
     print(f"\nSST-2 test ({len(test)} rows), one run each, seed {args.seed}:")
     print(f"{'':<10}{'accuracy':>10}{'macro-F1':>10}")
     for method, metrics in results.items():

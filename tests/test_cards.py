@@ -14,7 +14,6 @@ from gpt3mix_hf.cards import (
     hub_id_of,
     model_card_for_model,
     model_card_from_trainer,
-    save_trainer_model_card,
     size_category,
 )
 from gpt3mix_hf.classification import tokenize_dataset
@@ -196,11 +195,12 @@ def test_trainer_card_is_the_card_push_classifier_publishes(trained, augmented, 
     _, config = augmented
     published = push_classifier(trained, "me/tiny-sst2", provenance=config, dataset_id="me/sst2-gpt3mix",
                                 license="mit", local_dir=tmp_path / "repo")
-    # What GPT3MixTrainer.create_model_card does when push_to_hub has created "me/tiny-sst2".
+    # What Trainer.push_to_hub asks for once it has created "me/tiny-sst2".
     monkeypatch.setattr(trained, "hub_model_id", "me/tiny-sst2")
     monkeypatch.setattr(trained.args, "output_dir", str(tmp_path / "output"))
-    written = save_trainer_model_card(trained, model_name="tiny-sst2", dataset_tags="me/sst2-gpt3mix", license="mit",
-                                      language=None, tags=None, provenance=config)
+    trained.create_model_card(model_name="tiny-sst2", dataset_tags="me/sst2-gpt3mix", license="mit",
+                              provenance=config)
+    written = tmp_path / "output" / "README.md"
     assert written.read_text() == (published / "README.md").read_text()
     assert (tmp_path / "output" / "gpt3mix_config.json").read_text() == (published / "gpt3mix_config.json").read_text()
 
