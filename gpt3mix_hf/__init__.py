@@ -1,7 +1,7 @@
 """GPT3Mix text augmentation (Yoo et al., 2021) for the Hugging Face ecosystem."""
 
 from .augmenter import AugmentationReport, GPT3MixAugmenter, concatenate_with_real
-from .backends import Backend, Completion, SamplingConfig, TransformersBackend
+from .backends import Backend, Completion, OpenAIBackend, SamplingConfig, ServedConfig, TGIBackend, TransformersBackend
 from .cards import GPT3MixDatasetCardData, GPT3MixModelCardData, build_dataset_card, model_card_from_trainer
 from .classification import evaluate_classifier, train_classifier
 from .hub import push_augmented_dataset, push_classifier
@@ -27,9 +27,12 @@ __all__ = [
     "GPT3MixTrainer",
     "GPT3MixTrainingArguments",
     "GenerationParser",
+    "OpenAIBackend",
     "ParsedGeneration",
     "PromptTemplate",
     "SamplingConfig",
+    "ServedConfig",
+    "TGIBackend",
     "TaskSpec",
     "TransformersBackend",
     "__version__",

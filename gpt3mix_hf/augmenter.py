@@ -225,7 +225,7 @@ class GPT3MixAugmenter:
         """The prompt, with the longest examples shortened (by words) until it fits the model's context."""
         prompt = self.template.build(self.spec, self.label_names, examples)
         limit = self.backend.max_context
-        if limit is None:
+        if limit is None or self.backend.tokenize(prompt) is None:
             return prompt
         budget = limit - self.sampling.max_new_tokens - _SCORING_MARGIN
         if budget < 1:
