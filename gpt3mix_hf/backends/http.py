@@ -9,12 +9,14 @@ import json
 import random
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from transformers.utils import logging
 
+from .base import Backend, Completion, SamplingConfig, ScoringContext
 from .request_cache import RequestCache
 
 logger = logging.get_logger(__name__)
@@ -428,3 +430,86 @@ class JSONHTTPClient:
             return response.json()
         except ValueError:
             raise RetryableError(f"malformed JSON in the answer: {response.text[:100]!r}") from None
+
+
+class ServedBackend(Backend):
+    """What the served backends share: a `RequestRunner` (bounded concurrency, retries, limits, the request
+    cache), a server probed once, one request per prompt (each with its own seed, so the rows do not depend
+    on the concurrency) and one label-scoring request per row that parsed."""
+
+    runner: RequestRunner
+    config: ServedConfig
+    _server: dict | None
+
+    @property
+    def usage(self) -> UsageReport:
+        """Requests, cache hits, tokens, failures, retries and seconds so far."""
+        return self.runner.usage
+
+    def connect(self) -> dict:
+        """Connect (once): check what the server serves and settle the scoring mode. Runs on first use anyway;
+        call it to fail early on a wrong URL, model name or server setting."""
+        return dict(self._connected())
+
+    def _connected(self) -> dict:
+        if self._server is None:
+            self._server = self.runner.run(self._probe)
+        return self._server
+
+    @abstractmethod
+    def _client(self):
+        """An async context manager for the requests of one batch."""
+
+    @abstractmethod
+    async def _probe(self) -> dict:
+        """What the server serves and how labels can be scored on it."""
+
+    @abstractmethod
+    async def _generate_one(self, client, prompt: str, seed: int, sampling: SamplingConfig) -> Completion:
+        """One sampled line after `prompt`."""
+
+    @abstractmethod
+    async def _score_one(self, client, prompt: str, context: str, continuations: list[str]):
+        """(label log-probabilities, label mass) for one row."""
+
+    def generate(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig) -> list[Completion]:
+        return self.generate_and_score(prompts, seeds, sampling, lambda text: None, None)
+
+    def generate_and_score(
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        sampling: SamplingConfig,
+        scoring_context: ScoringContext,
+        continuations: list[str] | None,
+    ) -> list[Completion]:
+        if len(prompts) != len(seeds):
+            raise ValueError(f"Got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt.")
+        self._connected()
+
+        async def row(client, prompt, seed):
+            completion = await self._generate_one(client, prompt, seed, sampling)
+            if continuations is not None:
+                context = scoring_context(completion.text)
+                if context is not None:
+                    completion.label_logprobs, completion.label_mass = await self._score_one(
+                        client, prompt, context, continuations
+                    )
+            return completion
+
+        async def run():
+            async with self._client() as client:
+                rows = [row(client, p, s) for p, s in zip(prompts, seeds, strict=True)]
+                return await gather_in_order(rows, self.config.progress)
+
+        return self.runner.run(run)
+
+    def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
+        self._connected()
+
+        async def run():
+            async with self._client() as client:
+                rows = [self._score_one(client, p, c, continuations) for p, c in zip(prompts, contexts, strict=True)]
+                return await gather_in_order(rows, self.config.progress)
+
+        return [logprobs for logprobs, _ in self.runner.run(run)]

@@ -7,16 +7,16 @@ import re
 
 from transformers.utils import logging
 
-from .base import Backend, Completion, SamplingConfig, ScoringContext
+from .base import Completion, SamplingConfig
 from .http import (
     BadResponseError,
     JSONHTTPClient,
     RequestFailedError,
     RequestRunner,
+    ServedBackend,
     ServedBackendError,
     ServedConfig,
     cache_key,
-    gather_in_order,
 )
 
 logger = logging.get_logger(__name__)
@@ -31,7 +31,7 @@ _MAX_LOGPROBS = re.compile(
 _ALLOWED = re.compile(r"(?:max allowed:?|less than or equal to|<=|at most)\s*(\d+)", re.IGNORECASE)
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(ServedBackend):
     """Samples from and scores with a model behind an OpenAI-compatible `/v1/completions` endpoint.
 
     Each prompt is one request with its own `seed`, so a row's generation depends on its seed alone, never on
@@ -123,24 +123,9 @@ class OpenAIBackend(Backend):
 
     # -- the server ----------------------------------------------------------------------------------------
 
-    @property
-    def usage(self):
-        """Requests, cache hits, tokens, failures, retries and seconds so far (`UsageReport`)."""
-        return self.runner.usage
-
     def _client(self) -> JSONHTTPClient:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         return JSONHTTPClient(self.base_url, self.config.timeout, headers)
-
-    def connect(self) -> dict:
-        """Connect (once): check the model is served, read its context length, settle the scoring mode. Runs
-        on first use anyway; call it to fail early on a wrong URL, model name or server setting."""
-        return dict(self._server_info())
-
-    def _server_info(self) -> dict:
-        if self._server is None:
-            self._server = self.runner.run(self._probe)
-        return self._server
 
     async def _probe(self) -> dict:
         async with self._client() as client:
@@ -230,7 +215,7 @@ class OpenAIBackend(Backend):
 
     @property
     def identity(self) -> dict:
-        info = self._server_info()
+        info = self._connected()
         tokenizer = self.tokenizer if isinstance(self.tokenizer, str) else getattr(
             self.tokenizer, "name_or_path", type(self.tokenizer).__name__
         )
@@ -243,12 +228,12 @@ class OpenAIBackend(Backend):
         # cannot be checked (the server rejects a prompt that is too long, with its own message).
         if not self._has_tokenizer():
             return None
-        return self._server_info()["max_context"]
+        return self._connected()["max_context"]
 
     def _has_tokenizer(self) -> bool:
         if not isinstance(self.tokenizer, str):
             return True
-        return self.tokenizer != "none" and self._server_info()["tokenize"]
+        return self.tokenizer != "none" and self._connected()["tokenize"]
 
     def tokenize(self, text: str) -> list[int] | None:
         if not self._has_tokenizer():
@@ -319,50 +304,7 @@ class OpenAIBackend(Backend):
             num_tokens = len(choice.get("logprobs", {}).get("tokens") or []) if choice.get("logprobs") else 0
         return Completion(text=text.split("\n", 1)[0], num_tokens=num_tokens)
 
-    def generate(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig) -> list[Completion]:
-        return self.generate_and_score(prompts, seeds, sampling, lambda text: None, None)
-
-    def generate_and_score(
-        self,
-        prompts: list[str],
-        seeds: list[int],
-        sampling: SamplingConfig,
-        scoring_context: ScoringContext,
-        continuations: list[str] | None,
-    ) -> list[Completion]:
-        if len(prompts) != len(seeds):
-            raise ValueError(f"Got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt.")
-        self._server_info()
-
-        async def row(client, prompt, seed):
-            completion = await self._generate_one(client, prompt, seed, sampling)
-            if continuations is not None:
-                context = scoring_context(completion.text)
-                if context is not None:
-                    completion.label_logprobs, completion.label_mass = await self._score_one(
-                        client, prompt, context, continuations
-                    )
-            return completion
-
-        async def run():
-            async with self._client() as client:
-                return await gather_in_order(
-                    [row(client, p, s) for p, s in zip(prompts, seeds, strict=True)], self.config.progress
-                )
-
-        return self.runner.run(run)
-
     # -- scoring ---------------------------------------------------------------------------------------------
-
-    def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
-        self._server_info()
-
-        async def run():
-            async with self._client() as client:
-                rows = [self._score_one(client, p, c, continuations) for p, c in zip(prompts, contexts, strict=True)]
-                return await gather_in_order(rows, self.config.progress)
-
-        return [logprobs for logprobs, _ in self.runner.run(run)]
 
     async def _score_one(self, client, prompt: str, context: str, continuations: list[str]):
         """(label log-probabilities, label mass) for one row."""

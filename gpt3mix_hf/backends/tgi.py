@@ -14,13 +14,14 @@ from dataclasses import asdict
 
 from transformers.utils import logging
 
-from .base import Backend, Completion, SamplingConfig, ScoringContext
+from .base import Completion, SamplingConfig
 from .http import (
     BadResponseError,
     JSONHTTPClient,
     RequestFailedError,
     RequestRunner,
     RetryableError,
+    ServedBackend,
     ServedBackendError,
     ServedConfig,
     ServerUnreachableError,
@@ -58,7 +59,7 @@ def _lost_connection_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-class TGIBackend(Backend):
+class TGIBackend(ServedBackend):
     """Samples from and scores with a text-generation-inference server (`POST /generate`).
 
     Requests go through `huggingface_hub.AsyncInferenceClient(base_url=...).text_generation(details=True, ...)`,
@@ -125,23 +126,12 @@ class TGIBackend(Backend):
     def __repr__(self):
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
-    @property
-    def usage(self):
-        """Requests, cache hits, tokens, failures, retries and seconds so far (`UsageReport`)."""
-        return self.runner.usage
-
     def _client(self):
         from huggingface_hub import AsyncInferenceClient
 
         return AsyncInferenceClient(base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout)
 
     # -- the server -------------------------------------------------------------------------------------------
-
-    def connect(self) -> dict:
-        """Connect (once): read `/info`, settle the scoring mode. Runs on first use anyway."""
-        if self._server is None:
-            self._server = self.runner.run(self._probe)
-        return dict(self._server)
 
     async def _probe(self) -> dict:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -293,53 +283,11 @@ class TGIBackend(Backend):
             logger.info("The server returned an empty completion; the augmenter counts it as a failed attempt.")
         return Completion(text=text.split("\n", 1)[0], num_tokens=answer.details.generated_tokens)
 
-    def generate(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig) -> list[Completion]:
-        return self.generate_and_score(prompts, seeds, sampling, lambda text: None, None)
-
-    def generate_and_score(
-        self,
-        prompts: list[str],
-        seeds: list[int],
-        sampling: SamplingConfig,
-        scoring_context: ScoringContext,
-        continuations: list[str] | None,
-    ) -> list[Completion]:
-        if len(prompts) != len(seeds):
-            raise ValueError(f"Got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt.")
-        self.connect()
-
-        async def row(client, prompt, seed):
-            completion = await self._generate_one(client, prompt, seed, sampling)
-            if continuations is not None:
-                context = scoring_context(completion.text)
-                if context is not None:
-                    completion.label_logprobs, completion.label_mass = await self._score_one(
-                        client, prompt, context, continuations
-                    )
-            return completion
-
-        async def run():
-            async with self._client() as client:
-                rows = [row(client, p, s) for p, s in zip(prompts, seeds, strict=True)]
-                return await gather_in_order(rows, self.config.progress)
-
-        return self.runner.run(run)
-
     # -- scoring ----------------------------------------------------------------------------------------------
-
-    def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
-        self.connect()
-
-        async def run():
-            async with self._client() as client:
-                rows = [self._score_one(client, p, c, continuations) for p, c in zip(prompts, contexts, strict=True)]
-                return await gather_in_order(rows, self.config.progress)
-
-        return [logprobs for logprobs, _ in self.runner.run(run)]
 
     async def _score_one(self, client, prompt: str, context: str, continuations: list[str]):
         """(label log-probabilities, label mass) for one row."""
-        if self._server["label_scoring"] == "top_n_tokens":
+        if self._connected()["label_scoring"] == "top_n_tokens":
             parameters = {"max_new_tokens": 1, "details": True, "do_sample": False, "top_n_tokens": self.top_n_tokens}
             answer = await self._generate_call(client, prompt + context, parameters)
             top = answer.details.top_tokens
