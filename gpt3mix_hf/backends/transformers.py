@@ -226,14 +226,8 @@ class TransformersBackend(Backend):
         context lengths and continuation token ids needed to read the label log-probabilities back."""
         context_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in contexts]
         label_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-        sequences = [ctx + lab for ctx in context_ids for lab in label_ids]
-        width = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, sequence in enumerate(sequences):
-            ids[i, : len(sequence)] = torch.tensor(sequence)
-            mask[i, : len(sequence)] = 1
-        return ids.to(self.device), mask.to(self.device), context_ids, label_ids
+        ids, mask = self._right_pad([ctx + lab for ctx in context_ids for lab in label_ids])
+        return ids, mask, context_ids, label_ids
 
     @staticmethod
     def _read_label_logprobs(logits, offsets, context_ids, label_ids) -> list[list[float]]:
@@ -254,17 +248,54 @@ class TransformersBackend(Backend):
         return scores
 
     def _score_on_cache(self, cache, prompt_mask, rows, contexts, continuations) -> list[list[float]]:
-        ids, mask, context_ids, label_ids = self._encode_continuations(contexts, continuations)
-        expand = torch.tensor(rows, device=self.device).repeat_interleave(len(continuations))
-        cache.batch_select_indices(expand)
-        prompt_mask = prompt_mask[expand]
-        positions = prompt_mask.sum(-1, keepdim=True) + torch.arange(ids.shape[1], device=self.device)
+        """Label log-probabilities on the prompt's cache: each new text goes through the model once, and only
+        the tokens of multi-token labels once more per (row, label)."""
+        context_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in contexts]
+        label_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        cache.batch_select_indices(torch.tensor(rows, device=self.device))
+        history = prompt_mask[rows]
+        start = history.sum(-1, keepdim=True)
+        ids, mask = self._right_pad(context_ids)
         logits = self._forward(
-            input_ids=ids, attention_mask=torch.cat([prompt_mask, mask], dim=1), position_ids=positions, cache=cache
+            input_ids=ids,
+            attention_mask=torch.cat([history, mask], dim=1),
+            position_ids=start + torch.arange(ids.shape[1], device=self.device),
+            cache=cache,
         )
-        # The logits at a continuation's position t predict its token t + 1; its first token is predicted by
-        # the prompt's last position, which the label never needs (the context always precedes it).
-        return self._read_label_logprobs(logits, [0] * len(rows), context_ids, label_ids)
+        # A context's last position predicts the first token of every label.
+        lengths = mask.sum(-1)
+        first = torch.log_softmax(logits[torch.arange(len(rows), device=self.device), lengths - 1].float(), dim=-1)
+        scores = [[float(first[row, label[0]]) for label in label_ids] for row in range(len(rows))]
+        if all(len(label) == 1 for label in label_ids):
+            return scores
+        # Each label's tokens after the context: position j predicts the label's token j + 1.
+        num_labels = len(label_ids)
+        cache.batch_repeat_interleave(num_labels)
+        label_tensor, label_mask = self._right_pad(label_ids)
+        logits = self._forward(
+            input_ids=label_tensor.repeat(len(rows), 1),
+            attention_mask=torch.cat([torch.cat([history, mask], dim=1).repeat_interleave(num_labels, dim=0),
+                                      label_mask.repeat(len(rows), 1)], dim=1),
+            position_ids=(start + lengths[:, None]).repeat_interleave(num_labels, dim=0)
+            + torch.arange(label_tensor.shape[1], device=self.device),
+            cache=cache,
+        )
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        for row in range(len(rows)):
+            for index, label in enumerate(label_ids):
+                sequence = row * num_labels + index
+                for position in range(1, len(label)):
+                    scores[row][index] += float(logprobs[sequence, position - 1, label[position]])
+        return scores
+
+    def _right_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(sequence) for sequence in sequences)
+        ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, sequence in enumerate(sequences):
+            ids[i, : len(sequence)] = torch.tensor(sequence)
+            mask[i, : len(sequence)] = 1
+        return ids.to(self.device), mask.to(self.device)
 
     @torch.inference_mode()
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
