@@ -447,10 +447,8 @@ class _Offset:
         return self.augmenter(batch, [index + self.offset for index in indices])
 
 
-def _validate_dataset(dataset, text_column: str, label_column: str) -> tuple[list[str], list[int], ClassLabel]:
-    if not isinstance(dataset, Dataset):
-        hint = " Did you mean dataset['train']?" if hasattr(dataset, "keys") else ""
-        raise TypeError(f"Expected a datasets.Dataset, got {type(dataset).__name__}.{hint}")
+def check_columns(dataset: Dataset, text_column: str, label_column: str) -> ClassLabel:
+    """The label feature of `dataset`, after checking that it has both columns and a `ClassLabel` label."""
     for argument, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in dataset.column_names:
             raise ValueError(
@@ -460,10 +458,18 @@ def _validate_dataset(dataset, text_column: str, label_column: str) -> tuple[lis
     feature = dataset.features[label_column]
     if not isinstance(feature, ClassLabel):
         raise ValueError(
-            f"Column {label_column!r} is {feature!r}, not a ClassLabel: the augmenter needs the label names. "
+            f"Column {label_column!r} is {feature!r}, not a ClassLabel: the label names are needed. "
             f"Encode it with dataset = dataset.class_encode_column({label_column!r}), or cast it with "
             f"dataset.cast_column({label_column!r}, ClassLabel(names=[...])) to fix the label order."
         )
+    return feature
+
+
+def _validate_dataset(dataset, text_column: str, label_column: str) -> tuple[list[str], list[int], ClassLabel]:
+    if not isinstance(dataset, Dataset):
+        hint = " Did you mean dataset['train']?" if hasattr(dataset, "keys") else ""
+        raise TypeError(f"Expected a datasets.Dataset, got {type(dataset).__name__}.{hint}")
+    feature = check_columns(dataset, text_column, label_column)
     if len(dataset) == 0:
         raise ValueError("The dataset is empty: the augmenter needs real rows to show the LM.")
     texts, labels = dataset[text_column], dataset[label_column]

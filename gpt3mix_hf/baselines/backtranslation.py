@@ -15,6 +15,7 @@ import torch
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 from transformers.utils import logging
 
+from ..augmenter import check_columns
 from ..selection import row_seed
 from ..soft_labels import one_hot
 
@@ -137,18 +138,7 @@ class BackTranslationAugmenter:
             self.num_aug = num_aug
         if seed is not None:
             self.seed = seed
-        for argument, column in (("text_column", self.text_column), ("label_column", self.label_column)):
-            if column not in dataset.column_names:
-                raise ValueError(
-                    f"The dataset has no column {column!r} (it has {dataset.column_names}): pass {argument}=..."
-                )
-        feature = dataset.features[self.label_column]
-        if not isinstance(feature, ClassLabel):
-            raise ValueError(
-                f"Column {self.label_column!r} is {feature!r}, not a ClassLabel: encode it first with "
-                f"dataset.class_encode_column({self.label_column!r})."
-            )
-        self.label_names = list(feature.names)
+        self.label_names = list(check_columns(dataset, self.text_column, self.label_column).names)
         features = Features(
             {"text": Value("string"), "label": ClassLabel(names=self.label_names),
              "soft_labels": Sequence(Value("float32"))}

@@ -19,6 +19,7 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 from transformers.utils import logging
 
+from ..augmenter import check_columns
 from ..selection import row_seed
 from ..soft_labels import one_hot
 
@@ -264,18 +265,7 @@ class EDAAugmenter:
 
     def augment(self, dataset: Dataset, batch_size: int = 64, num_proc: int | None = None) -> Dataset:
         """`num_aug` EDA rows for every row of `dataset` (which needs a `ClassLabel` label column)."""
-        for argument, column in (("text_column", self.text_column), ("label_column", self.label_column)):
-            if column not in dataset.column_names:
-                raise ValueError(
-                    f"The dataset has no column {column!r} (it has {dataset.column_names}): pass {argument}=..."
-                )
-        feature = dataset.features[self.label_column]
-        if not isinstance(feature, ClassLabel):
-            raise ValueError(
-                f"Column {self.label_column!r} is {feature!r}, not a ClassLabel: encode it first with "
-                f"dataset.class_encode_column({self.label_column!r})."
-            )
-        self.label_names = list(feature.names)
+        self.label_names = list(check_columns(dataset, self.text_column, self.label_column).names)
         load_wordnet()  # fail early, with the setup hint, rather than inside map
         return dataset.map(
             self,
