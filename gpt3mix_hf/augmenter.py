@@ -225,7 +225,8 @@ class GPT3MixAugmenter:
         """The prompt, with the longest examples shortened (by words) until it fits the model's context."""
         prompt = self.template.build(self.spec, self.label_names, examples)
         limit = self.backend.max_context
-        if limit is None or self.backend.tokenize(prompt) is None:
+        token_ids = self.backend.tokenize(prompt) if limit is not None else None
+        if token_ids is None:
             return prompt
         budget = limit - self.sampling.max_new_tokens - _SCORING_MARGIN
         if budget < 1:
@@ -233,7 +234,7 @@ class GPT3MixAugmenter:
                 f"max_new_tokens={self.sampling.max_new_tokens} leaves no room for a prompt in the model's "
                 f"context of {limit} tokens: lower max_new_tokens."
             )
-        length = len(self.backend.tokenize(prompt))
+        length = len(token_ids)
         if length <= budget:
             return prompt
         words = [text.split() for text, _ in examples]
