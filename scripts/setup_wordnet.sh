@@ -26,6 +26,7 @@ if [ ! -s "$man_page" ]; then
     exit 1
 fi
 
+mkdir -p "$(dirname "${target%/}")"
 staging="$(mktemp -d "${target%/}.XXXXXX")"
 trap 'rm -rf "$staging"' EXIT
 mkdir -p "$staging/corpora/wordnet"
