@@ -1,0 +1,68 @@
+"""State on disk that survives a run killed at any moment.
+
+Every JSON state file (shard manifests, run records, provenance, cache metadata) is written to a temporary
+name and renamed, so it is whole or absent; one found cut off anyway (a copy, a full disk) is reported with
+what to do rather than as a `JSONDecodeError`. A folder of saved rows is finished when its `meta.json`
+exists: that file is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, load_from_disk
+
+META_NAME = "meta.json"
+
+
+def write_json(path: str | Path, record: Any) -> Path:
+    """Write `record` as JSON to `path` atomically (a temporary file in the same folder, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, ensure_ascii=False, default=str)
+            handle.write("\n")
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON state file; a cut-off or corrupted one raises a `ValueError` that names it and the fix."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}): the file is cut off or was edited. "
+            "Delete it to redo the step that wrote it."
+        ) from None
+
+
+def save_rows(folder: str | Path, dataset: Dataset, meta: dict) -> Path:
+    """Save `dataset` under `folder/data`, then `folder/meta.json` last: a folder without it is unfinished."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / META_NAME).unlink(missing_ok=True)
+    shutil.rmtree(folder / "data", ignore_errors=True)
+    dataset.save_to_disk(str(folder / "data"))
+    write_json(folder / META_NAME, meta)
+    return folder
+
+
+def load_rows(folder: str | Path) -> tuple[Dataset, dict] | None:
+    """The rows and metadata `save_rows` wrote, or `None` when the folder is absent or unfinished."""
+    folder = Path(folder)
+    if not (folder / META_NAME).exists():
+        return None
+    return load_from_disk(str(folder / "data")), read_json(folder / META_NAME)

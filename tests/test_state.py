@@ -1,0 +1,31 @@
+"""Atomic JSON state files and finished-when-meta-exists row folders."""
+
+import json
+
+import pytest
+from datasets import Dataset
+
+from gpt3mix_hf.state import load_rows, read_json, save_rows, write_json
+
+
+def test_write_json_is_whole_and_leaves_no_temporary_file(tmp_path):
+    path = write_json(tmp_path / "sub" / "run.json", {"accuracy": 0.5, "names": ["é"]})
+    assert read_json(path) == {"accuracy": 0.5, "names": ["é"]}
+    assert [p.name for p in path.parent.iterdir()] == ["run.json"]
+
+
+def test_cut_off_file_names_itself_and_the_fix(tmp_path):
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"a": [1, 2, 3]})[:-4])
+    with pytest.raises(ValueError, match=r"manifest.json is not valid JSON.*Delete it"):
+        read_json(path)
+
+
+def test_rows_folder_is_unfinished_until_meta_is_written(tmp_path):
+    rows = Dataset.from_dict({"text": ["a", "b"]})
+    assert load_rows(tmp_path / "cache") is None
+    save_rows(tmp_path / "cache", rows, {"n": 2})
+    loaded, meta = load_rows(tmp_path / "cache")
+    assert loaded["text"] == ["a", "b"] and meta == {"n": 2}
+    (tmp_path / "cache" / "meta.json").unlink()
+    assert load_rows(tmp_path / "cache") is None
