@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= ../shared/data
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-fast lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: lint
 	scripts/setup_wordnet.sh
 	PYTHON=$(PYTHON) scripts/setup_vllm.sh
 	$(BIN)/python -m pytest -q -ra
+
+# The edit loop: everything but the real models and servers (no WordNet or vLLM set-up needed).
+test-fast: lint
+	$(BIN)/python -m pytest -q -ra -m "not slow"
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py --data_dir $(DATA_DIR) --output_dir outputs/demo
