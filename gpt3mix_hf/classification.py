@@ -6,11 +6,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from datasets import ClassLabel, Dataset
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     EvalPrediction,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
     set_seed,
 )
@@ -25,6 +27,7 @@ from .training_args import GPT3MixTrainingArguments
 logger = logging.get_logger(__name__)
 
 TARGET_COLUMNS = ("label", "soft_labels", "is_synthetic")
+CLASSIFIER_HEADS = ("default", "mlp")
 
 
 def _label_names(dataset: Dataset, name: str) -> list[str]:
@@ -65,6 +68,64 @@ def tokenize_dataset(
     )
 
 
+def load_classifier(
+    model_name_or_path: str, label_names: list[str], classifier_head: str = "default"
+) -> PreTrainedModel:
+    """A sequence classifier for `label_names` on a pre-trained encoder, with a fresh classification head.
+
+    Args:
+        model_name_or_path (`str`): a Hub id, a folder, or `"minilm"` (the embedded all-MiniLM-L6-v2).
+        label_names (`list[str]`): the classes, by id (written into the model's `id2label` / `label2id`).
+        classifier_head (`str`, *optional*, defaults to `"default"`):
+            `"default"`: the head `AutoModelForSequenceClassification` builds for the architecture (BERT: one new
+            linear layer on the pre-trained pooler; DistilBERT, RoBERTa, ELECTRA, DeBERTa: two new layers).
+            `"mlp"`: the GPT3Mix paper's classifier, two fully connected layers trained from scratch on the
+            encoder's first-token state. For BERT-like models this re-initialises the pooler (dense + tanh), so
+            the saved model is a stock `BertForSequenceClassification` that reloads with `from_pretrained`;
+            architectures whose own head already has two new layers keep it.
+
+    Example:
+
+    >>> model = load_classifier("minilm", ["negative", "positive"], classifier_head="mlp")
+    >>> model.config.classifier_head
+    'mlp'
+    """
+    if classifier_head not in CLASSIFIER_HEADS:
+        raise ValueError(f"classifier_head={classifier_head!r} is not supported: use one of {CLASSIFIER_HEADS}.")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_classifier(model_name_or_path),
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: index for index, name in enumerate(label_names)},
+    )
+    if classifier_head == "mlp":
+        _two_layer_head(model)
+    # Saved with the model, so that its card and config say which head it was trained with.
+    model.config.classifier_head = classifier_head
+    return model
+
+
+def _two_layer_head(model: PreTrainedModel) -> None:
+    """Make the classification head two freshly initialised fully connected layers (see `load_classifier`)."""
+    head = getattr(model, "classifier", None)
+    if hasattr(model, "pre_classifier") or (hasattr(head, "dense") and hasattr(head, "out_proj")):
+        return  # DistilBERT / RoBERTa-style heads: already two new layers
+    base = getattr(model, model.base_model_prefix, None)
+    pooler = getattr(base, "pooler", None) or getattr(model, "pooler", None)
+    dense = getattr(pooler, "dense", None)
+    if not isinstance(dense, torch.nn.Linear) or not isinstance(head, torch.nn.Linear):
+        raise ValueError(
+            f"classifier_head='mlp' does not know the head of {type(model).__name__} (model_type "
+            f"{model.config.model_type!r}): it supports BERT-like models (a pooler dense layer + a linear "
+            "classifier) and DistilBERT/RoBERTa-style two-layer heads. Use classifier_head='default'."
+        )
+    # The pooler's pre-trained weights (BERT's next-sentence objective) are dropped: both layers start fresh, with
+    # the architecture's own initialisation of a linear layer.
+    std = getattr(model.config, "initializer_range", 0.02)
+    torch.nn.init.normal_(dense.weight, mean=0.0, std=std)
+    torch.nn.init.zeros_(dense.bias)
+
+
 def train_classifier(
     train_dataset: Dataset,
     eval_dataset: Dataset,
@@ -75,6 +136,7 @@ def train_classifier(
     max_length: int = 128,
     callbacks: list | None = None,
     keep_checkpoints: bool = True,
+    classifier_head: str = "default",
 ) -> GPT3MixTrainer:
     """Fine-tune a sequence classifier with [`GPT3MixTrainer`] and return the trainer (best model loaded).
 
@@ -91,6 +153,8 @@ def train_classifier(
         keep_checkpoints (`bool`, *optional*, defaults to `True`): `False` deletes the `checkpoint-*` folders of
             `args.output_dir` after training (the best model stays loaded in the returned trainer); for sweeps of
             many runs.
+        classifier_head (`str`, *optional*, defaults to `"default"`): `"mlp"` for the paper's two fully
+            connected layers (see [`load_classifier`]).
 
     Example:
 
@@ -106,16 +170,12 @@ def train_classifier(
     if args is None:
         args = GPT3MixTrainingArguments(output_dir=tempfile.mkdtemp(prefix="gpt3mix-classifier-"))
         logger.info(f"No args given: training with the paper's defaults into {args.output_dir}.")
-    path = resolve_classifier(model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    if classifier_head not in CLASSIFIER_HEADS:
+        raise ValueError(f"classifier_head={classifier_head!r} is not supported: use one of {CLASSIFIER_HEADS}.")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_classifier(model_name_or_path))
     # The new classification head is drawn at random: seed it so that runs repeat.
     set_seed(args.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path,
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
-        label2id={name: index for index, name in enumerate(names)},
-    )
+    model = load_classifier(model_name_or_path, names, classifier_head)
     trainer = GPT3MixTrainer(
         model=model,
         args=args,
@@ -151,6 +211,11 @@ def evaluate_classifier(
             f"test_dataset's labels {names} differ from the model's {model_names}: the predictions would not mean "
             "the same classes."
         )
+    if "is_synthetic" in test_dataset.column_names:
+        test_dataset = test_dataset.filter(lambda flags: [not flag for flag in flags], input_columns="is_synthetic",
+                                           batched=True, desc="Keeping the real rows")
+        if len(test_dataset) == 0:
+            raise ValueError("test_dataset has no real rows (all are is_synthetic=True): evaluate on real data.")
     if "input_ids" not in test_dataset.column_names:
         test_dataset = tokenize_dataset(test_dataset, trainer.processing_class, text_column, max_length)
     output = trainer.predict(test_dataset, metric_key_prefix="test")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -9,16 +10,54 @@ import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainingArguments
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import (
+    EarlyStoppingCallback,
+    IntervalStrategy,
+    PreTrainedModel,
+    SchedulerType,
+    Trainer,
+    TrainingArguments,
+)
 from transformers.utils import logging
 
 from .losses import kl_divergence, soft_cross_entropy
 from .metrics import compute_metrics as default_compute_metrics
-from .training_args import GPT3MixTrainingArguments
+from .training_args import SOFT_LABEL_COLUMNS, GPT3MixTrainingArguments
 
 logger = logging.get_logger(__name__)
 
 LABEL_KEYS = ("labels", "label", "label_ids")
+# datasets' ClassLabel marks a row without a label with -1.
+MISSING_LABEL = -1
+# The schedulers whose warm-up is transformers' linear ramp t / W from 0 (see `nonzero_warmup`).
+LINEAR_WARMUP_SCHEDULERS = {
+    SchedulerType.LINEAR,
+    SchedulerType.COSINE,
+    SchedulerType.COSINE_WITH_RESTARTS,
+    SchedulerType.POLYNOMIAL,
+    SchedulerType.CONSTANT_WITH_WARMUP,
+    SchedulerType.COSINE_WITH_MIN_LR,
+}
+
+
+def _nonzero_warmup(schedule: Callable[[int], float], warmup_steps: int) -> Callable[[int], float]:
+    """`schedule` with its warm-up `t / W` replaced by `(t + 1) / (W + 1)`: the first step trains too."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return schedule(step)
+
+    return factor
+
+
+def _label_error(label: Any, num_labels: int, where: str) -> ValueError:
+    return ValueError(
+        f"{where} has label {label!r}, outside [0, {num_labels}) (the model has num_labels={num_labels}) and no soft "
+        "labels to train on. Fix or drop the row (e.g. dataset.filter(lambda row: row['label'] >= 0)); -1 is allowed "
+        "only on rows that carry soft_labels."
+    )
 
 
 def validate_soft_labels(soft_labels: Any, num_labels: int, tolerance: float, where: str = "") -> np.ndarray:
@@ -65,8 +104,9 @@ class SoftLabelCollator:
     """Wraps a data collator so that every labelled batch carries `labels`, `soft_labels` and `is_synthetic`.
 
     `soft_labels` and `is_synthetic` are taken out of the rows before the wrapped collator runs (tokenizer padding
-    has no business with them). A row without soft labels gets the one-hot of its label, a row without a label the
-    arg-max of its soft labels, a row without `is_synthetic` counts as real.
+    has no business with them). A row without soft labels gets the one-hot of its label, which must lie in
+    `[0, num_labels)`; a row without a label (or with datasets' "no label" -1) gets the arg-max of its soft labels; a
+    row without `is_synthetic` counts as real.
     """
 
     def __init__(self, data_collator: Callable, num_labels: int, tolerance: float = 1e-3):
@@ -83,14 +123,21 @@ class SoftLabelCollator:
         has_labels = any(label is not None for label in label_rows) or any(soft is not None for soft in soft_rows)
         if has_labels:
             for row, feature in enumerate(features):
+                label = label_rows[row]
+                if label is not None and not (0 <= int(label) < self.num_labels or int(label) == MISSING_LABEL):
+                    raise _label_error(label, self.num_labels, f"Row {row} of the batch")
                 if soft_rows[row] is None:
-                    if label_rows[row] is None:
+                    if label is None:
                         raise ValueError(
                             "A row of the batch has neither a label nor soft_labels; label every row (a 'label' "
                             "column, 'soft_labels', or both)."
                         )
-                    soft_rows[row] = np.eye(self.num_labels, dtype=np.float32)[int(label_rows[row])]
-                if label_rows[row] is None:
+                    if int(label) == MISSING_LABEL:
+                        raise _label_error(label, self.num_labels, f"Row {row} of the batch")
+                    soft_rows[row] = np.eye(self.num_labels, dtype=np.float32)[int(label)]
+                if label is None or int(label) == MISSING_LABEL:
+                    for key in LABEL_KEYS:
+                        feature.pop(key, None)
                     feature["label"] = int(np.argmax(soft_rows[row]))
         batch = self.data_collator(features)
         if not has_labels:
@@ -116,23 +163,38 @@ def _dataset_num_labels(dataset) -> int | None:
     return None
 
 
+def _class_names(dataset) -> list[str] | None:
+    """The names of a dataset's ClassLabel column, if it has one."""
+    features = getattr(dataset, "features", None) or {}
+    for key in LABEL_KEYS:
+        if key in features and hasattr(features[key], "names"):
+            return list(features[key].names)
+    return None
+
+
 class GPT3MixTrainer(Trainer):
     """A [`~transformers.Trainer`] for any `AutoModelForSequenceClassification` that trains on soft labels.
 
-    Rows may carry `soft_labels` (one probability per label, as made by [`GPT3MixAugmenter`]) and `is_synthetic`;
-    rows without soft labels use the one-hot of `label`, so real data needs no extra column. The loss is
-    [`soft_cross_entropy`] (the paper) or [`kl_divergence`] at a temperature, per `args.loss_type`, with synthetic
-    rows weighted by `args.synthetic_weight`; it is summed over rows and divided by the number of rows of the whole
-    accumulated batch, so gradient accumulation gives the same loss as one large batch. Evaluation reports accuracy
-    and macro-F1 on real rows, and training stops early after `args.early_stopping_patience` evaluations without
-    improvement.
+    A drop-in for `Trainer`: it takes the same arguments (a plain `TrainingArguments` is converted with
+    [`GPT3MixTrainingArguments.from_training_arguments`]), and on a dataset without soft labels it trains exactly
+    as `Trainer` does on `labels` (the same loss, the same steps). On top of that, rows may carry `soft_labels` (one
+    probability per label, as made by [`GPT3MixAugmenter`]) and `is_synthetic`; rows without soft labels use the
+    one-hot of `label`. The loss is [`soft_cross_entropy`] (the paper) or [`kl_divergence`] at a temperature, per
+    `args.loss_type`, with synthetic rows weighted by `args.synthetic_weight`; it is summed over rows and divided by
+    the number of rows of the whole accumulated batch (over all processes), so gradient accumulation and several
+    devices give the loss of one large batch. `compute_metrics` receives `EvalPrediction(predictions, label_ids)`
+    with the class labels, as from `Trainer`; the default reports accuracy and macro-F1. Training stops early after
+    `args.early_stopping_patience` evaluations without improvement; without an `eval_dataset`, evaluation, early
+    stopping and best-model selection are turned off (with one warning).
 
     The model's `problem_type` is pinned to `"single_label_classification"`, so the saved model predicts with a
     softmax (float targets would otherwise make transformers treat it as multi-label).
 
     Args:
-        model (`PreTrainedModel`): a sequence classifier with `config.num_labels` equal to the dataset's labels.
-        args (`GPT3MixTrainingArguments`, *optional*): defaults to `GPT3MixTrainingArguments("<model>-gpt3mix")`.
+        model (`PreTrainedModel`): a sequence classifier with `config.num_labels` equal to the dataset's labels (a
+            `peft` model wrapping one works too).
+        args (`GPT3MixTrainingArguments` or `TrainingArguments`, *optional*): defaults to
+            `GPT3MixTrainingArguments("<model>-gpt3mix")`.
         compute_metrics (`Callable`, *optional*): defaults to [`gpt3mix_hf.metrics.compute_metrics`].
         Other arguments are those of [`~transformers.Trainer`].
 
@@ -145,13 +207,13 @@ class GPT3MixTrainer(Trainer):
     >>> trainer.train()
     """
 
-    # compute_loss divides by the row count of the whole accumulated batch itself.
+    # compute_loss divides by the row count of the whole accumulated batch itself (transformers >= 5.19 reads this).
     loss_is_scaled_for_ga = True
 
     def __init__(
         self,
         model: PreTrainedModel | None = None,
-        args: GPT3MixTrainingArguments | None = None,
+        args: GPT3MixTrainingArguments | TrainingArguments | None = None,
         data_collator: Callable | None = None,
         train_dataset=None,
         eval_dataset=None,
@@ -166,15 +228,40 @@ class GPT3MixTrainer(Trainer):
             name = getattr(model.config, "_name_or_path", "") or "model"
             args = GPT3MixTrainingArguments(output_dir=f"{name.rstrip('/').split('/')[-1]}-gpt3mix")
         elif not isinstance(args, GPT3MixTrainingArguments):
-            kind = type(args).__name__ if isinstance(args, TrainingArguments) else repr(type(args))
-            raise TypeError(
-                f"args is a {kind}; GPT3MixTrainer needs GPT3MixTrainingArguments (the loss options and the "
-                "label_names that keep soft_labels through column pruning). Build it with the same keyword arguments."
+            if not isinstance(args, TrainingArguments):
+                raise TypeError(
+                    f"args is a {type(args).__name__}; pass a GPT3MixTrainingArguments or a transformers "
+                    "TrainingArguments."
+                )
+            args = GPT3MixTrainingArguments.from_training_arguments(args)
+        if eval_dataset is None and (
+            IntervalStrategy(args.eval_strategy) != IntervalStrategy.NO or args.early_stopping_patience is not None
+        ):
+            logger.warning(
+                f"No eval_dataset: training without evaluation (eval_strategy was {args.eval_strategy!r}), early "
+                f"stopping (patience {args.early_stopping_patience}) or best-model selection. Pass an eval_dataset of "
+                "real rows to have them."
+            )
+            # A copy, so that the caller's arguments still hold what they set.
+            args = dataclasses.replace(
+                args, eval_strategy="no", early_stopping_patience=None, load_best_model_at_end=False,
+                save_strategy="no" if args.save_strategy == "best" else args.save_strategy,
             )
         self._check_model(model)
         eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
+        train_names = _class_names(train_dataset)
         for name, dataset in {"train_dataset": train_dataset, **eval_sets}.items():
             self._check_dataset(dataset, model.config.num_labels, args.soft_label_tolerance, name)
+            names = _class_names(dataset)
+            if name != "train_dataset" and train_names is not None and names is not None and names != train_names:
+                raise ValueError(
+                    f"{name}'s label names {names} differ from train_dataset's {train_names}: the same label id "
+                    "would mean different classes. Cast both to the same ClassLabel, e.g. "
+                    f"{name}.cast_column('label', train_dataset.features['label'])) when only the names differ, "
+                    "or map the labels first."
+                )
+        for name, dataset in eval_sets.items():
+            self._check_real_rows(dataset, name)
 
         callbacks = list(callbacks or [])
         if args.early_stopping_patience is not None and not any(
@@ -218,14 +305,66 @@ class GPT3MixTrainer(Trainer):
             return
         dataset_labels = _dataset_num_labels(dataset)
         if dataset_labels is not None and dataset_labels != num_labels:
-            names = getattr(dataset.features.get("label"), "names", None)
+            names = _class_names(dataset)
             raise ValueError(
                 f"{name} has {dataset_labels} labels{f' {names}' if names else ''} but the model has num_labels="
                 f"{num_labels}. Load the model with AutoModelForSequenceClassification.from_pretrained(..., "
                 f"num_labels={dataset_labels}), or use a dataset with {num_labels} labels."
             )
-        if isinstance(dataset, datasets.Dataset) and "soft_labels" in dataset.column_names:
-            validate_soft_labels(dataset["soft_labels"], num_labels, tolerance, name)
+        if not isinstance(dataset, datasets.Dataset):
+            return  # an IterableDataset is checked batch by batch, by the collator
+        soft = None
+        if "soft_labels" in dataset.column_names:
+            soft = dataset["soft_labels"]
+            present = [row for row in soft if row is not None]
+            validate_soft_labels(present, num_labels, tolerance, name)
+        label_key = next((key for key in LABEL_KEYS if key in dataset.column_names), None)
+        if label_key is None:
+            return
+        labels = np.asarray([MISSING_LABEL if label is None else label for label in dataset[label_key]])
+        has_soft = np.zeros(len(labels), dtype=bool) if soft is None else np.array([row is not None for row in soft])
+        valid = (labels >= 0) & (labels < num_labels)
+        bad = ~valid & ~(has_soft & (labels == MISSING_LABEL))
+        if bad.any():
+            index = int(np.flatnonzero(bad)[0])
+            raise _label_error(int(labels[index]), num_labels, f"{name} row {index}")
+
+    @staticmethod
+    def _check_real_rows(dataset, name: str) -> None:
+        if not isinstance(dataset, datasets.Dataset) or "is_synthetic" not in dataset.column_names:
+            return
+        synthetic = int(np.sum([bool(flag) for flag in dataset["is_synthetic"]]))
+        if synthetic:
+            raise ValueError(
+                f"{name} holds {synthetic} synthetic rows (is_synthetic=True): the metrics would score the model "
+                f"against the LM's labels. Evaluate on real rows: {name}.filter(lambda row: not row['is_synthetic'])."
+            )
+
+    def _set_signature_columns_if_needed(self) -> None:
+        # Keep the soft-label columns through remove_unused_columns without listing them in label_names, which
+        # would turn the label_ids handed to compute_metrics into a tuple.
+        if self._signature_columns is None:
+            super()._set_signature_columns_if_needed()
+            missing = [column for column in SOFT_LABEL_COLUMNS if column not in self._signature_columns]
+            self._signature_columns += missing
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        """The stock scheduler, with a warm-up that never gives a step a learning rate of 0 (`args.nonzero_warmup`)."""
+        if self.lr_scheduler is not None:
+            return self.lr_scheduler
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        warmup_steps = self.args.get_warmup_steps(num_training_steps)
+        if (
+            getattr(self.args, "nonzero_warmup", False)
+            and warmup_steps > 0
+            and SchedulerType(self.args.lr_scheduler_type) in LINEAR_WARMUP_SCHEDULERS
+            and isinstance(scheduler, LambdaLR)
+        ):
+            # A second LambdaLR on the same optimizer starts from the learning rates the first one recorded.
+            self.lr_scheduler = LambdaLR(
+                scheduler.optimizer, [_nonzero_warmup(schedule, warmup_steps) for schedule in scheduler.lr_lambdas]
+            )
+        return self.lr_scheduler
 
     def compute_loss(
         self,

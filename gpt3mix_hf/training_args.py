@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from transformers import IntervalStrategy, TrainingArguments
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 LOSS_TYPES = ("soft_ce", "kl")
-SOFT_LABEL_COLUMNS = ["labels", "soft_labels", "is_synthetic"]
+# The columns GPT3MixTrainer reads besides the model's inputs; kept through the Trainer's column pruning.
+SOFT_LABEL_COLUMNS = ["soft_labels", "is_synthetic"]
 
 
 @dataclass
@@ -18,9 +22,13 @@ class GPT3MixTrainingArguments(TrainingArguments):
 
     Some defaults differ from `TrainingArguments`, to follow the GPT3Mix paper: `learning_rate=3e-5`,
     `warmup_steps=0.1` (10 % of the steps), evaluation and saving once per epoch, `metric_for_best_model="accuracy"`,
-    `load_best_model_at_end=True` when early stopping is on, `save_total_limit=1`, and
-    `label_names=["labels", "soft_labels", "is_synthetic"]` so that the trainer's column pruning keeps the soft
-    labels.
+    `load_best_model_at_end=True` when early stopping is on, and `save_total_limit=1`. `label_names` keeps its
+    `TrainingArguments` meaning (the `soft_labels` and `is_synthetic` columns are kept through column pruning
+    without being listed there), so `compute_metrics` gets the class labels as with the stock `Trainer`.
+
+    [`GPT3MixTrainer`] also accepts a plain `TrainingArguments`: it is converted with
+    [`GPT3MixTrainingArguments.from_training_arguments`], which keeps every value the user set and the stock
+    behaviour (no early stopping), and gives the fields below their defaults.
 
     Parameters:
         loss_type (`str`, *optional*, defaults to `"soft_ce"`):
@@ -37,12 +45,19 @@ class GPT3MixTrainingArguments(TrainingArguments):
             off.
         soft_label_tolerance (`float`, *optional*, defaults to `1e-3`):
             How far a row's soft labels may sum from 1 before the trainer refuses them.
+        nonzero_warmup (`bool`, *optional*, defaults to `True`):
+            Linear warm-up over `W` steps gives step `t < W` the factor `(t + 1) / (W + 1)` instead of transformers'
+            `t / W`, so that no optimizer step has a learning rate of 0. With a few rows (one step per epoch) the
+            stock warm-up leaves the whole first epoch untrained, and early stopping may then keep the initial
+            weights as "best". Applies to the schedulers with a linear warm-up (`linear`, `cosine`,
+            `cosine_with_restarts`, `polynomial`, `constant_with_warmup`, `cosine_with_min_lr`); after warm-up the
+            schedule is the stock one.
 
     Example:
 
     >>> args = GPT3MixTrainingArguments(output_dir="out", loss_type="kl", temperature=2.0, synthetic_weight=0.5)
-    >>> args.label_names
-    ['labels', 'soft_labels', 'is_synthetic']
+    >>> args.early_stopping_patience, args.load_best_model_at_end
+    (20, True)
     """
 
     # Paper defaults that differ from TrainingArguments.
@@ -68,11 +83,6 @@ class GPT3MixTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Reload the best checkpoint after training. Defaults to True when early stopping is on."},
     )
-    label_names: list[str] | None = field(
-        default=None,
-        metadata={"help": "Columns holding targets; defaults to labels, soft_labels and is_synthetic (all required)."},
-    )
-
     # New parameters.
     loss_type: str = field(
         default="soft_ce",
@@ -90,6 +100,13 @@ class GPT3MixTrainingArguments(TrainingArguments):
     )
     soft_label_tolerance: float = field(
         default=1e-3, metadata={"help": "How far a row's soft labels may sum from 1 before they are refused."}
+    )
+    nonzero_warmup: bool = field(
+        default=True,
+        metadata={
+            "help": "Linear warm-up gives step t < W the factor (t+1)/(W+1), not t/W: no step has learning rate 0 "
+            "(with one step per epoch, the stock warm-up leaves epoch 1 untrained)."
+        },
     )
 
     def __post_init__(self):
@@ -123,6 +140,12 @@ class GPT3MixTrainingArguments(TrainingArguments):
                     "early_stopping_patience is set but metric_for_best_model=None: set metric_for_best_model (e.g. "
                     "'accuracy') or early_stopping_patience=None."
                 )
+            if self.eval_on_start:
+                raise ValueError(
+                    "eval_on_start=True with early stopping would make the untrained model's score the one to beat "
+                    "(and could keep the initial weights as the best model): set eval_on_start=False, or "
+                    "early_stopping_patience=None."
+                )
             if self.load_best_model_at_end is False:
                 raise ValueError(
                     "early_stopping_patience is set but load_best_model_at_end=False: early stopping keeps the best "
@@ -130,13 +153,38 @@ class GPT3MixTrainingArguments(TrainingArguments):
                 )
         if self.load_best_model_at_end is None:
             self.load_best_model_at_end = self.early_stopping_patience is not None
-        if self.label_names is None:
-            self.label_names = list(SOFT_LABEL_COLUMNS)
-        else:
-            # compute_metrics reads the evaluation labels in this order.
-            if list(self.label_names[: len(SOFT_LABEL_COLUMNS)]) != SOFT_LABEL_COLUMNS:
-                raise ValueError(
-                    f"label_names={self.label_names} must start with {SOFT_LABEL_COLUMNS}: GPT3MixTrainer keeps these "
-                    "columns through column pruning and reads them in this order. Leave label_names unset."
-                )
         super().__post_init__()
+
+    @classmethod
+    def from_training_arguments(cls, args: TrainingArguments) -> GPT3MixTrainingArguments:
+        """A `GPT3MixTrainingArguments` with every value of a plain `TrainingArguments` (as trl converts to its
+        configs); the GPT3Mix fields take their defaults, except those that change what the stock `Trainer` does:
+        early stopping stays off and the warm-up stays transformers' own (`nonzero_warmup=False`).
+
+        Example:
+
+        >>> args = GPT3MixTrainingArguments.from_training_arguments(TrainingArguments("out", learning_rate=1e-4))
+        >>> args.learning_rate, args.early_stopping_patience, args.loss_type
+        (0.0001, None, 'soft_ce')
+        """
+        if isinstance(args, cls):
+            return args
+        if not isinstance(args, TrainingArguments):
+            raise TypeError(
+                f"args is a {type(args).__name__}; pass a transformers.TrainingArguments or a "
+                "GPT3MixTrainingArguments."
+            )
+        values = args.to_dict()
+        own = {item.name for item in fields(cls) if item.init}
+        dropped = sorted(key for key in values if key not in own)
+        if dropped:
+            logger.warning(f"{type(args).__name__} fields that GPT3MixTrainingArguments does not have are ignored: "
+                           f"{dropped}.")
+        values = {key: value for key, value in values.items() if key in own}
+        for key in values:
+            # to_dict masks every token ("<HUB_TOKEN>"): take the real values back.
+            if key.endswith("_token"):
+                values[key] = getattr(args, key)
+        values["early_stopping_patience"] = None
+        values["nonzero_warmup"] = False
+        return cls(**values)

@@ -20,7 +20,7 @@ from transformers import (
 
 from gpt3mix_hf.classification import evaluate_classifier, tokenize_dataset, train_classifier
 from gpt3mix_hf.losses import kl_divergence, soft_cross_entropy
-from gpt3mix_hf.metrics import Accuracy, compute_metrics
+from gpt3mix_hf.metrics import compute_metrics
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.trainer import GPT3MixTrainer, SoftLabelCollator
 from gpt3mix_hf.training_args import GPT3MixTrainingArguments
@@ -220,7 +220,7 @@ def test_soft_labels_survive_remove_unused_columns(tokenizer, tmp_path):
                       for label, soft, flag in zip(LABELS, SOFT, SYNTHETIC, strict=True))
     assert got == expected
 
-    # The stock Trainer, which knows nothing of them, prunes them: declaring label_names is what keeps them.
+    # The stock Trainer, which knows nothing of them, prunes them.
     stock = Trainer(model, TrainingArguments(str(tmp_path / "stock"), report_to="none", use_cpu=True),
                     train_dataset=dataset, processing_class=tokenizer)
     assert "soft_labels" not in next(iter(stock.get_train_dataloader()))
@@ -272,9 +272,76 @@ def test_num_labels_mismatch_is_refused(tokenizer, tmp_path):
         GPT3MixTrainer(tiny_model(tokenizer, num_labels=1), make_args(tmp_path), train_dataset=dataset)
 
 
-def test_plain_training_arguments_are_refused(tokenizer, tmp_path):
-    with pytest.raises(TypeError, match="GPT3MixTrainingArguments"):
-        GPT3MixTrainer(tiny_model(tokenizer), TrainingArguments(str(tmp_path), report_to="none"))
+def test_plain_training_arguments_are_converted(tokenizer, tmp_path):
+    plain = TrainingArguments(str(tmp_path), report_to="none", learning_rate=1e-4, warmup_steps=3, seed=7,
+                              hub_token="secret-token", use_cpu=True)
+    trainer = GPT3MixTrainer(tiny_model(tokenizer), plain)
+    args = trainer.args
+    assert isinstance(args, GPT3MixTrainingArguments)
+    assert (args.learning_rate, args.warmup_steps, args.seed, args.hub_token) == (1e-4, 3, 7, "secret-token")
+    # What the stock Trainer does stays: no early stopping, no evaluation, transformers' warm-up.
+    assert args.early_stopping_patience is None and args.load_best_model_at_end is False
+    assert args.nonzero_warmup is False and args.eval_strategy == "no"
+    assert (args.loss_type, args.synthetic_weight) == ("soft_ce", 1.0)
+    assert isinstance(plain, TrainingArguments) and not isinstance(plain, GPT3MixTrainingArguments)
+    with pytest.raises(TypeError, match="pass a GPT3MixTrainingArguments or a transformers TrainingArguments"):
+        GPT3MixTrainer(tiny_model(tokenizer), {"output_dir": str(tmp_path)})
+
+
+def test_without_soft_labels_trains_exactly_as_the_stock_trainer(tokenizer, tmp_path):
+    # Same model, data, seed and plain TrainingArguments: the same loss at every step and the same weights after.
+    dataset = tokenize_dataset(real_dataset(), tokenizer)
+    results = {}
+    for name, trainer_class in {"stock": Trainer, "ours": GPT3MixTrainer}.items():
+        model = tiny_model(tokenizer, seed=5, dropout=0.1)
+        args = TrainingArguments(str(tmp_path / name), report_to="none", use_cpu=True, disable_tqdm=True,
+                                 per_device_train_batch_size=3, num_train_epochs=2, learning_rate=1e-3,
+                                 warmup_steps=2, logging_steps=1, seed=11, save_strategy="no")
+        trainer = trainer_class(model, args, train_dataset=dataset, processing_class=tokenizer)
+        trainer.train()
+        losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+        results[name] = (losses, [parameter.detach().clone() for parameter in model.parameters()])
+    assert len(results["stock"][0]) == 6
+    assert results["ours"][0] == pytest.approx(results["stock"][0], abs=1e-6)
+    for stock, ours in zip(results["stock"][1], results["ours"][1], strict=True):
+        assert torch.allclose(stock, ours, atol=1e-6)
+
+
+def test_without_eval_dataset_trains_with_early_stopping_off_and_says_so_once(tokenizer, tmp_path, caplog):
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    args = make_args(tmp_path, num_train_epochs=1, eval_strategy="epoch", save_strategy="epoch",
+                     early_stopping_patience=3)
+    with caplog.at_level("WARNING", logger="gpt3mix_hf.trainer"):
+        trainer = GPT3MixTrainer(tiny_model(tokenizer), args, train_dataset=dataset, processing_class=tokenizer)
+        trainer.train()
+    warnings = [record for record in caplog.records if "No eval_dataset" in record.getMessage()]
+    assert len(warnings) == 1 and "early stopping" in warnings[0].getMessage()
+    assert trainer.state.global_step == 2
+    assert not any("eval_accuracy" in log for log in trainer.state.log_history)
+    # The caller's arguments are left as they were.
+    assert args.early_stopping_patience == 3 and args.eval_strategy == "epoch"
+
+
+def test_user_compute_metrics_receives_class_labels_as_from_the_stock_trainer(tokenizer, tmp_path):
+    dataset = tokenize_dataset(real_dataset(), tokenizer)
+    received = {}
+
+    def spy(name):
+        def compute(eval_pred):
+            received[name] = eval_pred
+            return {"rows": len(eval_pred.label_ids)}
+        return compute
+
+    args = TrainingArguments(str(tmp_path), report_to="none", use_cpu=True, per_device_eval_batch_size=3)
+    model = tiny_model(tokenizer)
+    Trainer(model, args, eval_dataset=dataset, processing_class=tokenizer, compute_metrics=spy("stock")).evaluate()
+    metrics = GPT3MixTrainer(model, args, eval_dataset=dataset, processing_class=tokenizer,
+                             compute_metrics=spy("ours")).evaluate()
+    stock, ours = received["stock"], received["ours"]
+    assert isinstance(ours.label_ids, np.ndarray) and ours.label_ids.tolist() == LABELS
+    assert np.array_equal(ours.label_ids, stock.label_ids)
+    assert np.allclose(ours.predictions, stock.predictions, atol=1e-6)
+    assert metrics["eval_rows"] == len(LABELS)
 
 
 @pytest.mark.parametrize(
@@ -285,7 +352,7 @@ def test_plain_training_arguments_are_refused(tokenizer, tmp_path):
         ({"synthetic_weight": -1.0}, "synthetic_weight=-1.0"),
         ({"early_stopping_patience": 3, "eval_strategy": "no"}, "eval_strategy='no'"),
         ({"early_stopping_patience": 3, "load_best_model_at_end": False}, "load_best_model_at_end=False"),
-        ({"label_names": ["labels"]}, "must start with"),
+        ({"early_stopping_patience": 3, "eval_on_start": True}, "eval_on_start=True"),
     ],
 )
 def test_training_arguments_validation(tmp_path, overrides, message):
@@ -300,7 +367,7 @@ def test_training_arguments_defaults(tmp_path):
     assert args.load_best_model_at_end is True
     assert args.metric_for_best_model == "accuracy"
     assert args.greater_is_better is True
-    assert args.label_names == ["labels", "soft_labels", "is_synthetic"]
+    assert args.label_names is None and args.nonzero_warmup is True
     off = GPT3MixTrainingArguments(output_dir=str(tmp_path), early_stopping_patience=0)
     assert off.early_stopping_patience is None and off.load_best_model_at_end is False
 
@@ -308,26 +375,28 @@ def test_training_arguments_defaults(tmp_path):
 # --- evaluation, early stopping, saving -------------------------------------------------------------------------
 
 
-def test_compute_metrics_uses_real_rows_only():
-    logits = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
-    labels = np.array([0, 0, 1, 1])
-    synthetic = np.array([False, False, True, False])
-    soft = np.eye(2)[labels]
-    metrics = compute_metrics(EvalPrediction(predictions=logits, label_ids=(labels, soft, synthetic)))
-    # Real rows: predictions 0, 1, 1 for labels 0, 0, 1.
-    assert metrics["accuracy"] == pytest.approx(2 / 3)
-    from sklearn.metrics import f1_score
+def test_compute_metrics_is_scikit_learns_accuracy_and_macro_f1():
+    from sklearn.metrics import accuracy_score, f1_score
 
-    assert metrics["macro_f1"] == pytest.approx(f1_score([0, 0, 1], [0, 1, 1], average="macro"))
-    assert Accuracy().compute(predictions=[1, 1], references=[1, 0]) == {"accuracy": 0.5}
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(40, 3))
+    labels = rng.integers(0, 3, size=40)
+    predictions = logits.argmax(-1)
+    metrics = compute_metrics(EvalPrediction(predictions=(logits, np.zeros((40, 4))), label_ids=labels))
+    assert metrics == {"accuracy": pytest.approx(accuracy_score(labels, predictions)),
+                       "macro_f1": pytest.approx(f1_score(labels, predictions, average="macro"))}
+    assert compute_metrics(EvalPrediction(predictions=np.array([[2.0, 0.0], [0.0, 2.0]]),
+                                          label_ids=np.array([0, 0])))["accuracy"] == 0.5
+    with pytest.raises(ValueError, match="no labels"):
+        compute_metrics(EvalPrediction(predictions=logits, label_ids=None))
 
 
 def test_early_stopping_stops_after_patience(tokenizer, tmp_path):
     dataset = tokenize_dataset(soft_dataset(), tokenizer)
     args = make_args(tmp_path, learning_rate=0.0, num_train_epochs=10, eval_strategy="epoch",
                      save_strategy="epoch", early_stopping_patience=2, per_device_train_batch_size=8)
-    trainer = GPT3MixTrainer(tiny_model(tokenizer), args, train_dataset=dataset, eval_dataset=dataset,
-                             processing_class=tokenizer)
+    trainer = GPT3MixTrainer(tiny_model(tokenizer), args, train_dataset=dataset,
+                             eval_dataset=tokenize_dataset(real_dataset(), tokenizer), processing_class=tokenizer)
     trainer.train()
     # Nothing is learnt at learning rate 0: the first evaluation stays the best, two more end training.
     assert trainer.state.epoch == 3
@@ -409,3 +478,165 @@ def test_real_minilm_trains_a_few_steps(data_dir, tmp_path):
     assert trainer.model.config.problem_type == "single_label_classification"
     scores = evaluate_classifier(trainer, validation)
     assert 0.0 <= scores["accuracy"] <= 1.0 and 0.0 <= scores["macro_f1"] <= 1.0
+
+
+# --- labels that are not labels -----------------------------------------------------------------------------------
+
+
+def test_out_of_range_label_without_soft_labels_is_an_error_naming_the_row(tokenizer, tmp_path):
+    features = Features({"text": Value("string"), "label": ClassLabel(names=NAMES)})
+    labels = list(LABELS)
+    labels[4] = -1  # datasets' "no label": with no soft label there is nothing to train on
+    dataset = Dataset.from_dict({"text": TEXTS, "label": labels}, features=features)
+    with pytest.raises(ValueError, match=r"train_dataset row 4 has label -1, outside \[0, 2\)"):
+        GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=dataset)
+    soft = [list(row) for row in SOFT]
+    soft[3] = None
+    bad = soft_dataset(soft=soft, labels=[1, 0, 1, -1, 1, 0, 1])
+    with pytest.raises(ValueError, match="train_dataset row 3 has label -1"):
+        GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=bad)
+    # An int column is not bounded by a ClassLabel: 5 of 2 classes is refused too.
+    ints = Dataset.from_dict({"text": TEXTS, "label": [0, 1, 5, 0, 1, 0, 1]})
+    with pytest.raises(ValueError, match="row 2 has label 5"):
+        GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=ints)
+    # The collator refuses it too (an IterableDataset is only seen batch by batch).
+    collator = SoftLabelCollator(lambda rows: {"labels": torch.tensor([row["label"] for row in rows])}, 2)
+    with pytest.raises(ValueError, match="Row 1 of the batch has label -1"):
+        collator([{"label": 0}, {"label": -1}])
+
+
+def test_missing_label_with_soft_labels_trains_on_the_soft_label(tokenizer, tmp_path):
+    dataset = tokenize_dataset(soft_dataset(labels=[1, -1, 1, 0, 1, 0, 1]), tokenizer)
+    trainer = GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), processing_class=tokenizer,
+                             train_dataset=dataset)
+    batch = first_eval_batch(trainer, dataset)
+    assert batch["labels"].tolist() == [1, 0, 1, 0, 1, 0, 1]  # row 1: the arg-max of [0.8, 0.2]
+    assert torch.allclose(batch["soft_labels"], torch.tensor(SOFT))
+
+
+def test_eval_set_with_other_label_names_or_synthetic_rows_is_refused(tokenizer, tmp_path):
+    train = tokenize_dataset(soft_dataset(), tokenizer)
+    other = tokenize_dataset(real_dataset(names=["bad", "good"]), tokenizer)
+    with pytest.raises(ValueError, match=r"eval_dataset's label names \['bad', 'good'\] differ from train_dataset"):
+        GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=train, eval_dataset=other)
+    with pytest.raises(ValueError, match=r"validation's label names"):
+        GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=train,
+                       eval_dataset={"validation": other})
+    with pytest.raises(ValueError, match="eval_dataset holds 4 synthetic rows"):
+        GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=train, eval_dataset=train)
+
+
+# --- the first step trains ----------------------------------------------------------------------------------------
+
+
+def test_warmup_never_gives_a_step_learning_rate_zero(tokenizer, tmp_path):
+    # 7 rows, batch 16: one optimizer step per epoch. With warmup_steps=0.1 transformers' linear warm-up gives that
+    # step a learning rate of 0, so one epoch leaves the model as it was; nonzero_warmup trains it.
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    changed = {}
+    for nonzero in (False, True):
+        model = tiny_model(tokenizer)
+        before = [parameter.detach().clone() for parameter in model.parameters()]
+        args = make_args(tmp_path / str(nonzero), num_train_epochs=1, per_device_train_batch_size=16,
+                         warmup_steps=0.1, nonzero_warmup=nonzero)
+        GPT3MixTrainer(model, args, train_dataset=dataset, processing_class=tokenizer).train()
+        changed[nonzero] = any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert changed == {False: False, True: True}
+
+
+@pytest.mark.parametrize("scheduler", ["linear", "cosine", "constant_with_warmup"])
+def test_nonzero_warmup_schedule(tokenizer, tmp_path, scheduler):
+    trainer = GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path, warmup_steps=3, lr_scheduler_type=scheduler))
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    rates = []
+    for _ in range(10):
+        rates.append(trainer.lr_scheduler.get_last_lr()[0])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    base = trainer.args.learning_rate
+    assert rates[:3] == pytest.approx([base / 4, base * 2 / 4, base * 3 / 4])
+    assert rates[3] == pytest.approx(base)
+    assert all(rate > 0 for rate in rates)
+    # After the warm-up, the stock schedule.
+    stock = GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path, warmup_steps=3, lr_scheduler_type=scheduler,
+                                                            nonzero_warmup=False))
+    stock.create_optimizer_and_scheduler(num_training_steps=10)
+    stock_rates = []
+    for _ in range(10):
+        stock_rates.append(stock.lr_scheduler.get_last_lr()[0])
+        stock.optimizer.step()
+        stock.lr_scheduler.step()
+    assert stock_rates[0] == 0.0
+    assert rates[3:] == pytest.approx(stock_rates[3:])
+
+
+def test_best_checkpoint_is_never_the_untrained_start(tokenizer, tmp_path):
+    # One step per epoch and a validation score that never improves (learning so slow that the accuracy stays):
+    # the best checkpoint is epoch 1's, which must hold trained weights, not the initial ones.
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    model = tiny_model(tokenizer)
+    initial = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    args = make_args(tmp_path, num_train_epochs=3, per_device_train_batch_size=16, learning_rate=1e-4,
+                     warmup_steps=0.5, eval_strategy="epoch", save_strategy="epoch", early_stopping_patience=5,
+                     save_total_limit=None)
+    trainer = GPT3MixTrainer(model, args, train_dataset=dataset, eval_dataset=tokenize_dataset(real_dataset(),
+                                                                                                tokenizer),
+                             processing_class=tokenizer)
+    trainer.train()
+    first = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "checkpoint-1")
+    assert any(not torch.equal(parameter, initial[name]) for name, parameter in first.named_parameters())
+
+
+# --- the paper's classifier head, LoRA ----------------------------------------------------------------------------
+
+
+def test_mlp_head_is_two_fresh_layers_and_reloads(tiny_classifier_dir, tmp_path):
+    from gpt3mix_hf.classification import load_classifier
+
+    default = load_classifier(str(tiny_classifier_dir), NAMES)
+    mlp = load_classifier(str(tiny_classifier_dir), NAMES, classifier_head="mlp")
+    pretrained = BertForSequenceClassification.from_pretrained(tiny_classifier_dir)
+    # "default" keeps the pre-trained pooler, "mlp" draws it anew; the encoder is the same.
+    assert torch.equal(default.bert.pooler.dense.weight, pretrained.bert.pooler.dense.weight)
+    assert not torch.equal(mlp.bert.pooler.dense.weight, pretrained.bert.pooler.dense.weight)
+    assert torch.equal(mlp.bert.encoder.layer[0].attention.self.query.weight,
+                       pretrained.bert.encoder.layer[0].attention.self.query.weight)
+    assert mlp.bert.pooler.dense.weight.std().item() == pytest.approx(0.02, rel=0.2)
+    mlp.save_pretrained(tmp_path / "mlp")
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "mlp")
+    assert reloaded.config.classifier_head == "mlp"
+    assert torch.equal(reloaded.bert.pooler.dense.weight, mlp.bert.pooler.dense.weight)
+    with pytest.raises(ValueError, match="classifier_head='deep'"):
+        load_classifier(str(tiny_classifier_dir), NAMES, classifier_head="deep")
+
+
+def test_lora_model_trains_and_publishes(tiny_classifier_dir, tokenizer, tmp_path):
+    peft = pytest.importorskip("peft", reason="the peft extra: pip install 'gpt3mix_hf[peft]'")
+    from huggingface_hub import ModelCard
+
+    from gpt3mix_hf.hub import push_classifier
+
+    base = BertForSequenceClassification.from_pretrained(tiny_classifier_dir)
+    model = peft.get_peft_model(base, peft.LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))
+    lora_before = {name: p.detach().clone() for name, p in model.named_parameters() if "lora_B" in name}
+    frozen_before = model.base_model.model.bert.embeddings.word_embeddings.weight.detach().clone()
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    args = make_args(tmp_path, max_steps=3, eval_strategy="epoch", save_strategy="epoch", early_stopping_patience=2)
+    trainer = GPT3MixTrainer(model, args, train_dataset=dataset, eval_dataset=tokenize_dataset(real_dataset(),
+                                                                                                tokenizer),
+                             processing_class=tokenizer)
+    trainer.train()
+    assert lora_before and all(not torch.equal(p, lora_before[name])
+                               for name, p in model.named_parameters() if "lora_B" in name)
+    assert torch.equal(model.base_model.model.bert.embeddings.word_embeddings.weight, frozen_before)
+    assert "eval_accuracy" in trainer.evaluate()
+
+    # Published through the package's own path (a dry run to a folder: the Hub cannot be reached here).
+    folder = push_classifier(trainer, "me/tiny-lora-gpt3mix", local_dir=tmp_path / "repo")
+    assert (folder / "adapter_config.json").exists() and (folder / "README.md").exists()
+    assert ModelCard.load(folder / "README.md").data.library_name is not None
+    reloaded = peft.AutoPeftModelForSequenceClassification.from_pretrained(folder).eval()
+    inputs = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs).logits, reloaded(**inputs).logits, atol=1e-5)
