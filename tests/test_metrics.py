@@ -1,0 +1,34 @@
+"""The default compute_metrics against scikit-learn, on the inputs the stock Trainer hands it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from transformers import EvalPrediction
+
+from gpt3mix_hf.metrics import compute_metrics
+
+
+def test_compute_metrics_is_scikit_learns_accuracy_and_macro_f1():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(40, 3))
+    labels = rng.integers(0, 3, size=40)
+    predictions = logits.argmax(-1)
+    metrics = compute_metrics(EvalPrediction(predictions=(logits, np.zeros((40, 4))), label_ids=labels))
+    assert metrics == {"accuracy": pytest.approx(accuracy_score(labels, predictions)),
+                       "macro_f1": pytest.approx(f1_score(labels, predictions, average="macro"))}
+    assert compute_metrics(EvalPrediction(predictions=np.array([[2.0, 0.0], [0.0, 2.0]]),
+                                          label_ids=np.array([0, 0])))["accuracy"] == 0.5
+    with pytest.raises(ValueError, match="no labels"):
+        compute_metrics(EvalPrediction(predictions=logits, label_ids=None))
+
+
+def test_compute_metrics_by_hand():
+    # Predictions 0, 1, 1, 2 for labels 0, 1, 0, 2: class 0 has F1 2/3 (precision 1, recall 1/2), class 1 has 2/3
+    # (precision 1/2, recall 1), class 2 has 1.
+    logits = np.eye(3)[[0, 1, 1, 2]]
+    metrics = compute_metrics(EvalPrediction(predictions=logits, label_ids=np.array([0, 1, 0, 2])))
+    assert metrics["accuracy"] == pytest.approx(3 / 4)
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
