@@ -54,21 +54,25 @@ def _nonzero_warmup(schedule: Callable[[int], float], warmup_steps: int) -> Call
 
 def _label_error(label: Any, num_labels: int, where: str) -> ValueError:
     return ValueError(
-        f"{where} has label {label!r}, outside [0, {num_labels}) (the model has num_labels={num_labels}) and no soft "
-        "labels to train on. Fix or drop the row (e.g. dataset.filter(lambda row: row['label'] >= 0)); -1 is allowed "
-        "only on rows that carry soft_labels."
+        f"{where} has label {label!r}, outside [0, {num_labels}) (the model has num_labels={num_labels}). Fix or "
+        "drop the row (e.g. dataset.filter(lambda row: 0 <= row['label'] < num_labels)); -1 (datasets' 'no label') "
+        "is accepted only on rows that carry soft_labels, which are then the target."
     )
 
 
-def validate_soft_labels(soft_labels: Any, num_labels: int, tolerance: float, where: str = "") -> np.ndarray:
+def validate_soft_labels(
+    soft_labels: Any, num_labels: int, tolerance: float, where: str = "", row_ids: list[int] | None = None
+) -> np.ndarray:
     """Check a table of soft labels (one row per example) and return it as a float32 array.
 
-    Raises a `ValueError` that names the first bad row when a row has the wrong width, NaN or infinite values,
-    negative values, or does not sum to 1 within `tolerance`.
+    Raises a `ValueError` that names the first bad row (by its position, or by `row_ids[position]`) when a row has
+    the wrong width, NaN or infinite values, negative values, or does not sum to 1 within `tolerance`.
     """
     where = f" in {where}" if where else ""
     rows = list(soft_labels)
-    for index, row in enumerate(rows):
+    row_ids = list(range(len(rows))) if row_ids is None else row_ids
+    for position, row in enumerate(rows):
+        index = row_ids[position]
         if row is None or len(row) != num_labels:
             width = None if row is None else len(row)
             raise ValueError(
@@ -79,23 +83,25 @@ def validate_soft_labels(soft_labels: Any, num_labels: int, tolerance: float, wh
     array = np.asarray(rows, dtype=np.float32).reshape(len(rows), num_labels)
     bad = ~np.isfinite(array).all(axis=1)
     if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"soft_labels{where}: row {index} holds NaN or infinite values {array[index].tolist()}.")
+        position = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"soft_labels{where}: row {row_ids[position]} holds NaN or infinite values {array[position].tolist()}."
+        )
     bad = (array < 0).any(axis=1)
     if bad.any():
-        index = int(np.flatnonzero(bad)[0])
+        position = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"soft_labels{where}: row {index} has negative values {array[index].tolist()}: soft labels are "
-            "probabilities."
+            f"soft_labels{where}: row {row_ids[position]} has negative values {array[position].tolist()}: soft "
+            "labels are probabilities."
         )
     sums = array.sum(axis=1)
     bad = np.abs(sums - 1.0) > tolerance
     if bad.any():
-        index = int(np.flatnonzero(bad)[0])
+        position = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"soft_labels{where}: row {index} sums to {sums[index]:.6g}, not 1 (tolerance {tolerance}): "
-            f"{array[index].tolist()}. Normalise the rows (e.g. gpt3mix_hf.soft_labels.normalize_logprobs on "
-            "log-probabilities) or raise soft_label_tolerance."
+            f"soft_labels{where}: row {row_ids[position]} sums to {sums[position]:.6g}, not 1 (tolerance "
+            f"{tolerance}): {array[position].tolist()}. Normalise the rows (e.g. "
+            "gpt3mix_hf.soft_labels.normalize_logprobs on log-probabilities) or raise soft_label_tolerance."
         )
     return array
 
@@ -316,8 +322,9 @@ class GPT3MixTrainer(Trainer):
         soft = None
         if "soft_labels" in dataset.column_names:
             soft = dataset["soft_labels"]
-            present = [row for row in soft if row is not None]
-            validate_soft_labels(present, num_labels, tolerance, name)
+            # Rows without soft labels (None) train on their one-hot label; the rest must be distributions.
+            present = [index for index, row in enumerate(soft) if row is not None]
+            validate_soft_labels([soft[index] for index in present], num_labels, tolerance, name, row_ids=present)
         label_key = next((key for key in LABEL_KEYS if key in dataset.column_names), None)
         if label_key is None:
             return

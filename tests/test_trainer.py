@@ -642,3 +642,11 @@ def test_lora_model_trains_and_publishes(tiny_classifier_dir, tokenizer, tmp_pat
     model.eval()
     with torch.no_grad():
         assert torch.allclose(model(**inputs).logits, reloaded(**inputs).logits, atol=1e-5)
+
+
+def test_bad_soft_label_is_named_by_its_dataset_row_when_some_rows_have_none(tokenizer, tmp_path):
+    soft = [list(row) for row in SOFT]
+    soft[1] = None
+    soft[5] = [0.7, 0.7]
+    with pytest.raises(ValueError, match="train_dataset: row 5 sums to 1.4"):
+        GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=soft_dataset(soft=soft))
