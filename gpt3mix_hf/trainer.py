@@ -183,13 +183,16 @@ class GPT3MixTrainer(Trainer):
 
     A drop-in for `Trainer`: it takes the same arguments (a plain `TrainingArguments` is converted with
     [`GPT3MixTrainingArguments.from_training_arguments`]), and on a dataset without soft labels it trains exactly
-    as `Trainer` does on `labels` (the same loss, the same steps). On top of that, rows may carry `soft_labels` (one
-    probability per label, as made by [`GPT3MixAugmenter`]) and `is_synthetic`; rows without soft labels use the
-    one-hot of `label`. The loss is [`soft_cross_entropy`] (the paper) or [`kl_divergence`] at a temperature, per
-    `args.loss_type`, with synthetic rows weighted by `args.synthetic_weight`; it is summed over rows and divided by
-    the number of rows of the whole accumulated batch (over all processes), so gradient accumulation and several
-    devices give the loss of one large batch. `compute_metrics` receives `EvalPrediction(predictions, label_ids)`
-    with the class labels, as from `Trainer`; the default reports accuracy and macro-F1. Training stops early after
+    as `Trainer` does on `labels` (the same loss, the same steps), on one process without gradient accumulation.
+    With accumulation or several processes, transformers 5.24's `Trainer` multiplies a sequence classifier's mean
+    loss by the number of micro-batches or processes; this class gives the loss of one large batch.
+
+    On top of that, rows may carry `soft_labels` (one probability per label, as made by [`GPT3MixAugmenter`]) and
+    `is_synthetic`; rows without soft labels use the one-hot of `label`. The loss is [`soft_cross_entropy`] (the
+    paper) or [`kl_divergence`] at a temperature, per `args.loss_type`, with synthetic rows weighted by
+    `args.synthetic_weight`; it is summed over rows and divided by the number of rows of the whole accumulated batch
+    (over all processes). `compute_metrics` receives `EvalPrediction(predictions, label_ids)` with the class labels,
+    as from `Trainer`; the default reports accuracy and macro-F1. Training stops early after
     `args.early_stopping_patience` evaluations without improvement; without an `eval_dataset`, evaluation, early
     stopping and best-model selection are turned off (with one warning).
 
