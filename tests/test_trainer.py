@@ -358,6 +358,16 @@ def test_training_arguments_validation(tmp_path, overrides, message):
         GPT3MixTrainingArguments(output_dir=str(tmp_path), **overrides)
 
 
+def test_new_fields_are_command_line_flags(tmp_path):
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(GPT3MixTrainingArguments).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--nonzero_warmup", "false", "--loss_type", "kl", "--early_stopping_patience",
+         "0", "--report_to", "none"]
+    )
+    assert (args.nonzero_warmup, args.loss_type, args.early_stopping_patience) == (False, "kl", None)
+
+
 def test_training_arguments_defaults(tmp_path):
     args = GPT3MixTrainingArguments(output_dir=str(tmp_path))
     assert args.learning_rate == 3e-5
