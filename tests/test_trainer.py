@@ -282,6 +282,12 @@ def test_plain_training_arguments_are_converted(tokenizer, tmp_path):
     assert args.nonzero_warmup is False and args.eval_strategy == "no"
     assert (args.loss_type, args.synthetic_weight) == ("soft_ce", 1.0)
     assert isinstance(plain, TrainingArguments) and not isinstance(plain, GPT3MixTrainingArguments)
+    # A subclass's own fields have nowhere to go: they are named in a warning, the rest is kept.
+    from transformers import Seq2SeqTrainingArguments
+
+    seq2seq = Seq2SeqTrainingArguments(str(tmp_path), report_to="none", learning_rate=2e-4, predict_with_generate=True)
+    converted = GPT3MixTrainingArguments.from_training_arguments(seq2seq)
+    assert converted.learning_rate == 2e-4 and not hasattr(converted, "predict_with_generate")
     with pytest.raises(TypeError, match="pass a GPT3MixTrainingArguments or a transformers TrainingArguments"):
         GPT3MixTrainer(tiny_model(tokenizer), {"output_dir": str(tmp_path)})
 
