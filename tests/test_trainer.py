@@ -490,7 +490,7 @@ def test_real_minilm_learns_its_training_rows(data_dir, tmp_path):
     assert loss_after < loss_before - 0.01, (loss_before, loss_after)
 
     scores = evaluate_classifier(trainer, validation)
-    inputs = trainer.processing_class(validation["text"], padding=True, truncation=True, max_length=64,
+    inputs = trainer.processing_class(list(validation["text"]), padding=True, truncation=True, max_length=64,
                                       return_tensors="pt")
     trainer.model.eval()
     with torch.no_grad():
