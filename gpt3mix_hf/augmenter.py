@@ -15,6 +15,8 @@ from datasets.fingerprint import Hasher
 from transformers.utils import logging
 
 from .backends.base import Backend, SamplingConfig
+from .data import _validate_dataset
+from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
 from .prompt import GenerationParser, PromptTemplate
 from .selection import ExampleSelector, row_rng
 from .soft_labels import normalize_logprobs, one_hot
@@ -446,74 +448,3 @@ class _Offset:
 
     def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         return self.augmenter(batch, [index + self.offset for index in indices])
-
-
-def check_columns(dataset: Dataset, text_column: str, label_column: str) -> ClassLabel:
-    """The label feature of `dataset`, after checking that it has both columns and a `ClassLabel` label."""
-    for argument, column in (("text_column", text_column), ("label_column", label_column)):
-        if column not in dataset.column_names:
-            raise ValueError(
-                f"The dataset has no column {column!r} (it has {dataset.column_names}): pass "
-                f"{argument}=<the column's name>."
-            )
-    feature = dataset.features[label_column]
-    if not isinstance(feature, ClassLabel):
-        raise ValueError(
-            f"Column {label_column!r} is {feature!r}, not a ClassLabel: the label names are needed. "
-            f"Encode it with dataset = dataset.class_encode_column({label_column!r}), or cast it with "
-            f"dataset.cast_column({label_column!r}, ClassLabel(names=[...])) to fix the label order."
-        )
-    return feature
-
-
-def _validate_dataset(dataset, text_column: str, label_column: str) -> tuple[list[str], list[int], ClassLabel]:
-    if not isinstance(dataset, Dataset):
-        hint = " Did you mean dataset['train']?" if hasattr(dataset, "keys") else ""
-        raise TypeError(f"Expected a datasets.Dataset, got {type(dataset).__name__}.{hint}")
-    feature = check_columns(dataset, text_column, label_column)
-    if len(dataset) == 0:
-        raise ValueError("The dataset is empty: the augmenter needs real rows to show the LM.")
-    texts, labels = dataset[text_column], dataset[label_column]
-    empty = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
-    if empty:
-        raise ValueError(
-            f"{len(empty)} row(s) have an empty text (first: {empty[:5]}): the LM cannot learn from them. "
-            f"Drop them first: dataset.filter(lambda row: bool(row[{text_column!r}].strip()))."
-        )
-    unlabelled = [i for i, label in enumerate(labels) if label is None or label < 0]
-    if unlabelled:
-        raise ValueError(f"{len(unlabelled)} row(s) have no label (first: {unlabelled[:5]}): drop or label them.")
-    return list(texts), list(labels), feature
-
-
-def concatenate_with_real(real: Dataset, synthetic: Dataset, text_column: str = "text",
-                          label_column: str = "label") -> Dataset:
-    """Real rows (one-hot soft labels) followed by synthetic rows, with an `is_synthetic` column.
-
-    The result has `text`, `label`, `soft_labels` and `is_synthetic`: what `GPT3MixTrainer` trains on.
-    """
-    _validate_dataset(real, text_column, label_column)
-    names = real.features[label_column].names
-    if "soft_labels" not in synthetic.column_names or "label" not in synthetic.column_names:
-        raise ValueError(f"synthetic needs 'label' and 'soft_labels' columns; it has {synthetic.column_names}.")
-    if synthetic.features["label"].names != names:
-        raise ValueError(f"Label names differ: real {names}, synthetic {synthetic.features['label'].names}.")
-    features = Features({
-        "text": Value("string"),
-        "label": ClassLabel(names=names),
-        "soft_labels": Sequence(Value("float32")),
-        "is_synthetic": Value("bool"),
-    })
-    real_part = Dataset.from_dict(
-        {
-            "text": real[text_column],
-            "label": real[label_column],
-            "soft_labels": [one_hot(label, len(names)) for label in real[label_column]],
-            "is_synthetic": [False] * len(real),
-        },
-        features=features,
-    )
-    synthetic_part = synthetic.select_columns(["text", "label", "soft_labels"]).add_column(
-        "is_synthetic", [True] * len(synthetic)
-    ).cast(features)
-    return concatenate_datasets([real_part, synthetic_part])

@@ -1,15 +1,260 @@
-"""The paper's benchmarks, from the Hub or a local data directory, and class-balanced sub-samples."""
+"""The data layer: the one check of text and label columns, the features of training rows, real + synthetic
+rows put together, the paper's benchmarks (from the Hub or a local data directory) and class-balanced
+sub-samples."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, load_dataset
+from datasets import (
+    ClassLabel,
+    Dataset,
+    DatasetDict,
+    Features,
+    IterableDataset,
+    IterableDatasetDict,
+    Sequence,
+    Value,
+    concatenate_datasets,
+    load_dataset,
+)
 from transformers.utils import logging
 
+from .prompt import has_visible_text
+from .soft_labels import one_hot
+
 logger = logging.get_logger(__name__)
+
+_STRING_DTYPES = ("string", "large_string")
+
+
+def training_features(label_names: list[str], *, is_synthetic: bool = False) -> Features:
+    """The features of rows a classifier trains on: `text`, `label` (a `ClassLabel` of `label_names`) and
+    `soft_labels` (one probability per label), and with `is_synthetic=True` the `is_synthetic` flag.
+
+    Example:
+
+    >>> training_features(["negative", "positive"])["label"].names
+    ['negative', 'positive']
+    """
+    features = {
+        "text": Value("string"),
+        "label": ClassLabel(names=list(label_names)),
+        "soft_labels": Sequence(Value("float32")),
+    }
+    if is_synthetic:
+        features["is_synthetic"] = Value("bool")
+    return Features(features)
+
+
+def check_columns(
+    dataset: Dataset | IterableDataset,
+    text_column: str | None = "text",
+    label_column: str = "label",
+    *,
+    name: str = "the dataset",
+    rows: bool = True,
+) -> ClassLabel:
+    """Check the text and label columns of `dataset` and return its label feature. The one check of the package.
+
+    The dataset must be a `Dataset` (or `IterableDataset`), with a string column `text_column` and a `ClassLabel`
+    column `label_column`. With `rows=True` (a `Dataset` only: a stream is not read ahead) every row must also
+    have a text with at least one visible character and a label among the `ClassLabel`'s names. A label set of
+    one class, or rows of one class only, is allowed with a warning.
+
+    Args:
+        dataset (`Dataset` or `IterableDataset`): the rows to check.
+        text_column (`str`): where the text is; `None` checks the label column alone.
+        label_column (`str`): where the `ClassLabel` label is.
+        name (`str`): how messages call the dataset, e.g. `"train_dataset"`.
+        rows (`bool`): also check every row (texts and labels), not only the columns.
+
+    Raises `TypeError` for something that is not a dataset (a `DatasetDict` gets the split to pick) and
+    `ValueError` for a missing column, a column of the wrong type, no rows, an empty text or a missing label,
+    each naming the fix.
+
+    Example:
+
+    >>> check_columns(train, "text", "label").names
+    ['negative', 'positive']
+    """
+    if isinstance(dataset, DatasetDict | IterableDatasetDict):
+        splits = list(dataset)
+        first = splits[0] if splits else "train"
+        raise TypeError(
+            f"{_sentence(name)} is a {type(dataset).__name__} with splits {splits}, not one split: pass one, e.g. "
+            f"dataset[{first!r}]."
+        )
+    if not isinstance(dataset, Dataset | IterableDataset):
+        raise TypeError(f"{_sentence(name)} must be a datasets.Dataset, got {type(dataset).__name__}.")
+    features = dataset.features
+    if features is None:
+        raise ValueError(
+            f"{_sentence(name)} is a stream whose features are unknown: give them, e.g. "
+            f"dataset = dataset.cast(Features({{{text_column!r}: Value('string'), {label_column!r}: "
+            "ClassLabel(names=[...])}))."
+        )
+    for argument, column in (("text_column", text_column), ("label_column", label_column)):
+        if column is not None and column not in features:
+            raise ValueError(
+                f"{_sentence(name)} has no column {column!r} (it has {list(features)}): pass "
+                f"{argument}=<the column's name>."
+            )
+    text_feature = features[text_column] if text_column is not None else Value("string")
+    if not (isinstance(text_feature, Value) and text_feature.dtype in _STRING_DTYPES):
+        raise ValueError(
+            f"Column {text_column!r} of {name} holds {text_feature!r}, not strings: the LM and the tokenizer read "
+            f"text. Pass the text column as text_column=, or convert it: "
+            f"dataset = dataset.cast_column({text_column!r}, Value('string'))."
+        )
+    feature = features[label_column]
+    if not isinstance(feature, ClassLabel):
+        raise ValueError(
+            f"Column {label_column!r} of {name} is {feature!r}, not a ClassLabel: the label names are needed. "
+            f"Encode it with dataset = dataset.class_encode_column({label_column!r}), or cast it with "
+            f"dataset.cast_column({label_column!r}, ClassLabel(names=[...])) to fix the label order."
+        )
+    if len(feature.names) < 2:
+        logger.warning(
+            f"The label column {label_column!r} of {name} has {len(feature.names)} class(es) {feature.names}: "
+            "there is nothing to tell apart, every soft label is the same and a classifier learns nothing."
+        )
+    if rows and isinstance(dataset, Dataset):
+        _check_rows(dataset, text_column, label_column, feature, name)
+    return feature
+
+
+def _check_rows(dataset: Dataset, text_column: str | None, label_column: str, feature: ClassLabel, name: str) -> None:
+    if len(dataset) == 0:
+        raise ValueError(f"{_sentence(name)} has no rows: it needs labelled rows (at least one per class).")
+    texts = dataset[text_column] if text_column is not None else []
+    empty = [i for i, text in enumerate(texts) if not has_visible_text(text)]
+    if empty:
+        raise ValueError(
+            f"{len(empty)} row(s) of {name} have an empty text (first: {empty[:5]}): {[texts[i] for i in empty[:5]]} "
+            "have no visible character, and whitespace or invisible characters alone give the LM and the "
+            "classifier nothing. Drop them first: from gpt3mix_hf.data import has_visible_text; dataset = "
+            f"dataset.filter(lambda row: has_visible_text(row[{text_column!r}]))."
+        )
+    labels = dataset[label_column]
+    unlabelled = [i for i, label in enumerate(labels) if label is None or not 0 <= label < len(feature.names)]
+    if unlabelled:
+        raise ValueError(
+            f"{len(unlabelled)} row(s) of {name} have no label among {feature.names} (first rows: {unlabelled[:5]}, "
+            f"labels {[labels[i] for i in unlabelled[:5]]}): label them or drop them, e.g. "
+            f"dataset.filter(lambda row: row[{label_column!r}] >= 0)."
+        )
+    present = sorted(set(labels))
+    if len(present) == 1 and len(feature.names) > 1:
+        logger.warning(
+            f"Every row of {name} has the label {feature.names[present[0]]!r}: prompts show one class only and a "
+            "classifier trained on these rows has nothing to tell apart."
+        )
+
+
+def _sentence(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _validate_dataset(dataset, text_column: str, label_column: str) -> tuple[list[str], list[int], ClassLabel]:
+    """The texts, labels and label feature of a real-row pool, after `check_columns` (rows included)."""
+    if isinstance(dataset, IterableDataset):
+        raise TypeError(
+            "The pool of real rows must be a datasets.Dataset (it is read more than once), not a stream: "
+            "materialise it, e.g. Dataset.from_list(list(stream.take(n)), features=stream.features)."
+        )
+    feature = check_columns(dataset, text_column, label_column)
+    return list(dataset[text_column]), list(dataset[label_column]), feature
+
+
+def concatenate_with_real(real: Dataset, synthetic: Dataset, text_column: str = "text",
+                          label_column: str = "label") -> Dataset:
+    """Real rows (one-hot soft labels) followed by synthetic rows, with an `is_synthetic` column.
+
+    The result has `text`, `label`, `soft_labels` and `is_synthetic` ([`training_features`]): what
+    `GPT3MixTrainer` trains on. Synthetic rows that failed (label -1, no visible text or an empty soft label,
+    as `dataset.map(augmenter, ...)` keeps them) are dropped, and their count logged.
+
+    Args:
+        real (`Dataset`): the real rows, with `text_column` and a `ClassLabel` `label_column`.
+        synthetic (`Dataset`): rows with `text`, `label` (the same `ClassLabel`) and `soft_labels`.
+
+    Example:
+
+    >>> mixed = concatenate_with_real(train, train.map(augmenter, batched=True, with_indices=True,
+    ...                               remove_columns=train.column_names, features=augmenter.features))
+    >>> mixed.column_names
+    ['text', 'label', 'soft_labels', 'is_synthetic']
+    """
+    names = list(check_columns(real, text_column, label_column, name="real").names)
+    synthetic_names = check_columns(synthetic, "text", "label", name="synthetic", rows=False).names
+    for name, dataset in (("real", real), ("synthetic", synthetic)):
+        if not isinstance(dataset, Dataset):
+            raise TypeError(
+                f"{_sentence(name)} is a stream ({type(dataset).__name__}): concatenate_with_real reads whole "
+                "datasets. "
+                f"Materialise it first, e.g. Dataset.from_list(list({name}), features={name}.features)."
+            )
+    if isinstance(synthetic, Dataset) and "soft_labels" not in synthetic.column_names:
+        raise ValueError(
+            f"synthetic needs 'text', 'label' and 'soft_labels' columns; it has {synthetic.column_names}. Pass the "
+            "rows an augmenter wrote (GPT3MixAugmenter, EDAAugmenter, BackTranslationAugmenter)."
+        )
+    if synthetic_names != names:
+        raise ValueError(
+            f"Label names differ: real {names}, synthetic {synthetic_names}. Make the synthetic rows from this "
+            "real data, or cast one label column to the other's ClassLabel."
+        )
+    features = training_features(names, is_synthetic=True)
+    real_part = Dataset.from_dict(
+        {
+            "text": real[text_column],
+            "label": real[label_column],
+            "soft_labels": [one_hot(label, len(names)) for label in real[label_column]],
+            "is_synthetic": [False] * len(real),
+        },
+        features=features,
+    )
+    synthetic_part = synthetic.select_columns(["text", "label", "soft_labels"])
+    keep = _usable_synthetic_rows(synthetic_part, len(names))
+    if len(keep) < len(synthetic_part):
+        synthetic_part = synthetic_part.select(keep)
+    synthetic_part = synthetic_part.add_column("is_synthetic", [True] * len(synthetic_part)).cast(features)
+    return concatenate_datasets([real_part, synthetic_part])
+
+
+def _usable_synthetic_rows(synthetic: Dataset, num_labels: int) -> list[int]:
+    """The synthetic rows that can train; the failed ones (see `concatenate_with_real`) are counted and logged."""
+    reasons = {"no label": 0, "no visible text": 0, "an empty soft label": 0}
+    keep = []
+    columns = zip(synthetic["text"], synthetic["label"], synthetic["soft_labels"], strict=True)
+    for index, (text, label, soft) in enumerate(columns):
+        if label is None or not 0 <= label < num_labels:
+            reasons["no label"] += 1
+        elif not has_visible_text(text):
+            reasons["no visible text"] += 1
+        elif not soft:
+            reasons["an empty soft label"] += 1
+        else:
+            if len(soft) != num_labels:
+                raise ValueError(
+                    f"Synthetic row {index} has {len(soft)} soft-label values for {num_labels} labels: the synthetic "
+                    "rows were made for another label set."
+                )
+            if not all(isinstance(value, int | float) and math.isfinite(value) for value in soft):
+                raise ValueError(f"Synthetic row {index} has a soft label with NaN or infinite values: {soft}.")
+            keep.append(index)
+    dropped = len(synthetic) - len(keep)
+    if dropped:
+        detail = ", ".join(f"{count} with {reason}" for reason, count in reasons.items() if count)
+        logger.warning(
+            f"Dropped {dropped} of {len(synthetic)} synthetic rows that failed ({detail}): they cannot train. "
+            "GPT3MixAugmenter.augment() leaves them out and keeps them in augmenter.report.failures."
+        )
+    return keep
 
 
 @dataclass(frozen=True)
@@ -25,8 +270,8 @@ class Benchmark:
     hub_splits: tuple[tuple[str, str], ...] = (("train", "train"), ("validation", "validation"), ("test", "test"))
 
 
-# The local copies in ../shared/data are {"text", "label"} JSONL with label names; their label order is
-# the one below. The Hub ids are the usual homes of the paper's versions of each dataset.
+# A local data directory holds `<name>/<split>.jsonl` files of {"text", "label"} rows with label names; the
+# label order is the one below. The Hub ids are the usual homes of the paper's versions of each dataset.
 BENCHMARKS: dict[str, Benchmark] = {
     "sst2": Benchmark(("negative", "positive"), "SetFit/sst2"),
     "cr": Benchmark(("negative", "positive"), "SetFit/SentEval-CR"),
@@ -51,12 +296,12 @@ def load_benchmark(name: str, split: str = "train", data_dir: str | Path | None 
     Args:
         name (`str`): `sst2`, `cr`, `subj`, `trec6` or `cola`.
         split (`str`): `train`, `test` (and `validation` for SST-2).
-        data_dir (`str`, *optional*): a folder with `<name>/<split>.jsonl` (as in ../shared/data). Without
-            it, the dataset is loaded from the Hub.
+        data_dir (`str`, *optional*): a folder with `<name>/<split>.jsonl` files of `{"text", "label"}` rows
+            (label names). Without it, the dataset is loaded from the Hub.
 
     Example:
 
-    >>> train = load_benchmark("sst2", "train", data_dir="../shared/data")
+    >>> train = load_benchmark("sst2", "train", data_dir="data")
     >>> train.features["label"].names
     ['negative', 'positive']
     """
@@ -112,13 +357,14 @@ def class_balanced_sample(
     """
     if (fraction is None) == (per_class is None):
         raise ValueError("Give exactly one of fraction= or per_class=.")
-    names = dataset.features[label_column].names
+    names = check_columns(dataset, None, label_column, rows=False).names
     if fraction is not None:
-        if not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
+        # `not 0 < x <= 1` also refuses NaN, for which every comparison is false.
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}.")
         per_class = per_class_for(fraction, len(dataset), len(names))
-    if per_class < 1:
-        raise ValueError(f"per_class must be >= 1, got {per_class}.")
+    if isinstance(per_class, bool) or not isinstance(per_class, int | np.integer) or per_class < 1:
+        raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}.")
     excluded = set(exclude or [])
     labels = np.asarray(dataset[label_column])
     rng = np.random.default_rng(seed)

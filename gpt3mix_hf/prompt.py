@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 
+from transformers.utils import logging
+
 from .spec import TaskSpec
+
+logger = logging.get_logger(__name__)
 
 DEFAULT_HEADER = (
     "Each item in the following list contains a {text_type} and the respective {label_type}. "
     "{Label_type} is one of {label_words}."
 )
 DEFAULT_ITEM = "{Text_type}: {text} ({Label_type}: {label})"
+
+# Letters, numbers, punctuation and symbols are visible; separators (Z*), control, format, surrogate and
+# private-use characters (C*) and combining marks without a base (M*) are not, nor the few letters and
+# symbols that render as blanks.
+_INVISIBLE_CATEGORIES = ("Z", "C", "M")
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# The spec used to check a template on its own, before any dataset is known.
+_SAMPLE_SPEC = TaskSpec("review", "sentiment", {"bad": "negative", "good": "positive"})
+_SAMPLE_TEXTS = ("a sample text .", "x", "it's 'quoted' (and bracketed): fine")
+
+
+def has_visible_text(text) -> bool:
+    """Whether `text` is a string with at least one visible character: whitespace of any kind (`\\u00a0`, ...),
+    format characters (`\\u200b`, `\\ufeff`, ...), combining marks and control characters alone are empty text.
+
+    >>> has_visible_text("\\u200b\\u00a0 ")
+    False
+    """
+    if not isinstance(text, str):
+        return False
+    for char in text:
+        if unicodedata.category(char)[0] not in _INVISIBLE_CATEGORIES and char not in _BLANK_GLYPHS:
+            return True
+    return False
 
 
 def _capitalize(value: str) -> str:
@@ -49,13 +78,29 @@ class PromptTemplate:
     item: str = DEFAULT_ITEM
 
     def __post_init__(self):
+        for name in ("header", "item"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"PromptTemplate.{name} must be a string, got {type(getattr(self, name)).__name__}.")
         text_at, label_at = self.item.find("{text}"), self.item.find("{label}")
         if text_at < 0 or label_at < 0 or label_at < text_at:
             raise ValueError(
                 f"PromptTemplate.item must contain '{{text}}' and, after it, '{{label}}'; got {self.item!r}."
             )
-        if "\n" in self.item:
+        if self.item.count("{text}") > 1 or self.item.count("{label}") > 1:
+            raise ValueError(
+                f"PromptTemplate.item must contain '{{text}}' and '{{label}}' once each; got {self.item!r}."
+            )
+        if len(self.item.splitlines()) > 1:
             raise ValueError("PromptTemplate.item must be a single line: the LM's line break ends an item.")
+        between = self.item.split("{text}", 1)[1].split("{label}", 1)[0]
+        if not between.strip():
+            raise ValueError(
+                f"PromptTemplate.item {self.item!r} has nothing but whitespace between '{{text}}' and '{{label}}': "
+                "the parser finds where the LM's text ends by that label marker. Put one there, e.g. "
+                "'{text} (Label: {label})'."
+            )
+        # What is refused here is what the parser could not read back: check the round trip on a sample.
+        GenerationParser(self, _SAMPLE_SPEC, list(_SAMPLE_SPEC.verbalizer))
 
     def _fill(self, part: str, spec: TaskSpec) -> str:
         return (
@@ -72,15 +117,46 @@ class PromptTemplate:
         return self._fill(before_text, spec), self._fill(between, spec), self._fill(after_label, spec)
 
     def build(self, spec: TaskSpec, label_names: list[str], examples: list[tuple[str, int]]) -> str:
-        """The prompt for `examples`, a list of (text, label id) with label ids into `label_names`."""
+        """The prompt for `examples`, a list of (text, label id) with label ids into `label_names`.
+
+        Each text is put on one line, and a label marker inside it (e.g. `(Sentiment:` in `boring (Sentiment:
+        positive)`) is neutralised (see [`PromptTemplate.neutralize`]) with a warning, so that an example never
+        shows the LM a second label.
+        """
         words = spec.words_for(label_names)
         header = self._fill(self.header, spec).replace("{label_words}", _quote_words(words))
-        before_text, between, after_label = self._item_parts(spec)
         lines = [header]
         for text, label in examples:
-            lines.append(f"{before_text}{_one_line(text)}{between}{words[label]}{after_label}")
-        lines.append(before_text.rstrip())
+            lines.append(self._item_line(spec, self.neutralize(_one_line(text), spec), words[label]))
+        lines.append(self._item_parts(spec)[0].rstrip())
         return "\n".join(lines)
+
+    def _item_line(self, spec: TaskSpec, text: str, word: str) -> str:
+        before_text, between, after_label = self._item_parts(spec)
+        return f"{before_text}{text}{between}{word}{after_label}"
+
+    def label_marker(self, spec: TaskSpec) -> str:
+        """What separates an item's text from its label, e.g. `(Sentiment:`; matched case-insensitively."""
+        return self._item_parts(spec)[1].strip()
+
+    def neutralize(self, text: str, spec: TaskSpec) -> str:
+        """`text` without the label marker: each occurrence loses its last character (`(Sentiment:` becomes
+        `(Sentiment`), until none is left. Logs a warning (once per marker) when it changes anything."""
+        neutral = self._without_marker(text, spec)
+        if neutral != text:
+            logger.warning_once(
+                f"A real example's text contains the label marker {self.label_marker(spec)!r}; it is shown to the "
+                "LM without its last character so that the item has one label."
+            )
+        return neutral
+
+    def _without_marker(self, text: str, spec: TaskSpec) -> str:
+        marker = re.compile(re.escape(self.label_marker(spec)), re.IGNORECASE)
+        # Dropping a character can join the text around it into a new marker (`::` in `:::`): repeat; each pass
+        # shortens the text, so this ends.
+        while marker.search(text):
+            text = marker.sub(lambda found: found.group(0)[:-1], text)
+        return text
 
     def scoring_parts(self, spec: TaskSpec, label_names: list[str], text: str) -> tuple[str, list[str]]:
         """What follows the prompt when the LM's label is scored: `" <text> (<L>:"` and `[" <word>", ...]`.
@@ -120,32 +196,69 @@ class ParsedGeneration:
 class GenerationParser:
     """Pulls (text, label) out of what the LM wrote after the prompt's final `<Text type>:`.
 
-    Only the first line counts (the item format is one line). The label type is matched
-    case-insensitively, the label word case-insensitively and without surrounding spaces or quotes.
+    Only the first line counts (the item format is one line). The line is accepted only when its label marker
+    (`(Sentiment:`) appears once and the label ends the item: the label word, then the template's closing part
+    (`)`) or the end of the line (a generation cut at `max_new_tokens`), then nothing but whitespace. The marker
+    is matched case-insensitively, the label word case-insensitively and without surrounding spaces or quotes.
+
+    Raises a `ValueError` when built for a template and label words whose items it could not read back.
     """
 
     def __init__(self, template: PromptTemplate, spec: TaskSpec, label_names: list[str]):
         _, between, after_label = template._item_parts(spec)
         words = spec.words_for(label_names)
         self._word_to_label = {word.strip().lower(): i for i, word in enumerate(words)}
-        separator = re.escape(between.strip())
-        # The closing part (")" by default) is optional: a generation cut at max_new_tokens right after the
-        # label word is still complete.
-        closing = re.escape(after_label.strip())
-        rest = rf"(?:{closing}.*)?" if closing else ""
-        self._pattern = re.compile(rf"^(?P<text>.*?)\s*{separator}\s*(?P<label>[^\n]*?)\s*{rest}$", re.IGNORECASE)
+        self._marker = re.compile(re.escape(between.strip()), re.IGNORECASE)
+        closing = after_label.strip()
+        self._closing = re.compile(re.escape(closing), re.IGNORECASE) if closing else None
+        self._check_round_trip(template, spec, label_names)
+
+    def _check_round_trip(self, template: PromptTemplate, spec: TaskSpec, label_names: list[str]) -> None:
+        before_text = template._item_parts(spec)[0]
+        words = spec.words_for(label_names)
+        for sample in _SAMPLE_TEXTS:
+            text = template._without_marker(sample, spec)
+            for label, name in enumerate(label_names):
+                item = template._item_line(spec, text, words[label])
+                # What the LM writes after the prompt's last line, the item's beginning.
+                parsed = self(item[len(before_text.rstrip()):])
+                if (parsed.text, parsed.label) != (text.strip(), label):
+                    raise ValueError(
+                        f"The prompt template cannot be read back: the item {item!r} (label {name!r}) parses as "
+                        f"text={parsed.text!r}, label={parsed.label!r} ({parsed.error or 'wrong text or label'}). "
+                        f"Use a label marker between {{text}} and {{label}} that no label word contains, and a "
+                        f"closing part after {{label}} that neither the marker nor a label word contains (item "
+                        f"{template.item!r}, label words {spec.words_for(label_names)})."
+                    )
+
+    def _last_marker(self, line: str) -> re.Match | None:
+        # Overlapping matches count: with a marker such as "x x", the text's last word may start a match that
+        # ends inside the real marker.
+        last, found = None, self._marker.search(line)
+        while found is not None:
+            last, found = found, self._marker.search(line, found.start() + 1)
+        return last
 
     def __call__(self, generation: str) -> ParsedGeneration:
-        line = generation.split("\n", 1)[0].strip()
+        lines = generation.splitlines()
+        line = lines[0].strip() if lines else ""
         if not line:
             return ParsedGeneration(None, None, "empty generation")
-        match = self._pattern.match(line)
-        if match is None:
+        marker = self._last_marker(line)
+        if marker is None:
             return ParsedGeneration(line, None, "no label marker")
-        text = match.group("text").strip()
-        word = match.group("label").strip().strip("'\"`").strip().lower()
-        if not text:
+        text = line[: marker.start()].strip()
+        rest = line[marker.end():]
+        if not has_visible_text(text):
             return ParsedGeneration(None, None, "empty text")
+        if self._marker.search(text):
+            return ParsedGeneration(text, None, "more than one label marker")
+        closing = self._closing.search(rest) if self._closing else None
+        if closing is not None:
+            if rest[closing.end():].strip():
+                return ParsedGeneration(text, None, "text after the label")
+            rest = rest[: closing.start()]
+        word = rest.strip().strip("'\"`").strip().lower()
         if word not in self._word_to_label:
             return ParsedGeneration(text, None, f"unknown label {word!r}")
         return ParsedGeneration(text, self._word_to_label[word])

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import torch
-from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from datasets import Dataset
 from transformers.utils import logging
 
-from ..augmenter import check_columns
+from ..data import check_columns, training_features
 from ..selection import row_seed
 from ..soft_labels import one_hot
 
@@ -58,8 +59,15 @@ class BackTranslationAugmenter:
                 )
         if not isinstance(num_aug, int) or num_aug < 1:
             raise ValueError(f"num_aug (paraphrases per real row) must be an integer >= 1, got {num_aug!r}.")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0 (the forward translation samples), got {temperature}.")
+        # `not x > 0` also refuses NaN; infinity would sample uniformly over the vocabulary.
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < math.inf:
+            raise ValueError(
+                f"temperature must be a finite number > 0 (the forward translation samples), got {temperature!r}."
+            )
+        limits = (("top_k", top_k, 0), ("num_beams", num_beams, 1), ("max_new_tokens", max_new_tokens, 1))
+        for name, value, least in limits:
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}.")
         self.forward_model, self.forward_tokenizer = forward_model.eval(), forward_tokenizer
         self.backward_model, self.backward_tokenizer = backward_model.eval(), backward_tokenizer
         self.num_aug, self.temperature, self.top_k, self.num_beams = num_aug, temperature, top_k, num_beams
@@ -139,10 +147,7 @@ class BackTranslationAugmenter:
         if seed is not None:
             self.seed = seed
         self.label_names = list(check_columns(dataset, self.text_column, self.label_column).names)
-        features = Features(
-            {"text": Value("string"), "label": ClassLabel(names=self.label_names),
-             "soft_labels": Sequence(Value("float32"))}
-        )
+        features = training_features(self.label_names)
         # An explicit fingerprint: hashing the callable would hash both models' weights.
         fingerprint = hashlib.sha256(
             json.dumps([self.config(), dataset._fingerprint], default=str).encode()

@@ -16,10 +16,10 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from datasets import Dataset, Features
 from transformers.utils import logging
 
-from ..augmenter import check_columns
+from ..data import check_columns, training_features
 from ..selection import row_seed
 from ..soft_labels import one_hot
 
@@ -230,13 +230,7 @@ class EDAAugmenter:
                 "wordnet": "3.0 (Debian wordnet-base)"}
 
     def features(self, label_names: list[str]) -> Features:
-        return Features(
-            {
-                "text": Value("string"),
-                "label": ClassLabel(names=label_names),
-                "soft_labels": Sequence(Value("float32")),
-            }
-        )
+        return training_features(label_names)
 
     def __getstate__(self):
         # Picklable for map(num_proc=...) and the datasets fingerprint; WordNet is loaded again in the worker.
