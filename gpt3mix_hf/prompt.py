@@ -23,9 +23,6 @@ DEFAULT_ITEM = "{Text_type}: {text} ({Label_type}: {label})"
 # symbols that render as blanks.
 _INVISIBLE_CATEGORIES = ("Z", "C", "M")
 _BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-# The spec used to check a template on its own, before any dataset is known.
-_SAMPLE_SPEC = TaskSpec("review", "sentiment", {"bad": "negative", "good": "positive"})
-_SAMPLE_TEXTS = ("a sample text .", "x", "it's 'quoted' (and bracketed): fine")
 
 
 def has_visible_text(text) -> bool:
@@ -41,6 +38,11 @@ def has_visible_text(text) -> bool:
         if unicodedata.category(char)[0] not in _INVISIBLE_CATEGORIES and char not in _BLANK_GLYPHS:
             return True
     return False
+
+
+# The spec used to check a template on its own, before any dataset is known.
+_SAMPLE_SPEC = TaskSpec("review", "sentiment", {"bad": "negative", "good": "positive"})
+_SAMPLE_TEXTS = ("a sample text .", "x", "it's 'quoted' (and bracketed): fine")
 
 
 def _capitalize(value: str) -> str:

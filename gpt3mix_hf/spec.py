@@ -8,8 +8,8 @@ from datasets import ClassLabel
 
 _SENTIMENT = {"negative": "negative", "positive": "positive", "neg": "negative", "pos": "positive"}
 
-# The paper's Table 7. Keys are the label names found in the Hub datasets and in ../shared/data; the
-# short names the paper uses (pos/neg) are accepted as aliases.
+# The paper's Table 7. Keys are the label names of the benchmarks (`data.BENCHMARKS`); the short names the
+# paper uses (pos/neg) are accepted as aliases.
 PRESETS: dict[str, dict] = {
     "sst2": {"text_type": "movie review", "label_type": "sentiment", "verbalizer": _SENTIMENT},
     "cr": {"text_type": "customer review", "label_type": "sentiment", "verbalizer": _SENTIMENT},
@@ -57,18 +57,28 @@ class TaskSpec:
     verbalizer: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        from .prompt import has_visible_text  # prompt.py imports this module
+
+        # Every string here is written into one line of the prompt and read back from the LM's line.
         for name in ("text_type", "label_type"):
             value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"TaskSpec.{name} must be a non-empty string, got {value!r}.")
+            if not has_visible_text(value) or len(value.splitlines()) > 1:
+                raise ValueError(f"TaskSpec.{name} must be a one-line string with visible text, got {value!r}.")
+        if not isinstance(self.verbalizer, dict):
+            raise TypeError(
+                f"TaskSpec.verbalizer must be a dict of label name -> word, got {type(self.verbalizer).__name__}."
+            )
         if not self.verbalizer:
             raise ValueError(
                 "TaskSpec.verbalizer is empty: map each label name to the word the LM should use, e.g. "
                 "{'positive': 'positive', 'negative': 'negative'}, or use TaskSpec.from_class_label(feature)."
             )
         for label, word in self.verbalizer.items():
-            if not isinstance(word, str) or not word.strip() or "\n" in word:
-                raise ValueError(f"The verbalizer word for label {label!r} must be a one-line, non-empty string.")
+            if not has_visible_text(word) or len(word.splitlines()) > 1:
+                raise ValueError(
+                    f"The verbalizer word for label {label!r} must be a one-line string with visible text, got "
+                    f"{word!r}."
+                )
 
     @classmethod
     def from_preset(cls, name: str) -> TaskSpec:

@@ -53,9 +53,27 @@ def test_two_labels_with_the_same_word_are_refused():
         spec.words_for(["a", "b"])
 
 
-@pytest.mark.parametrize("kwargs", [{"text_type": ""}, {"label_type": "  "}, {"verbalizer": {}},
-                                    {"verbalizer": {"a": "two\nlines"}}])
-def test_bad_specs_are_refused(kwargs):
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"text_type": ""}, "text_type must be a one-line string"),
+        ({"label_type": "  "}, "label_type must be a one-line string"),
+        ({"label_type": "\u200b\u00a0"}, "label_type must be a one-line string"),
+        ({"text_type": "movie\u2028review"}, "text_type must be a one-line string"),
+        ({"label_type": None}, "label_type must be a one-line string"),
+        ({"verbalizer": {}}, "verbalizer is empty"),
+        ({"verbalizer": {"a": "two\nlines"}}, "label 'a' must be a one-line string"),
+        ({"verbalizer": {"a": "two\rlines"}}, "label 'a' must be a one-line string"),
+        ({"verbalizer": {"a": "\ufeff"}}, "label 'a' must be a one-line string"),
+        ({"verbalizer": {"a": 1}}, "label 'a' must be a one-line string"),
+    ],
+)
+def test_bad_specs_are_refused(kwargs, message):
     values = {"text_type": "text", "label_type": "label", "verbalizer": {"a": "x"}} | kwargs
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         TaskSpec(**values)
+
+
+def test_a_verbalizer_that_is_not_a_dict_is_refused():
+    with pytest.raises(TypeError, match="dict of label name -> word, got list"):
+        TaskSpec("text", "label", ["positive", "negative"])

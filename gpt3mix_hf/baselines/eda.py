@@ -62,9 +62,9 @@ def load_wordnet():
     except LookupError as error:
         raise LookupError(
             "WordNet is not installed where nltk looks (NLTK_DATA, nltk's default folders, or "
-            f"{extra}). nltk's downloader needs its server; instead run scripts/setup_wordnet.sh, which installs "
-            "Debian's wordnet-base and wordnet-sense-index and lays them out for nltk, or point NLTK_DATA at a "
-            "folder with corpora/wordnet/ in it."
+            f"{extra}). Install it with `python -m nltk.downloader wordnet`; without access to nltk's server, "
+            "scripts/setup_wordnet.sh lays out Debian's wordnet-base for nltk. Or point NLTK_DATA at a folder with "
+            "corpora/wordnet/ in it."
         ) from error
     return wordnet
 
@@ -227,7 +227,7 @@ class EDAAugmenter:
 
     def config(self) -> dict:
         return {"method": "eda", "num_aug": self.num_aug, **self.alphas, "clean": self.clean, "seed": self.seed,
-                "wordnet": "3.0 (Debian wordnet-base)"}
+                "wordnet": load_wordnet().get_version() if wordnet_available() else None}
 
     def features(self, label_names: list[str]) -> Features:
         return training_features(label_names)
