@@ -4,6 +4,7 @@ from .augmenter import AugmentationReport, GPT3MixAugmenter, concatenate_with_re
 from .backends import Backend, Completion, OpenAIBackend, SamplingConfig, ServedConfig, TGIBackend, TransformersBackend
 from .cards import GPT3MixDatasetCardData, GPT3MixModelCardData, build_dataset_card, model_card_from_trainer
 from .classification import evaluate_classifier, train_classifier
+from .data import check_columns, training_features
 from .hub import push_augmented_dataset, push_classifier
 from .losses import kl_divergence, soft_cross_entropy
 from .prompt import GenerationParser, ParsedGeneration, PromptTemplate
@@ -39,6 +40,7 @@ __all__ = [
     "augmenter_from_config",
     "build_config",
     "build_dataset_card",
+    "check_columns",
     "concatenate_with_real",
     "evaluate_classifier",
     "kl_divergence",
@@ -50,4 +52,5 @@ __all__ = [
     "save_config",
     "soft_cross_entropy",
     "train_classifier",
+    "training_features",
 ]
