@@ -131,3 +131,17 @@ def test_bad_inputs(augmenter, marian_pair, toy_sentiment, tiny_lm_dir):
                                  augmenter.backward_tokenizer)
     with pytest.raises(OSError):
         BackTranslationAugmenter.from_pretrained("/no/such/translation-model", marian_pair[1])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"temperature": float("nan")}, "temperature must be a finite number"),
+    ({"temperature": float("inf")}, "temperature must be a finite number"),
+    ({"temperature": 0}, "temperature must be a finite number"),
+    ({"num_beams": 0}, "num_beams must be an integer >= 1"),
+    ({"top_k": 1.5}, "top_k must be an integer >= 0"),
+    ({"max_new_tokens": float("inf")}, "max_new_tokens must be an integer >= 1"),
+])
+def test_bad_numbers_are_refused(augmenter, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BackTranslationAugmenter(augmenter.forward_model, augmenter.forward_tokenizer, augmenter.backward_model,
+                                 augmenter.backward_tokenizer, **kwargs)

@@ -86,6 +86,12 @@ def test_bad_inputs(toy_sentiment):
         EDAAugmenter(text_column="sentence").augment(toy_sentiment)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.1, 1.5, "0.1", None])
+def test_alphas_must_be_numbers_in_the_unit_interval(value):
+    with pytest.raises(ValueError, match="alpha_sr must be a number in"):
+        EDAAugmenter(alpha_sr=value)
+
+
 def test_empty_after_cleaning_keeps_text(eda):
     dataset = make_dataset(["...", "a fine film ."], [0, 1], ["negative", "positive"])
     synthetic = EDAAugmenter(num_aug=2, seed=0).augment(dataset)

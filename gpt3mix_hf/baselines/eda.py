@@ -215,8 +215,9 @@ class EDAAugmenter:
         if not isinstance(num_aug, int) or num_aug < 1:
             raise ValueError(f"num_aug (EDA rows per real row) must be an integer >= 1, got {num_aug!r}.")
         for name, value in (("alpha_sr", alpha_sr), ("alpha_ri", alpha_ri), ("alpha_rs", alpha_rs), ("p_rd", p_rd)):
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {value}.")
+            # `not 0 <= x <= 1` also refuses NaN, for which every comparison is false.
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
         if alpha_sr == alpha_ri == alpha_rs == p_rd == 0:
             raise ValueError("Every EDA operation is switched off (all alphas are 0): set at least one above 0.")
         self.num_aug, self.seed, self.clean = num_aug, seed, clean
