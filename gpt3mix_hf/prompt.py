@@ -65,7 +65,9 @@ class PromptTemplate:
     `header` may use `{text_type}`, `{label_type}` (and their capitalised forms `{Text_type}`,
     `{Label_type}`) and `{label_words}` (`'negative' or 'positive'`). `item` is one line per example and
     must contain `{text}` followed later by `{label}`; the prompt ends with the part of `item` before
-    `{text}`, so the LM writes a new text and then its label in the same format.
+    `{text}`, so the LM writes a new text and then its label in the same format. The non-blank part between
+    `{text}` and `{label}` is the label marker the parser looks for; a template whose items the parser could
+    not read back (no marker, a closing part that repeats it, ...) is refused here, by a round trip on a sample.
 
     Example:
 
