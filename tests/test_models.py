@@ -113,3 +113,16 @@ def test_a_short_name_of_the_other_kind_is_refused():
 def test_embedded_name_of_anything_else_is_none(tmp_path):
     assert embedded_name(tmp_path) is None
     assert embedded_name("HuggingFaceTB/SmolLM2-135M-Instruct") is None
+
+
+@pytest.mark.slow
+def test_smollm2_converts_from_its_wheel_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("GPT3MIX_HF_CACHE", str(tmp_path))
+    path = Path(resolve_lm("smollm2"))
+    assert path == tmp_path / "models" / "smollm2"
+    config = AutoConfig.from_pretrained(path)
+    assert config.model_type == "llama" and not hasattr(config, "quantization_config")
+    stamp = (path / "config.json").stat().st_mtime_ns
+    assert resolve_lm("smollm2") == str(path)
+    assert (path / "config.json").stat().st_mtime_ns == stamp
+    assert not [p for p in tmp_path.joinpath("models").iterdir() if p.name.startswith(".")]  # no staging left
