@@ -27,8 +27,8 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
+from gpt3mix_hf.backends import ServedConfig
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.http import ServedConfig
 from gpt3mix_hf.backends.openai import OpenAIBackend
 from gpt3mix_hf.backends.transformers import TransformersBackend
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark

@@ -326,7 +326,8 @@ class FakeTGIServer(_FakeServer):
         output = TextGenerationOutput(generated_text=text, details=details if parameters.get("details") else None)
         answer = _plain(asdict(output))
         self.answers.append(answer)
-        return 200, [answer]
+        # TGI: `POST /generate` answers the output, `POST /` a list of one.
+        return 200, (answer if route == "/generate" else [answer])
 
 
 def _plain(value):

@@ -15,8 +15,7 @@ from conftest import make_dataset
 from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine, free_port
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
-from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.http import (
+from gpt3mix_hf.backends import (
     AuthenticationError,
     BadResponseError,
     RequestFailedError,
@@ -25,9 +24,11 @@ from gpt3mix_hf.backends.http import (
     ServerUnreachableError,
     UsageLimitError,
 )
-from gpt3mix_hf.backends.openai import OpenAIBackend, top_k_label_logprobs
+from gpt3mix_hf.backends.base import SamplingConfig
+from gpt3mix_hf.backends.openai import OpenAIBackend
 from gpt3mix_hf.backends.transformers import TransformersBackend
 from gpt3mix_hf.prompt import PromptTemplate
+from gpt3mix_hf.soft_labels import top_k_label_logprobs
 from gpt3mix_hf.spec import TaskSpec
 
 PROMPTS = [

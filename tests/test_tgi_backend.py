@@ -15,14 +15,14 @@ from huggingface_hub import TextGenerationOutput
 from served_fixtures import CannedTransformersBackend, FakeTGIServer, TinyLMEngine, free_port
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
-from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.http import (
+from gpt3mix_hf.backends import (
     AuthenticationError,
     RequestFailedError,
     ServedBackendError,
     ServedConfig,
     ServerUnreachableError,
 )
+from gpt3mix_hf.backends.base import SamplingConfig
 from gpt3mix_hf.backends.tgi import TGIBackend
 from gpt3mix_hf.spec import TaskSpec
 
