@@ -151,8 +151,8 @@ def test_transient_faults_are_retried(server, fault):
 
 
 def test_slow_answers_past_the_timeout(server):
-    server.slow_seconds = 1.5
-    backend = make_backend(server.url, label_scoring="prefill", config={"timeout": 0.5, "max_retries": 1})
+    assert server.slow_seconds == 0.2
+    backend = make_backend(server.url, label_scoring="prefill", config={"timeout": 0.1, "max_retries": 1})
     server.faults.extend(["slow"] * 5)
     with pytest.raises(RequestFailedError, match="timed out"):
         backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=2))
