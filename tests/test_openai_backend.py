@@ -505,3 +505,17 @@ def test_rebuilt_from_its_identity(server):
         TGIBackend.from_identity(identity, base_url=server.url)
     with pytest.raises(ValueError, match="known kinds"):
         Backend.from_identity({"backend": "llama-magic"})
+
+
+def test_scoring_reuses_the_prompt_tokens_of_the_context_check(server, local):
+    """The augmenter tokenises each prompt to fit it to the context; where special tokens add nothing (learnt on
+    the first prompt), scoring reuses that answer instead of asking again."""
+    backend = make_backend(server.url)
+    for prompt in PROMPTS:
+        backend.tokenize(prompt)
+    first = backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    before = server.calls["/tokenize"]
+    second = backend.score(PROMPTS[1:], CONTEXTS[1:], LABELS)
+    assert server.calls["/tokenize"] - before == 1  # the context only: prompt and labels are known
+    for served, expected in zip(first + second, local.score(PROMPTS, CONTEXTS, LABELS), strict=True):
+        assert served == pytest.approx(expected, abs=1e-4)

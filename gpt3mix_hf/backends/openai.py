@@ -9,6 +9,7 @@ from transformers.utils import logging
 
 from .base import Completion, SamplingConfig
 from .errors import BadResponseError, RequestFailedError, ServedBackendError
+from .runner import gather_in_order
 from .served import ServedBackend
 from .served_config import ServedConfig
 
@@ -90,6 +91,7 @@ class OpenAIBackend(ServedBackend):
         self.tokenizer = tokenizer
         self.label_scoring = label_scoring
         self.top_logprobs = top_logprobs
+        self._specials_add_nothing: bool | None = None
 
     def _settings(self) -> dict:
         return {**super()._settings(), "tokenizer": self.tokenizer, "label_scoring": self.label_scoring,
@@ -213,6 +215,10 @@ class OpenAIBackend(ServedBackend):
 
     async def _tokenize(self, client, text: str, special: bool) -> list[int]:
         memo = self._token_memo.get((text, special))
+        if memo is None and special and self._specials_add_nothing:
+            # The augmenter tokenised the prompt without special tokens to fit it to the context; where they
+            # add nothing (learnt on the first prompt), that answer serves the scoring too: one round trip less.
+            memo = self._token_memo.get((text, False))
         if memo is not None:
             return memo
         if not isinstance(self.tokenizer, str):
@@ -220,6 +226,8 @@ class OpenAIBackend(ServedBackend):
         else:
             payload = {"model": self.model, "prompt": text, "add_special_tokens": special}
             ids = await self._request(client, "POST", "/tokenize", payload, self._read_tokens, describe="tokenizing")
+        if special and self._specials_add_nothing is None and (text, False) in self._token_memo:
+            self._specials_add_nothing = ids == self._token_memo[text, False]
         return self._remember_tokens((text, special), ids)
 
     def _read_tokens(self, answer) -> list[int]:
@@ -269,8 +277,9 @@ class OpenAIBackend(ServedBackend):
         if info["label_scoring"] == "top_logprobs":
             return await self._score_top_logprobs(client, prompt + context, continuations)
         if self._has_tokenizer():
-            prefix = await self._tokenize(client, prompt, True) + await self._tokenize(client, context, False)
-            labels = [await self._tokenize(client, c, False) for c in continuations]
+            texts = [(prompt, True), (context, False), *[(c, False) for c in continuations]]
+            pieces = await gather_in_order([self._tokenize(client, text, special) for text, special in texts])
+            prefix, labels = pieces[0] + pieces[1], pieces[2:]
             sequences = [prefix + label for label in labels]
             spans = [(len(prefix), len(prefix) + len(label)) for label in labels]
         else:
