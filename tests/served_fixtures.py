@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -43,6 +44,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stored_answers(path) -> list[str]:
+    """Every answer (as stored, JSON text) in a request cache file."""
+    with sqlite3.connect(path) as connection:
+        return [row[0] for row in connection.execute("SELECT answer FROM answers")]
 
 
 CANNED_LINES = [

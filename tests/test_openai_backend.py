@@ -15,7 +15,7 @@ import traceback
 
 import pytest
 from conftest import make_dataset
-from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine, free_port
+from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine, free_port, stored_answers
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import (
@@ -337,11 +337,6 @@ def test_bad_arguments():
 
 
 # -- validate, then cache -------------------------------------------------------------------------------------
-
-
-def stored_answers(path) -> list[str]:
-    with sqlite3.connect(path) as connection:
-        return [row[0] for row in connection.execute("SELECT answer FROM answers")]
 
 
 def call(backend: OpenAIBackend, what: str):
