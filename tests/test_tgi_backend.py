@@ -4,25 +4,30 @@ these machines: real-TGI coverage is by protocol only."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import pickle
+import sqlite3
 import time
+import traceback
 
 import pytest
 from conftest import make_dataset
 from huggingface_hub import TextGenerationOutput
-from served_fixtures import CannedTransformersBackend, FakeTGIServer, TinyLMEngine, free_port
+from served_fixtures import CannedTransformersBackend, FakeTGIServer, TinyLMEngine, free_port, stored_answers
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
-from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.http import (
+from gpt3mix_hf.backends import (
     AuthenticationError,
+    Backend,
+    BadResponseError,
     RequestFailedError,
     ServedBackendError,
     ServedConfig,
     ServerUnreachableError,
 )
+from gpt3mix_hf.backends.base import SamplingConfig
 from gpt3mix_hf.backends.tgi import TGIBackend
 from gpt3mix_hf.spec import TaskSpec
 
@@ -34,6 +39,8 @@ CONTEXTS = [" a moving film (Sentiment:", " two hours lost (Sentiment:"]
 LABELS = [" negative", " positive"]
 TEXTS = ["a gripping , funny film .", "dull and far too long .", "the best thing this year .", "awful ."]
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
+SECRET = "hf_test_Secret_0123456789abcdef"
+KEY_ENV = "GPT3MIX_TEST_TGI_KEY"
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +158,8 @@ def test_transient_faults_are_retried(server, fault):
 
 
 def test_slow_answers_past_the_timeout(server):
-    server.slow_seconds = 1.5
-    backend = make_backend(server.url, label_scoring="prefill", config={"timeout": 0.5, "max_retries": 1})
+    assert server.slow_seconds == 0.2
+    backend = make_backend(server.url, label_scoring="prefill", config={"timeout": 0.1, "max_retries": 1})
     server.faults.extend(["slow"] * 5)
     with pytest.raises(RequestFailedError, match="timed out"):
         backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=2))
@@ -184,3 +191,135 @@ def test_tokenize_when_the_server_can(server, engine):
         assert backend.tokenize(" positive") is None
         assert backend.max_context is None
         assert augment(backend)  # the augmenter copes without a tokenizer
+
+
+def test_one_transport_no_huggingface_hub_client(server, monkeypatch):
+    """Every request goes through the one httpx client: nothing reaches huggingface_hub's InferenceClient."""
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("AsyncInferenceClient used")
+
+    monkeypatch.setattr(huggingface_hub, "AsyncInferenceClient", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # refused every request when they went through huggingface_hub
+    backend = make_backend(server.url)
+    assert backend.generate(PROMPTS[:1], [0], SamplingConfig(max_new_tokens=4))
+    assert backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+
+
+# -- validate, then cache -------------------------------------------------------------------------------------
+
+
+def call(backend: TGIBackend, what: str):
+    if what == "generation":
+        return [c.text for c in backend.generate(PROMPTS, [0, 1], SamplingConfig(max_new_tokens=6))]
+    if what == "tokenize":
+        return backend.tokenize(" a moving film")
+    return backend.score(PROMPTS, CONTEXTS, LABELS)
+
+
+UNUSABLE_CASES = {
+    "generation": ({}, {}),
+    "prefill": ({"label_scoring": "prefill"}, {}),
+    "top_n_tokens": ({"label_scoring": "top_n_tokens"}, {}),
+    "tokenize": ({}, {}),
+}
+
+
+@pytest.mark.parametrize("what", sorted(UNUSABLE_CASES))
+def test_unusable_answer_is_never_cached_and_a_rerun_retries_it(server, tmp_path, what):
+    settings, _ = UNUSABLE_CASES[what]
+    expected = call(make_backend(server.url, **settings), what)
+    cache_path = str(tmp_path / "requests.sqlite")
+    backend = make_backend(server.url, **settings, config={"cache_path": cache_path, "max_concurrency": 1})
+    backend.connect()
+    server.faults.append("unusable")
+    with pytest.raises(BadResponseError):
+        call(backend, what)
+    assert not server.faults
+    unusable = {json.dumps(body) for body in server.UNUSABLE.values()}
+    assert not set(stored_answers(cache_path)) & unusable
+    before = sum(server.calls.values())
+    rerun = make_backend(server.url, **settings, config={"cache_path": cache_path})
+    assert call(rerun, what) == expected
+    assert sum(server.calls.values()) > before + 1  # more than the probes
+    assert not set(stored_answers(cache_path)) & unusable
+
+
+def test_unusable_answer_found_in_the_cache_is_asked_again(server, tmp_path, caplog):
+    cache_path = str(tmp_path / "requests.sqlite")
+    expected = call(make_backend(server.url, config={"cache_path": cache_path}), "generation")
+    with sqlite3.connect(cache_path) as connection:
+        connection.execute("UPDATE answers SET answer = ?", (json.dumps(server.UNUSABLE["/generate"]),))
+    rerun = make_backend(server.url, config={"cache_path": cache_path})
+    with caplog.at_level(logging.WARNING):
+        assert call(rerun, "generation") == expected
+    assert "unusable answer" in caplog.text
+    assert rerun.usage.cache_hits == 0
+
+
+# -- secrets never leave --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["401", "400", "429", "503", "malformed"])
+def test_a_server_that_repeats_the_key_never_gets_it_into_a_message_or_log(server, caplog, fault):
+    server.echo_auth = True
+    backend = make_backend(server.url, api_key=SECRET, label_scoring="prefill", config={"max_retries": 2})
+    if fault == "401":
+        server.api_key = "another-key"
+    else:
+        backend.connect()
+        server.faults.extend([fault] * 10)
+    with caplog.at_level(logging.DEBUG, logger="gpt3mix_hf"), pytest.raises(ServedBackendError) as error:
+        backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
+    server.faults.clear()
+    shown = "".join(traceback.format_exception(error.value)) + repr(error.value) + caplog.text + repr(backend)
+    assert SECRET not in shown
+    assert "***" in str(error.value)
+    if fault == "401":
+        assert isinstance(error.value, AuthenticationError) and backend.usage.retries == 0
+
+
+def test_an_answer_that_repeats_the_key_is_used_but_never_cached(server, tmp_path):
+    server.api_key, server.leak_auth = SECRET, True
+    cache_path = tmp_path / "requests.sqlite"
+    backend = make_backend(server.url, api_key=SECRET, config={"cache_path": str(cache_path)})
+    assert backend.generate(PROMPTS, [0, 1], SamplingConfig(max_new_tokens=4))
+    assert len(stored_answers(cache_path)) == 0
+    for path in tmp_path.iterdir():
+        assert SECRET.encode() not in path.read_bytes()
+
+
+def test_pickles_carry_the_variable_name_never_the_key(server, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server.api_key = SECRET
+    by_env = make_backend(server.url, api_key_env=KEY_ENV)
+    expected = by_env.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    data = pickle.dumps(by_env)
+    assert SECRET.encode() not in data
+    assert pickle.loads(data).score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
+    by_value = make_backend(server.url, api_key=SECRET)
+    assert SECRET.encode() not in pickle.dumps(by_value)
+    with pytest.raises(ServedBackendError, match="api_key_env="):
+        pickle.loads(pickle.dumps(by_value)).score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+
+
+def test_rebuilt_from_its_identity(server):
+    backend = make_backend(server.url, top_n_tokens=3)
+    identity = backend.identity
+    rebuilt = Backend.from_identity(identity, base_url=server.url, config=ServedConfig(**FAST))
+    assert isinstance(rebuilt, TGIBackend)
+    assert rebuilt.identity == identity
+    with pytest.raises(ValueError, match="base_url="):
+        TGIBackend.from_identity(identity)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="label_scoring"):
+        TGIBackend("http://127.0.0.1:1", label_scoring="echo")
+    with pytest.raises(ValueError, match="top_n_tokens"):
+        TGIBackend("http://127.0.0.1:1", top_n_tokens=0)
+    with pytest.raises(ValueError, match="not both"):
+        TGIBackend("http://127.0.0.1:1", api_key="k", api_key_env="K")
+    with pytest.raises(ValueError, match="one seed per prompt"):
+        TGIBackend("http://127.0.0.1:1", label_scoring="prefill").generate(["a", "b"], [0], SamplingConfig())

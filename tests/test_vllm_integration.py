@@ -12,8 +12,8 @@ import pytest
 from served_fixtures import FakeOpenAIServer, VLLMServer
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
+from gpt3mix_hf.backends import ServedBackendError, ServedConfig
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.http import ServedBackendError, ServedConfig
 from gpt3mix_hf.backends.openai import OpenAIBackend
 from gpt3mix_hf.backends.request_cache import RequestCache
 from gpt3mix_hf.backends.transformers import TransformersBackend

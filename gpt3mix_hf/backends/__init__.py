@@ -1,20 +1,21 @@
 """Language-model backends: a local transformers model, and served engines (see `openai.py`, `tgi.py`)."""
 
 from .base import Backend, Completion, SamplingConfig
-from .http import (
+from .errors import (
     AuthenticationError,
     BadResponseError,
     RequestFailedError,
     ServedBackendError,
-    ServedConfig,
     ServerUnreachableError,
     UsageLimitError,
-    UsageReport,
 )
 from .openai import OpenAIBackend
 from .request_cache import RequestCache
+from .served import ServedBackend
+from .served_config import ServedConfig
 from .tgi import TGIBackend
 from .transformers import TransformersBackend
+from .usage import UsageReport
 
 __all__ = [
     "AuthenticationError",
@@ -25,6 +26,7 @@ __all__ = [
     "RequestCache",
     "RequestFailedError",
     "SamplingConfig",
+    "ServedBackend",
     "ServedBackendError",
     "ServedConfig",
     "ServerUnreachableError",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,45 @@ class Backend(ABC):
     """A language model the augmenter can sample from and score with.
 
     Subclasses implement `generate` and `score`; a backend that can do both in one pass (reusing the
-    prompt's computation) overrides `generate_and_score`.
+    prompt's computation) overrides `generate_and_score`. `kind` is the `"backend"` entry of `identity`, and a
+    subclass that can be rebuilt from its identity overrides `from_identity`.
     """
+
+    kind: ClassVar[str | None] = None
+
+    @staticmethod
+    def check_seeds(prompts: list[str], seeds: list[int]):
+        """Every backend's first check: one seed per prompt (a row's randomness is its seed alone)."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"Got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt.")
+
+    @classmethod
+    def from_identity(cls, identity: dict, **kwargs) -> Backend:
+        """The backend an `identity` (a provenance file's `backend` entry) describes.
+
+        Called on `Backend`, it hands over to the backend class whose `kind` is `identity["backend"]`; keyword
+        arguments go to that class's `from_identity` (e.g. `base_url=` for a served backend, `device=` for a
+        local one).
+
+        Example:
+
+        >>> backend = Backend.from_identity(config["augmenter"]["backend"], base_url="http://127.0.0.1:8000/v1")
+        """
+        kind = identity.get("backend") if isinstance(identity, dict) else None
+        if cls is Backend:
+            importlib.import_module(__package__)  # every backend class of the package, registered by import
+            for subclass in _subclasses(Backend):
+                if subclass.kind is not None and subclass.kind == kind:
+                    return subclass.from_identity(identity, **kwargs)
+            known = sorted({sub.kind for sub in _subclasses(Backend) if sub.kind is not None})
+            raise ValueError(
+                f"No backend of kind {kind!r} (identity keys {sorted(identity) if isinstance(identity, dict) else []}"
+                f"); known kinds: {known}. Build the backend yourself and pass it as backend=."
+            )
+        raise ValueError(
+            f"{cls.__name__} cannot be rebuilt from its identity: build it yourself (same model and settings) and "
+            "pass it as backend=."
+        )
 
     @property
     @abstractmethod
@@ -95,6 +134,7 @@ class Backend(ABC):
     ) -> list[Completion]:
         """Generate, then score `continuations` after the generations that parse (`scoring_context` is not
         None). With `continuations=None`, only generate."""
+        self.check_seeds(prompts, seeds)
         completions = self.generate(prompts, seeds, sampling)
         if continuations is None:
             return completions
@@ -105,3 +145,14 @@ class Backend(ABC):
             for (i, _), logprobs in zip(todo, scores, strict=True):
                 completions[i].label_logprobs = logprobs
         return completions
+
+
+def _subclasses(root: type) -> list[type]:
+    """Every subclass of `root`, breadth first: a base backend comes before the classes derived from it."""
+    found, queue = [], list(root.__subclasses__())
+    while queue:
+        subclass = queue.pop(0)
+        if subclass not in found:
+            found.append(subclass)
+            queue.extend(subclass.__subclasses__())
+    return found

@@ -1,23 +1,17 @@
-"""An OpenAI-compatible `/v1/completions` server (vLLM, llama.cpp server, OpenAI) as a backend."""
+"""An OpenAI-compatible `/v1/completions` server (vLLM, llama.cpp server, OpenAI) as a backend: the protocol only
+(what to send, how to read the answer); requests, retries, the cache and the key are `ServedBackend`'s."""
 
 from __future__ import annotations
 
-import math
 import re
 
 from transformers.utils import logging
 
 from .base import Completion, SamplingConfig
-from .http import (
-    BadResponseError,
-    JSONHTTPClient,
-    RequestFailedError,
-    RequestRunner,
-    ServedBackend,
-    ServedBackendError,
-    ServedConfig,
-    cache_key,
-)
+from .errors import BadResponseError, RequestFailedError, ServedBackendError
+from .runner import gather_in_order
+from .served import ServedBackend
+from .served_config import ServedConfig
 
 logger = logging.get_logger(__name__)
 
@@ -49,7 +43,9 @@ class OpenAIBackend(ServedBackend):
     Args:
         base_url (`str`): the server, e.g. `http://127.0.0.1:8000/v1` (with or without `/v1`).
         model (`str`, *optional*): the served model name; default the only one the server serves.
-        api_key (`str`, *optional*): sent as a bearer token; never logged, never in `identity`.
+        api_key (`str`, *optional*): sent as a bearer token; never logged, cached, pickled or in `identity`.
+        api_key_env (`str`, *optional*): the name of the environment variable holding the key, read in each
+            process that uses the backend: use this one with `Dataset.map(num_proc=...)`.
         tokenizer (`str` or `PreTrainedTokenizerBase`, *optional*): `"auto"` (the server's `/tokenize` where it
             has one, else none), `"server"`, `"none"` (send text), a tokenizer, or a path/Hub id to load one.
         label_scoring (`str`): `"auto"` (probe the server once), `"echo"` or `"top_logprobs"`.
@@ -74,6 +70,7 @@ class OpenAIBackend(ServedBackend):
         model: str | None = None,
         *,
         api_key: str | None = None,
+        api_key_env: str | None = None,
         tokenizer="auto",
         label_scoring: str = "auto",
         top_logprobs: int = 20,
@@ -81,56 +78,42 @@ class OpenAIBackend(ServedBackend):
     ):
         if label_scoring not in LABEL_SCORING_MODES:
             raise ValueError(f"label_scoring must be one of {LABEL_SCORING_MODES}, got {label_scoring!r}.")
-        if top_logprobs < 1:
-            raise ValueError(f"top_logprobs must be >= 1, got {top_logprobs}.")
+        if not isinstance(top_logprobs, int) or top_logprobs < 1:
+            raise ValueError(f"top_logprobs must be an integer >= 1, got {top_logprobs!r}.")
         if isinstance(tokenizer, str) and tokenizer not in TOKENIZER_MODES:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-        root = base_url.rstrip("/")
-        if root.endswith("/v1"):
+        root = base_url.rstrip("/") if isinstance(base_url, str) else base_url
+        if isinstance(root, str) and root.endswith("/v1"):
             root = root[: -len("/v1")]
-        self.base_url = root
-        self.model = model
-        self.api_key = api_key
+        super().__init__(root, model=model, api_key=api_key, api_key_env=api_key_env, config=config)
         self.tokenizer = tokenizer
         self.label_scoring = label_scoring
         self.top_logprobs = top_logprobs
-        self.config = config or ServedConfig()
-        self.runner = RequestRunner(self.config, self.base_url)
-        self._server: dict | None = None
-        self._token_memo: dict[tuple[str, bool], list[int]] = {}
+        self._specials_add_nothing: bool | None = None
 
-    # -- pickling (Dataset.map workers, the datasets fingerprint) ----------------------------------------
+    def _settings(self) -> dict:
+        return {**super()._settings(), "tokenizer": self.tokenizer, "label_scoring": self.label_scoring,
+                "top_logprobs": self.top_logprobs}
 
-    def __getstate__(self):
-        return {
-            "base_url": self.base_url,
-            "model": self.model,
-            "api_key": self.api_key,
-            "tokenizer": self.tokenizer,
-            "label_scoring": self.label_scoring,
-            "top_logprobs": self.top_logprobs,
-            "config": self.config,
-        }
+    def _identity_extra(self) -> dict:
+        tokenizer = self.tokenizer if isinstance(self.tokenizer, str) else getattr(
+            self.tokenizer, "name_or_path", type(self.tokenizer).__name__
+        )
+        return {"tokenizer": tokenizer, "top_logprobs": self.top_logprobs}
 
-    def __setstate__(self, state):
-        base_url = state.pop("base_url")
-        self.__init__(base_url, **state)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r})"
+    @classmethod
+    def _settings_from_identity(cls, identity: dict) -> dict:
+        return {**super()._settings_from_identity(identity), "tokenizer": identity.get("tokenizer", "auto"),
+                "top_logprobs": identity.get("top_logprobs", 20)}
 
     # -- the server ----------------------------------------------------------------------------------------
 
-    def _client(self) -> JSONHTTPClient:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        return JSONHTTPClient(self.base_url, self.config.timeout, headers)
-
     async def _probe(self) -> dict:
         async with self._client() as client:
-            listing = await self._probe_request(client, "GET", "/v1/models", None, "listing the served models")
-            served = {entry.get("id"): entry for entry in (listing or {}).get("data", []) if isinstance(entry, dict)}
+            served = await self._request(client, "GET", "/v1/models", None, _served_models, cached=False,
+                                         describe="listing the served models", abort_batch=False)
             if self.model is None:
                 if len(served) != 1:
                     raise ServedBackendError(
@@ -153,23 +136,18 @@ class OpenAIBackend(ServedBackend):
             info["label_scoring"], info["echo_max_tokens"] = await self._settle_scoring(client)
             return info
 
-    async def _probe_request(self, client, method: str, route: str, payload: dict | None, describe: str = "a probe"):
-        """Retried like any request (a 429 at start should not end a run), never cached."""
-        return await self.runner.request(
-            None, lambda: client.request(method, route, payload, describe=describe), describe=describe,
-            abort_batch=False,
-        )
-
-    async def _server_tokenizes(self, client: JSONHTTPClient) -> bool:
+    async def _server_tokenizes(self, client) -> bool:
+        payload = {"model": self.model, "prompt": "a", "add_special_tokens": False}
         try:
-            answer = await self._probe_request(
-                client, "POST", "/tokenize", {"model": self.model, "prompt": "a", "add_special_tokens": False}
+            return await self._request(
+                client, "POST", "/tokenize", payload,
+                lambda answer: isinstance(answer, dict) and isinstance(answer.get("tokens"), list),
+                cached=False, describe="a /tokenize probe", abort_batch=False,
             )
         except RequestFailedError:
             return False
-        return isinstance(answer, dict) and isinstance(answer.get("tokens"), list)
 
-    async def _settle_scoring(self, client: JSONHTTPClient) -> tuple[str, int]:
+    async def _settle_scoring(self, client) -> tuple[str, int]:
         """Which scoring mode the server supports, and the `max_tokens` that echo needs (0 where allowed)."""
         if self.label_scoring == "top_logprobs":
             return "top_logprobs", 1
@@ -178,19 +156,16 @@ class OpenAIBackend(ServedBackend):
             payload = {"model": self.model, "prompt": "Hello world", "max_tokens": max_tokens, "echo": True,
                        "logprobs": 0, "temperature": 0}
             try:
-                answer = await self._probe_request(client, "POST", "/v1/completions", payload, "an echo probe")
+                values = await self._request(client, "POST", "/v1/completions", payload, _echo_probe_values,
+                                             cached=False, describe="an echo probe", abort_batch=False)
             except RequestFailedError as error:
-                self._raise_if_logprobs_capped(error, 0)
                 last_error = error
                 continue
-            try:
-                values = _choices(answer, 1)[0]["logprobs"]["token_logprobs"]
-            except (BadResponseError, KeyError, TypeError):
-                values = None
             if values and any(value is not None for value in values):
                 return "echo", max_tokens
-            last_error = f"the answer has no prompt log-probabilities ({str(answer)[:200]})"
+            last_error = "the answer has no prompt log-probabilities"
             break
+        last_error = self.credentials.redact(str(last_error))
         if self.label_scoring == "echo":
             raise ServedBackendError(
                 f"{self.base_url} cannot score prompt tokens (echo with logprobs): {last_error}. Use "
@@ -202,25 +177,18 @@ class OpenAIBackend(ServedBackend):
         )
         return "top_logprobs", 1
 
-    def _raise_if_logprobs_capped(self, error: RequestFailedError, wanted: int):
+    def _explain_rejection(self, error: RequestFailedError, payload: dict) -> Exception:
         message = str(error)
-        if _MAX_LOGPROBS.search(message):
-            allowed = _ALLOWED.search(message)
-            cap = f" (it allows {allowed.group(1)})" if allowed else ""
-            raise ServedBackendError(
-                f"{self.base_url} caps the log-probabilities per token below the {wanted} that soft labels "
-                f"need{cap}. Restart vLLM with --max-logprobs {max(wanted, 1)} or more, or lower "
-                f"top_logprobs (OpenAI allows 5). The server said: {message}"
-            ) from None
-
-    @property
-    def identity(self) -> dict:
-        info = self._connected()
-        tokenizer = self.tokenizer if isinstance(self.tokenizer, str) else getattr(
-            self.tokenizer, "name_or_path", type(self.tokenizer).__name__
+        if not _MAX_LOGPROBS.search(message):
+            return error
+        allowed = _ALLOWED.search(message)
+        cap = f" (it allows {allowed.group(1)})" if allowed else ""
+        wanted = max(int(payload.get("logprobs") or 0), 1)
+        return ServedBackendError(
+            f"{self.base_url} caps the log-probabilities per token below the {wanted} that soft labels "
+            f"need{cap}. Restart vLLM with --max-logprobs {wanted} or more, or lower "
+            f"top_logprobs (OpenAI allows 5). The server said: {message}"
         )
-        return {"backend": self.kind, "model": self.model, "label_scoring": info["label_scoring"],
-                "tokenizer": tokenizer, "top_logprobs": self.top_logprobs}
 
     @property
     def max_context(self) -> int | None:
@@ -245,40 +213,34 @@ class OpenAIBackend(ServedBackend):
 
         return self.runner.run(run)
 
-    async def _tokenize(self, client: JSONHTTPClient, text: str, special: bool) -> list[int]:
+    async def _tokenize(self, client, text: str, special: bool) -> list[int]:
         memo = self._token_memo.get((text, special))
+        if memo is None and special and self._specials_add_nothing:
+            # The augmenter tokenised the prompt without special tokens to fit it to the context; where they
+            # add nothing (learnt on the first prompt), that answer serves the scoring too: one round trip less.
+            memo = self._token_memo.get((text, False))
         if memo is not None:
             return memo
         if not isinstance(self.tokenizer, str):
             ids = list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
         else:
             payload = {"model": self.model, "prompt": text, "add_special_tokens": special}
-            answer = await self.runner.request(
-                cache_key(self.kind, self.model, "/tokenize", payload),
-                lambda: client.request("POST", "/tokenize", payload, describe="tokenizing"),
-                describe="tokenizing",
-            )
-            ids = answer.get("tokens") if isinstance(answer, dict) else None
-            if not isinstance(ids, list):
-                raise BadResponseError(f"{self.base_url}/tokenize answered without 'tokens': {str(answer)[:200]}")
-        if len(self._token_memo) > 4096:  # prompts are seen once or twice: keep the memo small
-            self._token_memo.clear()
-        self._token_memo[text, special] = ids
+            ids = await self._request(client, "POST", "/tokenize", payload, self._read_tokens, describe="tokenizing")
+        if special and self._specials_add_nothing is None and (text, False) in self._token_memo:
+            self._specials_add_nothing = ids == self._token_memo[text, False]
+        return self._remember_tokens((text, special), ids)
+
+    def _read_tokens(self, answer) -> list[int]:
+        ids = answer.get("tokens") if isinstance(answer, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise BadResponseError(f"{self.base_url}/tokenize answered without 'tokens': {str(answer)[:200]}")
         return ids
 
     # -- generation ------------------------------------------------------------------------------------------
 
-    async def _completions(self, client: JSONHTTPClient, payload: dict, describe: str) -> dict:
-        async def send():
-            try:
-                return await client.request("POST", "/v1/completions", payload, describe=describe)
-            except RequestFailedError as error:
-                self._raise_if_logprobs_capped(error, int(payload.get("logprobs") or 0))
-                raise
-
-        return await self.runner.request(
-            cache_key(self.kind, self.model, "/v1/completions", payload), send, _count_tokens, describe
-        )
+    async def _completions(self, client, payload: dict, parse, describe: str):
+        return await self._request(client, "POST", "/v1/completions", payload, parse, describe=describe,
+                                   count_tokens=_count_tokens)
 
     async def _generate_one(self, client, prompt: str, seed: int, sampling: SamplingConfig) -> Completion:
         payload = {
@@ -291,17 +253,20 @@ class OpenAIBackend(ServedBackend):
             "stop": ["\n"],
             "n": 1,
         }
-        answer = await self._completions(client, payload, "a generation")
-        choice = _choices(answer, 1)[0]
+        return await self._completions(client, payload, self._read_generation, "a generation")
+
+    def _read_generation(self, answer) -> Completion:
+        choice = _choices(answer, 1, self.base_url)[0]
         text = choice.get("text")
         if not isinstance(text, str):
             raise BadResponseError(f"{self.base_url} answered a completion without text: {str(choice)[:200]}")
         if not text.strip():
             logger.info("The server returned an empty completion; the augmenter counts it as a failed attempt.")
         usage = answer.get("usage") or {}
-        num_tokens = usage.get("completion_tokens")
+        num_tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
         if not isinstance(num_tokens, int):
-            num_tokens = len(choice.get("logprobs", {}).get("tokens") or []) if choice.get("logprobs") else 0
+            logprobs = choice.get("logprobs")
+            num_tokens = len(logprobs.get("tokens") or []) if isinstance(logprobs, dict) else 0
         return Completion(text=text.split("\n", 1)[0], num_tokens=num_tokens)
 
     # -- scoring ---------------------------------------------------------------------------------------------
@@ -312,8 +277,9 @@ class OpenAIBackend(ServedBackend):
         if info["label_scoring"] == "top_logprobs":
             return await self._score_top_logprobs(client, prompt + context, continuations)
         if self._has_tokenizer():
-            prefix = await self._tokenize(client, prompt, True) + await self._tokenize(client, context, False)
-            labels = [await self._tokenize(client, c, False) for c in continuations]
+            texts = [(prompt, True), (context, False), *[(c, False) for c in continuations]]
+            pieces = await gather_in_order([self._tokenize(client, text, special) for text, special in texts])
+            prefix, labels = pieces[0] + pieces[1], pieces[2:]
             sequences = [prefix + label for label in labels]
             spans = [(len(prefix), len(prefix) + len(label)) for label in labels]
         else:
@@ -321,90 +287,78 @@ class OpenAIBackend(ServedBackend):
             spans = None
         payload = {"model": self.model, "prompt": sequences, "max_tokens": info["echo_max_tokens"], "echo": True,
                    "logprobs": 0, "temperature": 0}
-        answer = await self._completions(client, payload, "label scoring")
-        scores = []
-        for i, choice in enumerate(_choices(answer, len(sequences))):
-            logprobs = choice.get("logprobs") or {}
-            values = logprobs.get("token_logprobs")
-            if not isinstance(values, list):
-                raise BadResponseError(
-                    f"{self.base_url} answered an echo request without prompt log-probabilities: it cannot score "
-                    "labels exactly. Use label_scoring='top_logprobs', or a server that supports echo (vLLM)."
-                )
-            if spans is not None:
-                start, stop = spans[i]
-            else:
-                start, stop = _text_span(logprobs, len(prompt + context), len(sequences[i]), self.base_url)
-            window = values[start:stop]
-            if len(window) != stop - start or any(value is None for value in window):
-                raise BadResponseError(
-                    f"{self.base_url} returned {len(values)} prompt log-probabilities with gaps where the label "
-                    f"tokens {start}..{stop} should be: cannot score labels. The answer: {str(choice)[:300]}"
-                )
-            scores.append(float(sum(window)))
+
+        def read(answer) -> list[float]:
+            scores = []
+            for i, choice in enumerate(_choices(answer, len(sequences), self.base_url)):
+                logprobs = choice.get("logprobs") or {}
+                values = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+                if not isinstance(values, list):
+                    raise BadResponseError(
+                        f"{self.base_url} answered an echo request without prompt log-probabilities: it cannot "
+                        "score labels exactly. Use label_scoring='top_logprobs', or a server that supports echo "
+                        "(vLLM)."
+                    )
+                if spans is not None:
+                    start, stop = spans[i]
+                else:
+                    start, stop = _text_span(logprobs, len(prompt + context), len(sequences[i]), self.base_url)
+                window = values[start:stop]
+                if len(window) != stop - start or not all(isinstance(v, int | float) for v in window):
+                    raise BadResponseError(
+                        f"{self.base_url} returned {len(values)} prompt log-probabilities with gaps where the "
+                        f"label tokens {start}..{stop} should be: cannot score labels. The answer: "
+                        f"{str(choice)[:300]}"
+                    )
+                scores.append(float(sum(window)))
+            return scores
+
+        scores = await self._completions(client, payload, read, "label scoring")
         self.usage.rows_scored_exactly += 1
         return scores, 1.0
 
     async def _score_top_logprobs(self, client, prefix: str, continuations: list[str]) -> tuple[list[float], float]:
         payload = {"model": self.model, "prompt": prefix, "max_tokens": 1, "logprobs": self.top_logprobs,
                    "temperature": 0}
-        answer = await self._completions(client, payload, "label scoring (top logprobs)")
-        choice = _choices(answer, 1)[0]
-        try:
-            alternatives = choice["logprobs"]["top_logprobs"][0]
-        except (KeyError, IndexError, TypeError):
-            alternatives = None
-        if not isinstance(alternatives, dict) or not alternatives:
-            raise BadResponseError(
-                f"{self.base_url} answered without top log-probabilities at the label position (asked for "
-                f"logprobs={self.top_logprobs}): soft labels cannot be computed. Use label_mode='hard', or a "
-                "server that returns logprobs."
-            )
-        logprobs, mass, missing = top_k_label_logprobs(alternatives, continuations)
-        self.usage.rows_scored_top_k += 1
-        self.usage.top_k_label_mass_sum += mass
-        self.usage.rows_missing_labels += int(missing > 0)
-        return logprobs, mass
+
+        def read(answer) -> dict[str, float]:
+            choice = _choices(answer, 1, self.base_url)[0]
+            try:
+                alternatives = choice["logprobs"]["top_logprobs"][0]
+            except (KeyError, IndexError, TypeError):
+                alternatives = None
+            if not isinstance(alternatives, dict) or not alternatives:
+                raise BadResponseError(
+                    f"{self.base_url} answered without top log-probabilities at the label position (asked for "
+                    f"logprobs={self.top_logprobs}): soft labels cannot be computed. Use label_mode='hard', or a "
+                    "server that returns logprobs."
+                )
+            return alternatives
+
+        alternatives = await self._completions(client, payload, read, "label scoring (top logprobs)")
+        return self._top_k_scores(alternatives, continuations)
 
 
-def top_k_label_logprobs(alternatives: dict[str, float], continuations: list[str]) -> tuple[list[float], float, int]:
-    """Label log-probabilities from the top-k alternatives at the label's first token.
-
-    A token counts for a label when, without case and surrounding spaces, it is the label word or a prefix of
-    it that no other label word shares; all such variants (" Positive", "positive", " pos"...) are summed. A
-    label with no variant in the top k gets the largest probability it could have: the smallest of the top k's,
-    and at most the mass the top k left over, shared among the missing labels.
-
-    Returns the log-probabilities, the mass the labels' variants covered, and how many labels were missing.
-    """
-    words = [c.strip().lower() for c in continuations]
-    found = [0.0] * len(words)
-    for token, logprob in alternatives.items():
-        if logprob is None:
-            continue
-        piece = token.strip().lower()
-        if not piece:
-            continue
-        owners = [i for i, word in enumerate(words) if word.startswith(piece)]
-        if len(owners) == 1:
-            found[owners[0]] += math.exp(logprob)
-    covered = sum(found)
-    missing = [i for i, p in enumerate(found) if p == 0.0]
-    if missing:
-        probabilities = [math.exp(v) for v in alternatives.values() if v is not None]
-        leftover = max(0.0, 1.0 - sum(probabilities))
-        bound = min(min(probabilities), leftover / len(missing)) if probabilities else 0.0
-        for i in missing:
-            found[i] = bound
-    logprobs = [math.log(p) if p > 0 else -math.inf for p in found]
-    return logprobs, covered, len(missing)
+def _served_models(listing) -> dict[str, dict]:
+    data = listing.get("data") if isinstance(listing, dict) else None
+    if not isinstance(data, list):
+        raise BadResponseError(f"/v1/models answered without a 'data' list: {str(listing)[:200]}")
+    return {entry.get("id"): entry for entry in data if isinstance(entry, dict)}
 
 
-def _choices(answer: dict, expected: int) -> list[dict]:
+def _echo_probe_values(answer):
+    try:
+        return _choices(answer, 1, "")[0]["logprobs"]["token_logprobs"]
+    except (BadResponseError, KeyError, TypeError):
+        return None
+
+
+def _choices(answer, expected: int, url: str) -> list[dict]:
     choices = answer.get("choices") if isinstance(answer, dict) else None
-    if not isinstance(choices, list) or len(choices) != expected:
+    if (not isinstance(choices, list) or len(choices) != expected
+            or not all(isinstance(choice, dict) for choice in choices)):
         raise BadResponseError(
-            f"Expected {expected} choices in the completion answer, got: {str(answer)[:300]}"
+            f"{url} answered {str(answer)[:300]}, not the {expected} choice(s) a completion answer must hold."
         )
     return sorted(choices, key=lambda choice: choice.get("index", 0))
 
@@ -428,4 +382,8 @@ def _count_tokens(answer: dict) -> tuple[int, int]:
     usage = answer.get("usage") if isinstance(answer, dict) else None
     if not isinstance(usage, dict):
         return 0, 0
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0

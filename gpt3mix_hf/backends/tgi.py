@@ -1,4 +1,5 @@
-"""A text-generation-inference (TGI) server as a backend, through `huggingface_hub.InferenceClient`.
+"""A text-generation-inference (TGI) server as a backend: the protocol only (`POST /generate` with `details`);
+requests, retries, the cache and the key are `ServedBackend`'s.
 
 Coverage note: no TGI server can run on the machines this project is tested on (a Rust router, no Docker).
 This backend is tested against an in-process server that speaks TGI's protocol, with answers built from
@@ -10,26 +11,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict
 
 from transformers.utils import logging
 
 from .base import Completion, SamplingConfig
-from .http import (
-    BadResponseError,
-    JSONHTTPClient,
-    RequestFailedError,
-    RequestRunner,
-    RetryableError,
-    ServedBackend,
-    ServedBackendError,
-    ServedConfig,
-    ServerUnreachableError,
-    cache_key,
-    classify_status,
-    gather_in_order,
-)
-from .openai import top_k_label_logprobs
+from .errors import BadResponseError, RequestFailedError, ServedBackendError
+from .runner import gather_in_order
+from .served import ServedBackend
+from .served_config import ServedConfig
 
 logger = logging.get_logger(__name__)
 
@@ -37,38 +26,16 @@ LABEL_SCORING_MODES = ("auto", "prefill", "top_n_tokens")
 _TOP_N = re.compile(r"top_n_tokens.*?<=\s*(\d+)", re.IGNORECASE)
 
 
-def _connect_errors() -> tuple[type[BaseException], ...]:
-    """The transport's connection-refused errors (huggingface_hub moved from httpx to httpx2)."""
-    errors: list[type[BaseException]] = [ConnectionError]
-    for module in ("httpx2", "httpx"):
-        try:
-            errors.append(__import__(module).ConnectError)
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
-
-
-def _lost_connection_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = []
-    for module in ("httpx2", "httpx"):
-        try:
-            imported = __import__(module)
-            errors.extend([imported.RemoteProtocolError, imported.ReadError, imported.WriteError])
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
-
-
 class TGIBackend(ServedBackend):
     """Samples from and scores with a text-generation-inference server (`POST /generate`).
 
-    Requests go through `huggingface_hub.AsyncInferenceClient(base_url=...).text_generation(details=True, ...)`,
-    up to `config.max_concurrency` at once, each generation with its row's seed. Soft labels are exact where
-    the server returns prompt log-probabilities (`decoder_input_details=True`; TGI >= 3 needs
-    `--enable-prefill-logprobs`): each label continuation is sent after the prompt and the generated text, and
-    the log-probabilities of its tokens in the prefill are summed. Otherwise the labels come from the
-    `top_n_tokens` alternatives at the label position (capped by TGI's `--max-top-n-tokens`, 5 by default),
-    with `Completion.label_mass` recording the probability they covered.
+    Every request is `POST /generate` with `details=True` (the JSON that `huggingface_hub`'s
+    `InferenceClient.text_generation` sends), up to `config.max_concurrency` at once, each generation with its
+    row's seed. Soft labels are exact where the server returns prompt log-probabilities
+    (`decoder_input_details=True`; TGI >= 3 needs `--enable-prefill-logprobs`): each label continuation is sent
+    after the prompt and the generated text, and the log-probabilities of its tokens in the prefill are summed.
+    Otherwise the labels come from the `top_n_tokens` alternatives at the label position (capped by TGI's
+    `--max-top-n-tokens`, 5 by default), with `Completion.label_mass` recording the probability they covered.
 
     Text is sent as one string (TGI takes no token ids): a label whose first token merges with the text before
     it is scored on the merged token. `tokenize` uses TGI's `/tokenize` where the server has it; without it,
@@ -76,7 +43,9 @@ class TGIBackend(ServedBackend):
 
     Args:
         base_url (`str`): the server, e.g. `http://127.0.0.1:8080`.
-        api_key (`str`, *optional*): sent as a bearer token; never logged, never in `identity`.
+        api_key (`str`, *optional*): sent as a bearer token; never logged, cached, pickled or in `identity`.
+        api_key_env (`str`, *optional*): the name of the environment variable holding the key, read in each
+            process that uses the backend: use this one with `Dataset.map(num_proc=...)`.
         model (`str`, *optional*): a name for provenance; default the `model_id` from the server's `/info`.
         label_scoring (`str`): `"auto"` (probe once), `"prefill"` or `"top_n_tokens"`.
         top_n_tokens (`int`): alternatives asked for in `"top_n_tokens"` mode.
@@ -96,6 +65,7 @@ class TGIBackend(ServedBackend):
         base_url: str,
         *,
         api_key: str | None = None,
+        api_key_env: str | None = None,
         model: str | None = None,
         label_scoring: str = "auto",
         top_n_tokens: int = 5,
@@ -103,170 +73,117 @@ class TGIBackend(ServedBackend):
     ):
         if label_scoring not in LABEL_SCORING_MODES:
             raise ValueError(f"label_scoring must be one of {LABEL_SCORING_MODES}, got {label_scoring!r}.")
-        if top_n_tokens < 1:
-            raise ValueError(f"top_n_tokens must be >= 1, got {top_n_tokens}.")
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.model = model
+        if not isinstance(top_n_tokens, int) or top_n_tokens < 1:
+            raise ValueError(f"top_n_tokens must be an integer >= 1, got {top_n_tokens!r}.")
+        super().__init__(base_url, model=model, api_key=api_key, api_key_env=api_key_env, config=config)
         self.label_scoring = label_scoring
         self.top_n_tokens = top_n_tokens
-        self.config = config or ServedConfig()
-        self.runner = RequestRunner(self.config, self.base_url)
-        self._server: dict | None = None
-        self._token_memo: dict[str, list[int]] = {}
 
-    def __getstate__(self):
-        return {"base_url": self.base_url, "api_key": self.api_key, "model": self.model,
-                "label_scoring": self.label_scoring, "top_n_tokens": self.top_n_tokens, "config": self.config}
+    def _settings(self) -> dict:
+        return {**super()._settings(), "label_scoring": self.label_scoring, "top_n_tokens": self.top_n_tokens}
 
-    def __setstate__(self, state):
-        base_url = state.pop("base_url")
-        self.__init__(base_url, **state)
+    def _identity_extra(self) -> dict:
+        return {"top_n_tokens": self.top_n_tokens}
 
-    def __repr__(self):
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
-
-    def _client(self):
-        from huggingface_hub import AsyncInferenceClient
-
-        return AsyncInferenceClient(base_url=self.base_url, api_key=self.api_key, timeout=self.config.timeout)
+    @classmethod
+    def _settings_from_identity(cls, identity: dict) -> dict:
+        return {**super()._settings_from_identity(identity), "top_n_tokens": identity.get("top_n_tokens", 5)}
 
     # -- the server -------------------------------------------------------------------------------------------
 
     async def _probe(self) -> dict:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        async with JSONHTTPClient(self.base_url, self.config.timeout, headers) as http:
+        async with self._client() as client:
             try:
-                info = await self.runner.request(
-                    None, lambda: http.request("GET", "/info", describe="reading /info"), abort_batch=False
-                )
+                info = await self._request(client, "GET", "/info", None, _dict_or_empty, cached=False,
+                                           describe="reading /info", abort_batch=False)
             except RequestFailedError:  # not every TGI-compatible endpoint has /info
                 info = {}
             try:
-                tokens = await self.runner.request(
-                    None, lambda: http.request("POST", "/tokenize", {"inputs": "a"}, describe="a /tokenize probe"),
-                    abort_batch=False,
-                )
-                tokenizes = isinstance(tokens, list)
+                tokenizes = await self._request(client, "POST", "/tokenize", {"inputs": "a"},
+                                                lambda answer: isinstance(answer, list), cached=False,
+                                                describe="a /tokenize probe", abort_batch=False)
             except RequestFailedError:
                 tokenizes = False
-        if self.model is None:
-            self.model = info.get("model_id") or self.base_url
-        server = {"max_context": info.get("max_total_tokens") if tokenizes else None, "tokenize": tokenizes,
-                  "label_scoring": self.label_scoring}
-        if self.label_scoring == "auto":
-            async with self._client() as client:
+            if self.model is None:
+                self.model = info.get("model_id") or self.base_url
+            server = {"max_context": info.get("max_total_tokens") if tokenizes else None, "tokenize": tokenizes,
+                      "label_scoring": self.label_scoring}
+            if self.label_scoring == "auto":
                 parameters = {"max_new_tokens": 1, "details": True, "decoder_input_details": True}
-                answer = await self.runner.request(
-                    None, lambda: self._send(client, "Hello world", parameters), abort_batch=False
-                )
-            prefill = answer.details.prefill if answer.details is not None else []
-            values = [_field(token, "logprob") for token in prefill or []]
-            if any(value is not None and not math.isnan(value) for value in values):
-                server["label_scoring"] = "prefill"
-            else:
-                server["label_scoring"] = "top_n_tokens"
-                logger.warning(
-                    f"{self.base_url} returns no prompt log-probabilities (TGI >= 3: launch it with "
-                    f"--enable-prefill-logprobs); soft labels will come from the top {self.top_n_tokens} "
-                    "alternatives at the label position (approximate, see the label_mass column)."
-                )
+                answer = await self._generate_call(client, "Hello world", parameters, cached=False,
+                                                   describe="a prefill probe")
+                values = [token.get("logprob") for token in answer["details"].get("prefill") or []]
+                if any(isinstance(value, int | float) and not math.isnan(value) for value in values):
+                    server["label_scoring"] = "prefill"
+                else:
+                    server["label_scoring"] = "top_n_tokens"
+                    logger.warning(
+                        f"{self.base_url} returns no prompt log-probabilities (TGI >= 3: launch it with "
+                        f"--enable-prefill-logprobs); soft labels will come from the top {self.top_n_tokens} "
+                        "alternatives at the label position (approximate, see the label_mass column)."
+                    )
         return server
 
     @property
-    def identity(self) -> dict:
-        server = self.connect()
-        return {"backend": self.kind, "model": self.model, "label_scoring": server["label_scoring"],
-                "top_n_tokens": self.top_n_tokens}
-
-    @property
     def max_context(self) -> int | None:
-        return self.connect()["max_context"]
+        return self._connected()["max_context"]
 
     def tokenize(self, text: str) -> list[int] | None:
-        if not self.connect()["tokenize"]:
+        if not self._connected()["tokenize"]:
             return None
-        if text not in self._token_memo:
-            if len(self._token_memo) > 4096:
-                self._token_memo.clear()
-            self._token_memo[text] = self.runner.run(lambda: self._tokenize(text))
-        return self._token_memo[text]
+        memo = self._token_memo.get(text)
+        if memo is not None:
+            return memo
 
-    async def _tokenize(self, text: str) -> list[int]:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        async with JSONHTTPClient(self.base_url, self.config.timeout, headers) as http:
-            payload = {"inputs": text}
-            answer = await self.runner.request(
-                cache_key(self.kind, self.model, "/tokenize", payload),
-                lambda: http.request("POST", "/tokenize", payload, describe="tokenizing"),
-                describe="tokenizing",
-            )
-        if not isinstance(answer, list) or not all(isinstance(t, dict) and "id" in t for t in answer):
+        async def run():
+            async with self._client() as client:
+                return await self._request(client, "POST", "/tokenize", {"inputs": text}, self._read_tokens,
+                                           describe="tokenizing")
+
+        return self._remember_tokens(text, self.runner.run(run))
+
+    def _read_tokens(self, answer) -> list[int]:
+        if not isinstance(answer, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), int)
+                                                   for t in answer):
             raise BadResponseError(f"{self.base_url}/tokenize answered {str(answer)[:200]}, not a list of tokens.")
         return [token["id"] for token in answer]
 
+    def _explain_rejection(self, error: RequestFailedError, payload: dict) -> Exception:
+        cap = _TOP_N.search(str(error))
+        if cap is None:
+            return error
+        return ServedBackendError(
+            f"{self.base_url} allows at most {cap.group(1)} top tokens but top_n_tokens={self.top_n_tokens}: "
+            f"launch TGI with --max-top-n-tokens {self.top_n_tokens} or more, or lower top_n_tokens. "
+            f"The server said: {error}"
+        )
+
     # -- requests ---------------------------------------------------------------------------------------------
 
-    async def _send(self, client, inputs: str, parameters: dict):
-        """One `text_generation` call with every failure mapped to the shared errors (no retries here)."""
-        from huggingface_hub import TextGenerationOutput
-        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, OfflineModeIsEnabled
+    async def _generate_call(self, client, inputs: str, parameters: dict, parse=None, *, cached: bool = True,
+                             describe: str = "a TGI request"):
+        """`parse(output)` (default: the output itself) for one `/generate` call, where `output` is the answer
+        checked to be a TGI generation with `details`."""
 
-        try:
-            answer = await client.text_generation(inputs, **parameters)
-        except OfflineModeIsEnabled:
-            raise ServedBackendError(
-                "HF_HUB_OFFLINE=1 makes huggingface_hub refuse every request, a local TGI server's included: "
-                "unset it for the TGI backend."
-            ) from None
-        except InferenceTimeoutError:
-            raise RetryableError("timed out") from None
-        except _connect_errors() as error:
-            raise ServerUnreachableError(
-                f"Could not connect to {self.base_url} ({error.__class__.__name__}). Is the TGI server running "
-                "and listening there? Check the URL, host and port."
-            ) from None
-        except _lost_connection_errors() as error:
-            raise RetryableError(f"connection lost ({error.__class__.__name__})") from None
-        except HfHubHTTPError as error:
-            raise self._http_error(error) from None
-        except Exception as error:
-            cause = error.__cause__
-            if isinstance(cause, HfHubHTTPError):  # TGI's typed errors (validation, overloaded...)
-                raise self._http_error(cause, str(error)) from None
-            if isinstance(error, ValueError):  # the body was not JSON
-                raise RetryableError(f"malformed answer ({error})") from None
-            raise
-        if not isinstance(answer, TextGenerationOutput) or answer.details is None:
+        def read(answer):
+            output = self._read_output(answer)
+            return output if parse is None else parse(output)
+
+        payload = {"inputs": inputs, "parameters": parameters}
+        return await self._request(client, "POST", "/generate", payload, read, cached=cached, describe=describe,
+                                   count_tokens=_count_tokens)
+
+    def _read_output(self, answer) -> dict:
+        if isinstance(answer, list) and len(answer) == 1:  # `POST /` answers a list of one
+            answer = answer[0]
+        details = answer.get("details") if isinstance(answer, dict) else None
+        if (not isinstance(answer, dict) or not isinstance(answer.get("generated_text"), str)
+                or not isinstance(details, dict) or not isinstance(details.get("generated_tokens"), int)):
             raise BadResponseError(
-                f"{self.base_url} answered without `details`: it does not speak TGI's protocol. Got: "
-                f"{str(answer)[:200]}"
+                f"{self.base_url} answered without `generated_text` and `details`: it does not speak TGI's "
+                f"protocol. Got: {str(answer)[:200]}"
             )
         return answer
-
-    def _http_error(self, error, message: str | None = None) -> Exception:
-        response = error.response
-        body = message or response.text
-        exception = classify_status(response.status_code, body, response.headers, self.base_url, "TGI request")
-        cap = _TOP_N.search(body or "")
-        if cap is not None and isinstance(exception, RequestFailedError):
-            return ServedBackendError(
-                f"{self.base_url} allows at most {cap.group(1)} top tokens but top_n_tokens={self.top_n_tokens}: "
-                f"launch TGI with --max-top-n-tokens {self.top_n_tokens} or more, or lower top_n_tokens. "
-                f"The server said: {body}"
-            )
-        return exception
-
-    async def _generate_call(self, client, inputs: str, parameters: dict):
-        """A cached, retried `text_generation` call; the answer is a `TextGenerationOutput`."""
-        from huggingface_hub import TextGenerationOutput
-
-        async def send():
-            return _plain(asdict(await self._send(client, inputs, parameters)))
-
-        key = cache_key(self.kind, self.model, "/generate", {"inputs": inputs, "parameters": parameters})
-        answer = await self.runner.request(key, send, _count_tokens, "a TGI request")
-        return TextGenerationOutput.parse_obj_as_instance(answer)
 
     # -- generation -------------------------------------------------------------------------------------------
 
@@ -277,11 +194,11 @@ class TGIBackend(ServedBackend):
             parameters["temperature"] = sampling.temperature
             if sampling.top_p < 1:
                 parameters["top_p"] = sampling.top_p
-        answer = await self._generate_call(client, prompt, parameters)
-        text = answer.generated_text
+        output = await self._generate_call(client, prompt, parameters, describe="a generation")
+        text = output["generated_text"]
         if not text.strip():
             logger.info("The server returned an empty completion; the augmenter counts it as a failed attempt.")
-        return Completion(text=text.split("\n", 1)[0], num_tokens=answer.details.generated_tokens)
+        return Completion(text=text.split("\n", 1)[0], num_tokens=output["details"]["generated_tokens"])
 
     # -- scoring ----------------------------------------------------------------------------------------------
 
@@ -289,42 +206,50 @@ class TGIBackend(ServedBackend):
         """(label log-probabilities, label mass) for one row."""
         if self._connected()["label_scoring"] == "top_n_tokens":
             parameters = {"max_new_tokens": 1, "details": True, "do_sample": False, "top_n_tokens": self.top_n_tokens}
-            answer = await self._generate_call(client, prompt + context, parameters)
-            top = answer.details.top_tokens
-            if not top or not top[0]:
-                raise BadResponseError(
-                    f"{self.base_url} answered without top_tokens (asked for top_n_tokens={self.top_n_tokens}): "
-                    "soft labels cannot be computed. Use label_mode='hard' or a TGI version with top_n_tokens."
-                )
-            # huggingface_hub parses the nested list[list[token]] as plain dicts: read both forms.
-            alternatives = {_field(t, "text"): _field(t, "logprob") for t in top[0]}
-            logprobs, mass, missing = top_k_label_logprobs(alternatives, continuations)
-            self.usage.rows_scored_top_k += 1
-            self.usage.top_k_label_mass_sum += mass
-            self.usage.rows_missing_labels += int(missing > 0)
-            return logprobs, mass
+            alternatives = await self._generate_call(client, prompt + context, parameters, self._read_top_tokens,
+                                                     describe="label scoring (top tokens)")
+            return self._top_k_scores(alternatives, continuations)
         parameters = {"max_new_tokens": 1, "details": True, "decoder_input_details": True, "do_sample": False}
-        answers = await gather_in_order(
-            [self._generate_call(client, prompt + context + label, parameters) for label in continuations]
-        )
-        scores = [_label_logprob(answer.details.prefill, label, self.base_url)
-                  for answer, label in zip(answers, continuations, strict=True)]
+        scores = await gather_in_order([
+            self._generate_call(client, prompt + context + label, parameters,
+                                lambda output, label=label: _label_logprob(output, label, self.base_url),
+                                describe="label scoring")
+            for label in continuations
+        ])
         self.usage.rows_scored_exactly += 1
         return scores, 1.0
 
+    def _read_top_tokens(self, output: dict) -> dict[str, float]:
+        top = output["details"].get("top_tokens")
+        if not isinstance(top, list) or not top or not isinstance(top[0], list) or not top[0]:
+            raise BadResponseError(
+                f"{self.base_url} answered without top_tokens (asked for top_n_tokens={self.top_n_tokens}): "
+                "soft labels cannot be computed. Use label_mode='hard' or a TGI version with top_n_tokens."
+            )
+        alternatives = {}
+        for token in top[0]:
+            if not isinstance(token, dict) or not isinstance(token.get("text"), str):
+                raise BadResponseError(f"{self.base_url} answered a malformed top token: {str(token)[:200]}")
+            alternatives[token["text"]] = token.get("logprob")
+        return alternatives
 
-def _field(token, name: str):
-    return token[name] if isinstance(token, dict) else getattr(token, name)
+
+def _dict_or_empty(answer) -> dict:
+    return answer if isinstance(answer, dict) else {}
 
 
-def _label_logprob(prefill, label: str, url: str) -> float:
+def _label_logprob(output: dict, label: str, url: str) -> float:
     """The summed log-probability of the prefill tokens that spell `label` at the end of the input."""
+    prefill = output["details"].get("prefill")
+    if not isinstance(prefill, list):
+        raise BadResponseError(f"{url} answered without a prefill list: cannot score labels exactly.")
     covered, total = "", 0.0
-    for token in reversed(prefill or []):
+    for token in reversed(prefill):
         if len(covered) >= len(label):
             break
-        logprob, text = _field(token, "logprob"), _field(token, "text")
-        if logprob is None or math.isnan(logprob):
+        logprob = token.get("logprob") if isinstance(token, dict) else None
+        text = token.get("text") if isinstance(token, dict) else None
+        if not isinstance(logprob, int | float) or math.isnan(logprob) or not isinstance(text, str):
             raise BadResponseError(
                 f"{url} returned prompt tokens without log-probabilities (TGI >= 3: launch it with "
                 "--enable-prefill-logprobs), or the label is the whole input: cannot score labels exactly."
@@ -333,7 +258,7 @@ def _label_logprob(prefill, label: str, url: str) -> float:
         total += logprob
     if len(covered) < len(label):
         raise BadResponseError(
-            f"{url} returned {len(prefill or [])} prompt tokens, too few to cover the label {label!r}: launch TGI "
+            f"{url} returned {len(prefill)} prompt tokens, too few to cover the label {label!r}: launch TGI "
             "with --enable-prefill-logprobs, or use label_scoring='top_n_tokens'."
         )
     if covered != label:
@@ -341,17 +266,11 @@ def _label_logprob(prefill, label: str, url: str) -> float:
     return total
 
 
-def _plain(value):
-    """A dataclass dump as JSON-safe data: NaN (TGI's first prefill token) becomes None."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def _count_tokens(answer: dict) -> tuple[int, int]:
-    details = answer.get("details") or {}
-    return len(details.get("prefill") or []), int(details.get("generated_tokens") or 0)
+def _count_tokens(answer) -> tuple[int, int]:
+    if isinstance(answer, list) and len(answer) == 1:
+        answer = answer[0]
+    details = answer.get("details") if isinstance(answer, dict) else None
+    if not isinstance(details, dict):
+        return 0, 0
+    prefill, generated = details.get("prefill"), details.get("generated_tokens")
+    return (len(prefill) if isinstance(prefill, list) else 0), (generated if isinstance(generated, int) else 0)
