@@ -1,40 +1,115 @@
-"""`gpt3mix <command> [--flags]`: each command is a module in `gpt3mix_hf.commands` with an argument
-dataclass (parsed by `HfArgumentParser`, so every field's help is a flag's help) and a `run` function."""
+"""`gpt3mix <command> [--flags]`: each command is a module in `gpt3mix_hf.commands` with argument dataclasses
+(parsed by `HfArgumentParser`, so every field's help is a flag's help) and a `run` function.
+
+A mistake in the input (a bad flag value, a missing file, split or column, an unknown dataset or model, a server
+that cannot be reached) is reported as one line that says what to change, with exit status 2; `--debug`
+anywhere on the command line shows the traceback instead.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import math
 import sys
 
 from transformers import HfArgumentParser
 
 COMMANDS = {
-    "augment": ("gpt3mix_hf.commands.augment", "Augment a labelled dataset with GPT3Mix."),
+    "augment": ("gpt3mix_hf.commands.augment", "Augment a labelled dataset with GPT3Mix (local or served LM)."),
+    "train": ("gpt3mix_hf.commands.train", "Train a classifier on the real + synthetic rows of `gpt3mix augment`."),
     "experiment": ("gpt3mix_hf.commands.experiment", "Run the paper's protocol: NoAug vs EDA vs BT vs GPT3Mix."),
     "push-dataset": ("gpt3mix_hf.commands.push", "Publish an augmented dataset to the Hub, with its card."),
     "push-model": ("gpt3mix_hf.commands.push", "Publish a trained classifier to the Hub, with its card."),
 }
+USAGE_ERROR = 2
+DEBUG_FLAG = "--debug"
+
+
+class UsageError(ValueError):
+    """A mistake in the command line that the user fixes by changing it."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the input is wrong" (reported in one line), as opposed to a bug (traceback).
+
+    File, folder, dataset and model lookups fail with `OSError` (`FileNotFoundError`, datasets'
+    `DatasetNotFoundError`, transformers' "not a valid model identifier"); a missing optional dependency with
+    an `ImportError` that names the `pip install`; a served LM that cannot be reached or refuses the key with a
+    `ServedBackendError`.
+    """
+    from .backends.http import ServedBackendError
+
+    return (ValueError, OSError, ImportError, ServedBackendError)
+
+
+def finite_float(text: str) -> float:
+    """argparse type of every float flag: `inf` and `nan` are refused where they are typed."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number: give a finite value")
+    return value
+
+
+class CommandParser(HfArgumentParser):
+    """`HfArgumentParser` whose float flags refuse non-finite values and whose errors are one line."""
+
+    def __init__(self, dataclass_types, **kwargs):
+        super().__init__(dataclass_types, **kwargs)
+        for action in self._actions:
+            if action.type is float:
+                action.type = finite_float
+
+    def error(self, message: str):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _usage() -> str:
-    lines = ["usage: gpt3mix <command> [--flags]   (gpt3mix <command> --help for its flags)", "", "commands:"]
+    lines = ["usage: gpt3mix <command> [--flags] [--debug]   (gpt3mix <command> --help for its flags)", "",
+             "commands:"]
     lines += [f"  {name:<14} {help_text}" for name, (_, help_text) in COMMANDS.items()]
     return "\n".join(lines)
 
 
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (a multi-line message is joined), without the exception's class name
+    unless the message is empty."""
+    message = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    if isinstance(error, KeyError) and message.startswith("'"):
+        message = f"missing key {message}"
+    return message or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(_usage() + "\n")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        sys.stderr.write(f"gpt3mix: unknown command {name!r}.\n{_usage()}\n")
-        return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    parser = HfArgumentParser(module.arguments(name), prog=f"gpt3mix {name}")
-    parsed = parser.parse_args_into_dataclasses(args=rest)
-    return module.run(name, *parsed) or 0
+        sys.stderr.write(f"gpt3mix: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}.\n")
+        return USAGE_ERROR
+    prog = f"gpt3mix {name}"
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+        parser = CommandParser(module.arguments(name), prog=prog)
+        parsed = parser.parse_args_into_dataclasses(args=rest)
+        return module.run(name, *parsed) or 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.stderr.write(f"{prog}: interrupted\n")
+        return 130
+    except user_errors() as error:
+        if debug:
+            raise
+        sys.stderr.write(f"{prog}: error: {one_line(error)} (add --debug for the traceback)\n")
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

@@ -1,35 +1,40 @@
-"""`gpt3mix augment`: augment a labelled dataset with GPT3Mix and save it with its provenance."""
+"""`gpt3mix augment`: augment a labelled dataset with GPT3Mix (a local transformers LM, or one served through an
+OpenAI-compatible API such as vLLM, or TGI) and save it with its provenance.
+
+The API key of a served LM is read from an environment variable (`--api_key_env` names which), never from a
+flag: a flag would stay in the shell history and the process list, and could reach the provenance file.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from datasets.utils.logging import disable_progress_bar
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
-from ..backends.transformers import TransformersBackend
-from ..data import BENCHMARKS
+from ..data import class_balanced_sample
+from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
 from ..models import DEFAULT_LM
-from ..provenance import augmenter_from_config, build_config, load_config, load_source_dataset, save_config
-from ..spec import PRESETS, TaskSpec
+from ..provenance import augmenter_from_config, build_config, load_config, save_config
+from ..selection import STRATEGIES
+
+BACKENDS = ("transformers", "openai", "tgi")
+SERVED = ("openai", "tgi")
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
+DTYPES = ("float32", "bfloat16", "float16")
+LABEL_MODES = ("soft", "hard", "written")
 
 
 @dataclass
-class DataArguments:
-    dataset: str = field(
-        default="sst2",
-        metadata={"help": f"A benchmark ({', '.join(BENCHMARKS)}), a Hub dataset id, or a .jsonl/.csv file."},
-    )
-    data_dir: str | None = field(
-        default=None, metadata={"help": "Folder with <benchmark>/<split>.jsonl (e.g. ../shared/data); default: Hub."}
-    )
+class DataArguments(DataSourceArguments):
     split: str = field(default="train", metadata={"help": "The split to augment."})
-    text_column: str = field(default="text", metadata={"help": "Column holding the text."})
-    label_column: str = field(default="label", metadata={"help": "Column holding the label."})
     sample_fraction: float | None = field(
         default=None, metadata={"help": "Augment a class-balanced sub-sample of this fraction of the split."}
     )
@@ -38,61 +43,198 @@ class DataArguments:
     )
     sample_seed: int = field(default=0, metadata={"help": "Seed of the sub-sample."})
 
+    def __post_init__(self):
+        if self.sample_fraction is not None and self.sample_per_class is not None:
+            raise ValueError("Give one of --sample_fraction and --sample_per_class, not both.")
+
 
 @dataclass
 class AugmentArguments:
     output_dir: str = field(metadata={"help": "Where the augmented dataset, its config and failures are saved."})
-    model: str = field(default=DEFAULT_LM, metadata={"help": "Causal LM: Hub id, local folder, or 'smollm2'."})
-    preset: str | None = field(
-        default=None, metadata={"help": f"Task spec preset ({', '.join(PRESETS)}); default: the dataset's name."}
+    backend: str = field(
+        default="transformers",
+        metadata={"help": "The LM: a local transformers model, or one served through an OpenAI-compatible API "
+                  "(vLLM, ...) or TGI.", "choices": list(BACKENDS)},
+    )
+    model: str | None = field(
+        default=None,
+        metadata={"help": f"transformers: a Hub id, a local folder or '{DEFAULT_LM}' (the default). openai/tgi: the "
+                  "served model's name (default: the one the server serves)."},
+    )
+    model_revision: str | None = field(default=None, metadata={"help": "transformers: the LM's Hub revision."})
+    dtype: str = field(default="float32", metadata={"help": "transformers: the LM's dtype.", "choices": list(DTYPES)})
+    base_url: str | None = field(
+        default=None, metadata={"help": "openai/tgi: the server, e.g. http://127.0.0.1:8000/v1."}
+    )
+    api_key_env: str | None = field(
+        default=None,
+        metadata={"help": "openai/tgi: the environment variable holding the API key (default: OPENAI_API_KEY for "
+                  "openai, HF_TOKEN for tgi; unset: no key)."},
+    )
+    max_concurrency: int | None = field(default=None, metadata={"help": "openai/tgi: requests in flight at once."})
+    cache_path: str | None = field(
+        default=None,
+        metadata={"help": "openai/tgi: a SQLite file of answered requests, so that a rerun pays nothing twice."},
     )
     k: int = field(default=2, metadata={"help": "Real examples per prompt."})
     ratio: float = field(default=1.0, metadata={"help": "Synthetic rows per real row."})
-    selection: str = field(default="uniform", metadata={"help": "Example selection: uniform or class_balanced."})
-    label_mode: str = field(default="soft", metadata={"help": "soft (LM label distribution) or hard (LM's label)."})
+    selection: str = field(
+        default="uniform", metadata={"help": "How the examples of a prompt are chosen.", "choices": list(STRATEGIES)}
+    )
+    label_mode: str = field(
+        default="soft",
+        metadata={"help": "soft: the LM's label distribution; hard: its argmax (the paper); written: the label the "
+                  "LM wrote.", "choices": list(LABEL_MODES)},
+    )
+    calibrate: bool = field(
+        default=False, metadata={"help": "Divide out the LM's label prior, estimated with content-free texts."}
+    )
     seed: int = field(default=0, metadata={"help": "Master seed of the augmentation."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
-    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass."})
-    max_new_tokens: int = field(default=64, metadata={"help": "Most tokens per generation."})
     max_attempts: int = field(default=4, metadata={"help": "Generations tried per synthetic row."})
-    generation_batch_size: int = field(default=8, metadata={"help": "Prompts decoded together."})
+    generation_batch_size: int = field(default=8, metadata={"help": "transformers: prompts decoded together."})
     map_batch_size: int = field(default=16, metadata={"help": "Real rows per Dataset.map batch."})
     num_proc: int | None = field(default=None, metadata={"help": "Processes for Dataset.map."})
     keep_prompt: bool = field(default=False, metadata={"help": "Store each row's full prompt."})
-    no_progress: bool = field(default=False, metadata={"help": "Switch progress bars off."})
+    disable_tqdm: bool = field(default=False, metadata={"help": "Switch progress bars off."})
     config: str | None = field(
         default=None,
-        metadata={"help": "Regenerate from a gpt3mix_config.json (its settings replace the flags above)."},
+        metadata={"help": "Regenerate from a gpt3mix_config.json: its settings replace the data, task, sampling and "
+                  "augmentation flags; a served LM is reached again (--base_url overrides the recorded server)."},
     )
+
+    def __post_init__(self):
+        if not math.isfinite(self.ratio) or self.ratio <= 0:
+            raise ValueError(f"--ratio must be a finite number > 0, got {self.ratio}.")
+        for name in ("k", "max_attempts", "generation_batch_size", "map_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError(f"--max_concurrency must be >= 1, got {self.max_concurrency}.")
+        served_flags = [f"--{name}" for name in ("base_url", "api_key_env", "max_concurrency", "cache_path")
+                        if getattr(self, name) is not None]
+        if self.backend == "transformers" and served_flags and self.config is None:
+            raise ValueError(
+                f"{', '.join(served_flags)} {'is' if len(served_flags) == 1 else 'are'} for a served LM: add "
+                "--backend openai (vLLM and other OpenAI-compatible servers) or --backend tgi, with --base_url."
+            )
+        if self.backend in SERVED and self.base_url is None and self.config is None:
+            raise ValueError(
+                f"--backend {self.backend} needs --base_url, the server's address (e.g. http://127.0.0.1:8000/v1)."
+            )
 
 
 def arguments(name: str) -> tuple[type, ...]:
-    return DataArguments, AugmentArguments
+    return DataArguments, TaskSpecArguments, SamplingConfig, AugmentArguments
 
 
-def run(name: str, data_args: DataArguments, args: AugmentArguments) -> int:
-    if args.no_progress:
+def public_url(url: str) -> str:
+    """`url` without credentials or query (they must not reach a provenance file)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: str | None,
+                   max_concurrency: int | None, cache_path: str | None, identity: dict | None = None):
+    """An `OpenAIBackend` or `TGIBackend`; the key is read from the environment variable `api_key_env`."""
+    from ..backends import OpenAIBackend, ServedConfig, TGIBackend
+
+    options = {name: value for name, value in (("max_concurrency", max_concurrency), ("cache_path", cache_path))
+               if value is not None}
+    config = ServedConfig(**options)
+    api_key = os.environ.get(api_key_env or DEFAULT_KEY_ENV[kind]) or None
+    identity = identity or {}
+    if kind == "openai":
+        extra = {name: identity[name] for name in ("label_scoring", "top_logprobs") if identity.get(name) is not None}
+        return OpenAIBackend(base_url, model, api_key=api_key, config=config, **extra)
+    extra = {name: identity[name] for name in ("label_scoring", "top_n_tokens") if identity.get(name) is not None}
+    return TGIBackend(base_url, api_key=api_key, model=model, config=config, **extra)
+
+
+def _backend(args: AugmentArguments):
+    if args.backend == "transformers":
+        from ..backends.transformers import TransformersBackend
+
+        return TransformersBackend.from_pretrained(
+            args.model or DEFAULT_LM, revision=args.model_revision, dtype=args.dtype,
+            batch_size=args.generation_batch_size,
+        )
+    return served_backend(args.backend, args.base_url, model=args.model, api_key_env=args.api_key_env,
+                          max_concurrency=args.max_concurrency, cache_path=args.cache_path)
+
+
+def load_rows_to_augment(data_args: DataArguments):
+    dataset = load_split(data_args, data_args.split)
+    if data_args.sample_fraction is not None or data_args.sample_per_class is not None:
+        dataset = class_balanced_sample(
+            dataset, fraction=data_args.sample_fraction, per_class=data_args.sample_per_class,
+            seed=data_args.sample_seed, label_column=data_args.label_column,
+        )
+    return dataset
+
+
+def _from_config(args: AugmentArguments, given: DataArguments):
+    config = load_config(args.config)
+    recorded = config.get("data") or {}
+    data_fields = {f.name for f in fields(DataArguments)}
+    data_args = DataArguments(**{k: v for k, v in recorded.items() if k in data_fields and v is not None})
+    if given.data_dir is not None:
+        # The recorded folder is a path on the machine that made the data.
+        data_args.data_dir = given.data_dir
+    dataset = load_rows_to_augment(data_args)
+    identity = config["augmenter"]["backend"]
+    kind = identity.get("backend")
+    backend = None
+    if kind in SERVED:
+        served = (config.get("run") or {}).get("served") or {}
+        base_url = args.base_url or served.get("base_url")
+        if base_url is None:
+            raise ValueError(f"The data was made by a {kind} server whose address is not recorded: pass --base_url.")
+        backend = served_backend(
+            kind, base_url, model=identity.get("model"), api_key_env=args.api_key_env or served.get("api_key_env"),
+            max_concurrency=args.max_concurrency or served.get("max_concurrency"), cache_path=args.cache_path,
+            identity=identity,
+        )
+    augmenter = augmenter_from_config(config, dataset=dataset, backend=backend)
+    map_batch_size = (config.get("run") or {}).get("map_batch_size") or args.map_batch_size
+    return augmenter, dataset, recorded, map_batch_size, (config.get("run") or {}).get("served")
+
+
+def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: SamplingConfig,
+        args: AugmentArguments) -> int:
+    if args.disable_tqdm:
         disable_progress_bar()
     if args.config is not None:
-        config = load_config(args.config)
-        augmenter = augmenter_from_config(config, data_dir=data_args.data_dir)
-        dataset = augmenter.pool_dataset()
-        data = config.get("data")
-        map_batch_size = (config.get("run") or {}).get("map_batch_size", args.map_batch_size)
+        augmenter, dataset, data, map_batch_size, served = _from_config(args, data_args)
     else:
-        data = vars(data_args)
-        dataset = load_source_dataset(data)
-        map_batch_size = args.map_batch_size
-        augmenter = _augmenter(dataset, data_args, args)
+        dataset = load_rows_to_augment(data_args)
+        label_names = list(dataset.features[data_args.label_column].names)
+        options = {"calibrate": True} if args.calibrate else {}
+        augmenter = GPT3MixAugmenter(
+            _backend(args), dataset, task_spec(task, label_names, data_args.dataset), k=args.k, ratio=args.ratio,
+            selection=args.selection, label_mode=args.label_mode, seed=args.seed, sampling=sampling,
+            text_column=data_args.text_column, label_column=data_args.label_column, max_attempts=args.max_attempts,
+            keep_prompt=args.keep_prompt, **options,
+        )
+        data, map_batch_size = vars(data_args), args.map_batch_size
+        served = None
+        if args.backend in SERVED:
+            served = {"base_url": public_url(args.base_url), "api_key_env": args.api_key_env,
+                      "max_concurrency": args.max_concurrency}
     output_dir = Path(args.output_dir)
     synthetic = augmenter.augment(
-        batch_size=map_batch_size, num_proc=args.num_proc, checkpoint_dir=output_dir / "checkpoints"
+        dataset, batch_size=map_batch_size, num_proc=args.num_proc, checkpoint_dir=output_dir / "checkpoints"
     )
     synthetic.save_to_disk(output_dir / "synthetic")
     dataset.save_to_disk(output_dir / "real")
     report = augmenter.report
     (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
-    save_config(build_config(augmenter, dataset, data=data, map_batch_size=map_batch_size), output_dir)
+    config = build_config(augmenter, dataset, data=data, map_batch_size=map_batch_size)
+    if served is not None:
+        # Where the served LM was reached (never its key), so that --config can reach it again.
+        config["run"]["served"] = served
+    save_config(config, output_dir)
     sys.stdout.write(
         f"rows written: {report.rows_written} of {report.rows_requested} "
         f"({report.failed_rows} rows failed every attempt)\n"
@@ -103,26 +245,3 @@ def run(name: str, data_args: DataArguments, args: AugmentArguments) -> int:
         f"saved to: {output_dir}\n"
     )
     return 0
-
-
-def _augmenter(dataset, data_args: DataArguments, args: AugmentArguments) -> GPT3MixAugmenter:
-    preset = args.preset or (data_args.dataset if data_args.dataset in PRESETS else None)
-    if preset is not None:
-        spec = TaskSpec.from_preset(preset)
-    else:
-        spec = TaskSpec.from_class_label(dataset.features[data_args.label_column])
-    return GPT3MixAugmenter(
-        TransformersBackend.from_pretrained(args.model, batch_size=args.generation_batch_size),
-        dataset,
-        spec,
-        k=args.k,
-        ratio=args.ratio,
-        selection=args.selection,
-        label_mode=args.label_mode,
-        seed=args.seed,
-        sampling=SamplingConfig(args.temperature, args.top_p, args.max_new_tokens),
-        text_column=data_args.text_column,
-        label_column=data_args.label_column,
-        max_attempts=args.max_attempts,
-        keep_prompt=args.keep_prompt,
-    )

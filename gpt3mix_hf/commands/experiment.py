@@ -1,12 +1,15 @@
-"""`gpt3mix experiment`: the paper's Table 1 protocol (NoAug vs EDA vs back-translation vs GPT3Mix soft/hard
-on class-balanced sub-samples), resumable, with a markdown table and a plot at the end."""
+"""`gpt3mix experiment`: the paper's Table 1 protocol (NoAug vs EDA vs back-translation vs GPT3Mix soft /
+calibrated / hard labels on class-balanced sub-samples) on a benchmark, a folder of JSONL/CSV splits or a Hub
+dataset; resumable, with a table of paired differences to NoAug and a plot at the end."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
 
+from ..backends.base import SamplingConfig
 from ..experiment import ExperimentArguments, run_experiment, write_summary
+from ..experiment.summary import METRICS
 
 
 @dataclass
@@ -14,18 +17,16 @@ class SummaryArguments:
     summarize_only: bool = field(
         default=False, metadata={"help": "Only rebuild the table and plot from the run JSONs in output_dir."}
     )
-    metric: str = field(default="accuracy", metadata={"help": "Metric of the plot: accuracy or macro_f1."})
+    metric: str = field(default="accuracy", metadata={"help": "Metric of the plot.", "choices": list(METRICS)})
 
 
 def arguments(name: str) -> tuple[type, ...]:
-    return ExperimentArguments, SummaryArguments
+    return ExperimentArguments, SamplingConfig, SummaryArguments
 
 
-def run(name: str, args: ExperimentArguments, summary: SummaryArguments) -> int:
-    if summary.metric not in ("accuracy", "macro_f1"):
-        raise ValueError(f"metric must be 'accuracy' or 'macro_f1', got {summary.metric!r}.")
+def run(name: str, args: ExperimentArguments, sampling: SamplingConfig, summary: SummaryArguments) -> int:
     if not summary.summarize_only:
-        records = run_experiment(args)
+        records = run_experiment(args, sampling=sampling)
         sys.stdout.write(f"{len(records)} runs in {args.output_dir}\n")
         if args.augment_only:
             return 0

@@ -1,0 +1,117 @@
+"""`gpt3mix train`: train a text classifier on the real and synthetic rows that `gpt3mix augment` saved, with
+the soft-label loss of `GPT3MixTrainer`, and write the model, its tokenizer, its card and the provenance.
+
+The training flags are those of `GPT3MixTrainingArguments` (and so of `transformers.TrainingArguments`). With an
+evaluation set (`--eval_dataset`), the best epoch is kept (early stopping on validation accuracy) and its
+scores go into the card; without one, training runs for `--num_train_epochs` with early stopping off.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import load_from_disk
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, IntervalStrategy, set_seed
+from transformers.utils import logging
+
+from ..augmenter import concatenate_with_real
+from ..classification import tokenize_dataset
+from ..experiment.source import DataSourceArguments, encode_labels, load_split
+from ..models import DEFAULT_CLASSIFIER, resolve_classifier
+from ..provenance import CONFIG_NAME, load_config
+from ..trainer import GPT3MixTrainer
+from ..training_args import GPT3MixTrainingArguments
+
+logger = logging.get_logger(__name__)
+
+
+@dataclass
+class TrainArguments:
+    augmented_dir: str = field(
+        metadata={"help": "The output_dir of `gpt3mix augment` (its real/ and synthetic/ folders and config)."}
+    )
+    model: str = field(
+        default=DEFAULT_CLASSIFIER,
+        metadata={"help": f"The encoder to fine-tune: a Hub id, a folder or '{DEFAULT_CLASSIFIER}'."},
+    )
+    eval_dataset: str | None = field(
+        default=None,
+        metadata={"help": "Real labelled rows to validate on, as for `gpt3mix augment --dataset` (a benchmark, a "
+                  "folder of splits, a file or a Hub id), with the same text and label columns; default: none."},
+    )
+    eval_split: str = field(default="validation", metadata={"help": "The split of --eval_dataset to validate on."})
+    eval_data_dir: str | None = field(
+        default=None, metadata={"help": "For a benchmark --eval_dataset: the folder of <benchmark>/<split>.jsonl."}
+    )
+    real_only: bool = field(default=False, metadata={"help": "Train on the real rows only (a NoAug baseline)."})
+    max_length: int = field(default=128, metadata={"help": "Tokens per input (longer texts are cut)."})
+
+
+def arguments(name: str) -> tuple[type, ...]:
+    return TrainArguments, GPT3MixTrainingArguments
+
+
+def _load_augmented(folder: Path):
+    for part in ("real", "synthetic"):
+        if not (folder / part).exists():
+            raise FileNotFoundError(
+                f"{folder} has no {part}/ folder: pass the output_dir of `gpt3mix augment` as --augmented_dir."
+            )
+    config = load_config(folder / CONFIG_NAME) if (folder / CONFIG_NAME).exists() else None
+    settings = (config or {}).get("augmenter") or {}
+    text_column = settings.get("text_column", "text")
+    label_column = settings.get("label_column", "label")
+    return load_from_disk(folder / "real"), load_from_disk(folder / "synthetic"), config, text_column, label_column
+
+
+def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments) -> int:
+    real, synthetic, config, text_column, label_column = _load_augmented(Path(args.augmented_dir))
+    names = list(real.features[label_column].names)
+    if args.real_only:
+        synthetic = synthetic.select([])
+    train = concatenate_with_real(real, synthetic, text_column, label_column)
+    evaluation = None
+    if args.eval_dataset is not None:
+        source = DataSourceArguments(dataset=args.eval_dataset, data_dir=args.eval_data_dir,
+                                     text_column=text_column, label_column=label_column)
+        evaluation = encode_labels(load_split(source, args.eval_split), text_column, label_column,
+                                   origin=f"--eval_dataset {args.eval_dataset} ({args.eval_split})", names=names)
+        evaluation = evaluation.select_columns([text_column, label_column])
+        renames = {old: new for old, new in ((text_column, "text"), (label_column, "label")) if old != new}
+        evaluation = evaluation.rename_columns(renames) if renames else evaluation
+    elif training_args.early_stopping_patience is not None or training_args.eval_strategy != IntervalStrategy.NO:
+        logger.warning("No --eval_dataset: training without evaluation, for --num_train_epochs, early stopping off.")
+        training_args.early_stopping_patience = None
+        training_args.eval_strategy = IntervalStrategy.NO
+        training_args.load_best_model_at_end = False
+        training_args.metric_for_best_model = None
+
+    path = resolve_classifier(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    # The new classification head is drawn at random: seed it so that runs repeat.
+    set_seed(training_args.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(names), id2label=dict(enumerate(names)),
+        label2id={label: index for index, label in enumerate(names)},
+    )
+    trainer = GPT3MixTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenize_dataset(train, tokenizer, "text", args.max_length),
+        eval_dataset=None if evaluation is None else tokenize_dataset(evaluation, tokenizer, "text", args.max_length),
+        processing_class=tokenizer,
+    )
+    result = trainer.train()
+    trainer.save_model()
+    trainer.save_state()
+    lines = [f"trained on {len(real)} real + {len(synthetic)} synthetic rows, {result.global_step} steps"]
+    if evaluation is not None:
+        metrics = trainer.evaluate()
+        trainer.save_metrics("eval", metrics)
+        lines.append(f"validation accuracy: {metrics['eval_accuracy']:.4f}, macro-F1: {metrics['eval_macro_f1']:.4f}")
+    trainer.create_model_card(provenance=config, eval_split=args.eval_split if evaluation is not None else None)
+    lines.append(f"saved to: {training_args.output_dir} (model, tokenizer, README.md model card)")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0

@@ -1,0 +1,43 @@
+"""The paper's Table 1 protocol on any labelled dataset: class-balanced sub-samples of train, NoAug vs EDA vs
+back-translation vs GPT3Mix (soft, calibrated, hard, written labels), matched seeds across methods, one JSON per
+run, then a table with paired differences to NoAug and a plot.
+
+- `arguments`: `ExperimentArguments`, the methods;
+- `source`: where the data comes from (benchmark, folder of splits, Hub id) and the task spec;
+- `caches`: the synthetic rows of each method, one GPT3Mix generation per sub-sample;
+- `sweep`: the grid of runs, resumable and shareable between processes;
+- `summary`: tables, paired differences and plots.
+"""
+
+from .arguments import DEFAULT_METHODS, GPT3MIX_METHODS, METHOD_NAMES, METHODS, ExperimentArguments
+from .caches import Augmentations, derive_method_rows
+from .source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
+from .summary import load_runs, markdown_table, paired_difference, plot, summarize, write_summary
+from .sweep import Split, data_seed, load_task_data, make_split, run_experiment, run_path, train_seed
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "GPT3MIX_METHODS",
+    "METHODS",
+    "METHOD_NAMES",
+    "Augmentations",
+    "DataSourceArguments",
+    "ExperimentArguments",
+    "Split",
+    "TaskSpecArguments",
+    "data_seed",
+    "derive_method_rows",
+    "load_runs",
+    "load_split",
+    "load_task_data",
+    "make_split",
+    "markdown_table",
+    "paired_difference",
+    "plot",
+    "run_experiment",
+    "run_path",
+    "summarize",
+    "task_spec",
+    "train_seed",
+    "write_summary",
+]

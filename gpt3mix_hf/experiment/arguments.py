@@ -1,0 +1,144 @@
+"""`ExperimentArguments`: what a sweep runs — the data, the grid of levels, seeds and methods, the augmenters and
+the classifier. The GPT3Mix sampling settings are a `SamplingConfig`, passed beside it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from ..models import DEFAULT_CLASSIFIER, DEFAULT_LM
+from .source import DataSourceArguments, TaskSpecArguments
+
+# GPT3Mix methods all come from one generation per sub-sample (see `caches.derive_method_rows`).
+GPT3MIX_METHODS = ("gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard", "gpt3mix-written")
+METHODS = ("noaug", "eda", "bt", *GPT3MIX_METHODS)
+DEFAULT_METHODS = ("noaug", "eda", "gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard")
+METHOD_NAMES = {
+    "noaug": "NoAug",
+    "eda": "EDA",
+    "bt": "BT",
+    "gpt3mix-soft": "GPT3Mix soft",
+    "gpt3mix-calibrated": "GPT3Mix soft, calibrated",
+    "gpt3mix-hard": "GPT3Mix hard (paper)",
+    "gpt3mix-written": "GPT3Mix written label",
+}
+BASELINE = "noaug"
+
+
+@dataclass
+class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
+    """What a sweep runs. The data fields are those of `DataSourceArguments` (a benchmark name, a folder of
+    JSONL/CSV splits, a file or a Hub id, and its columns), the task spec those of `TaskSpecArguments`.
+
+    Every method sees the same sub-samples (data seeds) and the same classifier seeds (repeats), so their runs
+    pair up: the summary compares methods on matched (data seed, repeat) pairs only.
+
+    Example:
+
+    >>> args = ExperimentArguments(dataset="data/reviews", output_dir="results/reviews", levels=[0.01],
+    ...                            methods=["noaug", "gpt3mix-soft"], text_type="review", label_type="sentiment")
+    >>> run_experiment(args)
+    """
+
+    output_dir: str = field(default="results/sst2", metadata={"help": "Where run JSONs and caches are written."})
+    test_split: str = field(default="test", metadata={"help": "The split the classifiers are scored on."})
+    levels: list[float] = field(
+        default_factory=lambda: [0.001, 0.003, 0.01],
+        metadata={"help": "Sub-sample fractions of train (class balanced, at least one row per class)."},
+    )
+    methods: list[str] = field(
+        default_factory=lambda: list(DEFAULT_METHODS), metadata={"help": "Methods to run.", "choices": list(METHODS)}
+    )
+    data_seeds: int = field(default=5, metadata={"help": "Sub-samples per level (the paper: 5)."})
+    repeats: int = field(default=2, metadata={"help": "Classifier trainings per sub-sample, each with its own seed."})
+    master_seed: int = field(default=42, metadata={"help": "Every data, augmentation and training seed."})
+    validation_per_class: int | None = field(
+        default=None,
+        metadata={"help": "Validation rows per class, carved from the rest of train; default: as many as the sample."},
+    )
+    max_test_rows: int | None = field(
+        default=None,
+        metadata={"help": "Score on a fixed class-balanced sample of this many test rows (default: all of them)."},
+    )
+    ratio: int = field(default=1, metadata={"help": "Synthetic rows per real row, for every augmentation method."})
+    lm: str = field(default=DEFAULT_LM, metadata={"help": "GPT3Mix LM: an embedded short name, Hub id or folder."})
+    lm_batch_size: int = field(default=8, metadata={"help": "Prompts the LM decodes together."})
+    k: int = field(default=2, metadata={"help": "GPT3Mix examples per prompt (the paper: 2)."})
+    bt_models: list[str] = field(
+        default_factory=lambda: ["Helsinki-NLP/opus-mt-en-de", "Helsinki-NLP/opus-mt-de-en"],
+        metadata={"help": "Back-translation: the forward and the backward translation model (Hub ids or folders)."},
+    )
+    classifier: str = field(
+        default=DEFAULT_CLASSIFIER, metadata={"help": "Classifier: embedded short name, Hub id or folder."}
+    )
+    learning_rate: float = field(default=3e-5, metadata={"help": "AdamW learning rate (the paper: 3e-5)."})
+    num_train_epochs: float = field(default=50, metadata={"help": "Most training epochs."})
+    early_stopping_patience: int = field(
+        default=20, metadata={"help": "Epochs without a better validation accuracy before stopping (the paper: 20)."}
+    )
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
+    warmup_steps: float = field(
+        default=0.1,
+        metadata={"help": "Linear warm-up, as GPT3MixTrainingArguments.warmup_steps: steps, or a float < 1 for a "
+                  "share of all steps."},
+    )
+    max_length: int = field(default=64, metadata={"help": "Tokens per classifier input (longer texts are cut)."})
+    augment_only: bool = field(
+        default=False, metadata={"help": "Only build the augmentation caches (e.g. to generate ahead of training)."}
+    )
+    skip_uncached: bool = field(
+        default=False,
+        metadata={"help": "Skip GPT3Mix runs whose generation is not cached yet (another process is making it)."},
+    )
+    disable_tqdm: bool = field(default=False, metadata={"help": "Switch progress bars off."})
+
+    def __post_init__(self):
+        for item in fields(self):
+            value = getattr(self, item.name)
+            for number in value if isinstance(value, list) else [value]:
+                if isinstance(number, float) and not math.isfinite(number):
+                    raise ValueError(f"{item.name}={number} is not a finite number: give a finite value.")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"methods {unknown} are unknown; choose from {list(METHODS)}.")
+        if not self.methods:
+            raise ValueError(f"methods is empty: give at least one of {list(METHODS)}.")
+        if not self.levels:
+            raise ValueError("levels is empty: give at least one sub-sample fraction, e.g. --levels 0.01.")
+        for level in self.levels:
+            if not 0 < level <= 1:
+                raise ValueError(f"levels must be fractions in (0, 1], got {level}.")
+        for name in ("data_seeds", "repeats", "ratio", "k", "lm_batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.max_test_rows is not None and self.max_test_rows < 1:
+            raise ValueError(f"max_test_rows must be >= 1 (or unset for the whole split), got {self.max_test_rows}.")
+        if self.validation_per_class is not None and self.validation_per_class < 1:
+            raise ValueError(
+                f"validation_per_class={self.validation_per_class} gives an empty validation split: early stopping "
+                "needs validation rows. Give at least 1 (or leave it unset: as many as the training sample)."
+            )
+        if len(self.bt_models) != 2:
+            raise ValueError(f"bt_models needs two models (forward, backward), got {self.bt_models}.")
+        if not self.learning_rate > 0 or self.num_train_epochs <= 0 or self.warmup_steps < 0:
+            raise ValueError(
+                "learning_rate and num_train_epochs must be > 0 and warmup_steps >= 0, got "
+                f"{self.learning_rate}, {self.num_train_epochs} and {self.warmup_steps}."
+            )
+
+    @property
+    def source(self) -> DataSourceArguments:
+        return DataSourceArguments(**{f.name: getattr(self, f.name) for f in fields(DataSourceArguments)})
+
+    @property
+    def task(self) -> TaskSpecArguments:
+        return TaskSpecArguments(**{f.name: getattr(self, f.name) for f in fields(TaskSpecArguments)})
+
+    @property
+    def name(self) -> str:
+        """A short name for the data, for file names and tables."""
+        return self.dataset.rstrip("/").replace("\\", "/").split("/")[-1].split(".")[0] or "dataset"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

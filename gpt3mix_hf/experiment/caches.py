@@ -1,0 +1,232 @@
+"""The synthetic rows of every augmentation method, made once per sub-sample and kept on disk.
+
+GPT3Mix methods share one generation per sub-sample: the augmenter runs in soft mode with the paper's example
+selection (`selection="uniform"`) and, when a calibrated method is asked for, with `calibrate=True`, which keeps
+the LM's raw label distribution in `uncalibrated_soft_labels` beside the calibrated `soft_labels`. Each method
+then reads its labels from the same texts (`derive_method_rows`):
+
+- `gpt3mix-soft`: the LM's label distribution (uncalibrated);
+- `gpt3mix-calibrated`: the distribution with the LM's content-free label prior divided out (Zhao et al., 2021);
+- `gpt3mix-hard`: the paper's hard label, the argmax of the (uncalibrated) label distribution, one-hot;
+- `gpt3mix-written`: the label the LM wrote after its text, one-hot (a variant, not the paper's).
+
+A cache folder is finished when its `meta.json` exists (`gpt3mix_hf.state`); a folder made with other settings
+is made again; a `FileLock` keeps two sweep processes from making the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from filelock import FileLock
+from transformers.utils import logging
+
+from ..augmenter import GPT3MixAugmenter
+from ..backends.base import SamplingConfig
+from ..selection import row_seed
+from ..soft_labels import one_hot
+from ..spec import TaskSpec
+from ..state import load_rows, save_rows
+from .arguments import ExperimentArguments
+
+logger = logging.get_logger(__name__)
+
+UNCALIBRATED_COLUMN = "uncalibrated_soft_labels"
+
+
+def level_name(level: float) -> str:
+    return f"{level:g}"
+
+
+def method_features(label_names: list[str]) -> Features:
+    """The columns a method's synthetic rows have: what `concatenate_with_real` takes."""
+    return Features(
+        {"text": Value("string"), "label": ClassLabel(names=label_names), "soft_labels": Sequence(Value("float32"))}
+    )
+
+
+def derive_method_rows(generation: Dataset, method: str) -> Dataset:
+    """The rows of a GPT3Mix `method` (see the module docstring) from one soft-mode generation.
+
+    Raises a `ValueError` for `gpt3mix-calibrated` when the generation was made without `calibrate=True` (it has
+    no `uncalibrated_soft_labels` column, so its `soft_labels` are the uncalibrated ones).
+    """
+    names = generation.features["label"].names
+    calibrated = UNCALIBRATED_COLUMN in generation.column_names
+    if method == "gpt3mix-calibrated":
+        if not calibrated:
+            raise ValueError(
+                "This generation was made without calibrate=True: it has no calibrated soft labels. Make it again "
+                "with the calibrated method in the sweep."
+            )
+        distributions = [list(row) for row in generation["soft_labels"]]
+    elif method in ("gpt3mix-soft", "gpt3mix-hard"):
+        column = UNCALIBRATED_COLUMN if calibrated else "soft_labels"
+        distributions = [list(row) for row in generation[column]]
+        if method == "gpt3mix-hard":
+            distributions = [one_hot(int(np.argmax(row)), len(names)) for row in distributions]
+    elif method == "gpt3mix-written":
+        distributions = [one_hot(int(label), len(names)) for label in generation["written_label"]]
+    else:
+        raise ValueError(f"{method!r} is not a GPT3Mix method.")
+    return Dataset.from_dict(
+        {
+            "text": list(generation["text"]),
+            "label": [int(np.argmax(row)) for row in distributions],
+            "soft_labels": distributions,
+        },
+        features=method_features(names),
+    )
+
+
+def _fingerprint(train: Dataset) -> dict:
+    """The real rows an augmentation was made from, for the cache key."""
+    return {"train_texts": list(train["text"]), "train_labels": list(train["label"])}
+
+
+class Augmentations:
+    """Makes (or loads) the synthetic rows of each method for a sub-sample; heavy models are loaded once.
+
+    Args:
+        args (`ExperimentArguments`): the sweep.
+        spec (`TaskSpec`): what the GPT3Mix LM is told about the data.
+        sampling (`SamplingConfig`): how the GPT3Mix LM samples.
+        backend (`Backend`, *optional*): the GPT3Mix LM; default `TransformersBackend.from_pretrained(args.lm)`,
+            loaded when a generation is first needed.
+    """
+
+    def __init__(self, args: ExperimentArguments, spec: TaskSpec, sampling: SamplingConfig, backend=None):
+        self.args, self.spec, self.sampling = args, spec, sampling
+        self._backend = backend
+        self._given_backend = backend is not None
+        self._bt = None
+        self._bt_error: str | None = None
+        self.calibrate = "gpt3mix-calibrated" in args.methods
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from ..backends import TransformersBackend
+
+            self._backend = TransformersBackend.from_pretrained(self.args.lm, batch_size=self.args.lm_batch_size)
+        return self._backend
+
+    def folder(self, family: str, split) -> Path:
+        return (Path(self.args.output_dir) / "augmentations" / family / f"level={level_name(split.level)}"
+                / f"data{split.index}")
+
+    def bt_unavailable(self) -> str | None:
+        """Why back-translation cannot run here (the models cannot be loaded), or None."""
+        if self._bt is None and self._bt_error is None:
+            from ..baselines.backtranslation import BackTranslationAugmenter
+
+            try:
+                self._bt = BackTranslationAugmenter.from_pretrained(*self.args.bt_models)
+            except (OSError, ValueError, ImportError) as error:
+                self._bt_error = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+                logger.warning(f"Back-translation is unavailable: {self._bt_error}")
+        return self._bt_error
+
+    def synthetic(self, method: str, split) -> tuple[Dataset, dict]:
+        """The synthetic rows (`text`, `label`, `soft_labels`) of `method` for `split`, and their provenance."""
+        if method.startswith("gpt3mix"):
+            generation, meta = self.gpt3mix(split)
+            return derive_method_rows(generation, method), meta
+        if method == "eda":
+            return self._eda(split)
+        if method == "bt":
+            return self._backtranslation(split)
+        raise ValueError(f"{method!r} makes no synthetic rows.")
+
+    # -- GPT3Mix ------------------------------------------------------------------------------------------
+
+    def gpt3mix_key(self, split) -> dict:
+        """Everything that decides a sub-sample's generation; the default backend is named as given (its
+        identity is only known once the model is loaded)."""
+        return {
+            "lm": self._backend.identity if self._given_backend else self.args.lm,
+            "spec": self.spec.to_dict(), "k": self.args.k, "ratio": self.args.ratio, "selection": "uniform",
+            "calibrate": self.calibrate, "seed": row_seed(split.seed, 2) % 2**31,
+            "sampling": self.sampling.to_dict(), **_fingerprint(split.train),
+        }
+
+    def _load(self, folder: Path, key: dict) -> tuple[Dataset, dict] | None:
+        loaded = load_rows(folder)
+        if loaded is None:
+            return None
+        if loaded[1].get("config") != _plain(key):
+            logger.info(f"The augmentation cache in {folder} was made with other settings; making it again.")
+            return None
+        return loaded
+
+    def cached(self, split) -> bool:
+        """Whether the GPT3Mix generation for `split` is already made."""
+        return self._load(self.folder("gpt3mix", split), self.gpt3mix_key(split)) is not None
+
+    def gpt3mix(self, split) -> tuple[Dataset, dict]:
+        folder, key = self.folder("gpt3mix", split), self.gpt3mix_key(split)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        # Another sweep process may be making these rows: wait for it, then read what it wrote.
+        with FileLock(str(folder) + ".lock"):
+            cached = self._load(folder, key)
+            if cached is not None:
+                return cached
+            options = {"calibrate": True} if self.calibrate else {}
+            augmenter = GPT3MixAugmenter(
+                self.backend, split.train, self.spec, k=self.args.k, ratio=self.args.ratio, selection="uniform",
+                label_mode="soft", seed=key["seed"], sampling=self.sampling, **options,
+            )
+            # Shards of 16 real rows are saved as they finish: an interrupted generation resumes from them.
+            synthetic = augmenter.augment(
+                batch_size=max(self.args.lm_batch_size, 16), load_from_cache_file=False,
+                checkpoint_dir=folder.with_name(folder.name + ".shards"), shard_size=16,
+            )
+            report = augmenter.report
+            meta = {"config": key, "augmenter": augmenter.config(), "report": report.to_dict(),
+                    "seconds": report.seconds}
+            logger.info(
+                f"GPT3Mix level {split.level:g} data {split.index}: {len(synthetic)} rows in {report.seconds:.0f} s "
+                f"({report.samples_per_second:.2f} rows/s)."
+            )
+            save_rows(folder, synthetic, _plain(meta))
+        return synthetic, _plain(meta)
+
+    # -- baselines ----------------------------------------------------------------------------------------
+
+    def _baseline(self, family: str, split, key: dict, make) -> tuple[Dataset, dict]:
+        folder = self.folder(family, split)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            cached = self._load(folder, key)
+            if cached is not None:
+                return cached
+            start = time.perf_counter()
+            synthetic = make()
+            meta = _plain({"config": key, "seconds": time.perf_counter() - start})
+            save_rows(folder, synthetic, meta)
+        return synthetic, meta
+
+    def _eda(self, split) -> tuple[Dataset, dict]:
+        from ..baselines.eda import EDAAugmenter
+
+        augmenter = EDAAugmenter(num_aug=self.args.ratio, seed=row_seed(split.seed, 3) % 2**31)
+        key = {**augmenter.config(), **_fingerprint(split.train)}
+        return self._baseline("eda", split, key, lambda: augmenter.augment(split.train))
+
+    def _backtranslation(self, split) -> tuple[Dataset, dict]:
+        if self.bt_unavailable():
+            raise RuntimeError(f"Back-translation is unavailable: {self._bt_error}")
+        seed = row_seed(split.seed, 4) % 2**31
+        key = {**self._bt.config(), "num_aug": self.args.ratio, "seed": seed, **_fingerprint(split.train)}
+        return self._baseline(
+            "bt", split, key, lambda: self._bt.augment(split.train, num_aug=self.args.ratio, seed=seed)
+        )
+
+
+def _plain(value):
+    """`value` as it reads back from JSON (tuples become lists), so a loaded key compares equal to a made one."""
+    return json.loads(json.dumps(value, default=str))

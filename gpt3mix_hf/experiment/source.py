@@ -1,0 +1,186 @@
+"""Where a task's labelled rows come from: one of the paper's benchmarks, a folder of JSONL/CSV split files, or
+a Hub dataset; and the task specification the LM is shown (a preset, or text type, label type and verbalizer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, load_dataset
+
+from ..data import BENCHMARKS, load_benchmark
+from ..spec import PRESETS, TaskSpec
+
+SPLIT_SUFFIXES = (".jsonl", ".json", ".csv")
+
+
+@dataclass
+class DataSourceArguments:
+    """A labelled dataset: a benchmark short name, a folder of `<split>.jsonl`/`.csv` files, a single file, or a
+    Hub id, and the columns holding its text and label.
+
+    Example:
+
+    >>> source = DataSourceArguments(dataset="data/reviews", text_column="review", label_column="stars")
+    >>> train = load_split(source, "train")
+    """
+
+    dataset: str = field(
+        default="sst2",
+        metadata={
+            "help": f"A benchmark ({', '.join(BENCHMARKS)}), a folder of <split>.jsonl/.json/.csv files, one such "
+            "file, or a Hub dataset id."
+        },
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "The Hub dataset's configuration name (e.g. 'cola' of nyu-mll/glue)."}
+    )
+    revision: str | None = field(default=None, metadata={"help": "The Hub dataset's revision (branch, tag, commit)."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "For a benchmark name: a folder holding <benchmark>/<split>.jsonl; default: the Hub."},
+    )
+    text_column: str = field(default="text", metadata={"help": "The column holding the text."})
+    label_column: str = field(default="label", metadata={"help": "The column holding the label."})
+
+    @property
+    def is_benchmark(self) -> bool:
+        return self.dataset.lower().replace("-", "") in BENCHMARKS and not Path(self.dataset).exists()
+
+
+@dataclass
+class TaskSpecArguments:
+    """What the LM is told about the data: a preset of the paper, or a text type, a label type and a verbalizer."""
+
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": f"A task spec preset ({', '.join(PRESETS)}). Default: the benchmark's own, else built from "
+            "--text_type, --label_type and --verbalizer.",
+            "choices": sorted(PRESETS),
+        },
+    )
+    text_type: str = field(default="text", metadata={"help": "What one text is, e.g. 'movie review'."})
+    label_type: str = field(default="label", metadata={"help": "What the label is, e.g. 'sentiment'."})
+    verbalizer: list[str] | None = field(
+        default=None,
+        metadata={"help": "label=word pairs, e.g. --verbalizer 1=positive 0=negative; default: the label names."},
+    )
+
+
+def split_files(folder: Path) -> dict[str, Path]:
+    """`{split: file}` for the `<split>.jsonl` / `.json` / `.csv` files of `folder`."""
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix in SPLIT_SUFFIXES and path.is_file():
+            if path.stem in files:
+                raise ValueError(f"{folder} has two files for the split {path.stem!r}: keep one of {files[path.stem]}"
+                                 f" and {path}.")
+            files[path.stem] = path
+    return files
+
+
+def _load_file(path: Path) -> Dataset:
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: it needs one labelled row per line (JSONL) or a header and rows (CSV).")
+    builder = "csv" if path.suffix == ".csv" else "json"
+    dataset = load_dataset(builder, data_files=str(path), split="train")
+    if len(dataset) == 0:
+        raise ValueError(f"{path} holds no rows.")
+    return dataset
+
+
+def load_split(source: DataSourceArguments, split: str) -> Dataset:
+    """The split `split` of `source`, with its own column names, the label column a `ClassLabel`.
+
+    Benchmarks keep the label order of `gpt3mix_hf.data.BENCHMARKS`; other label columns that hold names (or
+    numbers) are encoded in sorted order. Raises a `ValueError` naming the fix when the split, a column or the
+    rows are missing.
+    """
+    if source.is_benchmark:
+        dataset = load_benchmark(source.dataset, split, source.data_dir)
+        columns = {"text": source.text_column, "label": source.label_column}
+        renames = {ours: theirs for ours, theirs in columns.items() if ours != theirs}
+        return dataset.rename_columns(renames) if renames else dataset
+    path = Path(source.dataset)
+    if path.is_dir():
+        files = split_files(path)
+        if split not in files:
+            raise ValueError(
+                f"{path} has no {split!r} split: it needs a file {split}.jsonl (or .json / .csv); found "
+                f"{sorted(files) or 'no split files'}."
+            )
+        dataset = _load_file(files[split])
+    elif path.is_file():
+        if path.suffix not in SPLIT_SUFFIXES:
+            raise ValueError(f"{path} is not a .jsonl, .json or .csv file.")
+        if split != "train":
+            raise ValueError(
+                f"{path} is a single file, so it has no {split!r} split: pass a folder holding {split}.jsonl beside "
+                "train.jsonl."
+            )
+        dataset = _load_file(path)
+    elif path.suffix in SPLIT_SUFFIXES or source.dataset.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"No file or folder {path}: check the path given as --dataset.")
+    else:
+        dataset = load_dataset(source.dataset, source.dataset_config, revision=source.revision, split=split)
+    return encode_labels(dataset, source.text_column, source.label_column, origin=f"{source.dataset} ({split})")
+
+
+def encode_labels(dataset: Dataset, text_column: str, label_column: str, *, origin: str,
+                  names: list[str] | None = None) -> Dataset:
+    """`dataset` with both columns checked and the label column a `ClassLabel` (with `names`, when given)."""
+    for flag, column in (("--text_column", text_column), ("--label_column", label_column)):
+        if column not in dataset.column_names:
+            raise ValueError(f"{origin} has no column {column!r} (it has {dataset.column_names}): pass {flag}.")
+    feature = dataset.features[label_column]
+    if isinstance(feature, ClassLabel):
+        if names is not None and list(feature.names) != list(names):
+            raise ValueError(
+                f"{origin} has the labels {feature.names}, train has {names}: the label ids would not mean the same. "
+                "Use an evaluation set with train's labels."
+            )
+        return dataset
+    values = dataset.unique(label_column)
+    if any(value is None for value in values):
+        raise ValueError(f"{origin} has rows without a label in {label_column!r}: drop or label them.")
+    found = sorted(str(value) for value in values)
+    if names is None:
+        names = found
+    unknown = sorted(set(found) - set(names))
+    if unknown:
+        raise ValueError(
+            f"{origin} has the labels {unknown} that train does not have (train: {names}): the classifier cannot "
+            "predict them. Use an evaluation set with train's labels."
+        )
+    class_label = ClassLabel(names=list(names))
+    dataset = dataset.map(
+        lambda batch: {label_column: [class_label.str2int(str(v)) for v in batch[label_column]]},
+        batched=True, desc="Encoding label names",
+    )
+    return dataset.cast_column(label_column, class_label)
+
+
+def task_spec(task: TaskSpecArguments, label_names: list[str], dataset: str | None = None) -> TaskSpec:
+    """The task spec `task` describes, checked to cover `label_names`: the preset given, else the benchmark's own
+    preset, else one built from the text type, label type and verbalizer (default: the label names as words)."""
+    key = (dataset or "").lower().replace("-", "")
+    preset = task.preset or (key if key in PRESETS and task.verbalizer is None else None)
+    if preset is not None:
+        spec = TaskSpec.from_preset(preset)
+    else:
+        # A verbalizer given covers every label: a label left to its own name is more likely a typo than intended.
+        verbalizer = {} if task.verbalizer else {name: name for name in label_names}
+        for pair in task.verbalizer or []:
+            name, separator, word = pair.partition("=")
+            if not separator or not name or not word.strip():
+                raise ValueError(f"--verbalizer takes label=word pairs (e.g. pos=positive), got {pair!r}.")
+            if name not in label_names:
+                raise ValueError(f"--verbalizer names the label {name!r}, which the data lacks ({label_names}).")
+            verbalizer[name] = word.strip()
+        missing = [name for name in label_names if name not in verbalizer]
+        if missing:
+            raise ValueError(f"--verbalizer has no word for the label(s) {missing}: give one label=word per label.")
+        spec = TaskSpec(task.text_type, task.label_type, verbalizer)
+    spec.words_for(label_names)
+    return spec

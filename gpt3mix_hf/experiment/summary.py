@@ -1,0 +1,187 @@
+"""The summary of a sweep: per task a table of mean ± std, the paired difference to NoAug with its 95 % interval,
+and a plot.
+
+Methods are compared on matched runs only. At each level the reference runs are NoAug's (data seed, repeat)
+pairs; a method's cell is computed on exactly those pairs, and a method that lacks any of them has its cell
+removed (listed under the table as removed, with the pairs it lacks), never shown on a different seed set.
+The paired difference is the mean of (method - NoAug) over the pairs, with a Student-t 95 % interval.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from ..state import read_json, write_json
+from .arguments import BASELINE, METHOD_NAMES, METHODS
+
+OK = "ok"
+METRICS = ("accuracy", "macro_f1")
+
+
+def load_runs(output_dir: str | Path) -> list[dict]:
+    """Every run JSON under `<output_dir>/runs`."""
+    return [read_json(path) for path in sorted((Path(output_dir) / "runs").rglob("*.json"))]
+
+
+def paired_difference(values: list[float], baseline: list[float], confidence: float = 0.95) -> dict:
+    """Mean of `values[i] - baseline[i]` and its Student-t interval (`low`/`high` are NaN with one pair)."""
+    differences = np.asarray(values, dtype=float) - np.asarray(baseline, dtype=float)
+    n = len(differences)
+    mean = float(differences.mean()) if n else math.nan
+    if n < 2:
+        return {"mean": mean, "low": math.nan, "high": math.nan, "n": n}
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * differences.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def summarize(records: list[dict], metric: str = "accuracy") -> dict:
+    """`{level: {"reference": [(data_index, repeat)...], "cells": {method: cell}, "removed": {method: reason}}}`.
+
+    A cell has `mean`, `std` (ddof=1, NaN with one run), `n`, and for methods other than NoAug `delta` (see
+    `paired_difference`); a method that could not run at all (e.g. no translation model) has `status` with the
+    reason instead.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
+    runs: dict[float, dict[str, dict[tuple[int, int], float]]] = {}
+    unavailable: dict[float, dict[str, str]] = {}
+    for record in records:
+        level, method = record["level"], record["method"]
+        if record["status"] == OK:
+            pair = (record["data_index"], record["repeat"])
+            runs.setdefault(level, {}).setdefault(method, {})[pair] = 100 * record[metric]
+        else:
+            unavailable.setdefault(level, {})[method] = record.get("reason", record["status"])
+    summary = {}
+    for level in sorted(set(runs) | set(unavailable)):
+        by_method = runs.get(level, {})
+        order = [m for m in METHODS if m in by_method]
+        reference_method = BASELINE if BASELINE in by_method else (order[0] if order else None)
+        reference = sorted(by_method.get(reference_method, {}))
+        cells, removed = {}, {}
+        for method in order:
+            missing = [pair for pair in reference if pair not in by_method[method]]
+            if missing:
+                removed[method] = f"lacks the (data seed, repeat) pairs {missing} that {reference_method} has"
+                continue
+            values = [by_method[method][pair] for pair in reference]
+            cell = {
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
+                "n": len(values),
+            }
+            if method != BASELINE and BASELINE in by_method:
+                cell["delta"] = paired_difference(values, [by_method[BASELINE][pair] for pair in reference])
+            cells[method] = cell
+        for method, reason in unavailable.get(level, {}).items():
+            if method not in by_method:
+                cells[method] = {"status": reason}
+        summary[level] = {"reference": reference, "cells": cells, "removed": removed}
+    return summary
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.1f}".replace("-", "−")
+
+
+def markdown_table(records: list[dict], metric: str = "accuracy") -> str:
+    """One row per method, two columns per level: `mean ± std` over the matched runs, and the paired Δ to NoAug
+    with its 95 % interval; then the cells removed for unmatched seeds, if any."""
+    summary = summarize(records, metric)
+    levels = list(summary)
+    header = "| method | " + " | ".join(f"{100 * level:g} %: mean ± std | Δ vs NoAug [95 % CI]" for level in levels)
+    lines = [header + " |", "|---|" + "---|---|" * len(levels)]
+    methods = [m for m in METHODS if any(m in summary[level]["cells"] for level in levels)]
+    for method in methods:
+        row = []
+        for level in levels:
+            cell = summary[level]["cells"].get(method)
+            if cell is None:
+                row += ["–", "–"]
+            elif "status" in cell:
+                row += ["n/a", "n/a"]
+            else:
+                spread = f" ± {cell['std']:.1f}" if cell["n"] > 1 else ""
+                row.append(f"{cell['mean']:.1f}{spread} (n={cell['n']})")
+                delta = cell.get("delta")
+                if delta is None:
+                    row.append("–")
+                elif math.isnan(delta["low"]):
+                    row.append(f"{_signed(delta['mean'])} (1 pair)")
+                else:
+                    row.append(f"{_signed(delta['mean'])} [{_signed(delta['low'])}, {_signed(delta['high'])}]")
+        lines.append(f"| {METHOD_NAMES[method]} | " + " | ".join(row) + " |")
+    notes = []
+    for level in levels:
+        for method, reason in summary[level]["removed"].items():
+            notes.append(f"- removed: {METHOD_NAMES[method]} at {100 * level:g} % ({reason})")
+        for method, cell in summary[level]["cells"].items():
+            if "status" in cell:
+                notes.append(f"- n/a: {METHOD_NAMES[method]} at {100 * level:g} % ({cell['status']})")
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def plot(records: list[dict], path: str | Path, metric: str = "accuracy", title: str | None = None) -> Path:
+    """The metric against the sub-sample level, one line per method (matched runs), error bars = std."""
+    try:
+        import matplotlib
+        import matplotlib.ticker
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError("The plot needs matplotlib: pip install 'gpt3mix_hf[plot]'") from error
+    summary = summarize(records, metric)
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for method in METHODS:
+        points = [(level, cells["cells"][method]) for level, cells in summary.items()
+                  if "mean" in cells["cells"].get(method, {})]
+        if not points:
+            continue
+        x = [100 * level for level, _ in points]
+        y = [cell["mean"] for _, cell in points]
+        errors = [0 if math.isnan(cell["std"]) else cell["std"] for _, cell in points]
+        axes.errorbar(x, y, yerr=errors, marker="o", capsize=3, label=METHOD_NAMES[method])
+    axes.set_xscale("log")
+    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    levels = [100 * level for level in summary]
+    axes.set_xticks(levels)
+    axes.set_xticklabels([f"{level:g} %" for level in levels])
+    axes.set_xlabel("training data (share of train, class balanced)")
+    axes.set_ylabel(f"test {metric.replace('_', '-')} (%)")
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def write_summary(output_dir: str | Path, metric: str = "accuracy", prefix: str | None = None) -> tuple[str, Path]:
+    """Write `<prefix>_table.md` (accuracy and macro-F1), `<prefix>_summary.json` and `<prefix>_plot.png` into
+    `output_dir`; return the table text and the plot's path."""
+    output_dir = Path(output_dir)
+    records = load_runs(output_dir)
+    if not records:
+        raise FileNotFoundError(f"No run JSONs under {output_dir / 'runs'}: run the experiment first.")
+    prefix = prefix or records[0]["dataset"]
+    parts = []
+    for name, label in (("accuracy", "Test accuracy"), ("macro_f1", "Test macro-F1")):
+        parts.append(
+            f"{label} (%): mean ± std over matched (data seed, repeat) runs, and the paired difference to NoAug "
+            f"with its 95 % t-interval.\n\n{markdown_table(records, name)}\n"
+        )
+    table = "\n".join(parts)
+    (output_dir / f"{prefix}_table.md").write_text(table, encoding="utf-8")
+    write_json(output_dir / f"{prefix}_summary.json",
+               {name: {str(level): cells for level, cells in summarize(records, name).items()} for name in METRICS})
+    path = plot(records, output_dir / f"{prefix}_plot.png", metric, title=f"{prefix}: {metric} vs training data")
+    return table, path

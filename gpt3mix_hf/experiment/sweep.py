@@ -1,0 +1,320 @@
+"""The sweep: a grid of (data seed, sub-sample level, method, repeat), one JSON per finished run.
+
+Each finished run writes `<output_dir>/runs/<method>/level=<level>/data<i>-rep<r>.json` (atomically); running
+the same sweep again skips those files, so an interrupted sweep resumes where it stopped and a larger
+`data_seeds` only adds runs. Several processes can share one grid: each run is taken under a `FileLock`, and a
+run whose lock another process holds is left to it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from filelock import FileLock, Timeout
+from transformers.utils import logging
+
+from ..augmenter import concatenate_with_real
+from ..backends.base import SamplingConfig
+from ..data import class_balanced_sample, per_class_for
+from ..selection import row_seed
+from ..state import read_json, write_json
+from .arguments import GPT3MIX_METHODS, ExperimentArguments
+from .caches import Augmentations, level_name
+from .source import encode_labels, load_split, task_spec
+
+logger = logging.get_logger(__name__)
+
+UNAVAILABLE = "unavailable"
+OK = "ok"
+
+
+def data_seed(master_seed: int, index: int) -> int:
+    """The seed of the `index`-th sub-sample: fixed by the master seed, whatever the number of data seeds."""
+    return row_seed(master_seed, 0, index) % 2**31
+
+
+def train_seed(master_seed: int, index: int, level: float, repeat: int) -> int:
+    """The classifier's seed: the same for every method, so that runs pair up across methods."""
+    return row_seed(master_seed, 1, index, round(level * 1e6), repeat) % 2**31
+
+
+def run_path(output_dir: str | Path, method: str, level: float, index: int, repeat: int) -> Path:
+    return Path(output_dir) / "runs" / method / f"level={level_name(level)}" / f"data{index}-rep{repeat}.json"
+
+
+@dataclass
+class Split:
+    """One sub-sample: the training rows, the validation rows carved from the rest of train, and their seed."""
+
+    level: float
+    index: int
+    seed: int
+    train: Dataset
+    validation: Dataset
+
+
+def make_split(full_train: Dataset, level: float, index: int, seed: int,
+               validation_per_class: int | None = None) -> Split:
+    """A class-balanced sample of `level` of `full_train`, and a class-balanced validation set from the rest.
+
+    Raises a `ValueError` that names the class and the fix when a class has too few rows for either.
+    """
+    names = full_train.features["label"].names
+    counts = np.bincount(np.asarray(full_train["label"], dtype=np.int64), minlength=len(names))
+    empty = [names[i] for i, count in enumerate(counts) if count == 0]
+    if empty:
+        raise ValueError(
+            f"Classes {empty} have no rows in train, so no sub-sample at level {level:g} can hold one of each: "
+            "drop those classes from the label set or use data that has them."
+        )
+    per_class = per_class_for(level, len(full_train), len(names))
+    numbered = full_train.add_column("_row", list(range(len(full_train))))
+    try:
+        train = class_balanced_sample(numbered, per_class=per_class, seed=seed)
+    except ValueError as error:
+        raise ValueError(f"Level {level:g} ({per_class} rows per class) cannot be drawn: {error}") from error
+    val_per_class = validation_per_class or per_class
+    left = counts - per_class
+    short = [f"{names[i]} ({left[i]} left)" for i in range(len(names)) if left[i] < val_per_class]
+    if short:
+        raise ValueError(
+            f"The validation split would be empty or short for {short}: level {level:g} takes {per_class} rows per "
+            f"class and validation needs {val_per_class} more. Lower validation_per_class or the level."
+        )
+    validation = class_balanced_sample(numbered, per_class=val_per_class, seed=seed + 1, exclude=train["_row"])
+    return Split(level, index, seed, train.remove_columns("_row"), validation.remove_columns("_row"))
+
+
+def load_task_data(args: ExperimentArguments, need_test: bool = True) -> tuple[Dataset, Dataset | None]:
+    """Train and test as `text` and a `ClassLabel` `label`, test encoded with train's label names."""
+    source = args.source
+    train = load_split(source, "train")
+    names = list(train.features[source.label_column].names)
+    train = _standard_columns(train, source.text_column, source.label_column)
+    if not need_test:
+        return train, None
+    test = load_split(source, args.test_split) if source.is_benchmark else _load_unencoded(args)
+    test = encode_labels(test, source.text_column, source.label_column, origin=f"the {args.test_split!r} split",
+                         names=names)
+    return train, _standard_columns(test, source.text_column, source.label_column)
+
+
+def _load_unencoded(args: ExperimentArguments) -> Dataset:
+    # Encoded with train's names, not on its own: a test split that lacks a class would otherwise shift the ids.
+    from datasets import load_dataset
+
+    from .source import _load_file, split_files
+
+    path = Path(args.dataset)
+    if path.is_dir():
+        files = split_files(path)
+        if args.test_split not in files:
+            raise ValueError(
+                f"{path} has no {args.test_split!r} split to score on: add {args.test_split}.jsonl (or .csv), or pass "
+                f"--test_split with one of {sorted(files)}."
+            )
+        return _load_file(files[args.test_split])
+    if path.is_file():
+        raise ValueError(
+            f"{path} is a single file: put it in a folder as train.jsonl beside a {args.test_split}.jsonl to score on."
+        )
+    return load_dataset(args.dataset, args.dataset_config, revision=args.revision, split=args.test_split)
+
+
+def _standard_columns(dataset: Dataset, text_column: str, label_column: str) -> Dataset:
+    dataset = dataset.select_columns([text_column, label_column])
+    renames = {old: new for old, new in ((text_column, "text"), (label_column, "label")) if old != new}
+    return dataset.rename_columns(renames) if renames else dataset
+
+
+def _real_only(real: Dataset) -> Dataset:
+    names = real.features["label"].names
+    empty = Dataset.from_dict(
+        {"text": [], "label": [], "soft_labels": []},
+        features=Features(
+            {"text": Value("string"), "label": ClassLabel(names=names), "soft_labels": Sequence(Value("float32"))}
+        ),
+    )
+    return concatenate_with_real(real, empty)
+
+
+def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: Dataset, test: Dataset,
+                        seed: int, work_dir: Path) -> dict:
+    """Train the classifier with `GPT3MixTrainer` (early stopping on validation accuracy), score it on test."""
+    from ..classification import evaluate_classifier, train_classifier
+    from ..training_args import GPT3MixTrainingArguments
+
+    training_args = GPT3MixTrainingArguments(
+        output_dir=str(work_dir),
+        seed=seed,
+        learning_rate=args.learning_rate,
+        num_train_epochs=args.num_train_epochs,
+        warmup_steps=args.warmup_steps,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        early_stopping_patience=args.early_stopping_patience,
+        save_only_model=True,
+        disable_tqdm=args.disable_tqdm,
+        report_to="none",
+    )
+    start = time.perf_counter()
+    trainer = train_classifier(
+        train, validation, model_name_or_path=args.classifier, args=training_args, max_length=args.max_length
+    )
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    metrics = evaluate_classifier(trainer, test, max_length=args.max_length)
+    eval_seconds = time.perf_counter() - start
+    state = trainer.state
+    return {
+        "accuracy": float(metrics["accuracy"]),
+        "macro_f1": float(metrics["macro_f1"]),
+        "best_validation_accuracy": state.best_metric,
+        "epochs": state.epoch,
+        "steps": state.global_step,
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+    }
+
+
+def _finished(path: Path) -> dict | None:
+    """The record of a finished run at `path`, or None (absent, unfinished or cut off: it is run again)."""
+    if not path.exists():
+        return None
+    try:
+        record = read_json(path)
+    except ValueError as error:
+        logger.warning(f"{error} Running it again.")
+        return None
+    return record if record.get("status") == OK else None
+
+
+def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test: Dataset | None = None, *,
+                   sampling: SamplingConfig | None = None, backend=None) -> list[dict]:
+    """Run (or resume) the sweep; return the records of the runs this call made or found finished.
+
+    Args:
+        args (`ExperimentArguments`): the sweep.
+        train, test (`Dataset`, *optional*): the data, with `text` and a `ClassLabel` `label`; default: loaded
+            as `args` says (a benchmark, a folder of splits or a Hub id).
+        sampling (`SamplingConfig`, *optional*): how the GPT3Mix LM samples; default `SamplingConfig()`.
+        backend (`Backend`, *optional*): the GPT3Mix LM (any backend, e.g. a served one); default:
+            `TransformersBackend.from_pretrained(args.lm)`, loaded only if generation is needed.
+    """
+    if args.disable_tqdm:
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
+    sampling = sampling or SamplingConfig()
+    need_test = not args.augment_only
+    if train is None or (test is None and need_test):
+        loaded_train, loaded_test = load_task_data(args, need_test=need_test)
+        train = train if train is not None else loaded_train
+        test = test if test is not None else loaded_test
+    train = encode_labels(train, "text", "label", origin="train")
+    names = list(train.features["label"].names)
+    if len(names) < 2:
+        raise ValueError(f"train has a single label {names}: a classifier needs at least two classes.")
+    if test is not None:
+        test = encode_labels(test, "text", "label", origin="test", names=names)
+        if len(test) == 0:
+            raise ValueError(f"The {args.test_split!r} split is empty: the classifiers need rows to be scored on.")
+        if args.max_test_rows is not None and len(test) > args.max_test_rows:
+            # One sample for every run, drawn from the master seed: all methods are scored on the same rows.
+            test = class_balanced_sample(test, per_class=max(1, args.max_test_rows // len(names)),
+                                         seed=args.master_seed)
+    spec = task_spec(args.task, names, args.dataset)
+    output_dir = Path(args.output_dir)
+    write_json(output_dir / "experiment.json", {**args.to_dict(), "sampling": sampling.to_dict(),
+                                                "spec": spec.to_dict()})
+    augmentations = Augmentations(args, spec, sampling, backend)
+    records = []
+    for index in range(args.data_seeds):
+        seed = data_seed(args.master_seed, index)
+        for level in args.levels:
+            split = None
+            for method in args.methods:
+                for repeat in range(args.repeats):
+                    path = run_path(output_dir, method, level, index, repeat)
+                    finished = _finished(path)
+                    if finished is not None:
+                        logger.info(f"Skipping finished run {path}.")
+                        records.append(finished)
+                        continue
+                    if split is None:
+                        split = make_split(train, level, index, seed, args.validation_per_class)
+                    if args.skip_uncached and method in GPT3MIX_METHODS and not augmentations.cached(split):
+                        logger.info(f"Skipping {path}: its GPT3Mix generation is not cached yet.")
+                        continue
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    lock = FileLock(str(path.with_suffix(".lock")))
+                    try:
+                        lock.acquire(timeout=0)
+                    except Timeout:
+                        logger.info(f"Skipping {path}: another sweep process is running it.")
+                        continue
+                    try:
+                        # Another process may have finished it between our check and the lock.
+                        finished = _finished(path)
+                        if finished is None:
+                            finished = _run_one(args, augmentations, split, method, repeat, test, output_dir)
+                            if finished is not None:
+                                write_json(path, finished)
+                        if finished is not None:
+                            records.append(finished)
+                    finally:
+                        lock.release()
+    return records
+
+
+def _run_one(args: ExperimentArguments, augmentations: Augmentations, split: Split, method: str, repeat: int,
+             test: Dataset | None, output_dir: Path) -> dict | None:
+    record = {
+        "dataset": args.name,
+        "method": method,
+        "level": split.level,
+        "data_index": split.index,
+        "data_seed": split.seed,
+        "repeat": repeat,
+        "train_seed": train_seed(args.master_seed, split.index, split.level, repeat),
+        "num_real": len(split.train),
+        "num_validation": len(split.validation),
+        "settings": {**args.to_dict(), "sampling": augmentations.sampling.to_dict()},
+        "environment": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
+    }
+    if method == "bt" and augmentations.bt_unavailable():
+        record.update(status=UNAVAILABLE, reason=augmentations.bt_unavailable())
+        return record
+    timings = {}
+    if method == "noaug":
+        train = _real_only(split.train)
+        record["num_synthetic"] = 0
+    else:
+        start = time.perf_counter()
+        synthetic, meta = augmentations.synthetic(method, split)
+        timings["augmentation_seconds_this_run"] = time.perf_counter() - start
+        timings["augmentation_seconds_when_made"] = meta.get("seconds")
+        record["augmentation"] = {k: v for k, v in meta.items() if k != "config"}
+        record["num_synthetic"] = len(synthetic)
+        train = concatenate_with_real(split.train, synthetic)
+    if args.augment_only:
+        return None
+    work_dir = output_dir / "checkpoints" / method / f"level={level_name(split.level)}"
+    work_dir = work_dir / f"data{split.index}-rep{repeat}"
+    try:
+        results = _train_and_evaluate(args, train, split.validation, test, record["train_seed"], work_dir)
+    finally:
+        # Checkpoints are only needed to restore the best epoch within a run.
+        shutil.rmtree(work_dir, ignore_errors=True)
+    timings["train_seconds"] = results.pop("train_seconds")
+    timings["eval_seconds"] = results.pop("eval_seconds")
+    record.update(status=OK, num_test=len(test), timings=timings, **results)
+    logger.info(f"{method}, level {split.level:g}, data {split.index}, repeat {repeat}: {record['accuracy']:.3f}")
+    return record
