@@ -1,25 +1,32 @@
-"""The experiment harness: splits, resume, augmentation caches, hard labels from the soft pass, summary."""
+"""The experiment harness: data from any source, splits, matched seeds, one generation for every GPT3Mix method,
+resume and shared grids, and the paired summary."""
 
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 from conftest import ScriptedBackend, make_dataset
+from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from filelock import FileLock
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from gpt3mix_hf import experiment
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.baselines.eda import wordnet_available
 from gpt3mix_hf.experiment import (
     ExperimentArguments,
-    hard_derivable,
-    hard_from_soft,
+    derive_method_rows,
     load_runs,
+    load_task_data,
     make_split,
     markdown_table,
+    paired_difference,
     run_experiment,
     run_path,
+    summarize,
+    sweep,
     write_summary,
 )
 from gpt3mix_hf.models import resolve_classifier
@@ -32,6 +39,13 @@ POSITIVE = ["a gripping , funny film .", "warm and wise .", "the best film this 
 NEGATIVE = ["dull and lifeless .", "far too long .", "an embarrassment .", "i wanted my hours back .",
             "a tired , empty mess .", "badly written and worse acted .", "boring from the first scene .",
             "a waste of a fine cast .", "clumsy and loud .", "nothing works here ."]
+# A small labelled dataset that is none of the five benchmarks: product reviews, labels "bad"/"good" in a
+# column "stars", texts in "review".
+GOOD = ["works great and charges fast", "sturdy , light and cheap", "best kettle i have owned",
+        "arrived early , love it", "does exactly what it says",
+        "great value for the money", "quiet and powerful", "my kids love this toy"]
+BAD = ["broke after two days", "the battery dies in an hour", "cheap plastic , returned it", "never arrived",
+       "stopped working in a week", "loud and slow", "the lid leaks everywhere", "smells of burnt plastic"]
 
 
 def toy_split(repeat: int = 1):
@@ -40,10 +54,19 @@ def toy_split(repeat: int = 1):
     return make_dataset(texts, labels, NAMES)
 
 
-@pytest.fixture(scope="module")
-def tiny_classifier(tmp_path_factory) -> str:
+def write_reviews(folder, test_labels=("bad", "good")):
+    """`folder/train.jsonl` (32 rows) and `folder/test.jsonl` (8 rows) of the product-review dataset."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"review": f"{text} ({i})", "stars": label} for i in range(2)
+            for label, texts in (("good", GOOD), ("bad", BAD)) for text in texts]
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    test = [{"review": text, "stars": test_labels[i % 2]} for i, text in enumerate(GOOD[:4] + BAD[:4])]
+    (folder / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in test))
+    return folder
+
+
+def build_tiny_classifier(folder) -> str:
     """A 1-layer random BERT with the real all-MiniLM-L6-v2 tokenizer (a fresh head is added by training)."""
-    folder = tmp_path_factory.mktemp("tiny-classifier")
     tokenizer = AutoTokenizer.from_pretrained(resolve_classifier("minilm"))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=64)
@@ -52,102 +75,206 @@ def tiny_classifier(tmp_path_factory) -> str:
     return str(folder)
 
 
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory) -> str:
+    return build_tiny_classifier(tmp_path_factory.mktemp("tiny-classifier"))
+
+
 def tiny_args(tmp_path, tiny_classifier, **overrides) -> ExperimentArguments:
     settings = {
-        "dataset": "sst2", "output_dir": str(tmp_path / "sweep"), "levels": [0.1], "data_seeds": 1,
-        "methods": ["noaug", "gpt3mix-soft", "gpt3mix-hard", "bt"], "classifier": tiny_classifier,
+        "dataset": "sst2", "output_dir": str(tmp_path / "sweep"), "levels": [0.1], "data_seeds": 1, "repeats": 1,
+        "methods": ["noaug", "gpt3mix-soft", "gpt3mix-hard", "gpt3mix-written", "bt"], "classifier": tiny_classifier,
         "bt_models": ["/no/such/opus-mt-en-de", "/no/such/opus-mt-de-en"], "num_train_epochs": 1,
-        "early_stopping_patience": 1, "per_device_train_batch_size": 8, "max_new_tokens": 16,
-        "disable_progress_bars": True,
+        "early_stopping_patience": 1, "per_device_train_batch_size": 8, "disable_tqdm": True,
     }
     return ExperimentArguments(**{**settings, **overrides})
 
 
-def test_sweep_writes_runs_and_resumes(tmp_path, tiny_classifier, monkeypatch):
-    train, test = toy_split(repeat=3), toy_split()
-    args = tiny_args(tmp_path, tiny_classifier)
+def fake_training(scores=None, log=None):
+    """Stands in for classifier training where a test is about the grid: the accuracy of each call in turn."""
+    scores = iter(scores) if scores is not None else None
+
+    def train_and_evaluate(args, train, validation, test, seed, work_dir):
+        if log is not None:
+            log.append((len(train), seed))
+        accuracy = next(scores) if scores is not None else 0.5
+        return {"accuracy": accuracy, "macro_f1": accuracy, "best_validation_accuracy": 0.5, "epochs": 1, "steps": 1,
+                "train_seconds": 1.0, "eval_seconds": 1.0}
+
+    return train_and_evaluate
+
+
+def test_sweep_on_a_users_folder_dataset(tmp_path, tiny_classifier):
+    """A tiny real sweep (classifier trained for real) on a dataset that is none of the five benchmarks."""
+    folder = write_reviews(tmp_path / "reviews")
+    args = tiny_args(tmp_path, tiny_classifier, dataset=str(folder), text_column="review", label_column="stars",
+                     text_type="product review", label_type="sentiment", verbalizer=["bad=negative", "good=positive"],
+                     levels=[0.25], data_seeds=2)
     backend = ScriptedBackend(parse_rate=0.8)
-    records = run_experiment(args, train, test, backend=backend)
-    assert len(records) == 4
-    by_method = {r["method"]: r for r in records}
-    for method in ("noaug", "gpt3mix-soft", "gpt3mix-hard"):
-        record = by_method[method]
-        assert record["status"] == "ok"
-        assert 0 <= record["accuracy"] <= 1 and 0 <= record["macro_f1"] <= 1
-        assert record["num_real"] == 6 and record["num_test"] == len(test)
-        assert record["timings"]["train_seconds"] > 0
-        assert run_path(args.output_dir, method, 0.1, 0, 0).exists()
-    assert by_method["noaug"]["num_synthetic"] == 0
-    assert by_method["gpt3mix-soft"]["num_synthetic"] > 0
-    # One generation pass serves both label modes.
-    assert by_method["gpt3mix-hard"]["num_synthetic"] == by_method["gpt3mix-soft"]["num_synthetic"]
-    generation_calls = backend.calls
-    assert by_method["bt"]["status"] == "unavailable" and "OSError" in by_method["bt"]["reason"]
+    records = run_experiment(args, backend=backend)
+    ok = [r for r in records if r["status"] == "ok"]
+    assert {r["method"] for r in ok} == {"noaug", "gpt3mix-soft", "gpt3mix-hard", "gpt3mix-written"}
+    assert all(r["dataset"] == "reviews" and r["num_real"] == 8 and r["num_test"] == 8 for r in ok)
+    assert all(0 <= r["accuracy"] <= 1 and r["steps"] >= 1 for r in ok)
+    # Matched seeds: every method trains with the same seed on the same sub-sample.
+    for index in (0, 1):
+        runs = [r for r in ok if r["data_index"] == index]
+        assert len({r["train_seed"] for r in runs}) == 1 and len({r["data_seed"] for r in runs}) == 1
+    # One generation per sub-sample serves every GPT3Mix method.
+    for index in (0, 1):
+        counts = {r["num_synthetic"] for r in ok if r["data_index"] == index and r["method"] != "noaug"}
+        assert len(counts) == 1 and counts.pop() > 0
+    assert len(list((tmp_path / "sweep" / "augmentations" / "gpt3mix").glob("level=0.25/data*/meta.json"))) == 2
+    settings = json.loads((tmp_path / "sweep" / "experiment.json").read_text())
+    assert settings["spec"]["verbalizer"] == {"bad": "negative", "good": "positive"}
+    assert settings["spec"]["text_type"] == "product review"
+    bt = [r for r in records if r["method"] == "bt"]
+    assert bt and all(r["status"] == "unavailable" and "OSError" in r["reason"] for r in bt)
 
-    # Again: every finished run is skipped (no training, no generation); unavailable BT is checked again.
-    def no_training(*args, **kwargs):
-        raise AssertionError("a finished run was trained again")
+    # Again: finished runs are skipped, with no generation and no training.
+    calls = backend.calls
+    again = run_experiment(args, backend=backend)
+    assert backend.calls == calls
+    assert sorted((r["method"], r["data_index"], r.get("accuracy")) for r in again if r["status"] == "ok") == sorted(
+        (r["method"], r["data_index"], r["accuracy"]) for r in ok)
 
-    monkeypatch.setattr(experiment, "_train_and_evaluate", no_training)
-    again = run_experiment(args, train, test, backend=backend)
-    assert backend.calls == generation_calls
-    assert {r["method"]: r.get("accuracy") for r in again} == {r["method"]: r.get("accuracy") for r in records}
 
-    # A larger sweep only adds runs; a half-written (interrupted) run file does not count as finished.
+def test_resume_reruns_a_cut_off_record_and_grows_the_grid(tmp_path, tiny_classifier, monkeypatch):
+    trained = []
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training(log=trained))
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], repeats=2)
+    backend = ScriptedBackend(parse_rate=0.8)
+    run_experiment(args, toy_split(repeat=3), toy_split(), backend=backend)
+    assert len(trained) == 4
+    # Both repeats of a method train on the same rows with different seeds; both methods share the two seeds.
+    assert trained[0][1] != trained[1][1] and {s for _, s in trained[:2]} == {s for _, s in trained[2:]}
     path = run_path(args.output_dir, "noaug", 0.1, 0, 0)
     path.write_text('{"status": "ok", "accur')
-    trained = []
-    monkeypatch.setattr(experiment, "_train_and_evaluate", lambda *a, **k: trained.append(1) or {
-        "accuracy": 0.5, "macro_f1": 0.5, "best_validation_accuracy": 0.5, "epochs": 1, "steps": 1,
-        "train_seconds": 1.0, "eval_seconds": 1.0})
-    run_experiment(tiny_args(tmp_path, tiny_classifier, data_seeds=2), train, test, backend=backend)
-    assert len(trained) == 1 + 3  # the broken run, and the three trainable runs of the new data seed
+    trained.clear()
+    run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], repeats=2, data_seeds=2),
+                   toy_split(repeat=3), toy_split(), backend=backend)
+    assert len(trained) == 1 + 4  # the cut-off run, and the four runs of the new data seed
     assert json.loads(path.read_text())["status"] == "ok"
 
 
-def test_summary_table_and_plot(tmp_path, tiny_classifier, monkeypatch):
+def test_a_run_locked_by_another_process_is_left_to_it(tmp_path, tiny_classifier, monkeypatch):
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], data_seeds=2, skip_uncached=True)
+    held = run_path(args.output_dir, "noaug", 0.1, 0, 0)
+    held.parent.mkdir(parents=True)
+    # A lock taken through another open file description, as another process would hold it.
+    with FileLock(str(held.with_suffix(".lock"))):
+        records = run_experiment(args, toy_split(repeat=3), toy_split())
+    assert [(r["method"], r["data_index"]) for r in records] == [("noaug", 1)]
+    assert not held.exists()
+    # GPT3Mix runs wait for their generation (skip_uncached): no JSON, no generation.
+    assert not run_path(args.output_dir, "gpt3mix-soft", 0.1, 0, 0).exists()
+    assert not (tmp_path / "sweep" / "augmentations").exists()
+
+
+def generation(calibrated: bool) -> Dataset:
+    columns = {
+        "text": ["a", "b", "c"],
+        "label": [1, 0, 0],
+        "soft_labels": [[0.3, 0.7], [0.6, 0.4], [0.5, 0.5]],
+        "written_label": [0, 0, 1],
+    }
+    features = {"text": Value("string"), "label": ClassLabel(names=NAMES), "soft_labels": Sequence(Value("float32")),
+                "written_label": ClassLabel(names=NAMES)}
+    if calibrated:
+        columns["uncalibrated_soft_labels"] = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]
+        features["uncalibrated_soft_labels"] = Sequence(Value("float32"))
+    return Dataset.from_dict(columns, features=Features(features))
+
+
+def test_every_gpt3mix_method_from_one_calibrated_generation():
+    rows = generation(calibrated=True)
+    soft = derive_method_rows(rows, "gpt3mix-soft")
+    assert np.allclose(soft["soft_labels"], rows["uncalibrated_soft_labels"]) and soft["label"] == [0, 0, 1]
+    calibrated = derive_method_rows(rows, "gpt3mix-calibrated")
+    assert np.allclose(calibrated["soft_labels"], rows["soft_labels"]) and calibrated["label"] == [1, 0, 0]
+    hard = derive_method_rows(rows, "gpt3mix-hard")
+    assert hard["soft_labels"] == [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]] and hard["label"] == [0, 0, 1]
+    written = derive_method_rows(rows, "gpt3mix-written")
+    assert written["soft_labels"] == [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]] and written["label"] == [0, 0, 1]
+    for derived in (soft, calibrated, hard, written):
+        assert derived["text"] == rows["text"] and derived.column_names == ["text", "label", "soft_labels"]
+
+
+def test_uncalibrated_generation_serves_soft_and_hard_but_not_calibrated():
+    rows = generation(calibrated=False)
+    assert np.allclose(derive_method_rows(rows, "gpt3mix-soft")["soft_labels"], rows["soft_labels"])
+    assert derive_method_rows(rows, "gpt3mix-hard")["label"] == [1, 0, 0]
+    with pytest.raises(ValueError, match="calibrate=True"):
+        derive_method_rows(rows, "gpt3mix-calibrated")
+
+
+def test_hard_labels_are_the_argmax_of_a_real_soft_pass(toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=0.7), toy_sentiment, TaskSpec.from_preset("sst2"),
+                                 ratio=3, seed=5)
+    rows = augmenter.augment()
+    hard = derive_method_rows(rows, "gpt3mix-hard")
+    assert hard["label"] == [int(np.argmax(row)) for row in rows["soft_labels"]]
+    written = derive_method_rows(rows, "gpt3mix-written")
+    assert written["label"] == rows["written_label"]
+    # The scripted LM's written label and its label distribution disagree somewhere, or this shows nothing.
+    assert hard["label"] != written["label"]
+
+
+def record(method, index, repeat, accuracy, level=0.01):
+    return {"dataset": "toy", "method": method, "level": level, "data_index": index, "repeat": repeat,
+            "status": "ok", "accuracy": accuracy, "macro_f1": accuracy}
+
+
+def test_paired_difference_and_its_t_interval():
+    result = paired_difference([0.5, 0.7, 0.9], [0.4, 0.5, 0.6])  # differences 0.1, 0.2, 0.3
+    assert math.isclose(result["mean"], 0.2)
+    # Student t, 2 degrees of freedom, 97.5 % quantile: 4.302653 (statistical tables); sd of differences 0.1.
+    half = 4.302653 * 0.1 / math.sqrt(3)
+    assert math.isclose(result["low"], 0.2 - half, rel_tol=1e-5) and math.isclose(result["high"], 0.2 + half,
+                                                                                  rel_tol=1e-5)
+    one = paired_difference([0.5], [0.4])
+    assert math.isclose(one["mean"], 0.1) and math.isnan(one["low"]) and one["n"] == 1
+
+
+def test_summary_compares_matched_runs_only(tmp_path):
+    records = [record("noaug", i, r, 0.60 + 0.01 * i) for i in range(3) for r in range(2)]
+    records += [record("gpt3mix-soft", i, r, 0.65 + 0.01 * i) for i in range(3) for r in range(2)]
+    # EDA lacks one (data seed, repeat) pair: its cell is removed, not shown on another seed set.
+    records += [record("eda", i, r, 0.9) for i in range(3) for r in range(2) if (i, r) != (2, 1)]
+    # Hard has an extra data seed: only the pairs NoAug has are compared.
+    records += [record("gpt3mix-hard", i, r, 0.55 + 0.01 * i) for i in range(4) for r in range(2)]
+    summary = summarize(records)[0.01]
+    assert set(summary["cells"]) == {"noaug", "gpt3mix-soft", "gpt3mix-hard"}
+    assert "eda" in summary["removed"] and "(2, 1)" in summary["removed"]["eda"]
+    soft = summary["cells"]["gpt3mix-soft"]
+    assert soft["n"] == 6 and math.isclose(soft["delta"]["mean"], 5.0) and math.isclose(soft["delta"]["low"], 5.0)
+    hard = summary["cells"]["gpt3mix-hard"]
+    assert hard["n"] == 6 and math.isclose(hard["mean"], 56.0) and math.isclose(hard["delta"]["mean"], -5.0)
+    table = markdown_table(records)
+    assert "| GPT3Mix soft | 66.0 ± 0.9 (n=6) | +5.0 [+5.0, +5.0] |" in table
+    assert "| NoAug | 61.0 ± 0.9 (n=6) | – |" in table
+    assert "EDA |" not in table and "- removed: EDA at 1 %" in table
+
+
+def test_write_summary_files(tmp_path, tiny_classifier, monkeypatch):
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training(scores=[0.6, 0.8]))
     args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "bt"], data_seeds=2)
-    scores = iter([0.6, 0.8])
-    monkeypatch.setattr(experiment, "_train_and_evaluate", lambda *a, **k: {
-        "accuracy": next(scores), "macro_f1": 0.5, "best_validation_accuracy": 0.5, "epochs": 1, "steps": 1,
-        "train_seconds": 1.0, "eval_seconds": 1.0})
     run_experiment(args, toy_split(repeat=3), toy_split())
     table = markdown_table(load_runs(args.output_dir))
-    assert "| NoAug | 70.0 ± 14.1 (2) |" in table
-    assert "| BT | n/a (no translation model offline) |" in table
+    assert "| NoAug | 70.0 ± 14.1 (n=2) | – |" in table and "| BT | n/a | n/a |" in table
     text, plot_path = write_summary(args.output_dir)
     assert plot_path.exists() and plot_path.stat().st_size > 1000
     assert (tmp_path / "sweep" / "sst2_table.md").read_text() == text
+    saved = json.loads((tmp_path / "sweep" / "sst2_summary.json").read_text())
+    assert saved["accuracy"]["0.1"]["cells"]["noaug"]["n"] == 2
 
 
 @pytest.mark.skipif(not wordnet_available(), reason="WordNet is not set up: run scripts/setup_wordnet.sh")
 def test_eda_method_runs(tmp_path, tiny_classifier):
     args = tiny_args(tmp_path, tiny_classifier, methods=["eda"], ratio=2)
-    (record,) = run_experiment(args, toy_split(repeat=3), toy_split())
-    assert record["status"] == "ok" and record["num_synthetic"] == 2 * record["num_real"]
-
-
-def test_hard_labels_from_the_soft_pass_equal_a_hard_pass(toy_sentiment):
-    spec = TaskSpec.from_preset("sst2")
-    backend = ScriptedBackend(parse_rate=0.6)
-    soft = GPT3MixAugmenter(backend, toy_sentiment, spec, ratio=3, label_mode="soft", seed=5)
-    soft_rows = soft.augment()
-    assert hard_derivable(soft, soft_rows)
-    hard = GPT3MixAugmenter(backend, toy_sentiment, spec, ratio=3, label_mode="hard", seed=5).augment()
-    derived = hard_from_soft(soft_rows)
-    assert derived.to_dict() == hard.select_columns(["text", "label", "soft_labels"]).to_dict()
-    # The soft pass's labels differ from the written ones somewhere, or the test would show nothing.
-    assert soft_rows["label"] != soft_rows["written_label"] or soft_rows["soft_labels"] != derived["soft_labels"]
-
-
-def test_hard_not_derivable_when_scoring_failed(toy_sentiment):
-    class NoScores(ScriptedBackend):
-        def score(self, prompts, contexts, continuations):
-            return [[float("-inf")] * len(continuations) for _ in contexts]
-
-    soft = GPT3MixAugmenter(NoScores(parse_rate=1.0), toy_sentiment, TaskSpec.from_preset("sst2"), max_attempts=1)
-    rows = soft.augment()
-    assert len(rows) == 0 and not hard_derivable(soft, rows)
+    (result,) = run_experiment(args, toy_split(repeat=3), toy_split())
+    assert result["status"] == "ok" and result["num_synthetic"] == 2 * result["num_real"]
 
 
 def test_split_is_class_balanced_and_disjoint():
@@ -155,8 +282,6 @@ def test_split_is_class_balanced_and_disjoint():
     split = make_split(train, 0.1, 0, seed=3)
     assert sorted(split.train["label"]) == [0, 0, 0, 1, 1, 1]
     assert sorted(split.validation["label"]) == [0, 0, 0, 1, 1, 1]
-    # Same seed, same rows; the validation rows are not training rows (texts repeat in the toy data, so
-    # compare the row positions through a numbered copy).
     numbered = train.add_column("text_id", [f"{i}:{t}" for i, t in enumerate(train["text"])])
     numbered = numbered.remove_columns("text").rename_column("text_id", "text")
     again = make_split(numbered, 0.1, 0, seed=3)
@@ -164,57 +289,40 @@ def test_split_is_class_balanced_and_disjoint():
     assert [t.split(":", 1)[1] for t in again.train["text"]] == list(split.train["text"])
 
 
+def test_folder_data_is_encoded_with_trains_labels(tmp_path, tiny_classifier):
+    folder = write_reviews(tmp_path / "reviews")
+    args = tiny_args(tmp_path, tiny_classifier, dataset=str(folder), text_column="review", label_column="stars")
+    train, test = load_task_data(args)
+    assert train.column_names == ["text", "label"] and train.features["label"].names == ["bad", "good"]
+    assert test.features["label"].names == ["bad", "good"] and len(test) == 8
+
+
 def test_bad_inputs(tmp_path, tiny_classifier):
     train = toy_split(repeat=3)
     only_positive = make_dataset(POSITIVE, [1] * len(POSITIVE), NAMES)
     with pytest.raises(ValueError, match="negative"):
         make_split(only_positive, 0.1, 0, seed=0)
-    # 60 rows, level 0.5: 15 per class for training leaves 15, fewer than the 20 validation rows asked for.
     with pytest.raises(ValueError, match="validation split would be empty or short"):
         make_split(train, 0.5, 0, seed=0, validation_per_class=20)
-    with pytest.raises(ValueError, match="validation split would be empty"):
-        make_split(train, 1.0, 0, seed=0)
     with pytest.raises(ValueError, match="empty validation split"):
         tiny_args(tmp_path, tiny_classifier, validation_per_class=0)
     with pytest.raises(ValueError, match="unknown"):
         tiny_args(tmp_path, tiny_classifier, methods=["mixup"])
     with pytest.raises(ValueError, match="fractions"):
         tiny_args(tmp_path, tiny_classifier, levels=[0.0])
+    with pytest.raises(ValueError, match="finite"):
+        tiny_args(tmp_path, tiny_classifier, learning_rate=float("inf"))
     with pytest.raises(ValueError, match="split is empty"):
         run_experiment(tiny_args(tmp_path, tiny_classifier), train, train.select([]))
-
-
-def test_cli_command(tmp_path, tiny_classifier, monkeypatch, capsys):
-    from gpt3mix_hf.cli import main
-
-    monkeypatch.setattr(experiment, "_train_and_evaluate", lambda *a, **k: {
-        "accuracy": 0.75, "macro_f1": 0.7, "best_validation_accuracy": 0.5, "epochs": 1, "steps": 1,
-        "train_seconds": 1.0, "eval_seconds": 1.0})
-    output_dir = tmp_path / "cli"
-    run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug"], output_dir=str(output_dir)),
-                   toy_split(repeat=3), toy_split())
-    assert main(["experiment", "--output_dir", str(output_dir), "--summarize_only", "--metric", "macro_f1"]) == 0
-    printed = capsys.readouterr().out
-    assert "| NoAug | 75.0 (1) |" in printed and "| NoAug | 70.0 (1) |" in printed
-    assert (output_dir / "sst2_plot.png").exists()
-
-
-def test_parallel_processes_and_uncached_generation(tmp_path, tiny_classifier, monkeypatch):
-    import os
-
-    trained = []
-    monkeypatch.setattr(experiment, "_train_and_evaluate", lambda *a, **k: trained.append(1) or {
-        "accuracy": 0.5, "macro_f1": 0.5, "best_validation_accuracy": 0.5, "epochs": 1, "steps": 1,
-        "train_seconds": 1.0, "eval_seconds": 1.0})
-    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], data_seeds=2, skip_uncached=True)
-    held = run_path(args.output_dir, "noaug", 0.1, 0, 0).with_suffix(".lock")
-    stale = run_path(args.output_dir, "noaug", 0.1, 1, 0).with_suffix(".lock")
-    held.parent.mkdir(parents=True)
-    held.write_text(str(os.getppid()))  # a live process holds this run
-    stale.write_text("999999999")  # a process that is gone: its run is taken over
-    records = run_experiment(args, toy_split(repeat=3), toy_split())
-    assert [(r["method"], r["data_index"]) for r in records] == [("noaug", 1)]
-    assert not run_path(args.output_dir, "noaug", 0.1, 0, 0).exists() and held.exists() and not stale.exists()
-    # GPT3Mix runs wait for their generation (skip_uncached): no JSON, no generation.
-    assert not run_path(args.output_dir, "gpt3mix-soft", 0.1, 0, 0).exists()
-    assert not (tmp_path / "sweep" / "augmentations").exists()
+    # A folder without a train split; an evaluation set whose labels differ from train's.
+    (tmp_path / "no-train").mkdir()
+    (tmp_path / "no-train" / "test.jsonl").write_text('{"text": "a", "label": "x"}\n')
+    with pytest.raises(ValueError, match="no 'train' split"):
+        run_experiment(tiny_args(tmp_path, tiny_classifier, dataset=str(tmp_path / "no-train")))
+    folder = write_reviews(tmp_path / "odd", test_labels=("bad", "great"))
+    with pytest.raises(ValueError, match="'great'.*Use an evaluation set with train's labels"):
+        run_experiment(tiny_args(tmp_path, tiny_classifier, dataset=str(folder), text_column="review",
+                                 label_column="stars"))
+    with pytest.raises(ValueError, match="no word for the label"):
+        run_experiment(tiny_args(tmp_path, tiny_classifier, dataset=str(write_reviews(tmp_path / "r2")),
+                                 text_column="review", label_column="stars", verbalizer=["good=positive"]))
