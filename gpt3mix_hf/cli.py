@@ -64,7 +64,7 @@ class CommandParser(HfArgumentParser):
                 action.type = finite_float
 
     def error(self, message: str):
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _usage() -> str:
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as error:
         if debug:
             raise
-        sys.stderr.write(f"{prog}: error: {one_line(error)} (add --debug for the traceback)\n")
+        hint = "" if isinstance(error, UsageError) else " (add --debug for the traceback)"
+        sys.stderr.write(f"{prog}: error: {one_line(error)}{hint}\n")
         return USAGE_ERROR
 
 

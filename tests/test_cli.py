@@ -1,15 +1,62 @@
-import json
+"""`gpt3mix` commands end to end: augment through a served LM (rows written, provenance, regeneration through
+the same server), train on the result, the experiment on a user's dataset, and one-line errors."""
 
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 from datasets import load_from_disk
+from served_fixtures import ROOT, CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine
+from test_experiment import build_tiny_classifier, write_reviews
 
 from gpt3mix_hf.cli import main
+
+REVIEW_FLAGS = ["--text_column", "review", "--label_column", "stars", "--text_type", "product review",
+                "--label_type", "sentiment", "--verbalizer", "bad=negative", "good=positive"]
+API_KEY = "sk-cli-test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_lm_dir):
+    engine = TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1))
+    with FakeOpenAIServer(engine) as server:
+        server.api_key = API_KEY
+        yield server
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    return write_reviews(tmp_path_factory.mktemp("data") / "reviews")
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory) -> str:
+    return build_tiny_classifier(tmp_path_factory.mktemp("tiny-classifier"))
+
+
+@pytest.fixture(scope="module")
+def augmented(server, reviews, tmp_path_factory):
+    """`gpt3mix augment` through the (fake, real-model) OpenAI-compatible server, the key from the environment."""
+    output_dir = tmp_path_factory.mktemp("augmented") / "first"
+    flags = ["augment", "--dataset", str(reviews), *REVIEW_FLAGS, "--sample_per_class", "3", "--ratio", "2",
+             "--backend", "openai", "--base_url", f"{server.url}/v1", "--model", "tiny", "--max_concurrency", "2",
+             "--cache_path", str(output_dir.parent / "requests.sqlite"), "--max_new_tokens", "8",
+             "--disable_tqdm", "--output_dir", str(output_dir)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPENAI_API_KEY", API_KEY)
+        assert main(flags) == 0
+    return output_dir
 
 
 def test_usage_lists_the_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    for command in ("augment", "experiment", "push-dataset", "push-model"):
+    for command in ("augment", "train", "experiment", "push-dataset", "push-model"):
         assert command in out
 
 
@@ -22,25 +69,140 @@ def test_augment_help_lists_flags(capsys):
     with pytest.raises(SystemExit):
         main(["augment", "--help"])
     out = capsys.readouterr().out
-    assert "--sample_fraction" in out and "--label_mode" in out and "--config" in out
+    for flag in ("--sample_fraction", "--label_mode", "--config", "--backend", "--base_url", "--max_concurrency",
+                 "--cache_path", "--dtype", "--dataset_config", "--revision", "--verbalizer", "--temperature"):
+        assert flag in out
+    assert "--api_key " not in out
 
 
-def test_augment_writes_data_summary_and_provenance_and_regenerates(tiny_lm_dir, data_dir, tmp_path, capsys):
+def test_augment_through_a_served_lm_writes_rows(augmented, capsys):
+    synthetic = load_from_disk(augmented / "synthetic")
+    assert len(synthetic) > 0
+    assert synthetic.features["label"].names == ["bad", "good"]
+    assert np.allclose([sum(row) for row in synthetic["soft_labels"]], 1.0, atol=1e-4)
+    real = load_from_disk(augmented / "real")
+    assert len(real) == 6 and real.column_names == ["review", "stars"]
+    text = (augmented / "gpt3mix_config.json").read_text()
+    config = json.loads(text)
+    assert config["augmenter"]["backend"]["backend"] == "openai" and config["augmenter"]["backend"]["model"] == "tiny"
+    assert config["run"]["served"]["base_url"].endswith("/v1")
+    assert config["augmenter"]["spec"]["verbalizer"] == {"bad": "negative", "good": "positive"}
+    assert API_KEY not in text
+
+
+def test_config_regenerates_through_the_served_lm(augmented, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    again = tmp_path / "again"
+    assert main(["augment", "--config", str(augmented / "gpt3mix_config.json"), "--disable_tqdm",
+                 "--output_dir", str(again)]) == 0
+    first, second = load_from_disk(augmented / "synthetic"), load_from_disk(again / "synthetic")
+    assert second["text"] == first["text"] and np.allclose(second["soft_labels"], first["soft_labels"])
+    assert json.loads((again / "gpt3mix_config.json").read_text())["augmenter"]["backend"]["backend"] == "openai"
+
+
+def test_train_on_the_augmented_rows_writes_model_and_card(augmented, reviews, tiny_classifier, tmp_path, capsys):
+    output_dir = tmp_path / "model"
+    assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--eval_dataset",
+                 str(reviews), "--eval_split", "test", "--output_dir", str(output_dir), "--num_train_epochs", "2",
+                 "--per_device_train_batch_size", "4", "--report_to", "none", "--disable_tqdm", "true"]) == 0
+    out = capsys.readouterr().out
+    synthetic = len(load_from_disk(augmented / "synthetic"))
+    assert f"trained on 6 real + {synthetic} synthetic rows" in out and "validation accuracy" in out
+    for name in ("config.json", "model.safetensors", "README.md", "eval_results.json", "gpt3mix_config.json"):
+        assert (output_dir / name).exists(), name
+    assert json.loads((output_dir / "config.json").read_text())["id2label"] == {"0": "bad", "1": "good"}
+    assert "gpt3mix" in (output_dir / "README.md").read_text().lower()
+
+
+def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_classifier, tmp_path, capsys):
+    output_dir = tmp_path / "model"
+    assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--output_dir",
+                 str(output_dir), "--num_train_epochs", "1", "--report_to", "none", "--disable_tqdm", "true"]) == 0
+    assert (output_dir / "model.safetensors").exists() and not (output_dir / "eval_results.json").exists()
+
+
+def test_experiment_on_a_users_dataset(reviews, tiny_classifier, tiny_lm_dir, tmp_path, capsys):
+    output_dir = tmp_path / "sweep"
+    assert main(["experiment", "--dataset", str(reviews), *REVIEW_FLAGS, "--methods", "noaug", "gpt3mix-soft",
+                 "--levels", "0.25", "--data_seeds", "1", "--repeats", "2", "--classifier", tiny_classifier,
+                 "--lm", str(tiny_lm_dir), "--max_new_tokens", "4", "--num_train_epochs", "1",
+                 "--output_dir", str(output_dir), "--disable_tqdm"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs in" in out and "| NoAug |" in out and "| GPT3Mix soft |" in out
+    assert (output_dir / "reviews_table.md").exists() and (output_dir / "reviews_plot.png").exists()
+
+
+def one_error_line(capsys, argv) -> str:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    return lines[0]
+
+
+def test_user_errors_are_one_line_with_status_2(tmp_path, reviews, capsys):
+    out = ["--output_dir", str(tmp_path / "out"), "--disable_tqdm"]
+    no_label = tmp_path / "no-label.jsonl"
+    no_label.write_text('{"text": "fine"}\n{"text": "bad"}\n')
+    line = one_error_line(capsys, ["augment", "--dataset", str(no_label), *out])
+    assert "no column 'label'" in line and "--label_column" in line
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert "is empty" in one_error_line(capsys, ["augment", "--dataset", str(empty), *out])
+    assert "No file or folder" in one_error_line(capsys, ["augment", "--dataset", str(tmp_path / "nope.jsonl"), *out])
+    assert "not a finite number" in one_error_line(capsys, ["augment", "--ratio", "inf", *out])
+    assert "not a finite number" in one_error_line(capsys, ["augment", "--temperature", "nan", *out])
+    assert "invalid choice" in one_error_line(capsys, ["augment", "--selection", "random", *out])
+    assert "needs --base_url" in one_error_line(capsys, ["augment", "--backend", "openai", *out])
+    assert "for a served LM" in one_error_line(capsys, ["augment", "--cache_path", "x.sqlite", *out])
+    line = one_error_line(capsys, ["augment", "--dataset", str(reviews), *REVIEW_FLAGS[:4], "--split", "dev", *out])
+    assert "no 'dev' split" in line
+    assert "must be >= 1" in one_error_line(capsys, ["experiment", "--data_seeds", "0"])
+    assert "invalid choice: 'mixup'" in one_error_line(capsys, ["experiment", "--methods", "noaug", "mixup"])
+    (tmp_path / "no-train").mkdir()
+    (tmp_path / "no-train" / "test.jsonl").write_text('{"text": "a", "label": "x"}\n')
+    assert "no 'train' split" in one_error_line(
+        capsys, ["experiment", "--dataset", str(tmp_path / "no-train"), "--disable_tqdm"])
+    odd = write_reviews(tmp_path / "odd", test_labels=("bad", "great"))
+    line = one_error_line(capsys, ["experiment", "--dataset", str(odd), "--text_column", "review", "--label_column",
+                                   "stars", "--output_dir", str(tmp_path / "sweep"), "--disable_tqdm"])
+    assert "'great'" in line
+    assert "no real/ folder" in one_error_line(capsys, ["train", "--augmented_dir", str(tmp_path), *out[:2]])
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="--base_url"):
+        main(["augment", "--backend", "tgi", "--output_dir", str(tmp_path), "--debug"])
+
+
+def test_the_console_entry_point_exits_2_with_one_line(tmp_path):
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "gpt3mix_hf.cli", "augment", "--ratio", "inf", "--output_dir", str(tmp_path)],
+        capture_output=True, text=True, env=environment, cwd=ROOT, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "gpt3mix augment: error: argument --ratio: inf is not a finite number: give a finite value "
+        "(see gpt3mix augment --help)"
+    ]
+
+
+def test_augment_with_a_local_lm_and_its_regeneration(tiny_lm_dir, data_dir, tmp_path, capsys):
     flags = ["--dataset", "trec6", "--data_dir", str(data_dir), "--sample_per_class", "1", "--model",
-             str(tiny_lm_dir), "--max_new_tokens", "4", "--max_attempts", "1", "--ratio", "2", "--no_progress"]
+             str(tiny_lm_dir), "--max_new_tokens", "4", "--max_attempts", "1", "--ratio", "2", "--disable_tqdm"]
     assert main(["augment", *flags, "--output_dir", str(tmp_path / "first")]) == 0
     out = capsys.readouterr().out
+    # A random tiny LM writes no parseable line: every row fails, and is reported (the served test writes rows).
     assert "rows written: 0 of 12 (12 rows failed every attempt)" in out
-    assert "tokens generated:" in out and "samples per second:" in out
     real = load_from_disk(tmp_path / "first" / "real")
     assert len(real) == 6 and real.features["label"].names == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
     failures = (tmp_path / "first" / "failures.jsonl").read_text().splitlines()
     assert len(failures) == 12 and json.loads(failures[0])["failed_attempts"]
     config = json.loads((tmp_path / "first" / "gpt3mix_config.json").read_text())
-    assert config["augmenter"]["spec"]["text_type"] == "question"
-    assert config["data"]["sample_per_class"] == 1
-
+    assert config["augmenter"]["spec"]["text_type"] == "question" and config["data"]["sample_per_class"] == 1
+    assert config["augmenter"]["backend"]["dtype"] == "float32"
     again = ["augment", "--config", str(tmp_path / "first" / "gpt3mix_config.json"), "--data_dir", str(data_dir),
-             "--output_dir", str(tmp_path / "again"), "--no_progress"]
+             "--output_dir", str(tmp_path / "again"), "--disable_tqdm"]
     assert main(again) == 0
     assert (tmp_path / "again" / "failures.jsonl").read_text().splitlines() == failures

@@ -226,7 +226,8 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     synthetic = augmenter.augment(
         dataset, batch_size=map_batch_size, num_proc=args.num_proc, checkpoint_dir=output_dir / "checkpoints"
     )
-    synthetic.save_to_disk(output_dir / "synthetic")
+    # One shard even for 0 rows: datasets cannot load back a folder saved without one.
+    synthetic.save_to_disk(output_dir / "synthetic", num_shards=1 if len(synthetic) == 0 else None)
     dataset.save_to_disk(output_dir / "real")
     report = augmenter.report
     (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
