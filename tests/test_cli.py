@@ -119,6 +119,11 @@ def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_clas
     assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--output_dir",
                  str(output_dir), "--num_train_epochs", "1", "--report_to", "none", "--disable_tqdm", "true"]) == 0
     assert (output_dir / "model.safetensors").exists() and not (output_dir / "eval_results.json").exists()
+    odd = write_reviews(tmp_path / "odd", test_labels=("bad", "great"))
+    capsys.readouterr()
+    line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
+                                   "--eval_dataset", str(odd), "--eval_split", "test", "--output_dir", str(tmp_path)])
+    assert "'great'" in line and "train's labels" in line
 
 
 def test_experiment_on_a_users_dataset(reviews, tiny_classifier, tiny_lm_dir, tmp_path, capsys):

@@ -18,7 +18,7 @@ from transformers.utils import logging
 
 from ..augmenter import concatenate_with_real
 from ..classification import tokenize_dataset
-from ..experiment.source import DataSourceArguments, encode_labels, load_split
+from ..experiment.source import DataSourceArguments, load_split
 from ..models import DEFAULT_CLASSIFIER, resolve_classifier
 from ..provenance import CONFIG_NAME, load_config
 from ..trainer import GPT3MixTrainer
@@ -76,8 +76,7 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
     if args.eval_dataset is not None:
         source = DataSourceArguments(dataset=args.eval_dataset, data_dir=args.eval_data_dir,
                                      text_column=text_column, label_column=label_column)
-        evaluation = encode_labels(load_split(source, args.eval_split), text_column, label_column,
-                                   origin=f"--eval_dataset {args.eval_dataset} ({args.eval_split})", names=names)
+        evaluation = load_split(source, args.eval_split, names=names)
         evaluation = evaluation.select_columns([text_column, label_column])
         renames = {old: new for old, new in ((text_column, "text"), (label_column, "label")) if old != new}
         evaluation = evaluation.rename_columns(renames) if renames else evaluation

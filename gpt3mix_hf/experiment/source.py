@@ -90,18 +90,21 @@ def _load_file(path: Path) -> Dataset:
     return dataset
 
 
-def load_split(source: DataSourceArguments, split: str) -> Dataset:
+def load_split(source: DataSourceArguments, split: str, names: list[str] | None = None) -> Dataset:
     """The split `split` of `source`, with its own column names, the label column a `ClassLabel`.
 
     Benchmarks keep the label order of `gpt3mix_hf.data.BENCHMARKS`; other label columns that hold names (or
-    numbers) are encoded in sorted order. Raises a `ValueError` naming the fix when the split, a column or the
+    numbers) are encoded in sorted order, or with `names` (train's label names, for an evaluation split: a label
+    train does not have is an error). Raises a `ValueError` naming the fix when the split, a column or the
     rows are missing.
     """
     if source.is_benchmark:
         dataset = load_benchmark(source.dataset, split, source.data_dir)
         columns = {"text": source.text_column, "label": source.label_column}
         renames = {ours: theirs for ours, theirs in columns.items() if ours != theirs}
-        return dataset.rename_columns(renames) if renames else dataset
+        dataset = dataset.rename_columns(renames) if renames else dataset
+        return encode_labels(dataset, source.text_column, source.label_column, origin=f"{source.dataset} ({split})",
+                             names=names)
     path = Path(source.dataset)
     if path.is_dir():
         files = split_files(path)
@@ -124,7 +127,8 @@ def load_split(source: DataSourceArguments, split: str) -> Dataset:
         raise FileNotFoundError(f"No file or folder {path}: check the path given as --dataset.")
     else:
         dataset = load_dataset(source.dataset, source.dataset_config, revision=source.revision, split=split)
-    return encode_labels(dataset, source.text_column, source.label_column, origin=f"{source.dataset} ({split})")
+    return encode_labels(dataset, source.text_column, source.label_column, origin=f"{source.dataset} ({split})",
+                         names=names)
 
 
 def encode_labels(dataset: Dataset, text_column: str, label_column: str, *, origin: str,

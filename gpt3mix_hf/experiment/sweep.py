@@ -100,32 +100,8 @@ def load_task_data(args: ExperimentArguments, need_test: bool = True) -> tuple[D
     train = _standard_columns(train, source.text_column, source.label_column)
     if not need_test:
         return train, None
-    test = load_split(source, args.test_split) if source.is_benchmark else _load_unencoded(args)
-    test = encode_labels(test, source.text_column, source.label_column, origin=f"the {args.test_split!r} split",
-                         names=names)
+    test = load_split(source, args.test_split, names=names)
     return train, _standard_columns(test, source.text_column, source.label_column)
-
-
-def _load_unencoded(args: ExperimentArguments) -> Dataset:
-    # Encoded with train's names, not on its own: a test split that lacks a class would otherwise shift the ids.
-    from datasets import load_dataset
-
-    from .source import _load_file, split_files
-
-    path = Path(args.dataset)
-    if path.is_dir():
-        files = split_files(path)
-        if args.test_split not in files:
-            raise ValueError(
-                f"{path} has no {args.test_split!r} split to score on: add {args.test_split}.jsonl (or .csv), or pass "
-                f"--test_split with one of {sorted(files)}."
-            )
-        return _load_file(files[args.test_split])
-    if path.is_file():
-        raise ValueError(
-            f"{path} is a single file: put it in a folder as train.jsonl beside a {args.test_split}.jsonl to score on."
-        )
-    return load_dataset(args.dataset, args.dataset_config, revision=args.revision, split=args.test_split)
 
 
 def _standard_columns(dataset: Dataset, text_column: str, label_column: str) -> Dataset:
