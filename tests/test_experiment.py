@@ -172,7 +172,9 @@ def test_a_run_locked_by_another_process_is_left_to_it(tmp_path, tiny_classifier
     assert not (tmp_path / "sweep" / "augmentations").exists()
 
 
-def generation(calibrated: bool) -> Dataset:
+def generation(kind: str) -> Dataset:
+    """Rows as a soft-mode augmenter writes them: `calibrated` (calibrate=True: raw distribution and prior kept),
+    `uncalibrated` (the raw distribution repeated, no prior) or `plain` (an augmenter without calibration)."""
     columns = {
         "text": ["a", "b", "c"],
         "label": [1, 0, 0],
@@ -181,14 +183,18 @@ def generation(calibrated: bool) -> Dataset:
     }
     features = {"text": Value("string"), "label": ClassLabel(names=NAMES), "soft_labels": Sequence(Value("float32")),
                 "written_label": ClassLabel(names=NAMES)}
-    if calibrated:
-        columns["uncalibrated_soft_labels"] = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]
+    if kind != "plain":
+        calibrated = kind == "calibrated"
+        columns["uncalibrated_soft_labels"] = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]] if calibrated else columns[
+            "soft_labels"]
+        columns["label_prior"] = [[0.7, 0.3]] * 3 if calibrated else [[]] * 3
         features["uncalibrated_soft_labels"] = Sequence(Value("float32"))
+        features["label_prior"] = Sequence(Value("float32"))
     return Dataset.from_dict(columns, features=Features(features))
 
 
 def test_every_gpt3mix_method_from_one_calibrated_generation():
-    rows = generation(calibrated=True)
+    rows = generation("calibrated")
     soft = derive_method_rows(rows, "gpt3mix-soft")
     assert np.allclose(soft["soft_labels"], rows["uncalibrated_soft_labels"]) and soft["label"] == [0, 0, 1]
     calibrated = derive_method_rows(rows, "gpt3mix-calibrated")
@@ -201,8 +207,9 @@ def test_every_gpt3mix_method_from_one_calibrated_generation():
         assert derived["text"] == rows["text"] and derived.column_names == ["text", "label", "soft_labels"]
 
 
-def test_uncalibrated_generation_serves_soft_and_hard_but_not_calibrated():
-    rows = generation(calibrated=False)
+@pytest.mark.parametrize("kind", ["uncalibrated", "plain"])
+def test_uncalibrated_generation_serves_soft_and_hard_but_not_calibrated(kind):
+    rows = generation(kind)
     assert np.allclose(derive_method_rows(rows, "gpt3mix-soft")["soft_labels"], rows["soft_labels"])
     assert derive_method_rows(rows, "gpt3mix-hard")["label"] == [1, 0, 0]
     with pytest.raises(ValueError, match="calibrate=True"):

@@ -7,13 +7,13 @@ flag: a flag would stay in the shell history and the process list, and could rea
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from datasets.utils.logging import disable_progress_bar
 
@@ -99,7 +99,8 @@ class AugmentArguments:
     config: str | None = field(
         default=None,
         metadata={"help": "Regenerate from a gpt3mix_config.json: its settings replace the data, task, sampling and "
-                  "augmentation flags; a served LM is reached again (--base_url overrides the recorded server)."},
+                  "augmentation flags. A served LM is reached again at --base_url (the file records its model, not "
+                  "its URL)."},
     )
 
     def __post_init__(self):
@@ -127,29 +128,24 @@ def arguments(name: str) -> tuple[type, ...]:
     return DataArguments, TaskSpecArguments, SamplingConfig, AugmentArguments
 
 
-def public_url(url: str) -> str:
-    """`url` without credentials or query (they must not reach a provenance file)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: str | None,
                    max_concurrency: int | None, cache_path: str | None, identity: dict | None = None):
     """An `OpenAIBackend` or `TGIBackend`; the key is read from the environment variable `api_key_env`."""
     from ..backends import OpenAIBackend, ServedConfig, TGIBackend
 
+    backend_class = OpenAIBackend if kind == "openai" else TGIBackend
     options = {name: value for name, value in (("max_concurrency", max_concurrency), ("cache_path", cache_path))
                if value is not None}
-    config = ServedConfig(**options)
-    api_key = os.environ.get(api_key_env or DEFAULT_KEY_ENV[kind]) or None
-    identity = identity or {}
-    if kind == "openai":
-        extra = {name: identity[name] for name in ("label_scoring", "top_logprobs") if identity.get(name) is not None}
-        return OpenAIBackend(base_url, model, api_key=api_key, config=config, **extra)
-    extra = {name: identity[name] for name in ("label_scoring", "top_n_tokens") if identity.get(name) is not None}
-    return TGIBackend(base_url, api_key=api_key, model=model, config=config, **extra)
+    settings = {"model": model, "config": ServedConfig(**options)}
+    scoring = ("label_scoring", "top_logprobs") if kind == "openai" else ("label_scoring", "top_n_tokens")
+    settings.update({name: (identity or {})[name] for name in scoring if (identity or {}).get(name) is not None})
+    variable = api_key_env or DEFAULT_KEY_ENV[kind]
+    if "api_key_env" in inspect.signature(backend_class).parameters:
+        # The backend reads the key itself, in every map(num_proc=...) worker too: the key is never pickled.
+        settings["api_key_env"] = variable if os.environ.get(variable) else None
+    else:
+        settings["api_key"] = os.environ.get(variable) or None
+    return backend_class(base_url, **settings)
 
 
 def _backend(args: AugmentArguments):
@@ -174,31 +170,36 @@ def load_rows_to_augment(data_args: DataArguments):
     return dataset
 
 
+def config_sections(config) -> tuple[dict, dict, dict]:
+    """The augmenter, data and run sections of a provenance file as plain dicts (a typed `GPT3MixConfig`, or the
+    dict older `load_config` versions return)."""
+    values = config.to_dict() if hasattr(config, "to_dict") else config
+    return values["augmenter"], values.get("data") or {}, values.get("run") or {}
+
+
 def _from_config(args: AugmentArguments, given: DataArguments):
     config = load_config(args.config)
-    recorded = config.get("data") or {}
+    settings, recorded, run_settings = config_sections(config)
     data_fields = {f.name for f in fields(DataArguments)}
     data_args = DataArguments(**{k: v for k, v in recorded.items() if k in data_fields and v is not None})
     if given.data_dir is not None:
         # The recorded folder is a path on the machine that made the data.
         data_args.data_dir = given.data_dir
     dataset = load_rows_to_augment(data_args)
-    identity = config["augmenter"]["backend"]
+    identity = settings["backend"]
     kind = identity.get("backend")
     backend = None
     if kind in SERVED:
-        served = (config.get("run") or {}).get("served") or {}
-        base_url = args.base_url or served.get("base_url")
-        if base_url is None:
-            raise ValueError(f"The data was made by a {kind} server whose address is not recorded: pass --base_url.")
-        backend = served_backend(
-            kind, base_url, model=identity.get("model"), api_key_env=args.api_key_env or served.get("api_key_env"),
-            max_concurrency=args.max_concurrency or served.get("max_concurrency"), cache_path=args.cache_path,
-            identity=identity,
-        )
+        if args.base_url is None:
+            raise ValueError(
+                f"The data was made by the {kind!r} server model {identity.get('model')!r}; a provenance file records "
+                "no server address: pass --base_url of a server that serves it."
+            )
+        backend = served_backend(kind, args.base_url, model=identity.get("model"), api_key_env=args.api_key_env,
+                                 max_concurrency=args.max_concurrency, cache_path=args.cache_path, identity=identity)
     augmenter = augmenter_from_config(config, dataset=dataset, backend=backend)
-    map_batch_size = (config.get("run") or {}).get("map_batch_size") or args.map_batch_size
-    return augmenter, dataset, recorded, map_batch_size, (config.get("run") or {}).get("served")
+    map_batch_size = run_settings.get("map_batch_size") or args.map_batch_size
+    return augmenter, dataset, recorded, map_batch_size
 
 
 def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: SamplingConfig,
@@ -206,7 +207,7 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     if args.disable_tqdm:
         disable_progress_bar()
     if args.config is not None:
-        augmenter, dataset, data, map_batch_size, served = _from_config(args, data_args)
+        augmenter, dataset, data, map_batch_size = _from_config(args, data_args)
     else:
         dataset = load_rows_to_augment(data_args)
         label_names = list(dataset.features[data_args.label_column].names)
@@ -218,10 +219,6 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
             keep_prompt=args.keep_prompt, **options,
         )
         data, map_batch_size = vars(data_args), args.map_batch_size
-        served = None
-        if args.backend in SERVED:
-            served = {"base_url": public_url(args.base_url), "api_key_env": args.api_key_env,
-                      "max_concurrency": args.max_concurrency}
     output_dir = Path(args.output_dir)
     synthetic = augmenter.augment(
         dataset, batch_size=map_batch_size, num_proc=args.num_proc, checkpoint_dir=output_dir / "checkpoints"
@@ -231,11 +228,8 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     dataset.save_to_disk(output_dir / "real")
     report = augmenter.report
     (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
-    config = build_config(augmenter, dataset, data=data, map_batch_size=map_batch_size)
-    if served is not None:
-        # Where the served LM was reached (never its key), so that --config can reach it again.
-        config["run"]["served"] = served
-    save_config(config, output_dir)
+    data = {key: value for key, value in data.items() if key not in ("num_rows", "sha256")}
+    save_config(build_config(augmenter, dataset, data=data, map_batch_size=map_batch_size), output_dir)
     sys.stdout.write(
         f"rows written: {report.rows_written} of {report.rows_requested} "
         f"({report.failed_rows} rows failed every attempt)\n"

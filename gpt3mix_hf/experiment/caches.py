@@ -2,7 +2,8 @@
 
 GPT3Mix methods share one generation per sub-sample: the augmenter runs in soft mode with the paper's example
 selection (`selection="uniform"`) and, when a calibrated method is asked for, with `calibrate=True`, which keeps
-the LM's raw label distribution in `uncalibrated_soft_labels` beside the calibrated `soft_labels`. Each method
+the LM's raw label distribution in `uncalibrated_soft_labels` beside the calibrated `soft_labels` (and the prior
+divided out in `label_prior`). Each method
 then reads its labels from the same texts (`derive_method_rows`):
 
 - `gpt3mix-soft`: the LM's label distribution (uncalibrated);
@@ -37,6 +38,7 @@ from .arguments import ExperimentArguments
 logger = logging.get_logger(__name__)
 
 UNCALIBRATED_COLUMN = "uncalibrated_soft_labels"
+PRIOR_COLUMN = "label_prior"
 
 
 def level_name(level: float) -> str:
@@ -50,24 +52,36 @@ def method_features(label_names: list[str]) -> Features:
     )
 
 
+def _raw_distributions(generation: Dataset) -> list[list[float]]:
+    """The LM's uncalibrated label distribution of each row: `uncalibrated_soft_labels` where the augmenter
+    filled it, else `soft_labels` (an augmenter without calibration writes only those)."""
+    if UNCALIBRATED_COLUMN in generation.column_names:
+        raw = [list(row) for row in generation[UNCALIBRATED_COLUMN]]
+        if all(raw):
+            return raw
+    return [list(row) for row in generation["soft_labels"]]
+
+
+def is_calibrated(generation: Dataset) -> bool:
+    """Whether the rows were made with `calibrate=True`: each has the content-free prior that was divided out."""
+    return PRIOR_COLUMN in generation.column_names and all(len(prior) for prior in generation[PRIOR_COLUMN])
+
+
 def derive_method_rows(generation: Dataset, method: str) -> Dataset:
     """The rows of a GPT3Mix `method` (see the module docstring) from one soft-mode generation.
 
-    Raises a `ValueError` for `gpt3mix-calibrated` when the generation was made without `calibrate=True` (it has
-    no `uncalibrated_soft_labels` column, so its `soft_labels` are the uncalibrated ones).
+    Raises a `ValueError` for `gpt3mix-calibrated` when the generation was made without `calibrate=True`.
     """
     names = generation.features["label"].names
-    calibrated = UNCALIBRATED_COLUMN in generation.column_names
     if method == "gpt3mix-calibrated":
-        if not calibrated:
+        if not is_calibrated(generation):
             raise ValueError(
                 "This generation was made without calibrate=True: it has no calibrated soft labels. Make it again "
                 "with the calibrated method in the sweep."
             )
         distributions = [list(row) for row in generation["soft_labels"]]
     elif method in ("gpt3mix-soft", "gpt3mix-hard"):
-        column = UNCALIBRATED_COLUMN if calibrated else "soft_labels"
-        distributions = [list(row) for row in generation[column]]
+        distributions = _raw_distributions(generation)
         if method == "gpt3mix-hard":
             distributions = [one_hot(int(np.argmax(row)), len(names)) for row in distributions]
     elif method == "gpt3mix-written":
