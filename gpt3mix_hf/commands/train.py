@@ -45,6 +45,11 @@ class TrainArguments:
     eval_data_dir: str | None = field(
         default=None, metadata={"help": "For a benchmark --eval_dataset: the folder of <benchmark>/<split>.jsonl."}
     )
+    classifier_head: str = field(
+        default="default",
+        metadata={"help": "default: the architecture's own head; mlp: two fully connected layers (the paper's).",
+                  "choices": ["default", "mlp"]},
+    )
     real_only: bool = field(default=False, metadata={"help": "Train on the real rows only (a NoAug baseline)."})
     max_length: int = field(default=128, metadata={"help": "Tokens per input (longer texts are cut)."})
 
@@ -91,10 +96,15 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
     tokenizer = AutoTokenizer.from_pretrained(path)
     # The new classification head is drawn at random: seed it so that runs repeat.
     set_seed(training_args.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=len(names), id2label=dict(enumerate(names)),
-        label2id={label: index for index, label in enumerate(names)},
-    )
+    if args.classifier_head == "default":
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(names), id2label=dict(enumerate(names)),
+            label2id={label: index for index, label in enumerate(names)},
+        )
+    else:
+        from ..classification import load_classifier
+
+        model = load_classifier(args.model, names, classifier_head=args.classifier_head)
     trainer = GPT3MixTrainer(
         model=model,
         args=training_args,

@@ -71,6 +71,11 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     classifier: str = field(
         default=DEFAULT_CLASSIFIER, metadata={"help": "Classifier: embedded short name, Hub id or folder."}
     )
+    classifier_head: str = field(
+        default="default",
+        metadata={"help": "default: the architecture's own head; mlp: two fully connected layers (the paper's).",
+                  "choices": ["default", "mlp"]},
+    )
     learning_rate: float = field(default=3e-5, metadata={"help": "AdamW learning rate (the paper: 3e-5)."})
     num_train_epochs: float = field(default=50, metadata={"help": "Most training epochs."})
     early_stopping_patience: int = field(

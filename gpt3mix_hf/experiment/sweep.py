@@ -140,9 +140,11 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
         disable_tqdm=args.disable_tqdm,
         report_to="none",
     )
+    # Passed only when not the default, so the harness runs with train_classifier versions without heads.
+    head = {"classifier_head": args.classifier_head} if args.classifier_head != "default" else {}
     start = time.perf_counter()
     trainer = train_classifier(
-        train, validation, model_name_or_path=args.classifier, args=training_args, max_length=args.max_length
+        train, validation, model_name_or_path=args.classifier, args=training_args, max_length=args.max_length, **head
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
