@@ -38,7 +38,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     an `ImportError` that names the `pip install`; a served LM that cannot be reached or refuses the key with a
     `ServedBackendError`.
     """
-    from .backends.http import ServedBackendError
+    from .backends import ServedBackendError
 
     return (ValueError, OSError, ImportError, ServedBackendError)
 

@@ -264,6 +264,16 @@ def test_summary_compares_matched_runs_only(tmp_path):
     assert "EDA |" not in table and "- removed: EDA at 1 %" in table
 
 
+def test_old_hard_records_read_as_written_labels(tmp_path):
+    old = record("gpt3mix-hard", 0, 0, 0.5)
+    new = {**record("gpt3mix-hard", 1, 0, 0.6), "record_version": 2}
+    for item, name in ((old, "a.json"), (new, "b.json")):
+        path = tmp_path / "runs" / "gpt3mix-hard" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(item))
+    assert [r["method"] for r in load_runs(tmp_path)] == ["gpt3mix-written", "gpt3mix-hard"]
+
+
 def test_write_summary_files(tmp_path, tiny_classifier, monkeypatch):
     monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training(scores=[0.6, 0.8]))
     args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "bt"], data_seeds=2)

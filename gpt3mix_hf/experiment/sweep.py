@@ -33,6 +33,8 @@ logger = logging.get_logger(__name__)
 
 UNAVAILABLE = "unavailable"
 OK = "ok"
+# Run records before version 2 called the label the LM wrote "gpt3mix-hard" (see `summary.load_runs`).
+RECORD_VERSION = 2
 
 
 def data_seed(master_seed: int, index: int) -> int:
@@ -255,6 +257,7 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
 def _run_one(args: ExperimentArguments, augmentations: Augmentations, split: Split, method: str, repeat: int,
              test: Dataset | None, output_dir: Path) -> dict | None:
     record = {
+        "record_version": RECORD_VERSION,
         "dataset": args.name,
         "method": method,
         "level": split.level,
