@@ -23,6 +23,7 @@ from ..models import DEFAULT_CLASSIFIER, resolve_classifier
 from ..provenance import CONFIG_NAME, load_config
 from ..trainer import GPT3MixTrainer
 from ..training_args import GPT3MixTrainingArguments
+from .augment import config_sections
 
 logger = logging.get_logger(__name__)
 
@@ -65,7 +66,7 @@ def _load_augmented(folder: Path):
                 f"{folder} has no {part}/ folder: pass the output_dir of `gpt3mix augment` as --augmented_dir."
             )
     config = load_config(folder / CONFIG_NAME) if (folder / CONFIG_NAME).exists() else None
-    settings = (config or {}).get("augmenter") or {}
+    settings = config_sections(config)[0] if config is not None else {}
     text_column = settings.get("text_column", "text")
     label_column = settings.get("label_column", "label")
     return load_from_disk(folder / "real"), load_from_disk(folder / "synthetic"), config, text_column, label_column
