@@ -3,13 +3,14 @@ resume and shared grids, and the paired summary."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 
 import numpy as np
 import pytest
 from conftest import ScriptedBackend, make_dataset
-from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from datasets import ClassLabel, Dataset, Features, Sequence, Value, load_from_disk
 from filelock import FileLock
 from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -137,6 +138,28 @@ def test_sweep_on_a_users_folder_dataset(tmp_path, tiny_classifier):
     assert backend.calls == calls
     assert sorted((r["method"], r["data_index"], r.get("accuracy")) for r in again if r["status"] == "ok") == sorted(
         (r["method"], r["data_index"], r["accuracy"]) for r in ok)
+
+
+@pytest.mark.skipif("calibrate" not in inspect.signature(GPT3MixAugmenter).parameters,
+                    reason="needs the augmenter with calibrate=True (the augmenter branch)")
+def test_calibrated_and_paper_hard_labels_come_from_one_calibrated_generation(tmp_path, tiny_classifier,
+                                                                             monkeypatch):
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
+    methods = ["gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard", "gpt3mix-written"]
+    args = tiny_args(tmp_path, tiny_classifier, methods=methods)
+    backend = ScriptedBackend(parse_rate=0.8)
+    records = run_experiment(args, toy_split(repeat=3), toy_split(), backend=backend)
+    assert [r["method"] for r in records] == methods and len({r["num_synthetic"] for r in records}) == 1
+    (folder,) = (tmp_path / "sweep" / "augmentations" / "gpt3mix").glob("level=0.1/data0")
+    rows = load_from_disk(folder / "data")
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["augmenter"]["calibrate"] and meta["augmenter"]["selection"] == "uniform"
+    soft = derive_method_rows(rows, "gpt3mix-soft")["soft_labels"]
+    calibrated = derive_method_rows(rows, "gpt3mix-calibrated")["soft_labels"]
+    assert not np.allclose(soft, calibrated)  # the prior was divided out
+    # Calibration by hand: the raw distribution over the recorded prior, renormalised.
+    by_hand = np.asarray(soft) / np.asarray(rows["label_prior"])
+    assert np.allclose(calibrated, by_hand / by_hand.sum(axis=1, keepdims=True), atol=1e-5)
 
 
 def test_resume_reruns_a_cut_off_record_and_grows_the_grid(tmp_path, tiny_classifier, monkeypatch):
