@@ -158,6 +158,9 @@ def test_user_errors_are_one_line_with_status_2(tmp_path, reviews, capsys):
     empty.write_text("")
     assert "is empty" in one_error_line(capsys, ["augment", "--dataset", str(empty), *out])
     assert "No file or folder" in one_error_line(capsys, ["augment", "--dataset", str(tmp_path / "nope.jsonl"), *out])
+    line = one_error_line(capsys, ["augment", "--dataset", str(reviews), *REVIEW_FLAGS[:4], "--model",
+                                   str(tmp_path / "no-model"), *out])
+    assert "No model folder" in line
     assert "not a finite number" in one_error_line(capsys, ["augment", "--ratio", "inf", *out])
     assert "not a finite number" in one_error_line(capsys, ["augment", "--temperature", "nan", *out])
     assert "invalid choice" in one_error_line(capsys, ["augment", "--selection", "random", *out])

@@ -152,8 +152,11 @@ def _backend(args: AugmentArguments):
     if args.backend == "transformers":
         from ..backends.transformers import TransformersBackend
 
+        name = args.model or DEFAULT_LM
+        if name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists():
+            raise FileNotFoundError(f"No model folder {name}: give --model a folder, a Hub id or '{DEFAULT_LM}'.")
         return TransformersBackend.from_pretrained(
-            args.model or DEFAULT_LM, revision=args.model_revision, dtype=args.dtype,
+            name, revision=args.model_revision, dtype=args.dtype,
             batch_size=args.generation_batch_size,
         )
     return served_backend(args.backend, args.base_url, model=args.model, api_key_env=args.api_key_env,
