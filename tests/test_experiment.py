@@ -337,6 +337,20 @@ def test_folder_data_is_encoded_with_trains_labels(tmp_path, tiny_classifier):
     assert test.features["label"].names == ["bad", "good"] and len(test) == 8
 
 
+def test_csv_folder_with_numeric_labels(tmp_path, tiny_classifier):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rows = [f'"{text}",{label}\n' for text, label in zip(GOOD + BAD, [1] * 8 + [0] * 8, strict=True)]
+    (folder / "train.csv").write_text("sentence,y\n" + "".join(rows))
+    (folder / "validation.csv").write_text("sentence,y\n" + "".join(rows[6:10]))
+    args = tiny_args(tmp_path, tiny_classifier, dataset=str(folder), text_column="sentence", label_column="y",
+                     test_split="validation")
+    train, test = load_task_data(args)
+    assert train.features["label"].names == ["0", "1"] and len(train) == 16
+    assert test.features["label"].names == ["0", "1"] and set(test["label"]) <= {0, 1}
+    assert train["label"][0] == 1 and train["text"][0] == GOOD[0]
+
+
 def test_bad_inputs(tmp_path, tiny_classifier):
     train = toy_split(repeat=3)
     only_positive = make_dataset(POSITIVE, [1] * len(POSITIVE), NAMES)

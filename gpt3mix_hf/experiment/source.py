@@ -148,7 +148,9 @@ def encode_labels(dataset: Dataset, text_column: str, label_column: str, *, orig
     values = dataset.unique(label_column)
     if any(value is None for value in values):
         raise ValueError(f"{origin} has rows without a label in {label_column!r}: drop or label them.")
-    found = sorted(str(value) for value in values)
+    # Numbers sort as numbers (2 before 10), so that integer labels keep their ids.
+    numeric = all(isinstance(value, int) and not isinstance(value, bool) for value in values)
+    found = [str(value) for value in sorted(values)] if numeric else sorted(str(value) for value in values)
     if names is None:
         names = found
     unknown = sorted(set(found) - set(names))
