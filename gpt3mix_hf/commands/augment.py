@@ -7,7 +7,6 @@ flag: a flag would stay in the shell history and the process list, and could rea
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -130,22 +129,19 @@ def arguments(name: str) -> tuple[type, ...]:
 
 def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: str | None,
                    max_concurrency: int | None, cache_path: str | None, identity: dict | None = None):
-    """An `OpenAIBackend` or `TGIBackend`; the key is read from the environment variable `api_key_env`."""
+    """An `OpenAIBackend` or `TGIBackend` (rebuilt from a provenance `identity` when given). The backend reads
+    its key from the environment variable `api_key_env` itself, in every `map(num_proc=...)` worker too: the
+    key is never a flag, never pickled."""
     from ..backends import OpenAIBackend, ServedConfig, TGIBackend
 
     backend_class = OpenAIBackend if kind == "openai" else TGIBackend
     options = {name: value for name, value in (("max_concurrency", max_concurrency), ("cache_path", cache_path))
                if value is not None}
-    settings = {"model": model, "config": ServedConfig(**options)}
-    scoring = ("label_scoring", "top_logprobs") if kind == "openai" else ("label_scoring", "top_n_tokens")
-    settings.update({name: (identity or {})[name] for name in scoring if (identity or {}).get(name) is not None})
     variable = api_key_env or DEFAULT_KEY_ENV[kind]
-    if "api_key_env" in inspect.signature(backend_class).parameters:
-        # The backend reads the key itself, in every map(num_proc=...) worker too: the key is never pickled.
-        settings["api_key_env"] = variable if os.environ.get(variable) else None
-    else:
-        settings["api_key"] = os.environ.get(variable) or None
-    return backend_class(base_url, **settings)
+    settings = {"config": ServedConfig(**options), "api_key_env": variable if os.environ.get(variable) else None}
+    if identity is not None:
+        return backend_class.from_identity(identity, base_url=base_url, **settings)
+    return backend_class(base_url, model=model, **settings)
 
 
 def _backend(args: AugmentArguments):
@@ -198,7 +194,7 @@ def _from_config(args: AugmentArguments, given: DataArguments):
                 f"The data was made by the {kind!r} server model {identity.get('model')!r}; a provenance file records "
                 "no server address: pass --base_url of a server that serves it."
             )
-        backend = served_backend(kind, args.base_url, model=identity.get("model"), api_key_env=args.api_key_env,
+        backend = served_backend(kind, args.base_url, model=None, api_key_env=args.api_key_env,
                                  max_concurrency=args.max_concurrency, cache_path=args.cache_path, identity=identity)
     augmenter = augmenter_from_config(config, dataset=dataset, backend=backend)
     map_batch_size = run_settings.get("map_batch_size") or args.map_batch_size

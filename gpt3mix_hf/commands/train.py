@@ -16,8 +16,8 @@ from datasets import load_from_disk
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, IntervalStrategy, set_seed
 from transformers.utils import logging
 
-from ..augmenter import concatenate_with_real
 from ..classification import tokenize_dataset
+from ..data import concatenate_with_real
 from ..experiment.source import DataSourceArguments, load_split
 from ..models import DEFAULT_CLASSIFIER, resolve_classifier
 from ..provenance import CONFIG_NAME, load_config

@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from datasets import Dataset
 from filelock import FileLock
 from transformers.utils import logging
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
+from ..data import training_features
 from ..selection import row_seed
 from ..soft_labels import one_hot
 from ..spec import TaskSpec
@@ -43,13 +44,6 @@ PRIOR_COLUMN = "label_prior"
 
 def level_name(level: float) -> str:
     return f"{level:g}"
-
-
-def method_features(label_names: list[str]) -> Features:
-    """The columns a method's synthetic rows have: what `concatenate_with_real` takes."""
-    return Features(
-        {"text": Value("string"), "label": ClassLabel(names=label_names), "soft_labels": Sequence(Value("float32"))}
-    )
 
 
 def _raw_distributions(generation: Dataset) -> list[list[float]]:
@@ -94,7 +88,7 @@ def derive_method_rows(generation: Dataset, method: str) -> Dataset:
             "label": [int(np.argmax(row)) for row in distributions],
             "soft_labels": distributions,
         },
-        features=method_features(names),
+        features=training_features(names),
     )
 
 

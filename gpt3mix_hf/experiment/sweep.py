@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, Features, Sequence, Value
+from datasets import Dataset
 from filelock import FileLock, Timeout
 from transformers.utils import logging
 
-from ..augmenter import concatenate_with_real
 from ..backends.base import SamplingConfig
-from ..data import class_balanced_sample, per_class_for
+from ..data import class_balanced_sample, concatenate_with_real, per_class_for, training_features
 from ..selection import row_seed
 from ..state import read_json, write_json
 from .arguments import GPT3MIX_METHODS, ExperimentArguments
@@ -113,13 +112,8 @@ def _standard_columns(dataset: Dataset, text_column: str, label_column: str) -> 
 
 
 def _real_only(real: Dataset) -> Dataset:
-    names = real.features["label"].names
-    empty = Dataset.from_dict(
-        {"text": [], "label": [], "soft_labels": []},
-        features=Features(
-            {"text": Value("string"), "label": ClassLabel(names=names), "soft_labels": Sequence(Value("float32"))}
-        ),
-    )
+    empty = Dataset.from_dict({"text": [], "label": [], "soft_labels": []},
+                              features=training_features(real.features["label"].names))
     return concatenate_with_real(real, empty)
 
 
