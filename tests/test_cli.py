@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 from datasets import load_from_disk
-from served_fixtures import ROOT, CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine
+from served_fixtures import ROOT, CannedTransformersBackend, FakeOpenAIServer, FakeTGIServer, TinyLMEngine
 from test_experiment import build_tiny_classifier, write_reviews
 
 from gpt3mix_hf.cli import main
@@ -22,8 +22,12 @@ API_KEY = "sk-cli-test-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
-def server(tiny_lm_dir):
-    engine = TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1))
+def engine(tiny_lm_dir):
+    return TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1))
+
+
+@pytest.fixture(scope="module")
+def server(engine):
     with FakeOpenAIServer(engine) as server:
         server.api_key = API_KEY
         yield server
@@ -88,6 +92,18 @@ def test_augment_through_a_served_lm_writes_rows(augmented, server, capsys):
     assert server.url not in text  # the model is recorded, not where it was served
     assert config["augmenter"]["spec"]["verbalizer"] == {"bad": "negative", "good": "positive"}
     assert API_KEY not in text
+
+
+def test_augment_through_tgi(engine, reviews, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", API_KEY)
+    with FakeTGIServer(engine) as tgi:
+        tgi.api_key = API_KEY
+        assert main(["augment", "--dataset", str(reviews), *REVIEW_FLAGS, "--sample_per_class", "2", "--backend",
+                     "tgi", "--base_url", tgi.url, "--max_new_tokens", "8", "--disable_tqdm",
+                     "--output_dir", str(tmp_path / "tgi")]) == 0
+    assert len(load_from_disk(tmp_path / "tgi" / "synthetic")) > 0
+    config = json.loads((tmp_path / "tgi" / "gpt3mix_config.json").read_text())
+    assert config["augmenter"]["backend"]["backend"] == "tgi"
 
 
 def test_config_regenerates_through_the_served_lm(augmented, server, tmp_path, capsys, monkeypatch):
