@@ -55,7 +55,8 @@ def save_rows(folder: str | Path, dataset: Dataset, meta: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / META_NAME).unlink(missing_ok=True)
     shutil.rmtree(folder / "data", ignore_errors=True)
-    dataset.save_to_disk(str(folder / "data"))
+    # datasets (5.2) writes no shard for 0 rows and then cannot load the folder back: one shard always.
+    dataset.save_to_disk(str(folder / "data"), num_shards=1 if len(dataset) == 0 else None)
     write_json(folder / META_NAME, meta)
     return folder
 

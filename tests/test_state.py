@@ -29,3 +29,10 @@ def test_rows_folder_is_unfinished_until_meta_is_written(tmp_path):
     assert loaded["text"] == ["a", "b"] and meta == {"n": 2}
     (tmp_path / "cache" / "meta.json").unlink()
     assert load_rows(tmp_path / "cache") is None
+
+
+def test_a_folder_of_zero_rows_loads_back(tmp_path):
+    empty = Dataset.from_dict({"text": []})
+    save_rows(tmp_path / "cache", empty, {"n": 0})
+    loaded, meta = load_rows(tmp_path / "cache")
+    assert len(loaded) == 0 and loaded.column_names == ["text"] and meta == {"n": 0}

@@ -18,7 +18,6 @@ is made again; a `FileLock` keeps two sweep processes from making the same rows.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from ..data import training_features
 from ..selection import row_seed
 from ..soft_labels import one_hot
 from ..spec import TaskSpec
-from ..state import META_NAME, load_rows, save_rows, write_json
+from ..state import load_rows, save_rows
 from .arguments import ExperimentArguments
 
 logger = logging.get_logger(__name__)
@@ -201,7 +200,7 @@ class Augmentations:
                 f"GPT3Mix level {split.level:g} data {split.index}: {len(synthetic)} rows in {report.seconds:.0f} s "
                 f"({report.samples_per_second:.2f} rows/s)."
             )
-            _save_rows(folder, synthetic, _plain(meta))
+            save_rows(folder, synthetic, _plain(meta))
         return synthetic, _plain(meta)
 
     # -- baselines ----------------------------------------------------------------------------------------
@@ -216,7 +215,7 @@ class Augmentations:
             start = time.perf_counter()
             synthetic = make()
             meta = _plain({"config": key, "seconds": time.perf_counter() - start})
-            _save_rows(folder, synthetic, meta)
+            save_rows(folder, synthetic, meta)
         return synthetic, meta
 
     def _eda(self, split) -> tuple[Dataset, dict]:
@@ -234,17 +233,6 @@ class Augmentations:
         return self._baseline(
             "bt", split, key, lambda: self._bt.augment(split.train, num_aug=self.args.ratio, seed=seed)
         )
-
-
-def _save_rows(folder: Path, dataset: Dataset, meta: dict):
-    if len(dataset):
-        save_rows(folder, dataset, meta)
-        return
-    # datasets (5.2) writes no shard for 0 rows and then cannot load the folder back: write one empty shard.
-    (folder / META_NAME).unlink(missing_ok=True)
-    shutil.rmtree(folder / "data", ignore_errors=True)
-    dataset.save_to_disk(str(folder / "data"), num_shards=1)
-    write_json(folder / META_NAME, meta)
 
 
 def _plain(value):
