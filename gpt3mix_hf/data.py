@@ -384,3 +384,48 @@ def class_balanced_sample(
 def per_class_for(fraction: float, num_rows: int, num_classes: int) -> int:
     """The rows per class that `class_balanced_sample(fraction=...)` takes: at least one."""
     return max(1, round(fraction * num_rows / num_classes))
+
+
+def load_source_dataset(
+    dataset: str,
+    *,
+    split: str = "train",
+    data_dir: str | Path | None = None,
+    dataset_config: str | None = None,
+    revision: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    sample_fraction: float | None = None,
+    sample_per_class: int | None = None,
+    sample_seed: int = 0,
+) -> Dataset:
+    """The real rows to augment: a benchmark (from `data_dir` or the Hub), a `.jsonl`/`.json`/`.csv` file, or a
+    Hub dataset id, with the label column as a `ClassLabel`, then the class-balanced sub-sample if one is asked
+    for. The arguments are the flags of `gpt3mix augment` and the fields of `provenance.DataSource`.
+
+    Example:
+
+    >>> train = load_source_dataset("sst2", data_dir="data", sample_per_class=8, sample_seed=0)
+    """
+    if not dataset:
+        raise ValueError("No dataset named: give a benchmark name, a Hub dataset id or a .jsonl/.csv file.")
+    if dataset in BENCHMARKS:
+        rows = load_benchmark(dataset, split, data_dir=data_dir)
+    elif Path(dataset).suffix in (".jsonl", ".json", ".csv"):
+        builder = "csv" if dataset.endswith(".csv") else "json"
+        rows = load_dataset(builder, data_files=dataset, split="train")
+    else:
+        rows = load_dataset(dataset, dataset_config, split=split, revision=revision)
+    for column in (text_column, label_column):
+        if column not in rows.column_names:
+            raise ValueError(
+                f"{dataset} has no column {column!r} (columns: {rows.column_names}): name the text and label "
+                "columns with text_column= / label_column= (--text_column / --label_column)."
+            )
+    if not isinstance(rows.features[label_column], ClassLabel):
+        rows = rows.class_encode_column(label_column)
+    if sample_fraction is not None or sample_per_class is not None:
+        rows = class_balanced_sample(
+            rows, fraction=sample_fraction, per_class=sample_per_class, seed=sample_seed, label_column=label_column
+        )
+    return rows
