@@ -180,6 +180,21 @@ class GPT3MixAugmenter:
             "label_names": self.label_names,
         }
 
+    def to_config(self, dataset: Dataset | None = None, **kwargs):
+        """This augmenter's provenance as a `GPT3MixConfig` (`gpt3mix_config.json`); keyword arguments as
+        `GPT3MixConfig.from_augmenter` (`data=` where the rows came from, `map_batch_size=`)."""
+        from .provenance import GPT3MixConfig
+
+        return GPT3MixConfig.from_augmenter(self, dataset, **kwargs)
+
+    @classmethod
+    def from_config(cls, config, **kwargs) -> GPT3MixAugmenter:
+        """The augmenter a `GPT3MixConfig` (or the path of its `gpt3mix_config.json`) describes; keyword arguments
+        as `GPT3MixConfig.make_augmenter` (`dataset=`, `backend=`, `data_dir=`)."""
+        from .provenance import augmenter_from_config
+
+        return augmenter_from_config(config, **kwargs)
+
     def __getstate__(self):
         # Pickled for `map(num_proc=...)` workers and hashed for the `datasets` fingerprint: the backend
         # pickles as its source where it has one, and the pool is kept as plain lists.
