@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 from functools import cached_property
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
@@ -87,6 +88,24 @@ class TransformersBackend(Backend):
         model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=getattr(torch, dtype))
         model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return cls(model, tokenizer, batch_size=batch_size, source=source)
+
+    @classmethod
+    def from_identity(
+        cls, identity: dict, *, batch_size: int | None = None, device: str | None = None
+    ) -> TransformersBackend:
+        """The backend a recorded `identity` names (a model loaded by name or path), at the exact Hub commit."""
+        if identity.get("backend") != "transformers" or "model_name_or_path" not in identity:
+            raise ValueError(
+                f"This identity ({sorted(identity)}) is not of a model loaded with TransformersBackend.from_pretrained"
+                ": build the backend yourself and pass it as backend=."
+            )
+        name, revision = identity["model_name_or_path"], identity["revision"]
+        if revision is None and identity["commit"] is not None and not Path(name).exists():
+            revision = identity["commit"]
+        return cls.from_pretrained(
+            name, revision=revision, dtype=identity["dtype"], device=device or identity["device"],
+            batch_size=batch_size or 8,
+        )
 
     def __getstate__(self):
         return self.__dict__ if self.source is None else {"source": self.source}
