@@ -8,7 +8,7 @@ from .data import check_columns, training_features
 from .hub import push_augmented_dataset, push_classifier
 from .losses import kl_divergence, soft_cross_entropy
 from .prompt import GenerationParser, ParsedGeneration, PromptTemplate
-from .provenance import augmenter_from_config, build_config, load_config, regenerate, save_config
+from .provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, regenerate, save_config
 from .selection import ExampleSelector
 from .spec import PRESETS, TaskSpec
 from .trainer import GPT3MixTrainer
@@ -23,6 +23,7 @@ __all__ = [
     "Completion",
     "ExampleSelector",
     "GPT3MixAugmenter",
+    "GPT3MixConfig",
     "GPT3MixDatasetCardData",
     "GPT3MixModelCardData",
     "GPT3MixTrainer",

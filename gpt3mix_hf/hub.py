@@ -7,8 +7,9 @@ what would be published (no token needed, nothing uploaded).
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
-from .cards import build_dataset_card, final_eval_results, model_card_for_model, model_card_from_trainer
-from .provenance import CONFIG_NAME, as_config, save_config
+from .cards import build_dataset_card, hub_id_of, model_card_from_folder, model_card_from_trainer
+from .provenance import CONFIG_NAME, as_config
 
 logger = logging.get_logger(__name__)
 
@@ -55,17 +56,40 @@ def resolve_token(token: str | None) -> str:
     return token
 
 
-def _check_folder_has_no_token(folder: Path, token: str | None) -> None:
-    """The token must never be published: refuse to upload any text file that contains it."""
-    if not token:
-        return
-    for path in folder.rglob("*"):
-        if path.is_file() and path.suffix in (".md", ".json", ".txt", ".yaml", ".yml", ".jinja", ""):
-            if token in path.read_text(encoding="utf-8", errors="ignore"):
-                raise ValueError(
-                    f"{path.relative_to(folder)} contains your access token: nothing was uploaded. Remove the token "
-                    "from the model config, tokenizer files or card arguments."
-                )
+# Environment variables whose values are secrets (HF_TOKEN, OPENAI_API_KEY, ...); values this short are not checked.
+_SECRET_ENV = re.compile(r"(TOKEN|API_KEY|SECRET|PASSWORD)$")
+_MIN_SECRET_LENGTH = 8
+# A Hugging Face or OpenAI token anywhere in a card or a provenance file.
+_TOKEN_SHAPE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})")
+
+
+def known_secrets(token: str | None = None) -> dict[str, str]:
+    """The secrets this process holds, by where they came from: the upload token, the one `hf auth login` saved,
+    and the environment variables named like a token or key."""
+    secrets = {"your access token": token, "the saved Hugging Face token": get_token()}
+    secrets.update({f"${name}": value for name, value in os.environ.items() if _SECRET_ENV.search(name.upper())})
+    return {where: value for where, value in secrets.items() if value and len(value) >= _MIN_SECRET_LENGTH}
+
+
+def check_folder_has_no_secrets(folder: str | Path, token: str | None = None) -> None:
+    """Refuse a repository folder whose text files hold a secret of this process (`known_secrets`), or whose
+    card or provenance file holds anything shaped like a token. The dry run and the upload both call it, so
+    `local_dir=` refuses exactly what the upload would. The message names the file and the secret's origin,
+    never its value."""
+    folder = Path(folder)
+    secrets = known_secrets(token)
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix not in (".md", ".json", ".txt", ".yaml", ".yml", ".jinja", ""):
+            continue
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        found = [where for where, value in secrets.items() if value in text]
+        if not found and path.name in ("README.md", CONFIG_NAME) and _TOKEN_SHAPE.search(text):
+            found = ["a string shaped like an access token"]
+        if found:
+            raise ValueError(
+                f"{path.relative_to(folder)} contains {found[0]}: nothing was written or uploaded. Remove it from the "
+                "model config, tokenizer files, card arguments or dataset rows."
+            )
 
 
 def _num_shards(dataset: Dataset, max_shard_size: int | str) -> int:
@@ -119,7 +143,9 @@ def _upload(
         # create_repo leaves an existing repository's visibility as it is: set it when it differs.
         info = api.repo_info(repo_id, repo_type=repo_type)
         if bool(getattr(info, "private", private)) != private:
-            logger.info(f"Making {repo_type} repository {repo_id} {'private' if private else 'public'}.")
+            # Reported: the repository's visibility changes because `private` was given explicitly.
+            logger.warning(f"Making the existing {repo_type} repository {repo_id} "
+                           f"{'private' if private else 'public'} (private={private}).")
             api.update_repo_settings(repo_id, private=private, repo_type=repo_type)
     commit = api.upload_folder(
         repo_id=repo_id,
@@ -134,52 +160,34 @@ def _upload(
     return repo, commit
 
 
-# The hyper-parameters shown on a card, from a saved `training_args.json` (names as in TrainingArguments).
-_CARD_HYPERPARAMETERS = (
-    "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-    "seed", "optim", "weight_decay", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps",
-    "early_stopping_patience", "metric_for_best_model",
-)
-_LOSS_FIELDS = ("loss_type", "temperature", "synthetic_weight")
-
-
-def read_classifier_folder(folder: str | Path) -> tuple[Any, Any, dict]:
-    """A saved classifier, its tokenizer (None if the folder has none) and what its card can say about its
-    training, from the files the Trainer writes beside it: `training_args.json` (hyper-parameters and the
-    soft-label loss), `trainer_state.json` (training log), `test_results.json` or `eval_results.json`
-    (`Trainer.save_metrics`). Returns keyword arguments for `push_classifier`."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.modelcard import parse_log_history
-
-    folder = Path(folder)
-    if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"{folder} has no config.json: save the classifier there with save_pretrained().")
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
-    has_tokenizer = any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
-    tokenizer = AutoTokenizer.from_pretrained(folder) if has_tokenizer else None
-    inputs: dict[str, Any] = {}
-    if (folder / "training_args.json").exists():
-        saved = json.loads((folder / "training_args.json").read_text())
-        # max_steps=-1 means "train num_train_epochs": not a setting worth showing.
-        shown = [name for name in _CARD_HYPERPARAMETERS if saved.get(name) is not None and saved.get(name) != -1]
-        inputs["hyperparameters"] = {name: saved[name] for name in shown}
-        inputs["loss"] = {name: saved[name] for name in _LOSS_FIELDS if name in saved}
-    log_history = []
-    if (folder / "trainer_state.json").exists():
-        log_history = json.loads((folder / "trainer_state.json").read_text()).get("log_history") or []
-        _, lines, _ = parse_log_history(log_history)
-        inputs["training_log"] = lines or []
-    for name, split in (("test_results.json", "test"), ("eval_results.json", "validation")):
-        if (folder / name).exists():
-            inputs["eval_results"] = json.loads((folder / name).read_text())
-            inputs["eval_split"] = split
-            break
-    else:
-        state = json.loads((folder / "trainer_state.json").read_text()) if log_history else {}
-        results = final_eval_results(log_history, state.get("best_global_step"))
-        if results:
-            inputs["eval_results"], inputs["eval_split"] = results, "validation"
-    return model, tokenizer, inputs
+def _publish(
+    write,
+    repo_id: str,
+    repo_type: str,
+    *,
+    local_dir: str | Path | None,
+    token: str | None,
+    delete_patterns: list[str] | None = None,
+    **upload_kwargs,
+):
+    """Write the repository folder with `write(folder)` into a staging folder and check it; then either copy it
+    to `local_dir` (deleting what `delete_patterns` would delete on the Hub) or upload it as one commit. Nothing
+    reaches `local_dir` or the Hub before the check passes."""
+    with tempfile.TemporaryDirectory(prefix=f"gpt3mix-{repo_type}-") as staging:
+        staging = Path(staging)
+        write(staging)
+        check_folder_has_no_secrets(staging, token)
+        if local_dir is None:
+            _, commit = _upload(staging, repo_id, repo_type, token=token, delete_patterns=delete_patterns,
+                                **upload_kwargs)
+            return commit
+        target = Path(local_dir)
+        for pattern in delete_patterns or []:
+            for stale in target.glob(pattern):
+                stale.unlink()
+        shutil.copytree(staging, target, dirs_exist_ok=True)
+        logger.info(f"Wrote the repository folder of {repo_id} to {target}; nothing was uploaded.")
+        return target
 
 
 def push_augmented_dataset(
@@ -204,13 +212,15 @@ def push_augmented_dataset(
             (`concatenate_with_real`); a `Dataset` is published as the split `split`. A dataset without a
             `soft_labels` column is published too, and its card says so.
         repo_id (`str`): `namespace/name`.
-        provenance (`dict`, path or `GPT3MixAugmenter`, *optional*): what made the data (`build_config`).
+        provenance (`GPT3MixConfig`, path or `GPT3MixAugmenter`, *optional*): what made the data.
         split (`str`): the split name of a `Dataset`.
-        private (`bool`, *optional*): the repository's visibility; an existing repository is changed to match.
-            `None` keeps an existing repository as it is and creates a public one.
+        private (`bool`, *optional*): `True` / `False` make the repository private / public, an existing one
+            included (the change is logged); `None` leaves an existing repository as it is and creates a new one
+            with the Hub's default (public).
         token (`str`, *optional*): default `HF_TOKEN` or the token saved by `hf auth login`. Never written to
             any file or log.
-        local_dir (`str`, *optional*): write the repository folder there and upload nothing.
+        local_dir (`str`, *optional*): write the repository folder there and upload nothing. It refuses what
+            the upload refuses (a file holding a secret).
         commit_message (`str`, *optional*): default "Upload GPT3Mix dataset with gpt3mix_hf".
         max_shard_size (`int` or `str`): the largest parquet shard, e.g. `"500MB"`.
         card_kwargs: `license`, `language`, `pretty_name`, `source_datasets`, `tags`, `num_sample_rows`
@@ -230,33 +240,44 @@ def push_augmented_dataset(
     if local_dir is None:
         token = resolve_token(token)
     config = as_config(provenance)
-    card = build_dataset_card(dataset, repo_id, config, split=split, **card_kwargs)
-    with tempfile.TemporaryDirectory(prefix="gpt3mix-dataset-") as staging:
-        folder = Path(local_dir) if local_dir is not None else Path(staging)
-        folder.mkdir(parents=True, exist_ok=True)
-        files = write_dataset_folder(dataset, folder, split=split, max_shard_size=max_shard_size)
-        if config is not None:
-            save_config(config, folder / CONFIG_NAME)
-        card.save(folder / "README.md")
-        _check_folder_has_no_token(folder, token)
-        if local_dir is not None:
-            logger.info(f"Wrote the repository folder of {repo_id} to {folder} ({len(files)} data files); "
-                        "nothing was uploaded.")
-            return folder
-        splits = list(dataset) if isinstance(dataset, DatasetDict) else [split]
-        _, commit = _upload(
-            folder,
-            repo_id,
-            "dataset",
-            token=token,
-            private=private,
-            commit_message=commit_message or "Upload GPT3Mix dataset with gpt3mix_hf",
-            # Replace this upload's splits: older shards of them (another shard count) must go.
-            delete_patterns=[f"data/{name}-*.parquet" for name in splits],
-            revision=revision,
-            create_pr=create_pr,
+    splits = dataset if isinstance(dataset, DatasetDict) else DatasetDict({split: dataset})
+    empty = [name for name, part in splits.items() if len(part) == 0]
+    if empty:
+        logger.warning(
+            f"Publishing {repo_id} with no rows in split(s) {empty}: the augmentation wrote nothing there (see the "
+            "report's failures), or the wrong dataset was given."
         )
-        return commit
+    card = build_dataset_card(dataset, repo_id, config, split=split, **card_kwargs)
+
+    def write(folder: Path) -> None:
+        write_dataset_folder(dataset, folder, split=split, max_shard_size=max_shard_size)
+        if config is not None:
+            config.save_pretrained(folder)
+        card.save(folder / "README.md")
+
+    return _publish(
+        write,
+        repo_id,
+        "dataset",
+        local_dir=local_dir,
+        token=token,
+        # Replace this upload's splits: older shards of them (another shard count) must go.
+        delete_patterns=[f"data/{name}-*.parquet" for name in splits],
+        private=private,
+        commit_message=commit_message or "Upload GPT3Mix dataset with gpt3mix_hf",
+        revision=revision,
+        create_pr=create_pr,
+    )
+
+
+def _load_classifier(folder: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder} has no config.json: save the classifier there with save_pretrained().")
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    has_tokenizer = any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
+    return model, AutoTokenizer.from_pretrained(folder) if has_tokenizer else None
 
 
 def push_classifier(
@@ -265,8 +286,6 @@ def push_classifier(
     *,
     tokenizer=None,
     provenance: Any = None,
-    dataset_id: str | None = None,
-    eval_results: dict[str, float] | None = None,
     private: bool | None = None,
     token: str | None = None,
     local_dir: str | Path | None = None,
@@ -279,19 +298,17 @@ def push_classifier(
     `gpt3mix_config.json` of its training data, in one commit.
 
     Args:
-        model_or_trainer: a trained `PreTrainedModel` (then pass `tokenizer`), or the `Trainer` /
-            `GPT3MixTrainer` that trained it: its model, tokenizer (`processing_class`), hyper-parameters,
-            soft-label loss settings and evaluation results are read from it.
+        model_or_trainer: the `Trainer` / `GPT3MixTrainer` that trained it (its model, tokenizer, hyper-parameters,
+            soft-label loss settings and evaluations are read from it: `model_card_from_trainer`), a folder saved
+            with `save_pretrained` (with the Trainer's `training_args.json`, `trainer_state.json` and results files
+            beside it: `model_card_from_folder`), or a `PreTrainedModel` (then pass `tokenizer`).
         repo_id (`str`): `namespace/name`.
-        tokenizer (*optional*): the tokenizer, when a model is given.
-        provenance (`dict`, path or `GPT3MixAugmenter`, *optional*): how the training data was made.
-        dataset_id (`str`, *optional*): the Hub id of the training data (e.g. the `push_augmented_dataset` repo).
-        eval_results (`dict[str, float]`, *optional*): metric -> value (e.g. `trainer.evaluate(test)`); from a
-            trainer, the last evaluation in its log is used when this is not given.
+        tokenizer (*optional*): the tokenizer; default: the trainer's `processing_class` or the folder's.
+        provenance (`GPT3MixConfig`, path or `GPT3MixAugmenter`, *optional*): how the training data was made.
         private, token, local_dir, commit_message, revision, create_pr: as `push_augmented_dataset`.
-        card_kwargs: `base_model`, `model_name`, `eval_split`, `eval_dataset_id`, `eval_dataset_name`, `license`,
-            `language`, `tags`, and for a bare model `hyperparameters`, `loss`, `training_log`
-            (see `GPT3MixModelCardData`).
+        card_kwargs: the fields of `GPT3MixModelCardData`: `dataset_id` (the Hub id of the training data),
+            `eval_results` (metric -> value, e.g. `trainer.evaluate(test)`), `base_model`, `model_name`,
+            `eval_split`, `eval_dataset_id`, `license`, `language`, `tags`, ...
 
     Returns:
         The `CommitInfo` of the upload, or the `Path` of `local_dir`.
@@ -303,51 +320,49 @@ def push_classifier(
     from transformers import PreTrainedModel, Trainer
 
     check_repo_id(repo_id)
+    trainer = card_folder = None
+    if isinstance(model_or_trainer, Trainer):
+        trainer, model = model_or_trainer, model_or_trainer.model
+        tokenizer = tokenizer if tokenizer is not None else trainer.processing_class
+    elif isinstance(model_or_trainer, PreTrainedModel):
+        model = model_or_trainer
+    elif isinstance(model_or_trainer, str | Path) and Path(model_or_trainer).is_dir():
+        card_folder = Path(model_or_trainer)
+        model, found_tokenizer = _load_classifier(card_folder)
+        tokenizer = tokenizer if tokenizer is not None else found_tokenizer
+    else:
+        raise TypeError(
+            "push_classifier takes a transformers Trainer, PreTrainedModel or the folder of a saved classifier, got "
+            f"{model_or_trainer!r:.80}."
+        )
     if local_dir is None:
         token = resolve_token(token)
     config = as_config(provenance)
-    if isinstance(model_or_trainer, Trainer):
-        trainer = model_or_trainer
-        model = trainer.model
-        tokenizer = tokenizer if tokenizer is not None else trainer.processing_class
-        card = model_card_from_trainer(
-            trainer, model_id=repo_id, provenance=config, dataset_id=dataset_id, eval_results=eval_results,
-            **card_kwargs,
-        )
-    elif isinstance(model_or_trainer, PreTrainedModel):
-        model = model_or_trainer
-        card = model_card_for_model(
-            model, model_id=repo_id, provenance=config, dataset_id=dataset_id, eval_results=eval_results,
-            **card_kwargs,
-        )
-    else:
-        raise TypeError(
-            f"push_classifier takes a transformers PreTrainedModel or Trainer, got {type(model_or_trainer).__name__}."
-        )
     if tokenizer is None:
         logger.warning(f"No tokenizer given: {repo_id} will hold the model only, and pipeline() cannot load it.")
-    with tempfile.TemporaryDirectory(prefix="gpt3mix-model-") as staging:
-        folder = Path(local_dir) if local_dir is not None else Path(staging)
-        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(folder: Path) -> None:
         model.save_pretrained(folder)
         if tokenizer is not None:
             tokenizer.save_pretrained(folder)
         if config is not None:
-            save_config(config, folder / CONFIG_NAME)
+            config.save_pretrained(folder)
+        if trainer is not None:
+            card = model_card_from_trainer(trainer, model_id=repo_id, provenance=config, **card_kwargs)
+        else:
+            if card_kwargs.get("base_model") is None:
+                card_kwargs["base_model"] = hub_id_of(getattr(model.config, "_name_or_path", None))
+            card = model_card_from_folder(card_folder or folder, model_id=repo_id, provenance=config, **card_kwargs)
         card.save(folder / "README.md")
-        _check_folder_has_no_token(folder, token)
-        if local_dir is not None:
-            logger.info(f"Wrote the repository folder of {repo_id} to {folder}; nothing was uploaded.")
-            return folder
-        _, commit = _upload(
-            folder,
-            repo_id,
-            "model",
-            token=token,
-            private=private,
-            commit_message=commit_message or "Upload GPT3Mix-trained classifier with gpt3mix_hf",
-            delete_patterns=None,
-            revision=revision,
-            create_pr=create_pr,
-        )
-        return commit
+
+    return _publish(
+        write,
+        repo_id,
+        "model",
+        local_dir=local_dir,
+        token=token,
+        private=private,
+        commit_message=commit_message or "Upload GPT3Mix-trained classifier with gpt3mix_hf",
+        revision=revision,
+        create_pr=create_pr,
+    )

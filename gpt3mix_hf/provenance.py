@@ -1,10 +1,12 @@
 """`gpt3mix_config.json`: everything that made an augmented dataset, as a file that can make it again.
 
-The file holds the augmenter's settings (`GPT3MixAugmenter.config()`: LM, task spec, prompt template,
-sampling, k, ratio, selection, label mode, seed), where the real rows came from (benchmark or file, split,
-class-balanced sub-sample and its seed, and a hash of the rows themselves), the batch sizes that decide which
-prompts are decoded together, the counts of the run, and the library versions. `regenerate` rebuilds the
-augmenter from it and runs it again: with the same data, model and versions, the rows are identical.
+`GPT3MixConfig` *is* the file (peft's `PeftConfig` pattern): one dataclass per section, each key spelled once,
+written with `save_pretrained` and read back typed with `from_pretrained`. It holds the augmenter's settings
+(`GPT3MixAugmenter.config()`: LM, task spec, prompt template, sampling, k, ratio, selection, label mode, seed),
+where the real rows came from (benchmark, Hub id or file, split, class-balanced sub-sample and its seed, and a
+hash of the rows themselves), the batch sizes that decide which prompts are decoded together, the counts of the
+run, and the library versions. `GPT3MixConfig.make_augmenter` rebuilds the augmenter and `regenerate` runs it
+again: with the same data, model and versions, the rows are identical.
 """
 
 from __future__ import annotations
@@ -14,36 +16,29 @@ import importlib.metadata
 import json
 import platform
 import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from datasets import ClassLabel, Dataset, load_dataset
+from datasets import Dataset
 from transformers.utils import logging
 
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
-from .data import BENCHMARKS, class_balanced_sample, load_benchmark
+from .data import load_source_dataset
 from .prompt import PromptTemplate
 from .spec import TaskSpec
+from .state import read_json, write_json
 
 logger = logging.get_logger(__name__)
 
 CONFIG_NAME = "gpt3mix_config.json"
+FORMAT = "gpt3mix_config"
 FORMAT_VERSION = 1
-# Keys of `data` in the file; the same names as the flags of `gpt3mix augment` (its DataArguments).
-DATA_KEYS = (
-    "dataset",
-    "data_dir",
-    "split",
-    "text_column",
-    "label_column",
-    "sample_fraction",
-    "sample_per_class",
-    "sample_seed",
-)
-# A key that names a secret, and a value that looks like a Hugging Face or OpenAI token.
+# A key that names a secret, a value that looks like a Hugging Face or OpenAI token, a URL with a password.
 _SECRET_KEY = re.compile(r"(^|[_-])(token|api[_-]?key|secret|password|authorization)$", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})$")
+_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
 
 
 def library_versions() -> dict[str, str]:
@@ -68,71 +63,16 @@ def dataset_sha256(dataset: Dataset, text_column: str = "text", label_column: st
     return digest.hexdigest()
 
 
-def build_config(
-    augmenter: GPT3MixAugmenter,
-    dataset: Dataset | None = None,
-    *,
-    data: dict | None = None,
-    map_batch_size: int = 16,
-    report: Any | None = None,
-) -> dict:
-    """The provenance of one `augmenter.augment()` run, as plain data for `gpt3mix_config.json`.
-
-    Args:
-        augmenter (`GPT3MixAugmenter`): the augmenter that made the rows.
-        dataset (`Dataset`, *optional*): the real rows it was given; hashed so that regeneration can check it
-            starts from the same rows.
-        data (`dict`, *optional*): where those rows came from, with the keys of `DATA_KEYS` (the flags of
-            `gpt3mix augment`: `dataset` is a benchmark name, a Hub id or a file; `sample_fraction` /
-            `sample_per_class` / `sample_seed` describe the class-balanced sub-sample). Without it, the file
-            describes the rows but `regenerate` needs them passed in.
-        map_batch_size (`int`): the `batch_size` given to `augment` (with the backend's own batch size, it
-            decides which prompts are decoded together, and so the padding each prompt sees).
-        report (`AugmentationReport`, *optional*): the run's counts; default `augmenter.report` when it exists.
-
-    Example:
-
-    >>> synthetic = augmenter.augment(batch_size=16)
-    >>> config = build_config(augmenter, train, data={"dataset": "sst2", "split": "train", "sample_per_class": 8})
-    >>> save_config(config, "outputs/sst2")
-    """
-    unknown = sorted(set(data or {}) - set(DATA_KEYS) - {"num_rows", "sha256"})
-    if unknown:
-        # Kept (provenance keeps everything it is told), but load_source_dataset will not use them.
-        logger.info(f"data has keys {unknown} that regeneration does not use; it reads {list(DATA_KEYS)}.")
-    origin = dict.fromkeys(DATA_KEYS)
-    origin.update(text_column=augmenter.text_column, label_column=augmenter.label_column, split="train")
-    origin.update(data or {})
-    if dataset is not None:
-        origin["num_rows"] = len(dataset)
-        origin["sha256"] = dataset_sha256(dataset, augmenter.text_column, augmenter.label_column)
-    report = report if report is not None else getattr(augmenter, "report", None)
-    config = {
-        "format": "gpt3mix_config",
-        "format_version": FORMAT_VERSION,
-        "data": origin,
-        "augmenter": augmenter.config(),
-        "run": {
-            "map_batch_size": map_batch_size,
-            "generation_batch_size": getattr(augmenter.backend, "batch_size", None),
-            "keep_prompt": augmenter.keep_prompt,
-        },
-        "report": report.to_dict() if report is not None else None,
-        "versions": library_versions(),
-    }
-    check_no_secrets(config)
-    return config
-
-
 def check_no_secrets(value: Any, where: str = "config") -> None:
-    """Raise if `value` holds something that looks like a credential (a key named like `token` with a value,
-    or a string shaped like an `hf_...` / `sk-...` token): provenance is published, credentials must not be."""
+    """Raise if `value` holds something that looks like a credential (a key named like `token` with a value, a
+    string shaped like an `hf_...` / `sk-...` token, a URL with a password): provenance is published,
+    credentials must not be. The message names where, never the value."""
     if isinstance(value, dict):
         for key, item in value.items():
             if _SECRET_KEY.search(str(key)) and item not in (None, "", False):
                 raise ValueError(
                     f"{where}.{key} looks like a credential: it must not be written to a published file. "
-                    "Backends must keep secrets out of `identity`."
+                    "Backends must keep secrets out of `identity` (read them from the environment instead)."
                 )
             check_no_secrets(item, f"{where}.{key}")
     elif isinstance(value, list | tuple):
@@ -140,195 +80,372 @@ def check_no_secrets(value: Any, where: str = "config") -> None:
             check_no_secrets(item, f"{where}[{i}]")
     elif isinstance(value, str) and _SECRET_VALUE.match(value.strip()):
         raise ValueError(f"{where} looks like an access token: it must not be written to a published file.")
-
-
-def save_config(config: dict, path: str | Path) -> Path:
-    """Write `config` as JSON; `path` is the file, or a folder to write `gpt3mix_config.json` into."""
-    check_no_secrets(config)
-    path = Path(path)
-    if path.is_dir() or path.suffix != ".json":
-        path = path / CONFIG_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-def load_config(path: str | Path) -> dict:
-    """Read a `gpt3mix_config.json` (the file, or the folder that holds it) and check it can be used."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CONFIG_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"No provenance file at {path}: it is written beside the data as {CONFIG_NAME}.")
-    config = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(config, dict) or "augmenter" not in config:
-        raise ValueError(f"{path} is not a gpt3mix_config.json: it has no 'augmenter' section.")
-    version = config.get("format_version", FORMAT_VERSION)
-    if version > FORMAT_VERSION:
+    elif isinstance(value, str) and _URL_PASSWORD.match(value.strip()):
         raise ValueError(
-            f"{path} has format_version {version}, newer than this gpt3mix_hf reads ({FORMAT_VERSION}): "
-            "upgrade gpt3mix_hf."
+            f"{where} is a URL with a password in it: it must not be written to a published file. Give the "
+            "server's URL without credentials and the key through the environment."
         )
-    return config
 
 
-def as_config(provenance: Any) -> dict | None:
-    """A provenance given as a config dict, the path of a `gpt3mix_config.json` (or its folder), or the
-    `GPT3MixAugmenter` that made the data, as a checked config dict (None stays None)."""
-    if provenance is None:
-        return None
-    if isinstance(provenance, GPT3MixAugmenter):
-        config = build_config(provenance)
-    elif isinstance(provenance, str | Path):
-        config = load_config(provenance)
-    elif isinstance(provenance, dict):
-        config = provenance
-    else:
-        raise TypeError(
-            "provenance must be a gpt3mix_config dict, the path of a gpt3mix_config.json, or the GPT3MixAugmenter "
-            f"that made the data; got {type(provenance).__name__}."
+def _from_section(cls, values: Any, section: str):
+    """`cls(**values)` for one section of the file, refusing keys the schema does not have."""
+    if not isinstance(values, dict):
+        raise ValueError(f"gpt3mix_config.json: `{section}` must be an object, got {type(values).__name__}.")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"gpt3mix_config.json: `{section}` has keys {unknown} that {cls.__name__} does not define (it has "
+            f"{sorted(known)}): the file was written by another gpt3mix_hf version, or edited."
         )
-    check_no_secrets(config)
-    return config
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ValueError(f"gpt3mix_config.json: `{section}` is incomplete: {error}.") from None
 
 
-def load_source_dataset(data: dict, data_dir: str | Path | None = None) -> Dataset:
-    """The real rows described by a config's `data` section: a benchmark (local `data_dir` or the Hub), a
-    `.jsonl`/`.json`/`.csv` file, or a Hub dataset id, then the same class-balanced sub-sample.
+@dataclass
+class DataSource:
+    """Where the real rows came from: the flags of `gpt3mix augment` (`load_source_dataset`'s arguments), and
+    the size and hash of the rows, so regeneration can check it starts from the same ones.
 
-    `data_dir` overrides the folder recorded in the file (it is a path on the machine that made the data).
+    `dataset` is a benchmark name, a Hub id or a `.jsonl`/`.csv` file; `None` when the rows were passed in and
+    their origin is unknown (then regeneration needs them passed in again).
     """
-    name = data.get("dataset")
-    if not name:
-        raise ValueError(
-            "The provenance file does not say which dataset the real rows came from (data.dataset is empty): "
-            "pass the rows yourself, e.g. augmenter_from_config(config, dataset=train)."
+
+    dataset: str | None = None
+    data_dir: str | None = None
+    dataset_config: str | None = None
+    revision: str | None = None
+    split: str = "train"
+    text_column: str = "text"
+    label_column: str = "label"
+    sample_fraction: float | None = None
+    sample_per_class: int | None = None
+    sample_seed: int = 0
+    num_rows: int | None = None
+    sha256: str | None = None
+
+    def load(self, data_dir: str | Path | None = None) -> Dataset:
+        """The real rows this describes; `data_dir` replaces the recorded folder (a path on the machine that
+        made the data)."""
+        if not self.dataset:
+            raise ValueError(
+                "The provenance file does not say which dataset the real rows came from (data.dataset is empty): "
+                "pass the rows yourself, e.g. augmenter_from_config(config, dataset=train)."
+            )
+        arguments = asdict(self)
+        del arguments["num_rows"], arguments["sha256"]
+        arguments["data_dir"] = data_dir if data_dir is not None else self.data_dir
+        return load_source_dataset(**arguments)
+
+
+@dataclass
+class AugmenterSettings:
+    """Everything that decides the synthetic rows: `GPT3MixAugmenter.config()`, typed."""
+
+    backend: dict
+    spec: TaskSpec
+    template: PromptTemplate
+    sampling: SamplingConfig
+    label_names: list[str]
+    k: int = 2
+    ratio: float = 1.0
+    selection: str = "uniform"
+    label_mode: str = "soft"
+    calibrate: bool = False
+    seed: int = 0
+    max_attempts: int = 4
+    text_column: str = "text"
+    label_column: str = "label"
+
+    def __post_init__(self):
+        # Read back from JSON, the nested settings are plain dicts: make them the objects they describe.
+        if isinstance(self.spec, dict):
+            self.spec = TaskSpec(**self.spec)
+        if isinstance(self.template, dict):
+            self.template = PromptTemplate(**self.template)
+        if isinstance(self.sampling, dict):
+            self.sampling = SamplingConfig(**self.sampling)
+
+    def to_dict(self) -> dict:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(spec=self.spec.to_dict(), template=self.template.to_dict(), sampling=self.sampling.to_dict())
+        return values
+
+
+@dataclass
+class RunSettings:
+    """How the run was batched: `map_batch_size` (real rows per `Dataset.map` batch) and the backend's
+    `generation_batch_size` decide which prompts are decoded together, and so the padding each prompt sees."""
+
+    map_batch_size: int = 16
+    generation_batch_size: int | None = None
+    keep_prompt: bool = False
+
+
+@dataclass
+class GPT3MixConfig:
+    """The provenance of one augmentation run: the content of `gpt3mix_config.json`.
+
+    Args:
+        augmenter (`AugmenterSettings`): the augmenter's settings.
+        data (`DataSource`): where the real rows came from.
+        run (`RunSettings`): the batch sizes of the run.
+        report (`dict`, *optional*): the run's counts (`AugmentationReport.to_dict()`).
+        versions (`dict[str, str]`): the library versions that made the rows.
+        format_version (`int`): the version of this schema.
+
+    Example:
+
+    >>> synthetic = augmenter.augment(batch_size=16)
+    >>> config = GPT3MixConfig.from_augmenter(augmenter, train, data={"dataset": "sst2", "sample_per_class": 8})
+    >>> config.save_pretrained("outputs/sst2")
+    >>> GPT3MixConfig.from_pretrained("outputs/sst2").augmenter.seed
+    0
+    """
+
+    augmenter: AugmenterSettings
+    data: DataSource = field(default_factory=DataSource)
+    run: RunSettings = field(default_factory=RunSettings)
+    report: dict | None = None
+    versions: dict[str, str] = field(default_factory=library_versions)
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_augmenter(
+        cls,
+        augmenter: GPT3MixAugmenter,
+        dataset: Dataset | None = None,
+        *,
+        data: DataSource | dict | None = None,
+        map_batch_size: int = 16,
+        report: Any | None = None,
+    ) -> GPT3MixConfig:
+        """The provenance of one `augmenter.augment()` run.
+
+        Args:
+            augmenter (`GPT3MixAugmenter`): the augmenter that made the rows.
+            dataset (`Dataset`, *optional*): the real rows it was given; hashed so that regeneration can check
+                it starts from the same rows.
+            data (`DataSource` or `dict`, *optional*): where those rows came from (the flags of `gpt3mix
+                augment`). Without it, the file describes the rows but regeneration needs them passed in.
+            map_batch_size (`int`): the `batch_size` given to `augment`.
+            report (`AugmentationReport`, *optional*): the run's counts; default `augmenter.report` if it exists.
+        """
+        if isinstance(data, DataSource):
+            source = DataSource(**asdict(data))
+        else:
+            given = {"text_column": augmenter.text_column, "label_column": augmenter.label_column}
+            given.update({key: value for key, value in (data or {}).items() if value is not None})
+            source = _from_section(DataSource, given, "data")
+        if dataset is not None:
+            source.num_rows = len(dataset)
+            source.sha256 = dataset_sha256(dataset, augmenter.text_column, augmenter.label_column)
+        report = report if report is not None else getattr(augmenter, "report", None)
+        config = cls(
+            augmenter=_from_section(AugmenterSettings, augmenter.config(), "augmenter"),
+            data=source,
+            run=RunSettings(map_batch_size, getattr(augmenter.backend, "batch_size", None), augmenter.keep_prompt),
+            report=report.to_dict() if report is not None else None,
         )
-    split = data.get("split") or "train"
-    label_column = data.get("label_column") or "label"
-    data_dir = data_dir if data_dir is not None else data.get("data_dir")
-    if name in BENCHMARKS:
-        dataset = load_benchmark(name, split, data_dir=data_dir)
-    elif Path(name).suffix in (".jsonl", ".json", ".csv"):
-        builder = "csv" if name.endswith(".csv") else "json"
-        dataset = load_dataset(builder, data_files=name, split="train")
-    else:
-        dataset = load_dataset(name, split=split)
-    if not isinstance(dataset.features[label_column], ClassLabel):
-        dataset = dataset.class_encode_column(label_column)
-    if data.get("sample_fraction") is not None or data.get("sample_per_class") is not None:
-        dataset = class_balanced_sample(
+        check_no_secrets(config.to_dict())
+        return config
+
+    # -- the file ------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": self.format_version,
+            "data": asdict(self.data),
+            "augmenter": self.augmenter.to_dict(),
+            "run": asdict(self.run),
+            "report": self.report,
+            "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "gpt3mix_config") -> GPT3MixConfig:
+        """The config of a parsed `gpt3mix_config.json`, checked: every section has the schema's keys only."""
+        if not isinstance(values, dict) or values.get("format", FORMAT) != FORMAT or "augmenter" not in values:
+            raise ValueError(f"{where} is not a gpt3mix_config.json: it has no 'augmenter' section.")
+        version = values.get("format_version", FORMAT_VERSION)
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{where} has format_version {version}, newer than this gpt3mix_hf reads ({FORMAT_VERSION}): "
+                "upgrade gpt3mix_hf."
+            )
+        unknown = sorted(set(values) - {"format", "format_version", "data", "augmenter", "run", "report", "versions"})
+        if unknown:
+            raise ValueError(f"{where} has sections {unknown} that gpt3mix_config.json does not define.")
+        return cls(
+            augmenter=_from_section(AugmenterSettings, values["augmenter"], "augmenter"),
+            data=_from_section(DataSource, values.get("data") or {}, "data"),
+            run=_from_section(RunSettings, values.get("run") or {}, "run"),
+            report=values.get("report"),
+            versions=values.get("versions") or {},
+            format_version=version,
+        )
+
+    def save_pretrained(self, save_directory: str | Path) -> Path:
+        """Write `save_directory/gpt3mix_config.json` atomically; refused if it holds a credential."""
+        if Path(save_directory).suffix == ".json":
+            raise ValueError(
+                f"save_pretrained takes a folder (it writes {CONFIG_NAME} there), got the file name {save_directory}."
+            )
+        check_no_secrets(self.to_dict())
+        return write_json(Path(save_directory) / CONFIG_NAME, self.to_dict())
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> GPT3MixConfig:
+        """Read a `gpt3mix_config.json`: the file, or the folder that holds it."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.exists():
+            raise FileNotFoundError(
+                f"No provenance file at {path}: it is written beside the data as {CONFIG_NAME}."
+            )
+        return cls.from_dict(read_json(path), where=str(path))
+
+    # -- regeneration ---------------------------------------------------------------------------------------
+
+    def make_augmenter(
+        self,
+        *,
+        dataset: Dataset | None = None,
+        backend: Backend | None = None,
+        data_dir: str | Path | None = None,
+        device: str | None = None,
+        check_data: bool = True,
+    ) -> GPT3MixAugmenter:
+        """The augmenter this file describes, on the same real rows.
+
+        Args:
+            dataset (`Dataset`, *optional*): the real rows; default: loaded as `data` says.
+            backend (`Backend`, *optional*): the LM; default: rebuilt from the recorded identity with the
+                backend's `from_identity`.
+            data_dir (`str`, *optional*): where the benchmark's JSONL files are, instead of the recorded folder.
+            device (`str`, *optional*): where to load a local LM.
+            check_data (`bool`): refuse real rows whose hash differs from the recorded one.
+        """
+        settings, source = self.augmenter, self.data
+        if dataset is None:
+            dataset = DataSource(
+                **{**asdict(source), "text_column": settings.text_column, "label_column": settings.label_column}
+            ).load(data_dir)
+        column = settings.label_column
+        names = list(dataset.features[column].names) if column in dataset.column_names else None
+        if names is not None and names != settings.label_names:
+            raise ValueError(
+                f"The real rows have labels {names}, the provenance file {settings.label_names}: the label ids "
+                "would not mean the same. Cast the label column to ClassLabel(names=<the file's label_names>)."
+            )
+        if check_data and source.sha256 is not None:
+            found = dataset_sha256(dataset, settings.text_column, column)
+            if found != source.sha256:
+                raise ValueError(
+                    f"The real rows differ from those the dataset was made from ({len(dataset)} rows, sha256 "
+                    f"{found[:12]}..., recorded {source.num_rows} rows, {source.sha256[:12]}...): check the data "
+                    "folder, split and sub-sample, or pass check_data=False to generate from these rows anyway."
+                )
+        if backend is None:
+            backend = backend_from_identity(settings.backend, self.run.generation_batch_size, device)
+        options = {}
+        if settings.calibrate:
+            # Passed only when set, so files from before calibration existed build on any augmenter version.
+            options["calibrate"] = True
+        return GPT3MixAugmenter(
+            backend,
             dataset,
-            fraction=data.get("sample_fraction"),
-            per_class=data.get("sample_per_class"),
-            seed=data.get("sample_seed") or 0,
-            label_column=label_column,
+            settings.spec,
+            k=settings.k,
+            ratio=settings.ratio,
+            selection=settings.selection,
+            label_mode=settings.label_mode,
+            seed=settings.seed,
+            sampling=settings.sampling,
+            template=settings.template,
+            text_column=settings.text_column,
+            label_column=column,
+            max_attempts=settings.max_attempts,
+            keep_prompt=self.run.keep_prompt,
+            **options,
         )
-    return dataset
 
 
 def backend_from_identity(identity: dict, batch_size: int | None = None, device: str | None = None) -> Backend:
-    """Load the LM a config names. Only local `transformers` models loaded by name or path can be rebuilt;
-    for any other backend, build it yourself and pass it as `backend=`."""
+    """The backend a recorded `identity` names, through that backend class's `from_identity`."""
+    from .backends import OpenAIBackend, TGIBackend, TransformersBackend
+
     kind = identity.get("backend")
-    if kind == "transformers" and "model_name_or_path" in identity:
-        from .backends.transformers import TransformersBackend
-
-        commit = identity.get("commit")
-        revision = identity.get("revision")
-        if revision is None and commit is not None and not Path(identity["model_name_or_path"]).exists():
-            # Pin the exact Hub commit the data was made with.
-            revision = commit
-        return TransformersBackend.from_pretrained(
-            identity["model_name_or_path"],
-            revision=revision,
-            dtype=identity.get("dtype") or "float32",
-            device=device or identity.get("device"),
-            batch_size=batch_size or 8,
-        )
-    raise ValueError(
-        f"Cannot rebuild the {kind!r} backend from the provenance file ({sorted(identity)}): "
-        "create it yourself (same model and settings) and pass it as augmenter_from_config(config, backend=...)."
-    )
-
-
-def augmenter_from_config(
-    config: dict | str | Path,
-    *,
-    dataset: Dataset | None = None,
-    backend: Backend | None = None,
-    data_dir: str | Path | None = None,
-    device: str | None = None,
-    check_data: bool = True,
-) -> GPT3MixAugmenter:
-    """The augmenter a provenance file describes, on the same real rows.
-
-    Args:
-        config (`dict` or path): a loaded config, or the path of `gpt3mix_config.json` (or its folder).
-        dataset (`Dataset`, *optional*): the real rows; default: loaded as the config's `data` says.
-        backend (`Backend`, *optional*): the LM; default: rebuilt from the config (local transformers models).
-        data_dir (`str`, *optional*): where the benchmark's JSONL files are, instead of the recorded folder.
-        device (`str`, *optional*): where to load the LM.
-        check_data (`bool`): refuse real rows whose hash differs from the recorded one.
-
-    Example:
-
-    >>> augmenter = augmenter_from_config("outputs/sst2/gpt3mix_config.json", data_dir="../shared/data")
-    >>> synthetic = augmenter.augment()
-    """
-    if not isinstance(config, dict):
-        config = load_config(config)
-    settings = config["augmenter"]
-    data = config.get("data") or {}
-    run = config.get("run") or {}
-    text_column = settings.get("text_column", "text")
-    label_column = settings.get("label_column", "label")
-    if dataset is None:
-        dataset = load_source_dataset({**data, "text_column": text_column, "label_column": label_column}, data_dir)
-    names = list(dataset.features[label_column].names) if label_column in dataset.column_names else None
-    if names is not None and names != settings["label_names"]:
+    backend_class = {"transformers": TransformersBackend, "openai": OpenAIBackend, "tgi": TGIBackend}.get(kind)
+    from_identity = getattr(backend_class, "from_identity", None)
+    if from_identity is None:
         raise ValueError(
-            f"The real rows have labels {names}, the provenance file {settings['label_names']}: the label ids would "
-            "not mean the same. Cast the label column to ClassLabel(names=<the file's label_names>)."
+            f"Cannot rebuild the {kind!r} backend from the provenance file ({sorted(identity)}): create it "
+            "yourself (same model and settings) and pass it as augmenter_from_config(config, backend=...)."
         )
-    expected = data.get("sha256")
-    if check_data and expected is not None:
-        found = dataset_sha256(dataset, text_column, label_column)
-        if found != expected:
-            raise ValueError(
-                f"The real rows differ from those the dataset was made from ({len(dataset)} rows, sha256 {found[:12]}"
-                f"..., recorded {data.get('num_rows')} rows, {expected[:12]}...): check the data folder, split and "
-                "sub-sample, or pass check_data=False to generate from these rows anyway."
-            )
-    if backend is None:
-        backend = backend_from_identity(settings["backend"], run.get("generation_batch_size"), device)
-    return GPT3MixAugmenter(
-        backend,
-        dataset,
-        TaskSpec(**settings["spec"]),
-        k=settings["k"],
-        ratio=settings["ratio"],
-        selection=settings["selection"],
-        label_mode=settings["label_mode"],
-        seed=settings["seed"],
-        sampling=SamplingConfig(**settings["sampling"]),
-        template=PromptTemplate(**settings["template"]),
-        text_column=text_column,
-        label_column=label_column,
-        max_attempts=settings.get("max_attempts", 4),
-        keep_prompt=run.get("keep_prompt", False),
-    )
+    return from_identity(identity, batch_size=batch_size, device=device)
 
 
-def regenerate(config: dict | str | Path, **kwargs) -> Dataset:
-    """Make the synthetic rows a provenance file describes again (keyword arguments as `augmenter_from_config`).
+# The functional spelling, as exported by the package.
+
+
+def build_config(augmenter: GPT3MixAugmenter, dataset: Dataset | None = None, **kwargs) -> GPT3MixConfig:
+    """`GPT3MixConfig.from_augmenter`."""
+    return GPT3MixConfig.from_augmenter(augmenter, dataset, **kwargs)
+
+
+def save_config(config: GPT3MixConfig, save_directory: str | Path) -> Path:
+    """`config.save_pretrained(save_directory)`."""
+    return as_config(config).save_pretrained(save_directory)
+
+
+def load_config(path: str | Path) -> GPT3MixConfig:
+    """`GPT3MixConfig.from_pretrained(path)`."""
+    return GPT3MixConfig.from_pretrained(path)
+
+
+def as_config(provenance: Any) -> GPT3MixConfig | None:
+    """A provenance given as a `GPT3MixConfig`, its dict, the path of a `gpt3mix_config.json` (or its folder),
+    or the `GPT3MixAugmenter` that made the data, as a checked `GPT3MixConfig` (None stays None)."""
+    if provenance is None or isinstance(provenance, GPT3MixConfig):
+        config = provenance
+    elif isinstance(provenance, GPT3MixAugmenter):
+        config = GPT3MixConfig.from_augmenter(provenance)
+    elif isinstance(provenance, str | Path):
+        config = GPT3MixConfig.from_pretrained(provenance)
+    elif isinstance(provenance, dict):
+        config = GPT3MixConfig.from_dict(provenance)
+    else:
+        raise TypeError(
+            "provenance must be a GPT3MixConfig, the path of a gpt3mix_config.json, or the GPT3MixAugmenter that "
+            f"made the data; got {type(provenance).__name__}."
+        )
+    if config is not None:
+        check_no_secrets(config.to_dict())
+    return config
+
+
+def augmenter_from_config(config: GPT3MixConfig | str | Path, **kwargs) -> GPT3MixAugmenter:
+    """The augmenter a provenance file describes (keyword arguments as `GPT3MixConfig.make_augmenter`).
 
     Example:
 
-    >>> synthetic = regenerate("outputs/sst2/gpt3mix_config.json", data_dir="../shared/data")
+    >>> augmenter = augmenter_from_config("outputs/sst2/gpt3mix_config.json", data_dir="data")
     """
-    if not isinstance(config, dict):
-        config = load_config(config)
-    augmenter = augmenter_from_config(config, **kwargs)
-    batch_size = (config.get("run") or {}).get("map_batch_size") or 16
-    return augmenter.augment(batch_size=batch_size, load_from_cache_file=False)
+    return as_config(config).make_augmenter(**kwargs)
+
+
+def regenerate(config: GPT3MixConfig | str | Path, **kwargs) -> Dataset:
+    """Make the synthetic rows a provenance file describes again (keyword arguments as `make_augmenter`).
+
+    Example:
+
+    >>> synthetic = regenerate("outputs/sst2/gpt3mix_config.json", data_dir="data")
+    """
+    config = as_config(config)
+    augmenter = config.make_augmenter(**kwargs)
+    return augmenter.augment(batch_size=config.run.map_batch_size, load_from_cache_file=False)

@@ -417,35 +417,12 @@ class GPT3MixTrainer(Trainer):
                 loss = loss / getattr(self, "current_gradient_accumulation_steps", 1)
         return (loss, outputs) if return_outputs else loss
 
-    def create_model_card(
-        self,
-        language=None,
-        license=None,
-        tags=None,
-        model_name=None,
-        finetuned_from=None,
-        tasks=None,
-        dataset_tags=None,
-        dataset=None,
-        dataset_args=None,
-        **card_kwargs,
-    ) -> None:
+    def create_model_card(self, **kwargs) -> None:
         """The GPT3Mix model card (the one `push_classifier` publishes) in `args.output_dir/README.md`, with the
-        provenance beside it: `trainer.push_to_hub(provenance=..., dataset_tags="me/sst2-gpt3mix")`."""
+        provenance beside it: `trainer.push_to_hub(provenance=..., dataset_tags="me/sst2-gpt3mix")`. The arguments
+        are `Trainer.create_model_card`'s and the card's fields (`cards.write_trainer_model_card`)."""
         if not self.is_world_process_zero():
             return
-        from .cards import save_trainer_model_card
+        from .cards import write_trainer_model_card
 
-        save_trainer_model_card(
-            self,
-            language=language,
-            license=license,
-            tags=tags,
-            model_name=model_name,
-            finetuned_from=finetuned_from,
-            tasks=tasks,
-            dataset_tags=dataset_tags,
-            dataset=dataset,
-            dataset_args=dataset_args,
-            **card_kwargs,
-        )
+        write_trainer_model_card(self, **kwargs)

@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpt3mix_hf.hub import push_augmented_dataset, push_classifier, read_classifier_folder
-from gpt3mix_hf.provenance import load_config
+from gpt3mix_hf.hub import push_augmented_dataset, push_classifier
+from gpt3mix_hf.provenance import GPT3MixConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # Placeholders until the artifacts are published: pass the real repository ids with --dataset_repo/--classifier_repo.
@@ -37,7 +37,6 @@ def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float
     from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend, concatenate_with_real
     from gpt3mix_hf.classification import evaluate_classifier, train_classifier
     from gpt3mix_hf.data import class_balanced_sample, load_benchmark
-    from gpt3mix_hf.provenance import build_config, save_config
     from gpt3mix_hf.training_args import GPT3MixTrainingArguments
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +57,7 @@ def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float
     print(f"augmentation: {augmenter.report.rows_written} rows in {time.perf_counter() - start:.0f} s")
     synthetic.save_to_disk(output_dir / "synthetic")
     train.save_to_disk(output_dir / "real")
-    save_config(build_config(augmenter, train, data=data, map_batch_size=16), output_dir)
+    augmenter.to_config(train, data=data, map_batch_size=16).save_pretrained(output_dir)
 
     args = GPT3MixTrainingArguments(
         output_dir=str(output_dir / "trainer"),
@@ -98,8 +97,9 @@ def load_dataset_artifact(dataset_dir: Path):
         raise FileNotFoundError(f"No gpt3mix_config.json in {dataset_dir} or beside it.")
     if (dataset_dir / "real").is_dir():
         # The published training set: the real sample and the synthetic rows, flagged by is_synthetic.
-        return concatenate_with_real(load_from_disk(str(dataset_dir / "real")), synthetic), load_config(config_path)
-    return synthetic, load_config(config_path)
+        real = load_from_disk(str(dataset_dir / "real"))
+        return concatenate_with_real(real, synthetic), GPT3MixConfig.from_pretrained(config_path)
+    return synthetic, GPT3MixConfig.from_pretrained(config_path)
 
 
 def main() -> None:
@@ -138,11 +138,9 @@ def main() -> None:
         (args.output_dir / "sst2-gpt3mix-dataset.md").write_text((folder / "README.md").read_text())
         (args.output_dir / "gpt3mix_config.json").write_text((folder / "gpt3mix_config.json").read_text())
 
-        model, tokenizer, card_inputs = read_classifier_folder(args.classifier_dir)
         folder = push_classifier(
-            model, args.classifier_repo, tokenizer=tokenizer, provenance=config, dataset_id=args.dataset_repo,
+            args.classifier_dir, args.classifier_repo, provenance=config, dataset_id=args.dataset_repo,
             local_dir=Path(preview) / "classifier", license="apache-2.0", language="en", base_model=args.base_model,
-            **card_inputs,
         )
         (args.output_dir / "minilm-sst2-gpt3mix-classifier.md").write_text((folder / "README.md").read_text())
     print(f"cards written to {args.output_dir}")

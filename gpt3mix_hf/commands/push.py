@@ -14,8 +14,8 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from ..hub import push_augmented_dataset, push_classifier, read_classifier_folder
-from ..provenance import CONFIG_NAME, load_config
+from ..hub import push_augmented_dataset, push_classifier
+from ..provenance import CONFIG_NAME, GPT3MixConfig
 
 
 @dataclass
@@ -73,12 +73,12 @@ def arguments(name: str) -> tuple[type, ...]:
     return PushArguments, ModelArguments
 
 
-def _find_config(args: PushArguments, folder: Path) -> dict | None:
+def _find_config(args: PushArguments, folder: Path) -> GPT3MixConfig | None:
     if args.config is not None:
-        return load_config(args.config)
+        return GPT3MixConfig.from_pretrained(args.config)
     for candidate in (folder, folder.parent, folder.parent.parent):
         if (candidate / CONFIG_NAME).exists():
-            return load_config(candidate / CONFIG_NAME)
+            return GPT3MixConfig.from_pretrained(candidate / CONFIG_NAME)
     return None
 
 
@@ -131,22 +131,19 @@ def run(name: str, args: PushArguments, specific) -> int:
         )
     else:
         folder = Path(specific.model_dir)
-        model, tokenizer, card_inputs = read_classifier_folder(folder)
-        if specific.eval_split is not None:
-            card_inputs["eval_split"] = specific.eval_split
-        if specific.base_model is not None:
-            card_inputs["base_model"] = specific.base_model
+        if not folder.is_dir():
+            raise FileNotFoundError(f"No folder {folder}: give the folder the classifier was saved to.")
         result = push_classifier(
-            model,
+            folder,
             args.repo_id,
-            tokenizer=tokenizer,
             provenance=_find_config(args, folder),
             dataset_id=specific.dataset_id,
+            eval_split=specific.eval_split,
+            base_model=specific.base_model,
             private=args.private,
             local_dir=local_dir,
             commit_message=args.commit_message,
             **card_kwargs,
-            **card_inputs,
         )
     _report(local_dir or folder, args.dry_run, args.repo_id, result)
     return 0

