@@ -332,8 +332,8 @@ def push_classifier(
         tokenizer = tokenizer if tokenizer is not None else found_tokenizer
     else:
         raise TypeError(
-            "push_classifier takes a transformers Trainer, PreTrainedModel or the folder of a saved classifier, got "
-            f"{model_or_trainer!r:.80}."
+            "push_classifier takes a transformers PreTrainedModel or Trainer, or the folder of a saved classifier; "
+            f"got {model_or_trainer!r:.80}."
         )
     if local_dir is None:
         token = resolve_token(token)

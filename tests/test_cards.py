@@ -1,5 +1,7 @@
 """Dataset and model cards: rendered from the package templates, parsed back with huggingface_hub."""
 
+import json
+
 import pytest
 import torch
 from conftest import ScriptedBackend
@@ -12,13 +14,14 @@ from gpt3mix_hf.cards import (
     build_dataset_card,
     final_eval_results,
     hub_id_of,
-    model_card_for_model,
+    model_card_from_folder,
     model_card_from_trainer,
+    provenance_table,
     size_category,
 )
 from gpt3mix_hf.classification import tokenize_dataset
 from gpt3mix_hf.models import resolve_classifier
-from gpt3mix_hf.provenance import build_config
+from gpt3mix_hf.provenance import GPT3MixConfig, build_config
 from gpt3mix_hf.trainer import GPT3MixTrainer
 from gpt3mix_hf.training_args import GPT3MixTrainingArguments
 
@@ -58,7 +61,7 @@ def test_dataset_card_metadata_parses_back(augmented, tmp_path):
 
 def test_dataset_card_says_how_it_was_made(augmented):
     synthetic, config = augmented
-    report = config["report"]
+    report = config.report
     text = build_dataset_card(synthetic, "me/sst2-gpt3mix", config).text
     assert f"| Synthetic rows written | {report['rows_written']} |" in text
     assert f"| Generations that did not parse | {report['parse_failures']} |" in text
@@ -67,9 +70,9 @@ def test_dataset_card_says_how_it_was_made(augmented):
     assert "| Seed | 5 |" in text
     assert "temperature 1.0, top-p 0.95, at most 64 new tokens" in text
     assert "text type 'movie review', label type 'sentiment'" in text
-    assert config["augmenter"]["template"]["item"] in text
+    assert config.augmenter.template.item in text
     assert "class-balanced sample of 3 rows per class (seed 4)" in text
-    assert f"`gpt3mix_hf` {config['versions']['gpt3mix_hf']}" in text
+    assert f"`gpt3mix_hf` {config.versions['gpt3mix_hf']}" in text
     assert "gpt3mix augment --config gpt3mix_config.json" in text
     assert CITATION in text
     # A sample of real synthetic rows with their soft labels.
@@ -215,9 +218,10 @@ def test_the_card_reports_the_evaluation_of_the_model_it_describes():
 
 
 def test_model_card_for_a_bare_model_shows_only_what_it_is_given(tokenizer, tmp_path):
-    model = tiny_classifier(tokenizer)
-    card = model_card_for_model(model, model_id="me/bare", eval_results={"test_accuracy": 0.75, "test_loss": 0.5},
-                                eval_split="test", eval_dataset_id="SetFit/sst2", base_model="prajjwal1/bert-tiny")
+    tiny_classifier(tokenizer).save_pretrained(tmp_path / "bare")
+    card = model_card_from_folder(tmp_path / "bare", model_id="me/bare",
+                                  eval_results={"test_accuracy": 0.75, "test_loss": 0.5}, eval_split="test",
+                                  eval_dataset_id="SetFit/sst2", base_model="prajjwal1/bert-tiny")
     loaded = ModelCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
     (result,) = loaded.data.eval_results
     assert (result.metric_type, result.metric_value, result.dataset_split) == ("accuracy", 0.75, "test")
@@ -225,3 +229,58 @@ def test_model_card_for_a_bare_model_shows_only_what_it_is_given(tokenizer, tmp_
     assert "Cross-entropy on the hard `label`" in card.text
     assert "No augmentation provenance" in card.text
     assert "### Hyper-parameters" not in card.text
+
+
+def test_both_cards_show_the_one_provenance_table(augmented, tokenizer, tmp_path):
+    synthetic, config = augmented
+    shown = provenance_table(config)
+    assert "| Examples per prompt (k) | 2 |" in shown and "| Seed | 5 |" in shown
+    assert shown in build_dataset_card(synthetic, "me/sst2-gpt3mix", config).text
+    tiny_classifier(tokenizer).save_pretrained(tmp_path / "model")
+    assert shown in model_card_from_folder(tmp_path / "model", model_id="me/m", provenance=config).text
+
+
+@pytest.mark.parametrize("label_mode, says", [("soft", "soft (the LM's label distribution)"),
+                                              ("hard", "hard (the most likely label"),
+                                              ("written", "written (the label the LM wrote)")])
+def test_the_card_says_what_the_label_mode_means(augmented, label_mode, says):
+    synthetic, config = augmented
+    config = GPT3MixConfig.from_dict(config.to_dict())
+    config.augmenter.label_mode = label_mode
+    text = build_dataset_card(synthetic, "me/x", config).text
+    assert f"| Labels | {says}" in text
+
+
+def test_model_card_from_folder_reads_what_the_trainer_wrote(tokenizer, tmp_path):
+    tiny_classifier(tokenizer).save_pretrained(tmp_path)
+    (tmp_path / "training_args.json").write_text(json.dumps({"learning_rate": 3e-5, "loss_type": "soft_ce",
+                                                             "synthetic_weight": 1.0, "output_dir": "/x",
+                                                             "max_steps": -1}))
+    (tmp_path / "test_results.json").write_text(json.dumps({"accuracy": 0.8, "macro_f1": 0.79}))
+    card = model_card_from_folder(tmp_path, model_id="me/m")
+    assert "- learning_rate: 3e-05" in card.text and "max_steps" not in card.text
+    assert "`loss_type=soft_ce`" in card.text and "`synthetic_weight=1.0`" in card.text
+    results = {r.metric_name: (r.metric_value, r.dataset_split) for r in card.data.eval_results}
+    assert results == {"Accuracy": (0.8, "test"), "Macro F1": (0.79, "test")}
+    assert "Labels: `0` = negative, `1` = positive." in card.text
+    with pytest.raises(FileNotFoundError, match="save_pretrained"):
+        model_card_from_folder(tmp_path / "nothing", model_id="me/m")
+
+
+def test_create_model_card_maps_or_refuses_every_argument(trained, augmented, tmp_path, monkeypatch):
+    _, config = augmented
+    monkeypatch.setattr(trained.args, "output_dir", str(tmp_path))
+    trained.create_model_card(finetuned_from="prajjwal1/bert-tiny", dataset_tags=["me/sst2-gpt3mix"],
+                              dataset="SST-2 + GPT3Mix", tasks="text-classification", provenance=config)
+    card = ModelCard.load(tmp_path / "README.md", ignore_metadata_errors=False)
+    assert card.data.base_model == "prajjwal1/bert-tiny" and card.data.datasets == ["me/sst2-gpt3mix"]
+    assert "[SST-2 + GPT3Mix](https://huggingface.co/datasets/me/sst2-gpt3mix)" in card.text
+    assert GPT3MixConfig.from_pretrained(tmp_path) == config
+    with pytest.raises(ValueError, match="dataset_args"):
+        trained.create_model_card(dataset_args="default")
+    with pytest.raises(ValueError, match="text-classification only"):
+        trained.create_model_card(tasks="summarization")
+    with pytest.raises(ValueError, match="one training dataset"):
+        trained.create_model_card(dataset_tags=["me/a", "me/b"])
+    with pytest.raises(TypeError, match="the model card takes"):
+        trained.create_model_card(licence="mit")

@@ -15,7 +15,7 @@ from huggingface_hub import DatasetCard, HfApi, ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, cli
-from gpt3mix_hf.hub import check_repo_id, push_augmented_dataset, push_classifier, read_classifier_folder
+from gpt3mix_hf.hub import check_repo_id, push_augmented_dataset, push_classifier
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.provenance import CONFIG_NAME, build_config, save_config
 
@@ -113,7 +113,7 @@ def test_push_dataset_creates_the_repo_and_uploads_the_exact_folder(hub, augment
     preview = push_augmented_dataset(synthetic, "me/sst2-gpt3mix", provenance=config, local_dir=tmp_path / "repo",
                                      license="mit")
     assert _files(preview) == uploaded
-    assert json.loads(uploaded[CONFIG_NAME]) == json.loads(json.dumps(config))
+    assert json.loads(uploaded[CONFIG_NAME]) == json.loads(json.dumps(config.to_dict()))
 
 
 def test_local_dir_gives_back_the_same_rows_and_features(augmented, tmp_path, monkeypatch):
@@ -174,6 +174,71 @@ def test_existing_repo_is_updated_and_its_visibility_follows_private(monkeypatch
     assert hub.call("create_repo")["private"] is None
 
 
+@pytest.mark.parametrize("existing", [True, False])
+def test_visibility_changes_only_when_asked_and_the_change_is_reported(monkeypatch, augmented, caplog, existing):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    synthetic, config = augmented
+    hub = FakeHub(existing_private=existing).install(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        push_augmented_dataset(synthetic, "me/existing", provenance=config)  # private=None
+    assert "update_repo_settings" not in hub.names() and hub.existing_private is existing
+    assert "Making" not in caplog.text
+
+    hub = FakeHub(existing_private=existing).install(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        push_augmented_dataset(synthetic, "me/existing", provenance=config, private=existing)  # already so
+    assert "update_repo_settings" not in hub.names() and "Making" not in caplog.text
+
+    hub = FakeHub(existing_private=existing).install(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        push_augmented_dataset(synthetic, "me/existing", provenance=config, private=not existing)
+    assert hub.call("update_repo_settings") == {"repo_id": "me/existing", "private": not existing,
+                                                "repo_type": "dataset"}
+    assert f"Making the existing dataset repository me/existing {'public' if existing else 'private'}" in caplog.text
+
+
+@pytest.mark.parametrize("secret_from", ["HF_TOKEN", "OPENAI_API_KEY"])
+def test_the_dry_run_refuses_exactly_what_the_upload_refuses(monkeypatch, augmented, classifier, tokenizer,
+                                                              tmp_path, secret_from):
+    secret = "sk-" + "s3cret" * 5 if secret_from == "OPENAI_API_KEY" else TOKEN
+    monkeypatch.setenv(secret_from, secret)
+    hub = FakeHub().install(monkeypatch)
+    synthetic, config = augmented
+    for local_dir in (None, tmp_path / "dataset"):
+        with pytest.raises(ValueError, match="README.md contains") as error:
+            push_augmented_dataset(synthetic, "me/x", provenance=config, pretty_name=f"oops {secret}",
+                                   token=TOKEN, local_dir=local_dir)
+        assert secret not in str(error.value)
+    # The model's own files are checked too (a config attribute holding the key).
+    classifier.config.note = secret
+    for local_dir in (None, tmp_path / "model"):
+        with pytest.raises(ValueError, match="config.json contains"):
+            push_classifier(classifier, "me/x", tokenizer=tokenizer, token=TOKEN, local_dir=local_dir)
+    assert "upload_folder" not in hub.names()
+    assert not (tmp_path / "dataset").exists() and not (tmp_path / "model").exists(), "nothing reached local_dir"
+
+
+def test_a_token_shaped_string_in_the_card_is_refused(augmented, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("gpt3mix_hf.hub.get_token", lambda: None)
+    synthetic, config = augmented
+    leaked = synthetic.map(lambda row: {"text": "key hf_" + "Z" * 30}, desc="a row that quotes a token")
+    with pytest.raises(ValueError, match="shaped like an access token"):
+        push_augmented_dataset(leaked, "me/x", provenance=config, local_dir=tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_publishing_no_rows_warns(hub, augmented, caplog, tmp_path):
+    synthetic, config = augmented
+    with caplog.at_level(logging.WARNING):
+        push_augmented_dataset(synthetic.select([]), "me/x", provenance=config, local_dir=tmp_path / "repo")
+    assert "no rows in split(s) ['train']" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        push_augmented_dataset(synthetic, "me/x", provenance=config, local_dir=tmp_path / "repo")
+    assert "no rows" not in caplog.text
+
+
 @pytest.mark.parametrize("repo_id", ["sst2-gpt3mix", "a/b/c", "/name", "me/", "me/bad name"])
 def test_repo_id_without_namespace_is_refused(hub, augmented, repo_id, tmp_path):
     synthetic, config = augmented
@@ -207,8 +272,11 @@ def test_a_file_holding_the_token_is_never_uploaded(hub, augmented):
     synthetic, config = augmented
     with pytest.raises(ValueError, match="contains your access token"):
         push_augmented_dataset(synthetic, "me/x", provenance=config, pretty_name=f"oops {TOKEN}")
-    with pytest.raises(ValueError, match="access token"):
-        push_augmented_dataset(synthetic, "me/x", provenance={**config, "note": TOKEN})
+    values = config.to_dict()
+    values["data"]["dataset"] = TOKEN
+    with pytest.raises(ValueError, match="access token") as error:
+        push_augmented_dataset(synthetic, "me/x", provenance=values)
+    assert TOKEN not in str(error.value)
     assert "upload_folder" not in hub.names()
 
 
@@ -248,7 +316,7 @@ def test_push_classifier_local_dir_reloads_and_predicts_the_same(classifier, tok
     assert reloaded.config.id2label == {0: "negative", 1: "positive"}
     card = ModelCard.load(folder / "README.md", ignore_metadata_errors=False)
     assert card.data.datasets == ["me/sst2-gpt3mix"]
-    assert json.loads((folder / CONFIG_NAME).read_text())["augmenter"] == config["augmenter"]
+    assert json.loads((folder / CONFIG_NAME).read_text())["augmenter"] == config.to_dict()["augmenter"]
 
 
 def test_push_classifier_uploads_model_tokenizer_card_and_provenance(hub, classifier, tokenizer, augmented):
@@ -273,17 +341,18 @@ def test_push_classifier_refuses_what_it_cannot_publish(hub, classifier):
     assert hub.calls == []
 
 
-def test_read_classifier_folder_collects_what_the_trainer_wrote(classifier, tokenizer, tmp_path):
-    classifier.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    (tmp_path / "training_args.json").write_text(json.dumps({"learning_rate": 3e-5, "loss_type": "soft_ce",
-                                                             "synthetic_weight": 1.0, "output_dir": "/x"}))
-    (tmp_path / "test_results.json").write_text(json.dumps({"accuracy": 0.8, "macro_f1": 0.79}))
-    model, loaded_tokenizer, inputs = read_classifier_folder(tmp_path)
-    assert torch.allclose(_logits(model.eval(), loaded_tokenizer), _logits(classifier, tokenizer))
-    assert inputs["hyperparameters"] == {"learning_rate": 3e-5}
-    assert inputs["loss"] == {"loss_type": "soft_ce", "synthetic_weight": 1.0}
-    assert inputs["eval_results"] == {"accuracy": 0.8, "macro_f1": 0.79} and inputs["eval_split"] == "test"
+def test_push_classifier_from_a_saved_folder_with_what_the_trainer_wrote(classifier, tokenizer, tmp_path):
+    classifier.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    (tmp_path / "model" / "training_args.json").write_text(json.dumps({"learning_rate": 3e-5, "loss_type": "soft_ce"}))
+    (tmp_path / "model" / "test_results.json").write_text(json.dumps({"accuracy": 0.8, "macro_f1": 0.79}))
+    folder = push_classifier(tmp_path / "model", "me/tiny", local_dir=tmp_path / "repo")
+    reloaded = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert torch.allclose(_logits(reloaded, AutoTokenizer.from_pretrained(folder)), _logits(classifier, tokenizer))
+    card = ModelCard.load(folder / "README.md", ignore_metadata_errors=False)
+    assert {(r.metric_type, r.metric_value, r.dataset_split) for r in card.data.eval_results} == {
+        ("accuracy", 0.8, "test"), ("f1", 0.79, "test")}
+    assert "- learning_rate: 3e-05" in card.text and "`loss_type=soft_ce`" in card.text
 
 
 def test_check_repo_id():
@@ -310,7 +379,7 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     loaded = load_dataset(str(tmp_path / "preview"), split="train")
     assert loaded.num_rows == len(synthetic) + len(toy_sentiment)
     assert sum(loaded["is_synthetic"]) == len(synthetic)
-    assert json.loads((tmp_path / "preview" / CONFIG_NAME).read_text())["augmenter"] == config["augmenter"]
+    assert json.loads((tmp_path / "preview" / CONFIG_NAME).read_text())["augmenter"] == config.to_dict()["augmenter"]
 
 
 def test_push_model_command_uploads_through_the_hub(hub, classifier, tokenizer, augmented, tmp_path, capsys):

@@ -10,13 +10,15 @@ from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersB
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.provenance import (
     CONFIG_NAME,
+    AugmenterSettings,
+    DataSource,
+    GPT3MixConfig,
     as_config,
     augmenter_from_config,
     build_config,
     check_no_secrets,
     dataset_sha256,
     load_config,
-    load_source_dataset,
     regenerate,
     save_config,
 )
@@ -52,6 +54,10 @@ def _sst2_sample(data_dir, per_class=2, seed=0):
     return class_balanced_sample(load_benchmark("sst2", "train", data_dir=data_dir), per_class=per_class, seed=seed)
 
 
+def _toy():
+    return make_dataset(["a fine film", "a dull film"], [1, 0], ["negative", "positive"])
+
+
 def _data_section(data_dir, per_class=2, seed=0):
     return {"dataset": "sst2", "data_dir": str(data_dir), "split": "train", "sample_per_class": per_class,
             "sample_seed": seed}
@@ -60,20 +66,26 @@ def _data_section(data_dir, per_class=2, seed=0):
 def test_config_holds_everything_needed_and_round_trips(tmp_path, toy_sentiment):
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, TaskSpec.from_preset("sst2"), ratio=2, seed=7)
     synthetic = augmenter.augment(batch_size=4)
-    config = build_config(augmenter, toy_sentiment, data={"dataset": "toy.jsonl"}, map_batch_size=4)
+    config = augmenter.to_config(toy_sentiment, data={"dataset": "toy.jsonl"}, map_batch_size=4)
 
-    assert config["augmenter"] == augmenter.config()
-    assert config["data"]["dataset"] == "toy.jsonl"
-    assert config["data"]["num_rows"] == len(toy_sentiment)
-    assert config["data"]["sha256"] == dataset_sha256(toy_sentiment)
-    assert config["run"]["map_batch_size"] == 4
-    assert config["report"]["rows_written"] == len(synthetic)
-    assert config["report"]["parse_failures"] == augmenter.report.parse_failures
-    assert config["versions"]["gpt3mix_hf"] and config["versions"]["transformers"]
+    # Each of the augmenter's settings is in the file once, typed.
+    written = config.augmenter.to_dict()
+    assert {key: written[key] for key in augmenter.config()} == augmenter.config()
+    assert config.augmenter.spec == augmenter.spec and config.augmenter.sampling == augmenter.sampling
+    assert config.data.dataset == "toy.jsonl"
+    assert config.data.num_rows == len(toy_sentiment)
+    assert config.data.sha256 == dataset_sha256(toy_sentiment)
+    assert config.run.map_batch_size == 4
+    assert config.report["rows_written"] == len(synthetic)
+    assert config.report["parse_failures"] == augmenter.report.parse_failures
+    assert config.versions["gpt3mix_hf"] and config.versions["transformers"]
 
-    path = save_config(config, tmp_path)
+    path = config.save_pretrained(tmp_path)
     assert path == tmp_path / CONFIG_NAME
-    assert load_config(tmp_path) == json.loads(json.dumps(config))
+    loaded = GPT3MixConfig.from_pretrained(tmp_path)
+    assert loaded == config and isinstance(loaded.augmenter.template, type(augmenter.template))
+    assert json.loads(path.read_text()) == json.loads(json.dumps(config.to_dict()))
+    assert [p.name for p in tmp_path.iterdir()] == [CONFIG_NAME]  # written atomically: no staging file left
 
 
 def test_regenerates_a_byte_identical_dataset_with_the_local_backend(tmp_path, format_lm_dir, data_dir):
@@ -86,7 +98,7 @@ def test_regenerates_a_byte_identical_dataset_with_the_local_backend(tmp_path, f
     first = augmenter.augment(batch_size=4)
     assert len(first) > 0, "the format-trained tiny LM should write parseable rows"
     assert all(abs(sum(row) - 1) < 1e-5 for row in first["soft_labels"])
-    save_config(build_config(augmenter, train, data=_data_section(data_dir), map_batch_size=4), tmp_path)
+    augmenter.to_config(train, data=_data_section(data_dir), map_batch_size=4).save_pretrained(tmp_path)
 
     # A fresh process would do exactly this: read the file, load the data and the model it names, run.
     second = regenerate(tmp_path / CONFIG_NAME)
@@ -103,9 +115,9 @@ def test_a_different_seed_gives_different_rows(format_lm_dir, data_dir):
     backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=4)
     settings = {"sampling": SamplingConfig(max_new_tokens=12), "max_attempts": 1}
     augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), seed=1, **settings)
-    config = build_config(augmenter, train)
-    config["augmenter"]["seed"] = 2
-    again = augmenter_from_config(config, dataset=train, backend=backend)
+    config = augmenter.to_config(train)
+    config.augmenter.seed = 2
+    again = GPT3MixAugmenter.from_config(config, dataset=train, backend=backend)
     assert again.seed == 2 and again.config()["sampling"] == augmenter.config()["sampling"]
     a = train.map(augmenter, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 1")
     b = train.map(again, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 2")
@@ -118,12 +130,13 @@ def test_a_different_seed_gives_different_rows(format_lm_dir, data_dir):
 
 def test_source_rows_are_loaded_and_checked(data_dir):
     train = _sst2_sample(data_dir, per_class=2, seed=5)
-    data = {**_data_section(data_dir, per_class=2, seed=5), "sha256": dataset_sha256(train)}
-    assert load_source_dataset(data).to_list() == train.to_list()
+    data = DataSource(**_data_section(data_dir, per_class=2, seed=5), sha256=dataset_sha256(train))
+    assert data.load().to_list() == train.to_list()
 
-    config = {"augmenter": GPT3MixAugmenter(ScriptedBackend(), train).config(), "data": {**data, "sample_seed": 6}}
+    settings = AugmenterSettings(**GPT3MixAugmenter(ScriptedBackend(), train).config())
+    data.sample_seed = 6
     with pytest.raises(ValueError, match="differ from those the dataset was made from"):
-        augmenter_from_config(config, backend=ScriptedBackend())
+        augmenter_from_config(GPT3MixConfig(settings, data), backend=ScriptedBackend())
 
 
 def test_errors_say_what_to_do(tmp_path, toy_sentiment):
@@ -138,17 +151,36 @@ def test_errors_say_what_to_do(tmp_path, toy_sentiment):
         augmenter_from_config(config, dataset=relabelled, backend=ScriptedBackend())
     with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
         load_config(tmp_path)
-    (tmp_path / CONFIG_NAME).write_text(json.dumps({**config, "format_version": 99}))
+    (tmp_path / CONFIG_NAME).write_text(json.dumps({**config.to_dict(), "format_version": 99}))
     with pytest.raises(ValueError, match="upgrade gpt3mix_hf"):
         load_config(tmp_path)
+    # One schema: a key it does not define is refused, not silently kept or dropped.
+    for section, key in (("augmenter", "kk"), ("data", "splitt"), ("run", "batch")):
+        values = config.to_dict()
+        values[section] = {**values[section], key: 1}
+        with pytest.raises(ValueError, match=rf"`{section}` has keys \['{key}'\]"):
+            GPT3MixConfig.from_dict(values)
+    with pytest.raises(ValueError, match="does not define"):
+        build_config(augmenter, data={"dataset": "sst2", "sample_per_clas": 3})
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(config.to_dict())[:200])
+    with pytest.raises(ValueError, match="cut off"):
+        load_config(tmp_path)
+    with pytest.raises(ValueError, match="takes a folder"):
+        config.save_pretrained(tmp_path / CONFIG_NAME)
 
 
 def test_credentials_never_reach_the_file(tmp_path):
     fake = "hf_" + "a" * 34
     with pytest.raises(ValueError, match="credential"):
         check_no_secrets({"augmenter": {"backend": {"api_key": "secret-value"}}})
-    with pytest.raises(ValueError, match="access token"):
-        save_config({"augmenter": {"backend": {"base_url": fake}}}, tmp_path)
+    with pytest.raises(ValueError, match="password"):
+        check_no_secrets({"augmenter": {"backend": {"base_url": "https://user:pa55word@llm.example.com/v1"}}})
+    check_no_secrets({"base_url": "https://llm.example.com/v1"})
+    config = GPT3MixConfig(AugmenterSettings(**GPT3MixAugmenter(ScriptedBackend(), _toy()).config()))
+    config.augmenter.backend = {"backend": "openai", "base_url": fake}
+    with pytest.raises(ValueError, match="access token") as error:
+        save_config(config, tmp_path)
+    assert fake not in str(error.value)
     assert not (tmp_path / CONFIG_NAME).exists()
     # Counting fields that merely contain the word are fine.
     check_no_secrets({"sampling": {"max_new_tokens": 64}, "generated_tokens": 10, "api_key": None})
@@ -158,9 +190,9 @@ def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentime
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=3)
     augmenter.augment()
     config = as_config(augmenter)
-    assert config["augmenter"]["seed"] == 3 and config["report"] == augmenter.report.to_dict()
+    assert config.augmenter.seed == 3 and config.report == augmenter.report.to_dict()
     save_config(config, tmp_path)
-    assert as_config(tmp_path) == as_config(tmp_path / CONFIG_NAME) == json.loads(json.dumps(config))
+    assert as_config(tmp_path) == as_config(tmp_path / CONFIG_NAME) == as_config(config.to_dict()) == config
     assert as_config(None) is None
     with pytest.raises(TypeError, match="gpt3mix_config"):
         as_config(42)
@@ -177,7 +209,7 @@ def test_regenerates_the_embedded_default_lm_byte_for_byte(tmp_path, data_dir):
     data = _data_section(data_dir, per_class=1, seed=3)
     save_config(build_config(augmenter, train, data=data, map_batch_size=4), tmp_path)
 
-    again = augmenter_from_config(tmp_path / CONFIG_NAME)
+    again = GPT3MixAugmenter.from_config(tmp_path / CONFIG_NAME)
     second = again.augment(batch_size=4)
     first.to_parquet(tmp_path / "first.parquet")
     second.to_parquet(tmp_path / "second.parquet")
