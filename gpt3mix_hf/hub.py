@@ -7,7 +7,6 @@ what would be published (no token needed, nothing uploaded).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
 from .cards import build_dataset_card, hub_id_of, model_card_from_folder, model_card_from_trainer
+from .credentials import check_folder_has_no_secrets
 from .provenance import CONFIG_NAME, as_config
 
 logger = logging.get_logger(__name__)
@@ -54,42 +54,6 @@ def resolve_token(token: str | None) -> str:
             "To only look at what would be published, pass local_dir=... (or --dry-run)."
         )
     return token
-
-
-# Environment variables whose values are secrets (HF_TOKEN, OPENAI_API_KEY, ...); values this short are not checked.
-_SECRET_ENV = re.compile(r"(TOKEN|API_KEY|SECRET|PASSWORD)$")
-_MIN_SECRET_LENGTH = 8
-# A Hugging Face or OpenAI token anywhere in a card or a provenance file.
-_TOKEN_SHAPE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})")
-
-
-def known_secrets(token: str | None = None) -> dict[str, str]:
-    """The secrets this process holds, by where they came from: the upload token, the one `hf auth login` saved,
-    and the environment variables named like a token or key."""
-    secrets = {"your access token": token, "the saved Hugging Face token": get_token()}
-    secrets.update({f"${name}": value for name, value in os.environ.items() if _SECRET_ENV.search(name.upper())})
-    return {where: value for where, value in secrets.items() if value and len(value) >= _MIN_SECRET_LENGTH}
-
-
-def check_folder_has_no_secrets(folder: str | Path, token: str | None = None) -> None:
-    """Refuse a repository folder whose text files hold a secret of this process (`known_secrets`), or whose
-    card or provenance file holds anything shaped like a token. The dry run and the upload both call it, so
-    `local_dir=` refuses exactly what the upload would. The message names the file and the secret's origin,
-    never its value."""
-    folder = Path(folder)
-    secrets = known_secrets(token)
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix not in (".md", ".json", ".txt", ".yaml", ".yml", ".jinja", ""):
-            continue
-        text = path.read_text(encoding="utf-8", errors="ignore")
-        found = [where for where, value in secrets.items() if value in text]
-        if not found and path.name in ("README.md", CONFIG_NAME) and _TOKEN_SHAPE.search(text):
-            found = ["a string shaped like an access token"]
-        if found:
-            raise ValueError(
-                f"{path.relative_to(folder)} contains {found[0]}: nothing was written or uploaded. Remove it from the "
-                "model config, tokenizer files, card arguments or dataset rows."
-            )
 
 
 def _num_shards(dataset: Dataset, max_shard_size: int | str) -> int:
@@ -176,7 +140,7 @@ def _publish(
     with tempfile.TemporaryDirectory(prefix=f"gpt3mix-{repo_type}-") as staging:
         staging = Path(staging)
         write(staging)
-        check_folder_has_no_secrets(staging, token)
+        check_folder_has_no_secrets(staging, token, published=("README.md", CONFIG_NAME))
         if local_dir is None:
             _, commit = _upload(staging, repo_id, repo_type, token=token, delete_patterns=delete_patterns,
                                 **upload_kwargs)

@@ -15,30 +15,23 @@ import hashlib
 import importlib.metadata
 import json
 import platform
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
-from transformers.utils import logging
 
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
+from .credentials import check_no_secrets
 from .data import load_source_dataset
 from .prompt import PromptTemplate
 from .spec import TaskSpec
 from .state import read_json, write_json
 
-logger = logging.get_logger(__name__)
-
 CONFIG_NAME = "gpt3mix_config.json"
 FORMAT = "gpt3mix_config"
 FORMAT_VERSION = 1
-# A key that names a secret, a value that looks like a Hugging Face or OpenAI token, a URL with a password.
-_SECRET_KEY = re.compile(r"(^|[_-])(token|api[_-]?key|secret|password|authorization)$", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"^(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})$")
-_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
 
 
 def library_versions() -> dict[str, str]:
@@ -61,30 +54,6 @@ def dataset_sha256(dataset: Dataset, text_column: str = "text", label_column: st
     for text, label in zip(dataset[text_column], dataset[label_column], strict=True):
         digest.update(json.dumps([text, names[label]], ensure_ascii=False).encode())
     return digest.hexdigest()
-
-
-def check_no_secrets(value: Any, where: str = "config") -> None:
-    """Raise if `value` holds something that looks like a credential (a key named like `token` with a value, a
-    string shaped like an `hf_...` / `sk-...` token, a URL with a password): provenance is published,
-    credentials must not be. The message names where, never the value."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if _SECRET_KEY.search(str(key)) and item not in (None, "", False):
-                raise ValueError(
-                    f"{where}.{key} looks like a credential: it must not be written to a published file. "
-                    "Backends must keep secrets out of `identity` (read them from the environment instead)."
-                )
-            check_no_secrets(item, f"{where}.{key}")
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            check_no_secrets(item, f"{where}[{i}]")
-    elif isinstance(value, str) and _SECRET_VALUE.match(value.strip()):
-        raise ValueError(f"{where} looks like an access token: it must not be written to a published file.")
-    elif isinstance(value, str) and _URL_PASSWORD.match(value.strip()):
-        raise ValueError(
-            f"{where} is a URL with a password in it: it must not be written to a published file. Give the "
-            "server's URL without credentials and the key through the environment."
-        )
 
 
 def _from_section(cls, values: Any, section: str):
@@ -351,7 +320,7 @@ class GPT3MixConfig:
                     "folder, split and sub-sample, or pass check_data=False to generate from these rows anyway."
                 )
         if backend is None:
-            backend = backend_from_identity(settings.backend, self.run.generation_batch_size, device)
+            backend = _rebuild_backend(settings.backend, self.run.generation_batch_size, device)
         options = {}
         if settings.calibrate:
             # Passed only when set, so files from before calibration existed build on any augmenter version.
@@ -375,8 +344,9 @@ class GPT3MixConfig:
         )
 
 
-def backend_from_identity(identity: dict, batch_size: int | None = None, device: str | None = None) -> Backend:
-    """The backend a recorded `identity` names, through that backend class's `from_identity`."""
+def _rebuild_backend(identity: dict, batch_size: int | None = None, device: str | None = None) -> Backend:
+    """The backend a recorded `identity` names, through its class's `from_identity(identity, *, batch_size=None,
+    device=None)` (a backend without one cannot be rebuilt from a file)."""
     from .backends import OpenAIBackend, TGIBackend, TransformersBackend
 
     kind = identity.get("backend")

@@ -220,7 +220,7 @@ def test_the_dry_run_refuses_exactly_what_the_upload_refuses(monkeypatch, augmen
 
 def test_a_token_shaped_string_in_the_card_is_refused(augmented, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr("gpt3mix_hf.hub.get_token", lambda: None)
+    monkeypatch.setattr("gpt3mix_hf.credentials.get_token", lambda: None)
     synthetic, config = augmented
     leaked = synthetic.map(lambda row: {"text": "key hf_" + "Z" * 30}, desc="a row that quotes a token")
     with pytest.raises(ValueError, match="shaped like an access token"):
