@@ -53,24 +53,30 @@ def known_secrets(token: str | None = None) -> dict[str, str]:
     return {where: value for where, value in secrets.items() if value and len(value) >= _MIN_SECRET_LENGTH}
 
 
+def find_secret(text: str, token: str | None = None, shapes: bool = True) -> str | None:
+    """Where the first secret found in `text` came from (`known_secrets`), or, with `shapes`, a description of
+    a token-shaped string or URL password in it; None when `text` holds none. Never the secret itself."""
+    for where, value in known_secrets(token).items():
+        if value in text:
+            return where
+    if shapes and TOKEN_SHAPE.search(text):
+        return "a string shaped like an access token"
+    if shapes and URL_PASSWORD.search(text):
+        return "a URL with a password"
+    return None
+
+
 def check_folder_has_no_secrets(folder: str | Path, token: str | None = None, published: tuple[str, ...] = ()) -> None:
     """Refuse a folder whose text files hold a secret of this process (`known_secrets`), or whose `published`
     files (the card, the provenance file) hold anything shaped like a token or a URL password. The dry run and
     the upload both call it, so `local_dir=` refuses exactly what the upload would."""
     folder = Path(folder)
-    secrets = known_secrets(token)
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix not in _TEXT_SUFFIXES:
             continue
-        text = path.read_text(encoding="utf-8", errors="ignore")
-        found = [where for where, value in secrets.items() if value in text]
-        if not found and path.name in published:
-            if TOKEN_SHAPE.search(text):
-                found = ["a string shaped like an access token"]
-            elif URL_PASSWORD.search(text):
-                found = ["a URL with a password"]
+        found = find_secret(path.read_text(encoding="utf-8", errors="ignore"), token, path.name in published)
         if found:
             raise ValueError(
-                f"{path.relative_to(folder)} contains {found[0]}: nothing was written or uploaded. Remove it from the "
+                f"{path.relative_to(folder)} contains {found}: nothing was written or uploaded. Remove it from the "
                 "model config, tokenizer files, card arguments or dataset rows."
             )

@@ -23,7 +23,7 @@ from datasets import Dataset
 
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
-from .credentials import check_no_secrets
+from .credentials import check_no_secrets, find_secret
 from .data import load_source_dataset
 from .prompt import PromptTemplate
 from .spec import TaskSpec
@@ -263,8 +263,12 @@ class GPT3MixConfig:
             raise ValueError(
                 f"save_pretrained takes a folder (it writes {CONFIG_NAME} there), got the file name {save_directory}."
             )
-        check_no_secrets(self.to_dict())
-        return write_json(Path(save_directory) / CONFIG_NAME, self.to_dict())
+        record = self.to_dict()
+        check_no_secrets(record)
+        found = find_secret(json.dumps(record, ensure_ascii=False), shapes=False)
+        if found:
+            raise ValueError(f"The provenance holds {found}: it must not be written to a published file.")
+        return write_json(Path(save_directory) / CONFIG_NAME, record)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> GPT3MixConfig:

@@ -284,3 +284,12 @@ def test_create_model_card_maps_or_refuses_every_argument(trained, augmented, tm
         trained.create_model_card(dataset_tags=["me/a", "me/b"])
     with pytest.raises(TypeError, match="the model card takes"):
         trained.create_model_card(licence="mit")
+
+
+def test_create_model_card_refuses_a_card_that_holds_a_secret(trained, tmp_path, monkeypatch):
+    secret = "k3y-" + "q" * 30
+    monkeypatch.setenv("SERVER_API_KEY", secret)
+    monkeypatch.setattr(trained.args, "output_dir", str(tmp_path))
+    with pytest.raises(ValueError, match=r"contains \$SERVER_API_KEY") as error:
+        trained.create_model_card(model_name=f"oops {secret}")
+    assert secret not in str(error.value) and not (tmp_path / "README.md").exists()

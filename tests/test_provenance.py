@@ -216,3 +216,13 @@ def test_regenerates_the_embedded_default_lm_byte_for_byte(tmp_path, data_dir):
     assert (tmp_path / "first.parquet").read_bytes() == (tmp_path / "second.parquet").read_bytes()
     assert again.report.failures == augmenter.report.failures
     assert augmenter.report.rows_requested == 2
+
+
+def test_a_secret_of_the_environment_never_reaches_the_file(tmp_path, monkeypatch):
+    secret = "k3y-" + "q" * 30  # not token-shaped: only known as a secret because the environment holds it
+    monkeypatch.setenv("SERVER_API_KEY", secret)
+    config = GPT3MixConfig(AugmenterSettings(**GPT3MixAugmenter(ScriptedBackend(), _toy()).config()))
+    config.augmenter.backend = {"backend": "openai", "model": secret}
+    with pytest.raises(ValueError, match=r"\$SERVER_API_KEY") as error:
+        config.save_pretrained(tmp_path)
+    assert secret not in str(error.value) and not (tmp_path / CONFIG_NAME).exists()

@@ -13,6 +13,7 @@ from huggingface_hub.repocard_data import EvalResult
 from transformers import AutoConfig
 from transformers.modelcard import extract_hyperparameters_from_trainer, parse_log_history
 
+from ..credentials import find_secret
 from ..provenance import GPT3MixConfig, as_config, library_versions
 from ..state import read_json
 from .common import CITATION, TEMPLATES, hub_id_of, provenance_table, rounded, source_hub_id, table
@@ -323,6 +324,10 @@ def write_trainer_model_card(
     card_kwargs.update({key: value for key, value in given.items() if value is not None})
     config = as_config(provenance)
     card = model_card_from_trainer(trainer, provenance=config, **card_kwargs)
+    # `push_to_hub` uploads what is written here: refuse what push_classifier would refuse.
+    found = find_secret(card.content, trainer.args.hub_token)
+    if found:
+        raise ValueError(f"The model card contains {found}: it was not written. Remove it from the card arguments.")
     output_dir = Path(trainer.args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     card.save(output_dir / "README.md")
