@@ -95,6 +95,16 @@ class DataSource:
     num_rows: int | None = None
     sha256: str | None = None
 
+    def __post_init__(self):
+        if self.sample_seed is None:
+            # Files of the first release wrote null for a seed not given, which meant 0.
+            self.sample_seed = 0
+        if self.sample_fraction is not None and self.sample_per_class is not None:
+            raise ValueError(
+                f"data has both sample_fraction={self.sample_fraction} and sample_per_class={self.sample_per_class}: "
+                "a class-balanced sub-sample is described by one of them; remove the other."
+            )
+
     def load(self, data_dir: str | Path | None = None) -> Dataset:
         """The real rows this describes; `data_dir` replaces the recorded folder (a path on the machine that
         made the data)."""
@@ -151,6 +161,12 @@ class RunSettings:
     map_batch_size: int = 16
     generation_batch_size: int | None = None
     keep_prompt: bool = False
+
+    def __post_init__(self):
+        for name in ("map_batch_size", "generation_batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"run.{name} must be a whole number >= 1, got {value!r}.")
 
 
 @dataclass

@@ -226,3 +226,16 @@ def test_a_secret_of_the_environment_never_reaches_the_file(tmp_path, monkeypatc
     with pytest.raises(ValueError, match=r"\$SERVER_API_KEY") as error:
         config.save_pretrained(tmp_path)
     assert secret not in str(error.value) and not (tmp_path / CONFIG_NAME).exists()
+
+
+def test_files_of_the_first_release_read_back(toy_sentiment):
+    # The reference provenance file in model_cards/ was written before the config was typed.
+    reference = GPT3MixConfig.from_pretrained(Path(__file__).parents[1] / "model_cards")
+    assert reference.data.sample_per_class == 8 and reference.augmenter.spec.text_type == "movie review"
+    values = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment).to_config().to_dict()
+    values["data"]["sample_seed"] = None  # "not given" was written as null, and meant seed 0
+    assert GPT3MixConfig.from_dict(values).data.sample_seed == 0
+    with pytest.raises(ValueError, match="remove the other"):
+        DataSource(dataset="sst2", sample_fraction=0.1, sample_per_class=2)
+    with pytest.raises(ValueError, match="map_batch_size"):
+        GPT3MixConfig.from_dict({**values, "run": {"map_batch_size": 0}})
