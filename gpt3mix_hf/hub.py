@@ -1,8 +1,9 @@
 """Publishing GPT3Mix artifacts: an augmented dataset, or a classifier trained on one, with its card and
 provenance, as one commit to a Hub repository (`huggingface_hub.HfApi`).
 
-Both helpers first write the exact repository folder; with `local_dir=` they stop there, so you can look at
-what would be published (no token needed, nothing uploaded).
+Both helpers first write the exact repository folder and check it holds no secret; with `local_dir=` they stop
+there, so you can look at what would be published (no token needed, nothing uploaded). The check is the same
+either way: the dry run refuses exactly what the upload would.
 """
 
 from __future__ import annotations
