@@ -56,7 +56,10 @@ def dataset_sha256(dataset: Dataset, text_column: str = "text", label_column: st
     return digest.hexdigest()
 
 
-def _from_section(cls, values: Any, section: str):
+_FILE_FIX = "the file was written by another gpt3mix_hf version, or edited"
+
+
+def _from_section(cls, values: Any, section: str, fix: str = _FILE_FIX):
     """`cls(**values)` for one section of the file, refusing keys the schema does not have."""
     if not isinstance(values, dict):
         raise ValueError(f"gpt3mix_config.json: `{section}` must be an object, got {type(values).__name__}.")
@@ -65,7 +68,7 @@ def _from_section(cls, values: Any, section: str):
     if unknown:
         raise ValueError(
             f"gpt3mix_config.json: `{section}` has keys {unknown} that {cls.__name__} does not define (it has "
-            f"{sorted(known)}): the file was written by another gpt3mix_hf version, or edited."
+            f"{sorted(known)}): {fix}."
         )
     try:
         return cls(**values)
@@ -223,13 +226,16 @@ class GPT3MixConfig:
         else:
             given = {"text_column": augmenter.text_column, "label_column": augmenter.label_column}
             given.update({key: value for key, value in (data or {}).items() if value is not None})
-            source = _from_section(DataSource, given, "data")
+            source = _from_section(DataSource, given, "data", "data= takes these keys only (gpt3mix augment's flags)")
         if dataset is not None:
             source.num_rows = len(dataset)
             source.sha256 = dataset_sha256(dataset, augmenter.text_column, augmenter.label_column)
         report = report if report is not None else getattr(augmenter, "report", None)
         config = cls(
-            augmenter=_from_section(AugmenterSettings, augmenter.config(), "augmenter"),
+            augmenter=_from_section(
+                AugmenterSettings, augmenter.config(), "augmenter",
+                "GPT3MixAugmenter.config() has a setting the provenance schema lacks: add it to AugmenterSettings",
+            ),
             data=source,
             run=RunSettings(map_batch_size, getattr(augmenter.backend, "batch_size", None), augmenter.keep_prompt),
             report=report.to_dict() if report is not None else None,
