@@ -416,14 +416,9 @@ def load_source_dataset(
         rows = load_dataset(builder, data_files=dataset, split="train")
     else:
         rows = load_dataset(dataset, dataset_config, split=split, revision=revision)
-    for column in (text_column, label_column):
-        if column not in rows.column_names:
-            raise ValueError(
-                f"{dataset} has no column {column!r} (columns: {rows.column_names}): name the text and label "
-                "columns with text_column= / label_column= (--text_column / --label_column)."
-            )
-    if not isinstance(rows.features[label_column], ClassLabel):
+    if label_column in rows.column_names and not isinstance(rows.features[label_column], ClassLabel):
         rows = rows.class_encode_column(label_column)
+    check_columns(rows, text_column, label_column, name=dataset, rows=False)
     if sample_fraction is not None or sample_per_class is not None:
         rows = class_balanced_sample(
             rows, fraction=sample_fraction, per_class=sample_per_class, seed=sample_seed, label_column=label_column

@@ -239,3 +239,13 @@ def test_files_of_the_first_release_read_back(toy_sentiment):
         DataSource(dataset="sst2", sample_fraction=0.1, sample_per_class=2)
     with pytest.raises(ValueError, match="map_batch_size"):
         GPT3MixConfig.from_dict({**values, "run": {"map_batch_size": 0}})
+
+
+def test_a_data_source_of_a_users_file(tmp_path):
+    rows = [{"review": "a fine film", "stars": "good"}, {"review": "a dull film", "stars": "bad"}] * 3
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    loaded = DataSource(dataset=str(path), text_column="review", label_column="stars", sample_per_class=2).load()
+    assert loaded.features["stars"].names == ["bad", "good"] and len(loaded) == 4
+    with pytest.raises(ValueError, match="has no column 'text'.*pass text_column="):
+        DataSource(dataset=str(path), label_column="stars").load()
