@@ -22,6 +22,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
 from .cards import build_dataset_card, hub_id_of, model_card_from_folder, model_card_from_trainer
+from .cards.model_card import label_names_of
 from .credentials import check_folder_has_no_secrets
 from .provenance import CONFIG_NAME, as_config
 
@@ -245,6 +246,16 @@ def _load_classifier(folder: Path):
     return model, AutoTokenizer.from_pretrained(folder) if has_tokenizer else None
 
 
+def _is_peft_model(model) -> bool:
+    """A `peft` model (a LoRA adapter on a classifier): published as its adapter files, which transformers loads
+    with peft installed. peft is an optional extra, so it is only imported when it is there."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
+
+
 def push_classifier(
     model_or_trainer,
     repo_id: str,
@@ -266,7 +277,7 @@ def push_classifier(
         model_or_trainer: the `Trainer` / `GPT3MixTrainer` that trained it (its model, tokenizer, hyper-parameters,
             soft-label loss settings and evaluations are read from it: `model_card_from_trainer`), a folder saved
             with `save_pretrained` (with the Trainer's `training_args.json`, `trainer_state.json` and results files
-            beside it: `model_card_from_folder`), or a `PreTrainedModel` (then pass `tokenizer`).
+            beside it: `model_card_from_folder`), or a `PreTrainedModel` or `peft` model (then pass `tokenizer`).
         repo_id (`str`): `namespace/name`.
         tokenizer (*optional*): the tokenizer; default: the trainer's `processing_class` or the folder's.
         provenance (`GPT3MixConfig`, path or `GPT3MixAugmenter`, *optional*): how the training data was made.
@@ -289,7 +300,7 @@ def push_classifier(
     if isinstance(model_or_trainer, Trainer):
         trainer, model = model_or_trainer, model_or_trainer.model
         tokenizer = tokenizer if tokenizer is not None else trainer.processing_class
-    elif isinstance(model_or_trainer, PreTrainedModel):
+    elif isinstance(model_or_trainer, PreTrainedModel) or _is_peft_model(model_or_trainer):
         model = model_or_trainer
     elif isinstance(model_or_trainer, str | Path) and Path(model_or_trainer).is_dir():
         card_folder = Path(model_or_trainer)
@@ -317,6 +328,7 @@ def push_classifier(
         else:
             if card_kwargs.get("base_model") is None:
                 card_kwargs["base_model"] = hub_id_of(getattr(model.config, "_name_or_path", None))
+            card_kwargs.setdefault("label_names", label_names_of(model.config))
             card = model_card_from_folder(card_folder or folder, model_id=repo_id, provenance=config, **card_kwargs)
         card.save(folder / "README.md")
 

@@ -355,6 +355,20 @@ def test_push_classifier_from_a_saved_folder_with_what_the_trainer_wrote(classif
     assert "- learning_rate: 3e-05" in card.text and "`loss_type=soft_ce`" in card.text
 
 
+def test_push_classifier_publishes_a_lora_adapter(classifier, tokenizer, tmp_path):
+    peft = pytest.importorskip("peft")
+    classifier.save_pretrained(tmp_path / "base")  # the adapter names its base model by this folder
+    lora = peft.LoraConfig(task_type="SEQ_CLS", target_modules=["query", "value"], r=4)
+    model = peft.get_peft_model(BertForSequenceClassification.from_pretrained(tmp_path / "base"), lora)
+    folder = push_classifier(model, "me/tiny-lora", tokenizer=tokenizer, eval_results={"accuracy": 0.5},
+                             local_dir=tmp_path / "repo")
+    assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists()
+    reloaded = peft.AutoPeftModelForSequenceClassification.from_pretrained(folder).eval()
+    assert torch.allclose(_logits(reloaded, tokenizer), _logits(model.eval(), tokenizer), atol=1e-6)
+    card = ModelCard.load(folder / "README.md", ignore_metadata_errors=False)
+    assert "Labels: `0` = negative, `1` = positive." in card.text and card.data.eval_results[0].metric_value == 0.5
+
+
 def test_check_repo_id():
     assert check_repo_id("me/x") == "me/x"
     with pytest.raises(ValueError, match="e.g. 'my-user/x'"):

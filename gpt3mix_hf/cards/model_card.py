@@ -191,7 +191,8 @@ def final_eval_results(log_history: list[dict], best_step: int | None = None) ->
     return {key: value for key, value in evaluations[-1].items() if key.startswith("eval_")}
 
 
-def _label_names(config) -> list[str]:
+def label_names_of(config) -> list[str]:
+    """The labels of a model config, by id."""
     id2label = getattr(config, "id2label", None) or {}
     return [id2label[i] for i in sorted(id2label)]
 
@@ -239,7 +240,7 @@ def model_card_from_trainer(
         # Not published yet: the card names the output folder, which from_pretrained / pipeline load as it is.
         model_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id or Path(args.output_dir).name
     card_kwargs.setdefault("base_model", hub_id_of(getattr(trainer.model.config, "_name_or_path", None)))
-    card_kwargs.setdefault("label_names", _label_names(trainer.model.config))
+    card_kwargs.setdefault("label_names", label_names_of(trainer.model.config))
     return _render(
         provenance,
         model_id=model_id,
@@ -261,10 +262,11 @@ def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any
     >>> card = model_card_from_folder("outputs/classifier", model_id="me/minilm-sst2", provenance=config)
     """
     folder = Path(folder)
-    if not (folder / "config.json").exists():
+    found: dict[str, Any] = {}
+    if (folder / "config.json").exists():
+        found["label_names"] = label_names_of(AutoConfig.from_pretrained(folder))
+    elif not (folder / "adapter_config.json").exists():  # a peft adapter has no config.json of its own
         raise FileNotFoundError(f"{folder} has no config.json: save the classifier there with save_pretrained().")
-    config = AutoConfig.from_pretrained(folder)
-    found: dict[str, Any] = {"label_names": _label_names(config)}
     if (folder / "training_args.json").exists():
         saved = read_json(folder / "training_args.json")
         # max_steps=-1 means "train num_train_epochs": not a setting worth showing.
