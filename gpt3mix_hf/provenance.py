@@ -314,6 +314,7 @@ class GPT3MixConfig:
         data_dir: str | Path | None = None,
         device: str | None = None,
         check_data: bool = True,
+        **backend_options,
     ) -> GPT3MixAugmenter:
         """The augmenter this file describes, on the same real rows.
 
@@ -324,6 +325,8 @@ class GPT3MixConfig:
             data_dir (`str`, *optional*): where the benchmark's JSONL files are, instead of the recorded folder.
             device (`str`, *optional*): where to load a local LM.
             check_data (`bool`): refuse real rows whose hash differs from the recorded one.
+            backend_options: passed to the backend's `from_identity`: a served backend needs `base_url=` (the
+                file records no URL and no key) and takes `api_key_env=`.
         """
         settings, source = self.augmenter, self.data
         if dataset is None:
@@ -346,7 +349,10 @@ class GPT3MixConfig:
                     "folder, split and sub-sample, or pass check_data=False to generate from these rows anyway."
                 )
         if backend is None:
-            backend = _rebuild_backend(settings.backend, self.run.generation_batch_size, device)
+            if settings.backend.get("backend") == "transformers":
+                # The local LM is rebuilt with the recorded batch size: it decides each prompt's padding.
+                backend_options = {"batch_size": self.run.generation_batch_size, "device": device, **backend_options}
+            backend = Backend.from_identity(settings.backend, **backend_options)
         options = {}
         if settings.calibrate:
             # Passed only when set, so files from before calibration existed build on any augmenter version.
@@ -368,22 +374,6 @@ class GPT3MixConfig:
             keep_prompt=self.run.keep_prompt,
             **options,
         )
-
-
-def _rebuild_backend(identity: dict, batch_size: int | None = None, device: str | None = None) -> Backend:
-    """The backend a recorded `identity` names, through its class's `from_identity(identity, *, batch_size=None,
-    device=None)` (a backend without one cannot be rebuilt from a file)."""
-    from .backends import OpenAIBackend, TGIBackend, TransformersBackend
-
-    kind = identity.get("backend")
-    backend_class = {"transformers": TransformersBackend, "openai": OpenAIBackend, "tgi": TGIBackend}.get(kind)
-    from_identity = getattr(backend_class, "from_identity", None)
-    if from_identity is None:
-        raise ValueError(
-            f"Cannot rebuild the {kind!r} backend from the provenance file ({sorted(identity)}): create it "
-            "yourself (same model and settings) and pass it as augmenter_from_config(config, backend=...)."
-        )
-    return from_identity(identity, batch_size=batch_size, device=device)
 
 
 # The functional spelling, as exported by the package.

@@ -249,3 +249,27 @@ def test_a_data_source_of_a_users_file(tmp_path):
     assert loaded.features["stars"].names == ["bad", "good"] and len(loaded) == 4
     with pytest.raises(ValueError, match="has no column 'text'.*pass text_column="):
         DataSource(dataset=str(path), label_column="stars").load()
+
+
+def test_regenerates_through_a_served_backend(tiny_lm_dir, toy_sentiment, tmp_path):
+    from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine
+
+    from gpt3mix_hf.backends import OpenAIBackend, ServedConfig
+
+    engine = TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1))
+    with FakeOpenAIServer(engine) as server:
+        backend = OpenAIBackend(server.url, config=ServedConfig(backoff_base=0.01, backoff_max=0.05))
+        augmenter = GPT3MixAugmenter(backend, toy_sentiment, TaskSpec.from_preset("sst2"), seed=3,
+                                     sampling=SamplingConfig(max_new_tokens=8), max_attempts=1)
+        first = augmenter.augment(batch_size=4)
+        augmenter.to_config(toy_sentiment).save_pretrained(tmp_path)
+        assert "127.0.0.1" not in (tmp_path / CONFIG_NAME).read_text()  # the file names the model, not the server
+        with pytest.raises(ValueError, match="base_url="):
+            regenerate(tmp_path, dataset=toy_sentiment)
+        again = GPT3MixAugmenter.from_config(tmp_path, dataset=toy_sentiment, base_url=server.url)
+        second = again.augment(batch_size=4, load_from_cache_file=False)
+    assert isinstance(again.backend, OpenAIBackend)
+    assert augmenter.report.rows_written + augmenter.report.parse_failures > 0, "the server wrote nothing"
+    assert again.report.failures == augmenter.report.failures
+    everything = ["text", "label", "soft_labels", "generation", "failed_attempts"]
+    assert second.select_columns(everything).to_list() == first.select_columns(everything).to_list()

@@ -43,6 +43,8 @@ class TransformersBackend(Backend):
     >>> backend.generate(["Movie review:"], seeds=[0], sampling=SamplingConfig(max_new_tokens=8))[0].text
     """
 
+    kind = "transformers"
+
     def __init__(
         self,
         model: PreTrainedModel,
