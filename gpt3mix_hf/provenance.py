@@ -24,7 +24,7 @@ from datasets import Dataset
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
 from .credentials import check_no_secrets, find_secret
-from .data import load_source_dataset
+from .data import class_balanced_sample
 from .prompt import PromptTemplate
 from .spec import TaskSpec
 from .state import read_json, write_json
@@ -78,7 +78,7 @@ def _from_section(cls, values: Any, section: str, fix: str = _FILE_FIX):
 
 @dataclass
 class DataSource:
-    """Where the real rows came from: the flags of `gpt3mix augment` (`load_source_dataset`'s arguments), and
+    """Where the real rows came from: the data flags of `gpt3mix augment` (`DataArguments`), and
     the size and hash of the rows, so regeneration can check it starts from the same ones.
 
     `dataset` is a benchmark name, a Hub id or a `.jsonl`/`.csv` file; `None` when the rows were passed in and
@@ -116,10 +116,19 @@ class DataSource:
                 "The provenance file does not say which dataset the real rows came from (data.dataset is empty): "
                 "pass the rows yourself, e.g. augmenter_from_config(config, dataset=train)."
             )
-        arguments = asdict(self)
-        del arguments["num_rows"], arguments["sha256"]
-        arguments["data_dir"] = data_dir if data_dir is not None else self.data_dir
-        return load_source_dataset(**arguments)
+        # The loader `gpt3mix augment` and `gpt3mix experiment` use: benchmarks, split folders, files, Hub ids.
+        from .experiment.source import DataSourceArguments, load_split
+
+        source = DataSourceArguments(
+            dataset=self.dataset, dataset_config=self.dataset_config, revision=self.revision,
+            data_dir=str(data_dir) if data_dir is not None else self.data_dir, text_column=self.text_column,
+            label_column=self.label_column,
+        )
+        rows = load_split(source, self.split)
+        if self.sample_fraction is not None or self.sample_per_class is not None:
+            rows = class_balanced_sample(rows, fraction=self.sample_fraction, per_class=self.sample_per_class,
+                                         seed=self.sample_seed, label_column=self.label_column)
+        return rows
 
 
 @dataclass
