@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, Features, Sequence, Value, concatenate_datasets, load_from_disk
+from datasets import (
+    ClassLabel,
+    Dataset,
+    DatasetDict,
+    Features,
+    IterableDataset,
+    IterableDatasetDict,
+    Sequence,
+    Value,
+    concatenate_datasets,
+)
 from datasets.fingerprint import Hasher
 from transformers.utils import logging
 
 from .backends.base import Backend, SamplingConfig
-from .data import _validate_dataset
+from .data import _validate_dataset, check_columns
 from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
-from .prompt import GenerationParser, PromptTemplate
-from .selection import ExampleSelector, row_rng
-from .soft_labels import normalize_logprobs, one_hot
+from .prompt import GenerationParser, PromptTemplate, has_visible_text
+from .selection import ANCHOR, STRATEGIES, ExampleSelector, content_key, row_rng
+from .soft_labels import CONTENT_FREE_TEXTS, calibrate, content_free_prior, normalize_logprobs, one_hot
 from .spec import TaskSpec
+from .state import load_rows, read_json, save_rows, write_json
 
 logger = logging.get_logger(__name__)
 
-LABEL_MODES = ("soft", "hard")
+# "soft": the LM's label distribution; "hard": its argmax (the paper's hard label, Table 5); "written": the
+# label the LM sampled after its text.
+LABEL_MODES = ("soft", "hard", "written")
+# An optional input column: how many earlier rows have the same (text, label). `augment()` adds it so that
+# duplicated real rows get distinct synthetic rows; see `number_duplicates`.
+OCCURRENCE_COLUMN = "gpt3mix_occurrence"
 # Tokens kept free after the prompt for the label scoring context, beyond max_new_tokens.
 _SCORING_MARGIN = 16
 
@@ -58,54 +73,89 @@ class AugmentationReport:
         return summary
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One mapped real row, as read from the batch."""
+
+    text: str
+    label: int
+    occurrence: int
+    key: int
+
+
 class GPT3MixAugmenter:
-    """Makes `ratio` synthetic rows per real row: each prompt shows the row and k - 1 partners drawn from
-    `dataset`, the LM writes a new item, and the LM's probabilities of the label words give its soft label.
+    """Makes `ratio` synthetic rows per real row of the batch it is mapped over: each prompt shows k real
+    examples, the LM writes a new item, and the LM's probabilities of the label words give its soft label.
 
-    Use it as `dataset.map(augmenter, batched=True, with_indices=True, remove_columns=dataset.column_names,
-    features=augmenter.features)`, or call `augmenter.augment()`. The output rows are `text`, `label`
-    (the argmax of the soft label in `"soft"` mode, the LM's own label in `"hard"` mode), `soft_labels`,
-    `written_label` (the label the LM wrote), `source_ids` (the real rows in the prompt), `generation`
-    (the raw line), `failed_attempts` (generations that did not parse, with the reason), `generated_tokens`,
-    `label_mass` and, with `keep_prompt=True`, `prompt`. A row whose every attempt failed is kept with
-    `label = -1` and an empty soft label; `augment()` moves those rows to its report.
+    Use it as `dataset.map(augmenter, batched=True, remove_columns=dataset.column_names,
+    features=augmenter.features)` on any dataset with the text and label columns (a `Dataset` or a streaming
+    `IterableDataset`), or call `augmenter.augment(dataset)`. The mapped rows are read from the batch; the
+    other examples of each prompt come from `pool`, the real rows the augmenter was built with.
 
-    Every random choice of a synthetic row is seeded by (seed, real row id, copy, attempt), so the same
-    seed, data and model give the same rows whatever the `batch_size` or `num_proc` of `map`.
+    The output rows are `text`, `label` (see `label_mode`), `soft_labels`, `uncalibrated_soft_labels` (the
+    LM's raw label distribution; empty in `"written"` mode), `label_prior` (the content-free prior divided
+    out with `calibrate=True`, else empty), `written_label` (the label the LM wrote), `source_ids` (the
+    prompt's examples as pool row ids, in prompt order; the mapped row is given by the id of its copy in the
+    pool, or -1 when the pool does not hold it), `generation` (the raw line), `failed_attempts` (generations
+    that did not parse, with the reason), `generated_tokens`, `label_mass` and, with `keep_prompt=True`,
+    `prompt`. A row whose every attempt failed is kept with `label = -1` and an empty soft label; `augment()`
+    moves those rows to its report.
+
+    Every random choice of a synthetic row is seeded by (seed, the real row's content, copy, attempt): the
+    content is a hash of its text and label name (`selection.content_key`), never its position. So the same
+    seed, data and model give the same synthetic rows for each real row whatever the `batch_size`, `num_proc`,
+    order or subset of the mapped rows (`select`, `shuffle`, `filter`, streaming). Rows with the same text and
+    label are told apart by an occurrence number (`number_duplicates`), which `augment()` adds; mapped without
+    it, such duplicates get the same synthetic rows.
 
     Args:
         backend (`Backend`): the LM, e.g. `TransformersBackend.from_pretrained("smollm2")`.
-        dataset (`Dataset`): the real labelled rows the prompts' examples are drawn from.
+        pool (`Dataset`): the real labelled rows the prompts' examples are drawn from.
         spec (`TaskSpec`, *optional*): text type, label type and verbalizer. Default: the label names as
             words (`TaskSpec.from_class_label`).
-        k (`int`): examples per prompt, the anchor row included (the paper: 2).
+        k (`int`): examples per prompt (the paper: 2); with `"anchored"` and `"class_balanced"` the mapped
+            row is one of them.
         ratio (`float`): synthetic rows per real row; a fractional part is a per-row coin flip.
-        selection (`str`): `"uniform"` (the paper) or `"class_balanced"`.
-        label_mode (`str`): `"soft"` (the LM's label distribution) or `"hard"` (one-hot on the label it wrote).
+        selection (`str`): `"anchored"` (the mapped row and k - 1 partners drawn uniformly from the pool),
+            `"uniform"` (the paper: k examples drawn uniformly from the pool for every synthetic row; the mapped
+            row only seeds the draw) or `"class_balanced"` (the mapped row and k - 1 partners, each from a
+            class drawn uniformly).
+        label_mode (`str`): `"soft"` (the LM's label distribution), `"hard"` (the paper's hard label: the
+            argmax of that distribution, one-hot) or `"written"` (one-hot on the label the LM sampled after its
+            text; no label scoring).
+        calibrate (`bool`): divide the LM's content-free label prior out of each distribution ("Calibrate
+            Before Use", Zhao et al., 2021): the label words are scored after each of `content_free_texts` in
+            the same prompt. The raw distribution stays in `uncalibrated_soft_labels`.
+        content_free_texts (`tuple[str]`): the content-free texts averaged for the prior.
         seed (`int`): the master seed.
         sampling (`SamplingConfig`, *optional*): temperature, top-p, max new tokens.
         template (`PromptTemplate`, *optional*): the paper's template by default.
-        text_column, label_column (`str`): where the text and the `ClassLabel` are.
+        text_column, label_column (`str`): where the text and the `ClassLabel` are, in the pool and in the
+            mapped batches.
         max_attempts (`int`): generations tried per synthetic row before it is recorded as failed.
         keep_prompt (`bool`): store the full prompt of each row.
 
     Example:
 
     >>> augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), ratio=5, seed=0)
-    >>> synthetic = augmenter.augment()
+    >>> synthetic = train.map(augmenter, batched=True, remove_columns=train.column_names,
+    ...                       features=augmenter.features)
+    >>> synthetic = augmenter.augment(train)  # the same rows, failures moved to augmenter.report
     >>> mixed = concatenate_with_real(train, synthetic)
     """
 
     def __init__(
         self,
         backend: Backend,
-        dataset: Dataset,
+        pool: Dataset,
         spec: TaskSpec | None = None,
         *,
         k: int = 2,
         ratio: float = 1.0,
-        selection: str = "uniform",
+        selection: str = "anchored",
         label_mode: str = "soft",
+        calibrate: bool = False,
+        content_free_texts: tuple[str, ...] | list[str] = CONTENT_FREE_TEXTS,
         seed: int = 0,
         sampling: SamplingConfig | None = None,
         template: PromptTemplate | None = None,
@@ -118,29 +168,56 @@ class GPT3MixAugmenter:
             raise TypeError(f"backend must be a gpt3mix_hf Backend, got {type(backend).__name__}.")
         if not isinstance(ratio, int | float) or not ratio > 0:
             raise ValueError(f"ratio (synthetic rows per real row) must be > 0, got {ratio!r}.")
+        if selection not in STRATEGIES:
+            raise ValueError(
+                f"selection must be one of {STRATEGIES}, got {selection!r}: 'uniform' draws the k examples from "
+                "the pool (the paper), 'anchored' shows the mapped row and k - 1 partners."
+            )
         if label_mode not in LABEL_MODES:
-            raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}.")
+            raise ValueError(
+                f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}: 'soft' is the LM's label "
+                "distribution, 'hard' its argmax (the paper), 'written' the label the LM sampled."
+            )
+        if calibrate and label_mode == "written":
+            raise ValueError(
+                "calibrate=True changes the LM's label distribution, which label_mode='written' does not use: "
+                "use label_mode='soft' or 'hard' with calibration, or calibrate=False."
+            )
+        content_free_texts = tuple(content_free_texts)
+        if calibrate and (not content_free_texts or not all(isinstance(t, str) for t in content_free_texts)):
+            raise ValueError(
+                f"content_free_texts must be a non-empty list of strings, got {content_free_texts!r} "
+                f"(Zhao et al. use {CONTENT_FREE_TEXTS})."
+            )
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}.")
-        texts, labels, class_label = _validate_dataset(dataset, text_column, label_column)
+        texts, labels, class_label = _validate_dataset(pool, text_column, label_column)
         self.label_names = list(class_label.names)
         self.spec = spec or TaskSpec.from_class_label(class_label)
         self.template = template or PromptTemplate()
         self.sampling = sampling or SamplingConfig()
         self.backend = backend
         self.k, self.ratio, self.selection, self.label_mode, self.seed = k, float(ratio), selection, label_mode, seed
+        self.calibrate, self.content_free_texts = bool(calibrate), content_free_texts
         self.text_column, self.label_column = text_column, label_column
         self.max_attempts, self.keep_prompt = max_attempts, keep_prompt
         self._texts, self._labels = texts, labels
-        self._selector = ExampleSelector(labels, len(self.label_names), k=k, strategy=selection)
-        self._parser = GenerationParser(self.template, self.spec, self.label_names)
+        self._build_helpers()
         self._check_label_words()
         empty = sorted(set(range(len(self.label_names))) - set(labels))
         if empty:
             logger.warning(
-                f"Labels {[self.label_names[i] for i in empty]} have no rows in the dataset: no prompt shows "
+                f"Labels {[self.label_names[i] for i in empty]} have no rows in the pool: no prompt shows "
                 "them, but the LM may still write them and they keep their share of every soft label."
             )
+
+    def _build_helpers(self):
+        self._selector = ExampleSelector(self._labels, len(self.label_names), k=self.k, strategy=self.selection)
+        self._parser = GenerationParser(self.template, self.spec, self.label_names)
+        # The pool rows holding each (text, label): a mapped row's copies are not its own partners.
+        self._pool_rows: dict[tuple[str, int], list[int]] = {}
+        for row, content in enumerate(zip(self._texts, self._labels, strict=True)):
+            self._pool_rows.setdefault(content, []).append(row)
 
     # -- configuration -----------------------------------------------------------------------------------
 
@@ -151,6 +228,8 @@ class GPT3MixAugmenter:
             "text": Value("string"),
             "label": ClassLabel(names=self.label_names),
             "soft_labels": Sequence(Value("float32")),
+            "uncalibrated_soft_labels": Sequence(Value("float32")),
+            "label_prior": Sequence(Value("float32")),
             "written_label": ClassLabel(names=self.label_names),
             "source_ids": Sequence(Value("int64")),
             "generation": Value("string"),
@@ -173,7 +252,12 @@ class GPT3MixAugmenter:
             "ratio": self.ratio,
             "selection": self.selection,
             "label_mode": self.label_mode,
+            "calibrate": self.calibrate,
+            "content_free_texts": list(self.content_free_texts),
             "seed": self.seed,
+            # How a synthetic row's randomness is keyed: by its real row's content (text, label name and
+            # occurrence), not its position. Files without this key come from the position-keyed versions.
+            "seeding": "content",
             "max_attempts": self.max_attempts,
             "text_column": self.text_column,
             "label_column": self.label_column,
@@ -195,18 +279,26 @@ class GPT3MixAugmenter:
 
         return augmenter_from_config(config, **kwargs)
 
+    def _settings(self) -> dict:
+        return {
+            "spec": self.spec, "k": self.k, "ratio": self.ratio, "selection": self.selection,
+            "label_mode": self.label_mode, "calibrate": self.calibrate, "content_free_texts": self.content_free_texts,
+            "seed": self.seed, "sampling": self.sampling, "template": self.template, "text_column": self.text_column,
+            "label_column": self.label_column, "max_attempts": self.max_attempts, "keep_prompt": self.keep_prompt,
+        }
+
     def __getstate__(self):
         # Pickled for `map(num_proc=...)` workers and hashed for the `datasets` fingerprint: the backend
-        # pickles as its source where it has one, and the pool is kept as plain lists.
+        # pickles as its source where it has one, and the pool is kept as plain lists. The report of the last
+        # run (wall-clock seconds) is left out so that it never changes the fingerprint.
         state = self.__dict__.copy()
-        state.pop("_selector")
-        state.pop("_parser")
+        for name in ("_selector", "_parser", "_pool_rows", "report"):
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._selector = ExampleSelector(self._labels, len(self.label_names), k=self.k, strategy=self.selection)
-        self._parser = GenerationParser(self.template, self.spec, self.label_names)
+        self._build_helpers()
 
     def _check_label_words(self):
         continuations = self.template.scoring_parts(self.spec, self.label_names, "")[1]
@@ -222,20 +314,74 @@ class GPT3MixAugmenter:
                         "Choose verbalizer words that differ from their first token on."
                     )
 
+    # -- reading the batch -------------------------------------------------------------------------------
+
+    def _read_batch(self, batch: Mapping[str, list]) -> list[_Row]:
+        if not isinstance(batch, Mapping):
+            raise TypeError(
+                f"GPT3MixAugmenter is called with a batch (a dict of columns), got {type(batch).__name__}."
+            )
+        for argument, column in (("text_column", self.text_column), ("label_column", self.label_column)):
+            if column not in batch:
+                raise ValueError(
+                    f"The batch has no column {column!r} (it has {sorted(batch)}): build the augmenter with "
+                    f"{argument}=<the column's name>, or rename the column of the mapped dataset."
+                )
+        texts, labels = batch[self.text_column], batch[self.label_column]
+        if isinstance(texts, str) or not hasattr(texts, "__len__"):
+            raise ValueError(
+                "GPT3MixAugmenter makes several rows per real row, so it works on batches: call "
+                "dataset.map(augmenter, batched=True, remove_columns=dataset.column_names, "
+                "features=augmenter.features)."
+            )
+        occurrences = batch.get(OCCURRENCE_COLUMN) or [0] * len(texts)
+        rows = []
+        for text, label, occurrence in zip(texts, labels, occurrences, strict=True):
+            label_id = self._label_id(label)
+            if not has_visible_text(text):
+                raise ValueError(
+                    f"A mapped row has an empty text ({text!r}): the LM cannot learn from it. Drop such rows first: "
+                    f"from gpt3mix_hf.data import has_visible_text; "
+                    f"dataset.filter(lambda row: has_visible_text(row[{self.text_column!r}]))."
+                )
+            key = content_key(text, self.label_names[label_id])
+            rows.append(_Row(text, label_id, int(occurrence), key))
+        return rows
+
+    def _label_id(self, label) -> int:
+        if isinstance(label, str) and label in self.label_names:
+            return self.label_names.index(label)
+        if isinstance(label, int | np.integer) and not isinstance(label, bool) and 0 <= label < len(self.label_names):
+            return int(label)
+        raise ValueError(
+            f"A mapped row has the label {label!r}, which is neither a label id in [0, {len(self.label_names)}) "
+            f"nor one of the pool's label names {self.label_names}: drop unlabelled rows, and give the mapped "
+            "dataset the pool's ClassLabel (dataset.cast_column(label_column, pool.features[label_column]))."
+        )
+
     # -- generation --------------------------------------------------------------------------------------
 
-    def _copies(self, row: int) -> int:
+    def _copies(self, row: _Row) -> int:
         whole = int(self.ratio)
         fraction = self.ratio - whole
-        if fraction and row_rng(self.seed, row, -1).random() < fraction:
+        if fraction and row_rng(self.seed, row.key, row.occurrence, -1).random() < fraction:
             whole += 1
         return whole
 
-    def _prompt(self, row: int, copy: int, attempt: int) -> tuple[str, list[int], int]:
-        rng = row_rng(self.seed, row, copy, attempt)
-        source_ids = self._selector.select(row, rng)
+    def _prompt(self, row: _Row, copy: int, attempt: int) -> tuple[str, list[int], int]:
+        rng = row_rng(self.seed, row.key, row.occurrence, copy, attempt)
+        copies_in_pool = self._pool_rows.get((row.text, row.label), [])
+        chosen = self._selector.select(rng, exclude=copies_in_pool)
         generation_seed = int(rng.integers(2**63 - 1))
-        examples = [(self._texts[i], self._labels[i]) for i in source_ids]
+        examples, source_ids = [], []
+        for choice in chosen:
+            if choice == ANCHOR:
+                examples.append((row.text, row.label))
+                in_pool = copies_in_pool[min(row.occurrence, len(copies_in_pool) - 1)] if copies_in_pool else -1
+                source_ids.append(in_pool)
+            else:
+                examples.append((self._texts[choice], self._labels[choice]))
+                source_ids.append(choice)
         return self._fit(examples), source_ids, generation_seed
 
     def _fit(self, examples: list[tuple[str, int]]) -> str:
@@ -278,70 +424,108 @@ class GPT3MixAugmenter:
             return None
         return self.template.scoring_parts(self.spec, self.label_names, parsed.text)[0]
 
+    @property
+    def _continuations(self) -> list[str] | None:
+        """The label continuations to score, or None where no label distribution is needed."""
+        if self.label_mode == "written":
+            return None
+        return self.template.scoring_parts(self.spec, self.label_names, "")[1]
+
     def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
-        if indices is None:
-            raise ValueError(
-                "GPT3MixAugmenter needs the rows' indices to seed each synthetic row: call "
-                "dataset.map(augmenter, batched=True, with_indices=True, ...)."
-            )
-        if isinstance(indices, int):
-            raise ValueError("GPT3MixAugmenter works on batches: call dataset.map(augmenter, batched=True, ...).")
+        # `indices` (map's with_indices=True) are accepted and not used: rows are keyed by their content.
+        rows = self._read_batch(batch)
         # (row, copy) pairs still to make, and what has been collected for each.
-        pending = [(row, copy) for row in indices for copy in range(self._copies(row))]
+        pending = [(i, copy) for i, row in enumerate(rows) for copy in range(self._copies(row))]
         results: dict[tuple[int, int], dict] = {
             key: {"failed_attempts": [], "generated_tokens": 0} for key in pending
         }
-        continuations = None
-        if self.label_mode == "soft":
-            continuations = self.template.scoring_parts(self.spec, self.label_names, "")[1]
+        continuations = self._continuations
         for attempt in range(self.max_attempts):
             if not pending:
                 break
             prompts, seeds = [], []
-            for row, copy in pending:
-                prompt, source_ids, generation_seed = self._prompt(row, copy, attempt)
-                results[row, copy].update(prompt=prompt, source_ids=source_ids)
+            for i, copy in pending:
+                prompt, source_ids, generation_seed = self._prompt(rows[i], copy, attempt)
+                results[i, copy].update(prompt=prompt, source_ids=source_ids)
                 prompts.append(prompt)
                 seeds.append(generation_seed)
             completions = self.backend.generate_and_score(
                 prompts, seeds, self.sampling, self._scoring_context, continuations
             )
+            outcomes = [self._read_completion(completion) for completion in completions]
+            if self.calibrate:
+                scored = [j for j, outcome in enumerate(outcomes) if not isinstance(outcome, str)]
+                priors = self._content_free_priors([prompts[j] for j in scored])
+                for j, prior in zip(scored, priors, strict=True):
+                    outcomes[j] = prior if isinstance(prior, str) else (*outcomes[j], prior)
             still_pending = []
-            for key, completion in zip(pending, completions, strict=True):
+            for key, completion, outcome in zip(pending, completions, outcomes, strict=True):
                 result = results[key]
                 result["generated_tokens"] += completion.num_tokens
-                error = self._accept(result, completion)
-                if error is not None:
-                    result["failed_attempts"].append({"generation": completion.text, "error": error})
+                if isinstance(outcome, str):
+                    result["failed_attempts"].append({"generation": completion.text, "error": outcome})
                     still_pending.append(key)
+                else:
+                    self._accept(result, completion, *outcome)
             pending = still_pending
         return self._columns([results[key] for key in results])
 
-    def _accept(self, result: dict, completion) -> str | None:
-        """Fill `result` from a completion; return why it was rejected, or None."""
+    def _read_completion(self, completion) -> tuple | str:
+        """(parsed generation, raw label distribution or None), or why the completion is rejected."""
         parsed = self._parser(completion.text)
         if not parsed.ok:
             return parsed.error
-        num_labels = len(self.label_names)
-        if self.label_mode == "soft":
-            if completion.label_logprobs is None:
-                return "the backend returned no label scores"
+        if self.label_mode == "written":
+            return parsed, None
+        if completion.label_logprobs is None:
+            return "the backend returned no label scores"
+        try:
+            return parsed, normalize_logprobs(completion.label_logprobs)
+        except ValueError as error:
+            return str(error)
+
+    def _content_free_priors(self, prompts: list[str]) -> list[list[float] | str]:
+        """For each prompt, the LM's label prior after the content-free texts, or why it cannot be had."""
+        if not prompts:
+            return []
+        contexts = [
+            self.template.scoring_parts(self.spec, self.label_names, text)[0] for text in self.content_free_texts
+        ]
+        flat_prompts = [prompt for prompt in prompts for _ in contexts]
+        flat_contexts = [context for _ in prompts for context in contexts]
+        scores = self.backend.score(flat_prompts, flat_contexts, self._continuations)
+        priors: list[list[float] | str] = []
+        for start in range(0, len(scores), len(contexts)):
             try:
-                soft = normalize_logprobs(completion.label_logprobs)
+                prior = content_free_prior(scores[start : start + len(contexts)])
+                if min(prior) <= 0:
+                    raise ValueError(f"the content-free prior {prior} gives a label no probability")
+                priors.append(prior)
             except ValueError as error:
-                return str(error)
-            label = int(np.argmax(soft))
+                priors.append(f"calibration failed: {error}")
+        return priors
+
+    def _accept(self, result: dict, completion, parsed, raw: list[float] | None, prior: list[float] | None = None):
+        """Fill `result` from an accepted completion."""
+        num_labels = len(self.label_names)
+        distribution = calibrate(raw, prior) if prior is not None else raw
+        if self.label_mode == "soft":
+            soft, label = distribution, int(np.argmax(distribution))
+        elif self.label_mode == "hard":
+            label = int(np.argmax(distribution))
+            soft = one_hot(label, num_labels)
         else:
             soft, label = one_hot(parsed.label, num_labels), parsed.label
         result.update(
             text=parsed.text,
             label=label,
             soft_labels=soft,
+            uncalibrated_soft_labels=raw or [],
+            label_prior=prior or [],
             written_label=parsed.label,
             generation=completion.text,
             label_mass=completion.label_mass,
         )
-        return None
 
     def _columns(self, results: list[dict]) -> dict[str, list]:
         columns = {name: [] for name in self.features}
@@ -350,6 +534,8 @@ class GPT3MixAugmenter:
             columns["text"].append(result["text"] if done else "")
             columns["label"].append(result["label"] if done else -1)
             columns["soft_labels"].append(result["soft_labels"] if done else [])
+            columns["uncalibrated_soft_labels"].append(result["uncalibrated_soft_labels"] if done else [])
+            columns["label_prior"].append(result["label_prior"] if done else [])
             columns["written_label"].append(result["written_label"] if done else -1)
             columns["source_ids"].append(result["source_ids"])
             columns["generation"].append(result["generation"] if done else "")
@@ -360,31 +546,60 @@ class GPT3MixAugmenter:
                 columns["prompt"].append(result["prompt"])
         return columns
 
+    # -- whole datasets ----------------------------------------------------------------------------------
+
     def augment(
         self,
-        dataset: Dataset | None = None,
+        dataset: Dataset | DatasetDict | None = None,
         *,
+        split: str | None = None,
+        pool: Dataset | None = None,
         batch_size: int = 16,
         num_proc: int | None = None,
         load_from_cache_file: bool | None = None,
         checkpoint_dir: str | Path | None = None,
         shard_size: int = 256,
     ) -> Dataset:
-        """The synthetic rows for `dataset` (default: every row of the pool) as a `Dataset`.
+        """The synthetic rows for the rows of `dataset` (default: the pool) as a `Dataset`.
 
         Rows whose every attempt failed are left out of the result and kept, with their generations and
         reasons, in `self.report.failures`; `self.report` also counts rows, parse failures, tokens and time.
 
-        With `checkpoint_dir`, the rows are made `shard_size` real rows at a time and each finished shard is
-        saved there: a run that stops half-way keeps its shards, and the same call resumes from them.
+        Args:
+            dataset (`Dataset` or `DatasetDict`, *optional*): the real rows to augment, with the text and label
+                columns and the pool's label names. A `DatasetDict` needs `split`.
+            split (`str`, *optional*): the split of a `DatasetDict` to augment.
+            pool (`Dataset`, *optional*): draw the prompts' other examples from these rows instead of the pool
+                the augmenter was built with.
+            batch_size, num_proc, load_from_cache_file: passed to `Dataset.map`.
+            checkpoint_dir (`str`, *optional*): make the rows `shard_size` real rows at a time and save each
+                finished shard there: a run that stops half-way keeps its shards, and the same call resumes
+                from them.
+            shard_size (`int`): real rows per saved shard.
         """
-        dataset = dataset if dataset is not None else self.pool_dataset()
+        if pool is not None:
+            names = list(_validate_dataset(pool, self.text_column, self.label_column)[2].names)
+            if names != self.label_names:
+                raise ValueError(
+                    f"The pool has the labels {names}, the augmenter {self.label_names}: cast the pool's label "
+                    f"column: pool.cast_column({self.label_column!r}, ClassLabel(names={self.label_names}))."
+                )
+            other = GPT3MixAugmenter(self.backend, pool, **self._settings())
+            synthetic = other.augment(
+                dataset if dataset is not None else self.pool_dataset(), split=split, batch_size=batch_size,
+                num_proc=num_proc, load_from_cache_file=load_from_cache_file, checkpoint_dir=checkpoint_dir,
+                shard_size=shard_size,
+            )
+            self.report = other.report
+            return synthetic
+        dataset = self._dataset_to_augment(dataset, split)
         start = time.perf_counter()
         map_kwargs = {"batch_size": batch_size, "num_proc": num_proc, "load_from_cache_file": load_from_cache_file}
+        numbered = number_duplicates(dataset, self.text_column, self.label_column)
         if checkpoint_dir is None:
-            generated = self._map(dataset, 0, **map_kwargs)
+            generated = self._map(numbered, **map_kwargs)
         else:
-            generated = self._augment_in_shards(dataset, Path(checkpoint_dir), shard_size, **map_kwargs)
+            generated = self._augment_in_shards(numbered, Path(checkpoint_dir), shard_size, **map_kwargs)
         seconds = time.perf_counter() - start
         labels = np.asarray(generated["label"])
         failed = generated.select(np.flatnonzero(labels < 0))
@@ -404,11 +619,40 @@ class GPT3MixAugmenter:
             )
         return synthetic
 
-    def _map(self, dataset: Dataset, offset: int, **map_kwargs) -> Dataset:
+    def _dataset_to_augment(self, dataset, split: str | None) -> Dataset:
+        if dataset is None:
+            return self.pool_dataset()
+        if isinstance(dataset, IterableDataset | IterableDatasetDict):
+            raise TypeError(
+                "augment() needs a Dataset it can count and save. For a streaming dataset, map the augmenter: "
+                "dataset.map(augmenter, batched=True, remove_columns=dataset.column_names, "
+                "features=augmenter.features)."
+            )
+        if isinstance(dataset, DatasetDict):
+            if split is None:
+                raise TypeError(
+                    f"augment() takes one split, got a DatasetDict with the splits {list(dataset)}: pass "
+                    f"dataset[{next(iter(dataset), 'train')!r}], or split=<the split's name>."
+                )
+            if split not in dataset:
+                raise ValueError(f"The DatasetDict has no split {split!r}; it has {list(dataset)}.")
+            dataset = dataset[split]
+        elif split is not None:
+            raise ValueError(f"split={split!r} is for a DatasetDict; the dataset given is already one split.")
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"augment() needs a datasets.Dataset, got {type(dataset).__name__}.")
+        feature = check_columns(dataset, self.text_column, self.label_column)
+        if list(feature.names) != self.label_names:
+            raise ValueError(
+                f"The dataset's labels are {feature.names}, the pool's {self.label_names}: label ids would not mean "
+                f"the same. Cast it: dataset.cast_column({self.label_column!r}, ClassLabel(names={self.label_names}))."
+            )
+        return dataset
+
+    def _map(self, dataset: Dataset, **map_kwargs) -> Dataset:
         return dataset.map(
-            self if offset == 0 else _Offset(self, offset),
+            self,
             batched=True,
-            with_indices=True,
             remove_columns=dataset.column_names,
             features=self.features,
             desc="GPT3Mix augmentation",
@@ -418,35 +662,36 @@ class GPT3MixAugmenter:
     def _augment_in_shards(self, dataset: Dataset, folder: Path, shard_size: int, **map_kwargs) -> Dataset:
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}.")
+        columns = [self.text_column, self.label_column, OCCURRENCE_COLUMN]
         manifest = {
             "augmenter": Hasher.hash([self.config(), self._texts, self._labels]),
-            "dataset": Hasher.hash(dataset.select_columns([self.text_column, self.label_column]).to_dict()),
+            "dataset": Hasher.hash(dataset.select_columns(columns).to_dict()),
             "shard_size": shard_size,
         }
-        folder.mkdir(parents=True, exist_ok=True)
         manifest_path = folder / "manifest.json"
         if manifest_path.exists():
-            if json.loads(manifest_path.read_text()) != manifest:
+            if read_json(manifest_path) != manifest:
                 raise ValueError(
                     f"{folder} holds the shards of a run with other settings or data: pass another "
                     "checkpoint_dir, or delete that folder to start over."
                 )
         else:
-            manifest_path.write_text(json.dumps(manifest, indent=2))
+            write_json(manifest_path, manifest)
         shards = []
         num_shards = math.ceil(len(dataset) / shard_size)
         for number in range(num_shards):
             path = folder / f"shard-{number:05d}-of-{num_shards:05d}"
-            if not path.exists():
+            saved = load_rows(path)
+            if saved is None:
                 begin = number * shard_size
                 part = dataset.select(range(begin, min(begin + shard_size, len(dataset))))
-                staging = folder / f".{path.name}.partial"
-                shutil.rmtree(staging, ignore_errors=True)
-                self._map(part, begin, **map_kwargs).save_to_disk(staging)
-                staging.rename(path)
+                shard = self._map(part, **map_kwargs)
+                # A shard folder counts as done only once its meta.json is written, after the rows.
+                save_rows(path, shard, {"rows": [begin, begin + len(part)], "manifest": manifest})
+                saved = load_rows(path)
             else:
                 logger.info(f"Resuming: {path.name} is already done.")
-            shards.append(load_from_disk(path))
+            shards.append(saved[0])
         return concatenate_datasets(shards)
 
     def pool_dataset(self) -> Dataset:
@@ -455,11 +700,67 @@ class GPT3MixAugmenter:
         return Dataset.from_dict({self.text_column: self._texts, self.label_column: self._labels}, features=features)
 
 
-class _Offset:
-    """The augmenter on a slice of the data: its row ids are shifted back to ids in the whole dataset."""
+def number_duplicates(dataset: Dataset, text_column: str = "text", label_column: str = "label") -> Dataset:
+    """`dataset` with an `OCCURRENCE_COLUMN`: 0 for the first row with its (text, label), 1 for the next copy...
 
-    def __init__(self, augmenter: GPT3MixAugmenter, offset: int):
-        self.augmenter, self.offset = augmenter, offset
+    A synthetic row is keyed by its real row's content, so exact duplicates would get the same synthetic rows;
+    the occurrence number tells them apart. It counts copies in dataset order, but copies are identical, so a
+    shuffled or sub-selected dataset gets the same synthetic rows for each distinct (text, label) and copy
+    count. `augment()` calls this; call it yourself before `Dataset.map` on data with duplicates. A dataset
+    that already has the column is returned as it is.
+    """
+    if OCCURRENCE_COLUMN in dataset.column_names:
+        return dataset
+    seen: dict[tuple[str, object], int] = {}
+    occurrences = []
+    for text, label in zip(dataset[text_column], dataset[label_column], strict=True):
+        occurrences.append(seen.get((text, label), 0))
+        seen[text, label] = occurrences[-1] + 1
+    return dataset.select_columns([text_column, label_column]).add_column(OCCURRENCE_COLUMN, occurrences)
 
-    def __call__(self, batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        return self.augmenter(batch, [index + self.offset for index in indices])
+
+def relabel(synthetic: Dataset, label_mode: str = "soft", calibrated: bool = False) -> Dataset:
+    """The same synthetic rows with the labels of another variant, without generating again.
+
+    One `label_mode="soft"` (or `"hard"`) pass with `calibrate=True` holds the raw label distribution
+    (`uncalibrated_soft_labels`) and the content-free prior (`label_prior`) of every row, which is all the soft,
+    calibrated and hard (argmax) variants need: they pick the same rows, as a pass of their own would.
+
+    Args:
+        synthetic (`Dataset`): rows made by `GPT3MixAugmenter` in `"soft"` or `"hard"` mode.
+        label_mode (`str`): `"soft"` or `"hard"`.
+        calibrated (`bool`): divide the content-free prior out (needs a `calibrate=True` pass).
+
+    Example:
+
+    >>> rows = GPT3MixAugmenter(backend, train, spec, calibrate=True).augment()
+    >>> paper_hard = relabel(rows, "hard")
+    >>> calibrated_soft = relabel(rows, "soft", calibrated=True)
+    """
+    if label_mode not in ("soft", "hard"):
+        raise ValueError(
+            f"relabel makes the 'soft' and 'hard' variants, got {label_mode!r}: 'written' labels keep rows whose "
+            "scoring failed, so they need a pass of their own (label_mode='written')."
+        )
+    for column in ("uncalibrated_soft_labels", "label_prior", "label", "soft_labels"):
+        if column not in synthetic.column_names:
+            raise ValueError(
+                f"relabel needs GPT3MixAugmenter rows with a {column!r} column; got {synthetic.column_names}."
+            )
+    raw = synthetic["uncalibrated_soft_labels"]
+    if any(not distribution for distribution in raw):
+        raise ValueError("Some rows have no uncalibrated_soft_labels: they come from a label_mode='written' pass.")
+    priors = synthetic["label_prior"]
+    if calibrated and any(not prior for prior in priors):
+        raise ValueError("Calibrated labels need the content-free prior: make the rows with calibrate=True.")
+    num_labels = len(raw[0])
+    soft_labels, labels = [], []
+    for distribution, prior in zip(raw, priors, strict=True):
+        distribution = calibrate(distribution, prior) if calibrated else distribution
+        label = int(np.argmax(distribution))
+        labels.append(label)
+        soft_labels.append(distribution if label_mode == "soft" else one_hot(label, num_labels))
+    relabelled = synthetic.remove_columns(["label", "soft_labels"])
+    relabelled = relabelled.add_column("label", labels, feature=synthetic.features["label"])
+    relabelled = relabelled.add_column("soft_labels", soft_labels, feature=synthetic.features["soft_labels"])
+    return relabelled.select_columns(synthetic.column_names)

@@ -1,8 +1,16 @@
-"""From the LM's label-sequence log-probabilities to the soft label p(y | x')."""
+"""From the LM's label-sequence log-probabilities to the soft label p(y | x'), and its calibration.
+
+Calibration follows "Calibrate Before Use" (Zhao et al., 2021): the LM's bias towards some label words is
+estimated by scoring the label words after content-free texts ("N/A", "", "[MASK]") in the same prompt, and
+divided out of each row's distribution (their W = diag(p_cf)^-1, b = 0), which is then renormalised.
+"""
 
 from __future__ import annotations
 
 import math
+
+# Zhao et al.'s content-free inputs, averaged.
+CONTENT_FREE_TEXTS = ("N/A", "", "[MASK]")
 
 
 def normalize_logprobs(logprobs: list[float]) -> list[float]:
@@ -19,6 +27,66 @@ def normalize_logprobs(logprobs: list[float]) -> list[float]:
 
 def one_hot(label: int, num_labels: int) -> list[float]:
     return [1.0 if i == label else 0.0 for i in range(num_labels)]
+
+
+def content_free_prior(logprobs: list[list[float]]) -> list[float]:
+    """The LM's label prior p_cf from the label log-probabilities after each content-free text.
+
+    As in Zhao et al.'s code (`get_p_content_free`), the label probabilities are averaged over the
+    content-free texts, then normalised: p_cf(y) ∝ mean_j exp(logprobs[j][y]).
+
+    Args:
+        logprobs (`list[list[float]]`): one row per content-free text, one log-probability per label.
+
+    Example:
+
+    >>> content_free_prior([[math.log(0.2), math.log(0.6)], [math.log(0.4), math.log(0.2)]])  # mean (0.3, 0.4)
+    [0.428..., 0.571...]
+    """
+    if not logprobs or not logprobs[0]:
+        raise ValueError("No content-free label log-probabilities: score at least one content-free text.")
+    num_labels = len(logprobs[0])
+    if any(len(row) != num_labels for row in logprobs):
+        raise ValueError(f"Every content-free text needs one log-probability per label; got {logprobs}.")
+    # log mean_j exp(l_jy), by a log-sum-exp per label; the constant log(J) cancels in the normalisation.
+    summed = []
+    for label in range(num_labels):
+        column = [row[label] for row in logprobs]
+        top = max(column)
+        summed.append(top + math.log(sum(math.exp(v - top) for v in column)) if math.isfinite(top) else top)
+    return normalize_logprobs(summed)
+
+
+def calibrate(probabilities: list[float], prior: list[float]) -> list[float]:
+    """q(y) ∝ p(y) / p_cf(y): the label distribution with the LM's content-free prior divided out.
+
+    A uniform prior leaves `probabilities` as they are; scaling the prior changes nothing; a row that only
+    repeats the prior becomes uniform.
+
+    Args:
+        probabilities (`list[float]`): the row's label distribution.
+        prior (`list[float]`): the content-free prior (`content_free_prior`), every entry > 0.
+
+    Example:
+
+    >>> calibrate([0.6, 0.4], [0.75, 0.25])  # (0.8, 1.6) renormalised
+    [0.333..., 0.666...]
+    """
+    if len(probabilities) != len(prior) or not prior:
+        raise ValueError(
+            f"The label distribution ({len(probabilities)} labels) and the prior ({len(prior)}) must have the "
+            "same, non-zero length."
+        )
+    if any(not math.isfinite(p) or p <= 0 for p in prior):
+        raise ValueError(
+            f"The content-free prior {prior} gives a label no probability: it cannot be divided out. (A served "
+            "backend that only sees its top-k alternatives misses rare label words: raise its top_logprobs.)"
+        )
+    weights = [p / q for p, q in zip(probabilities, prior, strict=True)]
+    total = sum(weights)
+    if not math.isfinite(total) or total <= 0:
+        raise ValueError(f"The label distribution {probabilities} has no probability to calibrate.")
+    return [weight / total for weight in weights]
 
 
 def top_k_label_logprobs(alternatives: dict[str, float], continuations: list[str]) -> tuple[list[float], float, int]:

@@ -6,7 +6,9 @@ from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import ClassLabel, Dataset, load_dataset
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend, concatenate_with_real
+from gpt3mix_hf.augmenter import OCCURRENCE_COLUMN, number_duplicates, relabel
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+from gpt3mix_hf.soft_labels import calibrate, content_free_prior
 
 SST2 = TaskSpec.from_preset("sst2")
 
@@ -46,12 +48,81 @@ def test_failed_generations_are_counted_and_kept(toy_sentiment):
         assert all(a["error"] == "no label marker" for a in failure["failed_attempts"])
 
 
-def test_hard_labels_are_the_labels_the_lm_wrote(toy_sentiment):
-    synthetic = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, label_mode="hard").augment()
+def test_written_labels_are_the_labels_the_lm_wrote(toy_sentiment):
+    synthetic = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, label_mode="written").augment()
     for row in rows(synthetic):
         assert row["label"] == row["written_label"]
         assert row["soft_labels"] == [1.0 if i == row["label"] else 0.0 for i in range(2)]
         assert row["generation"].endswith(f"(Sentiment: {['negative', 'positive'][row['label']]})")
+        assert row["uncalibrated_soft_labels"] == [] and row["label_prior"] == []
+
+
+def test_hard_labels_are_the_argmax_of_the_soft_pass(toy_sentiment):
+    soft = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratio=3, seed=4).augment()
+    hard = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratio=3, seed=4, label_mode="hard").augment()
+    assert hard["text"] == soft["text"] and hard["uncalibrated_soft_labels"] == soft["soft_labels"]
+    assert hard["label"] == [int(np.argmax(p)) for p in soft["soft_labels"]]
+    assert hard["soft_labels"] == [[float(i == label) for i in range(2)] for label in hard["label"]]
+    # The LM's sampled label is not its most probable one everywhere, or the two modes could not be told apart.
+    assert hard["label"] != hard["written_label"]
+    assert rows(relabel(soft, "hard")) == rows(hard)
+
+
+class RecordingBackend(ScriptedBackend):
+    """Records what it is asked to score, to check where the content-free texts are scored."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scored: list[tuple[str, str]] = []
+
+    def score(self, prompts, contexts, continuations):
+        self.scored.extend(zip(prompts, contexts, strict=True))
+        return super().score(prompts, contexts, continuations)
+
+
+def test_calibration_divides_the_content_free_prior_of_the_same_prompt_out(toy_sentiment):
+    plain = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratio=3, seed=4).augment()
+    backend = RecordingBackend()
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=3, seed=4, calibrate=True, keep_prompt=True)
+    calibrated = augmenter.augment()
+    # One generation serves both variants: the same rows, the raw distribution kept beside the calibrated one.
+    assert calibrated["text"] == plain["text"]
+    assert calibrated["uncalibrated_soft_labels"] == plain["soft_labels"]
+    contexts = [" N/A (Sentiment:", "  (Sentiment:", " [MASK] (Sentiment:"]
+    for row in rows(calibrated):
+        # Scored after the row's own prompt, each content-free text and the label marker.
+        assert all((row["prompt"], context) in backend.scored for context in contexts)
+        prior = content_free_prior(backend.score([row["prompt"]] * 3, contexts, [" negative", " positive"]))
+        assert row["label_prior"] == pytest.approx(prior, abs=1e-6)
+        assert row["soft_labels"] == pytest.approx(calibrate(row["uncalibrated_soft_labels"], prior), abs=1e-6)
+        assert row["label"] == int(np.argmax(row["soft_labels"]))
+    # This LM's prior is far from uniform, so calibration moves labels.
+    assert calibrated["label"] != plain["label"]
+    # The other variants follow from the same rows.
+    assert relabel(calibrated, "soft")["soft_labels"] == plain["soft_labels"]
+    np.testing.assert_allclose(relabel(calibrated, "soft", calibrated=True)["soft_labels"],
+                               calibrated["soft_labels"], atol=1e-6)
+    hard = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratio=3, seed=4, calibrate=True,
+                            label_mode="hard").augment()
+    assert hard["label"] == calibrated["label"] == relabel(calibrated, "hard", calibrated=True)["label"]
+    with pytest.raises(ValueError, match="calibrate=True"):
+        relabel(plain, "soft", calibrated=True)
+    with pytest.raises(ValueError, match="written"):
+        relabel(plain, "written")
+
+
+def test_a_prior_without_probability_for_a_label_fails_the_attempt(toy_sentiment):
+    class BlindToNegative(ScriptedBackend):
+        def score(self, prompts, contexts, continuations):
+            scores = super().score(prompts, contexts, continuations)
+            return [[-np.inf, s[1]] if "(Sentiment:" in c and "review" not in c else s
+                    for s, c in zip(scores, contexts, strict=True)]
+
+    augmenter = GPT3MixAugmenter(BlindToNegative(parse_rate=1.0), toy_sentiment, SST2, calibrate=True,
+                                 max_attempts=2)
+    assert len(augmenter.augment()) == 0
+    errors = {a["error"] for failure in augmenter.report.failures for a in failure["failed_attempts"]}
+    assert len(errors) == 1 and errors.pop().startswith("calibration failed")
 
 
 def test_fractional_ratio_is_a_per_row_coin_flip():
@@ -73,11 +144,107 @@ def test_same_seed_same_rows_whatever_the_batch_size(toy_sentiment):
 
 def test_map_directly(toy_sentiment):
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2)
-    mapped = toy_sentiment.map(augmenter, batched=True, with_indices=True, remove_columns=toy_sentiment.column_names,
+    mapped = toy_sentiment.map(augmenter, batched=True, remove_columns=toy_sentiment.column_names,
                                features=augmenter.features)
     assert len(mapped) == 6
-    with pytest.raises(ValueError, match="with_indices=True"):
-        toy_sentiment.map(augmenter, batched=True, remove_columns=toy_sentiment.column_names)
+    # with_indices=True (which older versions needed) is accepted and changes nothing.
+    with_indices = toy_sentiment.map(augmenter, batched=True, with_indices=True,
+                                     remove_columns=toy_sentiment.column_names, features=augmenter.features)
+    assert rows(with_indices) == rows(mapped)
+    with pytest.raises(ValueError, match="batched=True"):
+        toy_sentiment.map(augmenter, remove_columns=toy_sentiment.column_names)
+
+
+def mapped_blocks(dataset, augmenter, ratio, batch_size=4):
+    """The synthetic rows of each real row of `dataset`, keyed by that row's text (map keeps the order)."""
+    out = dataset.map(augmenter, batched=True, batch_size=batch_size, remove_columns=dataset.column_names,
+                      features=augmenter.features).to_list()
+    assert len(out) == ratio * len(dataset)
+    return {text: out[ratio * i: ratio * (i + 1)] for i, text in enumerate(dataset["text"])}
+
+
+@pytest.mark.parametrize("selection", ["anchored", "uniform", "class_balanced"])
+def test_each_real_row_gets_the_same_rows_whatever_the_subset_order_or_batch(toy_sentiment, selection):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratio=2, seed=2, selection=selection,
+                                 keep_prompt=True)
+    full = mapped_blocks(toy_sentiment, augmenter, 2)
+    for subset in (toy_sentiment.select([4, 1]), toy_sentiment.shuffle(seed=0),
+                   toy_sentiment.filter(lambda row: row["label"] == 0)):
+        for batch_size in (1, 3):
+            for text, block in mapped_blocks(subset, augmenter, 2, batch_size).items():
+                assert block == full[text]
+    assert len({row["generation"] for block in full.values() for row in block}) > 6
+
+
+def test_the_mapped_row_is_read_from_the_batch(toy_sentiment):
+    other = make_dataset([f"a brand new review number {i} ." for i in range(9)], [i % 2 for i in range(9)],
+                         ["negative", "positive"])
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=1.0), toy_sentiment, SST2, keep_prompt=True)
+    # Longer than the pool: nothing is looked up by position.
+    synthetic = other.map(augmenter, batched=True, remove_columns=other.column_names, features=augmenter.features)
+    for real, row in zip(other, synthetic, strict=True):
+        assert f"Movie review: {real['text']} (Sentiment: {['negative', 'positive'][real['label']]})" in row["prompt"]
+        # The mapped row is not in the pool (-1); its partner is.
+        assert sorted(row["source_ids"])[0] == -1 and 0 <= sorted(row["source_ids"])[1] < len(toy_sentiment)
+    # Mapped rows from the pool are found there, and are not their own partners.
+    for row in augmenter.augment(batch_size=2).to_list():
+        assert len(set(row["source_ids"])) == 2 and min(row["source_ids"]) >= 0
+
+
+def test_uniform_selection_draws_every_example_from_the_pool(toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=1.0), toy_sentiment, SST2, ratio=10, k=3,
+                                 selection="uniform", keep_prompt=True)
+    synthetic = augmenter.augment(toy_sentiment.select([0]))
+    anchor_shown = 0
+    for row in rows(synthetic):
+        assert len(set(row["source_ids"])) == 3 and min(row["source_ids"]) >= 0
+        anchor_shown += 0 in row["source_ids"]
+    # Row 0 is one of 6 pool rows: it is shown in about half the prompts, not in all of them.
+    assert 0 < anchor_shown < 10
+
+
+def test_streaming_map_gives_the_same_rows(toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratio=2, seed=1)
+    expected = toy_sentiment.map(augmenter, batched=True, remove_columns=["text", "label"],
+                                 features=augmenter.features)
+    streamed = toy_sentiment.to_iterable_dataset(num_shards=2).map(
+        augmenter, batched=True, batch_size=4, remove_columns=["text", "label"], features=augmenter.features
+    )
+    # A streamed map does not cast to the features: the soft labels are compared once stored as float32.
+    assert rows(Dataset.from_list(list(streamed), features=augmenter.features)) == rows(expected)
+
+
+def test_streamed_rows_may_carry_label_names(toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratio=2, seed=1)
+    by_id = augmenter({"text": toy_sentiment["text"], "label": toy_sentiment["label"]})
+    names = ["negative", "positive"]
+    by_name = augmenter({"text": toy_sentiment["text"], "label": [names[i] for i in toy_sentiment["label"]]})
+    assert by_name == by_id
+
+
+def test_duplicated_rows_get_their_own_synthetic_rows():
+    dataset = make_dataset(["same review .", "same review .", "another one .", "a third ."], [1, 1, 0, 1],
+                           ["negative", "positive"])
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=1.0), dataset, SST2, seed=3)
+    synthetic = augmenter.augment(load_from_cache_file=False)
+    assert synthetic["generation"][0] != synthetic["generation"][1]
+    shuffled = augmenter.augment(dataset.shuffle(seed=1), load_from_cache_file=False)
+    assert sorted(shuffled["generation"]) == sorted(synthetic["generation"])
+    # Without the occurrence number (a plain map), copies share their synthetic rows.
+    mapped = dataset.map(augmenter, batched=True, remove_columns=dataset.column_names, features=augmenter.features)
+    assert mapped["generation"][0] == mapped["generation"][1]
+    assert number_duplicates(dataset)[OCCURRENCE_COLUMN] == [0, 1, 0, 0]
+
+
+def test_partners_from_another_pool(toy_sentiment):
+    pool = make_dataset([f"pool review {i} ." for i in range(5)], [0, 1, 0, 1, 0], ["negative", "positive"])
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=1.0), toy_sentiment, SST2, keep_prompt=True)
+    synthetic = augmenter.augment(toy_sentiment, pool=pool)
+    assert augmenter.report.rows_written == len(synthetic) == 6
+    for real, row in zip(toy_sentiment, synthetic, strict=True):
+        assert real["text"] in row["prompt"] and "pool review" in row["prompt"]
+    with pytest.raises(ValueError, match="labels"):
+        augmenter.augment(pool=make_dataset(["x"] * 2, [0, 1], ["bad", "good"]))
 
 
 def test_partners_come_from_the_whole_dataset(toy_sentiment):
@@ -99,16 +266,24 @@ def test_resumes_from_checkpoints(toy_sentiment, tmp_path):
     backend = ScriptedBackend()
     first = GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2).augment(checkpoint_dir=tmp_path, shard_size=2)
     calls = backend.calls
-    # A run that died after its first shard: the other shards are gone, and only they are made again.
-    for shard in sorted(tmp_path.glob("shard-*"))[1:]:
-        for path in sorted(shard.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        shard.rmdir()
+    # A run that died while saving its second shard (rows written, meta.json not yet) and before the third:
+    # only those two are made again.
+    shards = sorted(tmp_path.glob("shard-*"))
+    assert len(shards) == 3 and (tmp_path / "manifest.json").exists()
+    (shards[1] / "meta.json").unlink()
+    for path in sorted(shards[2].rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    shards[2].rmdir()
     resumed = GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2).augment(
         checkpoint_dir=tmp_path, shard_size=2, load_from_cache_file=False
     )
     assert rows(resumed) == rows(first)
     assert 0 < backend.calls - calls < calls
+    # The same data shuffled is other data for the shards (they are cut by position).
+    with pytest.raises(ValueError, match="other settings or data"):
+        GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2).augment(
+            toy_sentiment.shuffle(seed=0), checkpoint_dir=tmp_path, shard_size=2
+        )
     with pytest.raises(ValueError, match="other settings"):
         GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2, seed=9).augment(checkpoint_dir=tmp_path, shard_size=2)
 
@@ -132,6 +307,30 @@ def test_dataset_dict_hints_at_the_split(toy_sentiment):
 
     with pytest.raises(TypeError, match=r"dataset\['train'\]"):
         GPT3MixAugmenter(ScriptedBackend(), DatasetDict(train=toy_sentiment), SST2)
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2)
+    splits = DatasetDict(train=toy_sentiment, test=toy_sentiment.select([0]))
+    with pytest.raises(TypeError, match=r"splits \['train', 'test'\].*dataset\['train'\].*split="):
+        augmenter.augment(splits)
+    assert rows(augmenter.augment(splits, split="test")) == rows(augmenter.augment(toy_sentiment.select([0])))
+    with pytest.raises(ValueError, match="no split 'validation'"):
+        augmenter.augment(splits, split="validation")
+    with pytest.raises(TypeError, match="streaming"):
+        augmenter.augment(toy_sentiment.to_iterable_dataset())
+
+
+def test_batch_without_the_columns_says_which(toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2)
+    renamed = toy_sentiment.rename_column("text", "sentence")
+    with pytest.raises(ValueError, match=r"no column 'text' \(it has \['label', 'sentence'\]\).*text_column"):
+        renamed.map(augmenter, batched=True, remove_columns=renamed.column_names)
+    with pytest.raises(ValueError, match="label_column"):
+        augmenter({"text": ["a film ."]})
+    with pytest.raises(ValueError, match="label 'great'.*label names"):
+        augmenter({"text": ["a film ."], "label": ["great"]})
+    with pytest.raises(ValueError, match="empty text"):
+        augmenter({"text": [" "], "label": [0]})
+    with pytest.raises(ValueError, match="labels are"):
+        augmenter.augment(make_dataset(["a film ."], [0], ["bad", "good"]))
 
 
 @pytest.mark.parametrize("k", [0, 7])
@@ -154,10 +353,13 @@ def test_label_without_examples_warns_and_keeps_its_share(caplog):
     assert all(len(soft) == 2 for soft in synthetic["soft_labels"])
 
 
-@pytest.mark.parametrize("kwargs", [{"ratio": 0}, {"label_mode": "argmax"}, {"max_attempts": 0},
-                                    {"selection": "nearest"}])
-def test_bad_settings(toy_sentiment, kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"ratio": 0}, "ratio"), ({"label_mode": "argmax"}, "label_mode"), ({"max_attempts": 0}, "max_attempts"),
+    ({"selection": "nearest"}, "selection"), ({"label_mode": "written", "calibrate": True}, "calibrate"),
+    ({"calibrate": True, "content_free_texts": []}, "content_free_texts"),
+])
+def test_bad_settings(toy_sentiment, kwargs, match):
+    with pytest.raises(ValueError, match=match):
         GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, **kwargs)
 
 
@@ -211,9 +413,32 @@ def test_fingerprint_hits_the_cache_and_settings_miss_it(tiny_lm_dir, data_dir, 
     assert run()._fingerprint == first._fingerprint
     assert run().cache_files == first.cache_files
     changed = {run(seed=1)._fingerprint, run(k=3)._fingerprint, run(label_mode="hard")._fingerprint,
+               run(label_mode="written")._fingerprint, run(calibrate=True)._fingerprint,
+               run(selection="uniform")._fingerprint, run(ratio=2)._fingerprint, run(max_attempts=2)._fingerprint,
                run(sampling=SamplingConfig(max_new_tokens=5))._fingerprint,
                run(spec=TaskSpec.from_preset("cr"))._fingerprint}
-    assert first._fingerprint not in changed and len(changed) == 5
+    assert first._fingerprint not in changed and len(changed) == 10
+
+
+def test_augment_twice_hits_the_cache(tiny_lm_dir, data_dir, tmp_path):
+    train = load_dataset("json", data_files=str(data_dir / "sst2" / "validation.jsonl"), split="train",
+                         cache_dir=str(tmp_path))
+    train = train.select(range(0, 40, 10)).cast_column("label", ClassLabel(names=["negative", "positive"]))
+    backend = TransformersBackend.from_pretrained(str(tiny_lm_dir))
+    augmenter = GPT3MixAugmenter(backend, train, SST2, sampling=SamplingConfig(max_new_tokens=4), max_attempts=1)
+    calls = []
+    generate_and_score = backend.generate_and_score
+    # Counted on the instance: the backend pickles (and hashes) as its source, so this changes no fingerprint.
+    backend.generate_and_score = lambda *args, **kwargs: calls.append(1) or generate_and_score(*args, **kwargs)
+    first = augmenter.augment(train)
+    assert calls and augmenter.report.seconds > 0
+    made = len(calls)
+    # The second run reads the cache the first wrote: the first run's report (wall-clock seconds) is no part
+    # of the hashed state.
+    again = augmenter.augment(train)
+    assert len(calls) == made and rows(again) == rows(first)
+    augmenter.augment(train.select([2, 0]))
+    assert len(calls) > made
 
 
 # -- the embedded default model ----------------------------------------------------------------------------
@@ -252,3 +477,21 @@ def test_tiny_model_same_rows_with_two_processes(tiny_lm_dir, toy_sentiment):
     two = augmenter.augment(batch_size=3, num_proc=2, load_from_cache_file=False)
     assert rows(two) == rows(one)
     assert augmenter.report.failures == one_failures
+
+
+@pytest.mark.slow
+def test_smollm2_calibration_scores_the_prior_in_each_rows_prompt(sst2_sample):
+    backend = TransformersBackend.from_pretrained("smollm2", batch_size=4)
+    augmenter = GPT3MixAugmenter(backend, sst2_sample, SST2, seed=2, calibrate=True, keep_prompt=True,
+                                 sampling=SamplingConfig(max_new_tokens=40), max_attempts=2)
+    synthetic = augmenter.augment(load_from_cache_file=False)
+    assert len(synthetic) >= 2, augmenter.report.failures
+    template = augmenter.template
+    contexts = [template.scoring_parts(SST2, augmenter.label_names, text)[0] for text in ("N/A", "", "[MASK]")]
+    continuations = template.scoring_parts(SST2, augmenter.label_names, "")[1]
+    for row in rows(synthetic):
+        prior = content_free_prior(backend.score([row["prompt"]] * 3, contexts, continuations))
+        np.testing.assert_allclose(row["label_prior"], prior, atol=1e-4)
+        np.testing.assert_allclose(row["soft_labels"], calibrate(row["uncalibrated_soft_labels"], prior), atol=1e-4)
+    # Prompts differ, so do their priors: the prior is the prompt's, not one constant.
+    assert len({tuple(np.round(p, 4)) for p in synthetic["label_prior"]}) == len(synthetic)
