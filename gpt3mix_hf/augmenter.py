@@ -255,9 +255,6 @@ class GPT3MixAugmenter:
             "calibrate": self.calibrate,
             "content_free_texts": list(self.content_free_texts),
             "seed": self.seed,
-            # How a synthetic row's randomness is keyed: by its real row's content (text, label name and
-            # occurrence), not its position. Files without this key come from the position-keyed versions.
-            "seeding": "content",
             "max_attempts": self.max_attempts,
             "text_column": self.text_column,
             "label_column": self.label_column,

@@ -26,6 +26,7 @@ from .backends.base import Backend, SamplingConfig
 from .credentials import check_no_secrets, find_secret
 from .data import class_balanced_sample
 from .prompt import PromptTemplate
+from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
 from .state import read_json, write_json
 
@@ -145,6 +146,7 @@ class AugmenterSettings:
     selection: str = "uniform"
     label_mode: str = "soft"
     calibrate: bool = False
+    content_free_texts: list[str] = field(default_factory=lambda: list(CONTENT_FREE_TEXTS))
     seed: int = 0
     max_attempts: int = 4
     text_column: str = "text"
@@ -366,6 +368,7 @@ class GPT3MixConfig:
         if settings.calibrate:
             # Passed only when set, so files from before calibration existed build on any augmenter version.
             options["calibrate"] = True
+            options["content_free_texts"] = tuple(settings.content_free_texts)
         return GPT3MixAugmenter(
             backend,
             dataset,
