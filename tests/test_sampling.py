@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from gpt3mix_hf.backends.sampling import counter_uniforms, nucleus_candidates, sample_tokens
+
+
+def full_sort_nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The nucleus as a full sort defines it (the sampler this project had before): probabilities with the
+    tokens outside it set to 0."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    drop = sorted_probs.double().cumsum(-1) - sorted_probs.double() >= top_p
+    return torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+
+
+def test_uniforms_depend_on_seed_and_step_only():
+    seeds, steps = [3, 2**63 - 1, 3, 0, 12345], [0, 5, 1, 0, 7]
+    together = counter_uniforms(seeds, steps)
+    alone = torch.cat([counter_uniforms([s], [t]) for s, t in zip(seeds, steps, strict=True)])
+    assert torch.equal(together, alone)
+    assert torch.equal(counter_uniforms(seeds[::-1], steps[::-1]), together.flip(0))
+    assert len(set(together.tolist())) == len(seeds)
+    assert together.dtype == torch.float64 and bool(((together >= 0) & (together < 1)).all())
+
+
+def test_uniforms_are_uniform_across_seeds_and_steps():
+    # Neighbouring seeds and steps, where a weak mixer would show structure.
+    seeds = np.repeat(np.arange(2000), 10)
+    steps = np.tile(np.arange(10), 2000)
+    values = counter_uniforms(seeds.tolist(), steps.tolist()).numpy()
+    assert stats.kstest(values, "uniform").pvalue > 1e-3
+    # Consecutive steps of one seed are not correlated.
+    grid = values.reshape(2000, 10)
+    assert abs(np.corrcoef(grid[:, 0], grid[:, 1])[0, 1]) < 0.1
+
+
+def test_one_step_per_seed():
+    with pytest.raises(ValueError, match="one step per seed"):
+        counter_uniforms([1, 2], [0])
+
+
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.95, 0.999])
+@pytest.mark.parametrize("sharpness", [0.1, 1.0, 4.0])
+def test_nucleus_without_full_sort_equals_the_full_sort(top_p, sharpness):
+    generator = torch.Generator().manual_seed(int(top_p * 1000) + int(sharpness * 10))
+    # 5,000 tokens: a flat distribution needs the candidate set to grow several times.
+    probs = torch.softmax(sharpness * torch.randn(6, 5000, generator=generator), dim=-1)
+    candidate_probs, candidate_ids = nucleus_candidates(probs, top_p)
+    rebuilt = torch.zeros_like(probs).scatter(-1, candidate_ids, candidate_probs)
+    assert torch.equal(rebuilt, full_sort_nucleus(probs, top_p))
+
+
+def draws_with_counter_sampler(logits, temperature, top_p, rows, step=0):
+    uniforms = counter_uniforms(list(range(rows)), [step] * rows)
+    return sample_tokens(logits.expand(rows, -1), uniforms, temperature, top_p)
+
+
+def homogeneity_pvalue(first: torch.Tensor, second: torch.Tensor, vocab: int) -> float:
+    """Chi-square test that two samples of tokens come from one distribution (cells with no draws dropped)."""
+    table = np.stack([np.bincount(first.numpy(), minlength=vocab), np.bincount(second.numpy(), minlength=vocab)])
+    return stats.chi2_contingency(table[:, table.sum(0) > 0]).pvalue
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_sampler_matches_torch_multinomial_in_distribution(case):
+    generator = torch.Generator().manual_seed(case)
+    vocab, rows = 40, 20_000
+    logits = 2.0 * torch.randn(1, vocab, generator=generator)
+    temperature, top_p = [(1.0, 1.0), (1.0, 0.9), (0.7, 0.95), (1.3, 0.8), (1.0, 0.5), (2.0, 1.0)][case]
+    ours = draws_with_counter_sampler(logits, temperature, top_p, rows, step=case)
+    reference_probs = full_sort_nucleus(torch.softmax(logits / temperature, dim=-1), top_p)[0]
+    theirs = torch.multinomial(reference_probs, rows, replacement=True, generator=generator)
+    assert set(ours.tolist()) <= set(torch.nonzero(reference_probs).flatten().tolist())
+    assert homogeneity_pvalue(ours, theirs, vocab) > 1e-4
+    # The test has power: the same comparison against a wrong temperature fails clearly.
+    wrong = draws_with_counter_sampler(logits, temperature * 1.5, top_p, rows, step=case)
+    assert homogeneity_pvalue(wrong, theirs, vocab) < 1e-6
+
+
+def test_each_row_draws_from_its_own_logits():
+    logits = torch.full((3, 10), -1e4)
+    logits[0, 2] = logits[1, 7] = logits[2, 4] = 0.0
+    tokens = sample_tokens(logits, counter_uniforms([1, 2, 3], [0, 0, 0]), 1.0, 0.9)
+    assert tokens.tolist() == [2, 7, 4]
+
+
+def test_greedy_is_argmax_and_bf16_logits_are_accepted():
+    logits = torch.randn(4, 100, generator=torch.Generator().manual_seed(0))
+    uniforms = counter_uniforms([0, 1, 2, 3], [0, 0, 0, 0])
+    assert torch.equal(sample_tokens(logits, uniforms, temperature=0), logits.argmax(-1))
+    assert sample_tokens(logits.bfloat16(), uniforms, 1.0, 0.9).shape == (4,)
+
+
+@pytest.mark.parametrize("kwargs", [{"temperature": -1.0}, {"top_p": 0.0}, {"top_p": 1.2}])
+def test_bad_sampling_settings(kwargs):
+    with pytest.raises(ValueError):
+        sample_tokens(torch.zeros(2, 5), torch.zeros(2), **kwargs)
+
+
+def test_one_uniform_per_row():
+    with pytest.raises(ValueError, match="one uniform per row"):
+        sample_tokens(torch.zeros(2, 5), torch.zeros(3))
