@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
 from ..models import resolve_lm
 from .base import Backend, Completion, SamplingConfig, ScoringContext
+from .sampling import counter_uniforms, sample_tokens
 
 logger = logging.get_logger(__name__)
 
 # A process whose pid differs from this one was forked from the process that imported the module.
 _IMPORTED_IN_PID = os.getpid()
+# Finished rows wait for label scoring in groups of at most this many: one forward pass serves the group.
+_SCORE_GROUP = 16
 
 
 class TransformersBackend(Backend):
@@ -160,6 +167,7 @@ class TransformersBackend(Backend):
     def generate(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig) -> list[Completion]:
         return self.generate_and_score(prompts, seeds, sampling, lambda text: None, None)
 
+    @torch.inference_mode()
     def generate_and_score(
         self,
         prompts: list[str],
@@ -167,68 +175,92 @@ class TransformersBackend(Backend):
         sampling: SamplingConfig,
         scoring_context: ScoringContext,
         continuations: list[str] | None,
+        on_row_done: Callable[[int, Completion], None] | None = None,
     ) -> list[Completion]:
+        """Generate with continuous batching, then score `continuations` after the generations that parse.
+
+        `batch_size` slots decode together; a row leaves its slot as soon as it ends (line break, EOS or
+        `max_new_tokens`) and the next waiting prompt takes the slot. Finished rows are scored in groups, on
+        their prompt's key/value cache.
+
+        Args:
+            on_row_done (`Callable[[int, Completion], None]`, *optional*): called with (index in `prompts`,
+                completion) as soon as a row's completion is final, label scores included (for progress bars).
+        """
         if len(prompts) != len(seeds):
             raise ValueError(f"Got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt.")
-        completions: list[Completion] = []
-        for start in range(0, len(prompts), self.batch_size):
-            stop = start + self.batch_size
-            completions.extend(
-                self._generate_batch(prompts[start:stop], seeds[start:stop], sampling, scoring_context, continuations)
-            )
-        return completions
-
-    @torch.inference_mode()
-    def _generate_batch(self, prompts, seeds, sampling, scoring_context, continuations) -> list[Completion]:
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
-        prompt_mask = encoded["attention_mask"]
-        prompt_length = prompt_mask.shape[1]
-        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-
-        cache = DynamicCache(config=self.model.config)
-        mask = prompt_mask
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self._forward(
-            input_ids=encoded["input_ids"], attention_mask=mask, position_ids=positions, cache=cache, logits_to_keep=1
-        )[:, -1, :]
-        positions = positions[:, -1:]
-
+        prompt_ids = self.tokenizer(list(prompts))["input_ids"]
         line_breaks = self._line_break_tokens.to(self.device)
+        completions: list[Completion | None] = [None] * len(prompts)
         tokens: list[list[int]] = [[] for _ in prompts]
-        finished = torch.zeros(len(prompts), dtype=torch.bool, device=self.device)
-        for _ in range(sampling.max_new_tokens):
-            next_tokens = _sample(logits.float(), sampling, generators).to(self.device)
-            next_tokens = torch.where(finished, self.tokenizer.pad_token_id, next_tokens)
-            for row in torch.nonzero(~finished).flatten().tolist():
-                tokens[row].append(int(next_tokens[row]))
-            finished |= line_breaks[next_tokens]
-            if bool(finished.all()):
-                break
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            positions = positions + 1
-            logits = self._forward(
-                input_ids=next_tokens[:, None], attention_mask=mask, position_ids=positions, cache=cache
-            )[:, -1, :]
+        waiting = deque(range(len(prompts)))
+        to_score: list[tuple[int, str, list, int]] = []
+        score_group = min(self.batch_size, _SCORE_GROUP)
+        batch: _DecodeBatch | None = None
 
-        completions = [
-            Completion(text=self.tokenizer.decode(row_tokens, skip_special_tokens=True).split("\n", 1)[0],
-                       num_tokens=len(row_tokens))
-            for row_tokens in tokens
-        ]
-        if continuations is None:
-            return completions
-        contexts = [scoring_context(c.text) for c in completions]
-        rows = [i for i, context in enumerate(contexts) if context is not None]
-        if not rows:
-            return completions
-        if cache.is_croppable:
-            cache.crop(prompt_length - cache.get_seq_length())
-            scores = self._score_on_cache(cache, prompt_mask, rows, [contexts[i] for i in rows], continuations)
-        else:
-            scores = self.score([prompts[i] for i in rows], [contexts[i] for i in rows], continuations)
-        for row, logprobs in zip(rows, scores, strict=True):
-            completions[row].label_logprobs = logprobs
+        def done(index: int):
+            if on_row_done is not None:
+                on_row_done(index, completions[index])
+
+        while waiting or batch is not None:
+            free = self.batch_size - (len(batch.rows) if batch is not None else 0)
+            if free > 0 and waiting:
+                entering = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                fresh = self._prefill(entering, [prompt_ids[i] for i in entering])
+                batch = fresh if batch is None else batch.merge(fresh)
+            uniforms = counter_uniforms([seeds[i] for i in batch.rows], batch.steps)
+            next_tokens = sample_tokens(batch.logits, uniforms, sampling.temperature, sampling.top_p)
+            batch.steps = [step + 1 for step in batch.steps]
+            ended = line_breaks[next_tokens].tolist()
+            staying = []
+            for position, (index, token) in enumerate(zip(batch.rows, next_tokens.tolist(), strict=True)):
+                tokens[index].append(token)
+                if not (ended[position] or batch.steps[position] >= sampling.max_new_tokens):
+                    staying.append(position)
+                    continue
+                text = self.tokenizer.decode(tokens[index], skip_special_tokens=True).split("\n", 1)[0]
+                completions[index] = Completion(text=text, num_tokens=len(tokens[index]))
+                context = scoring_context(text) if continuations is not None else None
+                if context is None:
+                    done(index)
+                else:
+                    to_score.append((index, context, *batch.prompt_cache(position)))
+            if len(staying) < len(batch.rows):
+                batch = batch.select(staying) if staying else None
+                next_tokens = next_tokens[staying]
+            if batch is not None:
+                batch.advance(self, next_tokens)
+            if to_score and (len(to_score) >= score_group or (batch is None and not waiting)):
+                scores = self._score_prompt_caches(to_score, continuations)
+                for (index, *_), logprobs in zip(to_score, scores, strict=True):
+                    completions[index].label_logprobs = logprobs
+                    done(index)
+                to_score = []
         return completions
+
+    def _prefill(self, indices: list[int], prompt_ids: list[list[int]]) -> _DecodeBatch:
+        """Run new prompts (left-padded) through the model: a decode batch ready to sample their first token."""
+        ids, mask = self._left_pad(prompt_ids)
+        cache = DynamicCache()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                               logits_to_keep=1)[:, -1, :]
+        lengths = [len(p) for p in prompt_ids]
+        return _DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
+
+    def _score_prompt_caches(self, items, continuations: list[str]) -> list[list[float]]:
+        """Label log-probabilities for (index, context, prompt key/values, prompt length) items, together."""
+        width = max(length for *_, length in items)
+        layers = []
+        for layer in range(len(items[0][2])):
+            keys = [F.pad(kv[layer][0], (0, 0, width - length, 0)) for _, _, kv, length in items]
+            values = [F.pad(kv[layer][1], (0, 0, width - length, 0)) for _, _, kv, length in items]
+            layers.append((torch.cat(keys), torch.cat(values)))
+        mask = torch.zeros(len(items), width, dtype=torch.long, device=self.device)
+        for row, (*_, length) in enumerate(items):
+            mask[row, width - length :] = 1
+        cache = DynamicCache(ddp_cache_data=layers)
+        return self._score_on_cache(cache, mask, list(range(len(items))), [c for _, c, _, _ in items], continuations)
 
     def _forward(self, cache: DynamicCache, **inputs) -> torch.Tensor:
         # transformers renamed `past_key_values` to `cache` during 5.x; accept both generations.
@@ -309,6 +341,15 @@ class TransformersBackend(Backend):
                     scores[row][index] += float(logprobs[sequence, position - 1, label[position]])
         return scores
 
+    def _left_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(sequence) for sequence in sequences)
+        ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, sequence in enumerate(sequences):
+            ids[i, width - len(sequence) :] = torch.tensor(sequence)
+            mask[i, width - len(sequence) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
     def _right_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(sequence) for sequence in sequences)
         ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
@@ -334,15 +375,70 @@ class TransformersBackend(Backend):
         return scores
 
 
-def _sample(logits: torch.Tensor, sampling: SamplingConfig, generators: list[torch.Generator]) -> torch.Tensor:
-    """One token per row; row i draws only from `generators[i]`."""
-    if sampling.temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / sampling.temperature, dim=-1).cpu()
-    if sampling.top_p < 1:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        # Keep the smallest prefix whose mass reaches top_p (the most likely token always stays).
-        drop = sorted_probs.cumsum(-1) - sorted_probs >= sampling.top_p
-        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return torch.stack([torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)])
+
+@dataclass
+class _DecodeBatch:
+    """The rows decoding together. Each row's tokens are right-aligned in the cache (padding on the left), so
+    every row advances one column per step and a row's prompt is found from its length alone."""
+
+    rows: list[int]  # each row's index in the prompts
+    cache: DynamicCache
+    mask: torch.Tensor  # [rows, columns]: 1 where the cache holds one of the row's tokens
+    prompt_lengths: list[int]
+    lengths: list[int]  # tokens of each row in the cache
+    steps: list[int]  # tokens sampled by each row
+    logits: torch.Tensor  # [rows, vocab]: the next token's logits
+
+    def merge(self, other: _DecodeBatch) -> _DecodeBatch:
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        layers = [
+            (torch.cat([_pad_left(a.keys, width), _pad_left(b.keys, width)]),
+             torch.cat([_pad_left(a.values, width), _pad_left(b.values, width)]))
+            for a, b in zip(self.cache.layers, other.cache.layers, strict=True)
+        ]
+        mask = torch.cat([F.pad(self.mask, (width - self.mask.shape[1], 0)),
+                          F.pad(other.mask, (width - other.mask.shape[1], 0))])
+        return _DecodeBatch(self.rows + other.rows, DynamicCache(ddp_cache_data=layers), mask,
+                            self.prompt_lengths + other.prompt_lengths, self.lengths + other.lengths,
+                            self.steps + other.steps, torch.cat([self.logits, other.logits]))
+
+    def select(self, positions: list[int]) -> _DecodeBatch:
+        """Keep only the rows at `positions` (their cache too), and drop columns that are padding in all."""
+        index = torch.tensor(positions, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        mask = self.mask[index]
+        first = int(mask.any(0).int().argmax())
+        if first:
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+            mask = mask[:, first:]
+
+        def pick(values):
+            return [values[i] for i in positions]
+
+        return _DecodeBatch(pick(self.rows), self.cache, mask, pick(self.prompt_lengths), pick(self.lengths),
+                            pick(self.steps), self.logits[index])
+
+    def advance(self, backend: TransformersBackend, next_tokens: torch.Tensor):
+        """Feed each row its sampled token: the cache grows one column and `logits` moves one step on."""
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        positions = torch.tensor(self.lengths, device=self.mask.device)[:, None]
+        self.logits = backend._forward(
+            input_ids=next_tokens[:, None], attention_mask=self.mask, position_ids=positions, cache=self.cache
+        )[:, -1, :]
+        self.lengths = [length + 1 for length in self.lengths]
+
+    def prompt_cache(self, position: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
+        """A copy of the key/values of one row's prompt (per layer, [1, heads, prompt length, dim]), and its
+        length: what label scoring continues from."""
+        start = self.mask.shape[1] - self.lengths[position]
+        stop = start + self.prompt_lengths[position]
+        row = slice(position, position + 1)
+        kv = [(layer.keys[row, :, start:stop].clone(), layer.values[row, :, start:stop].clone())
+              for layer in self.cache.layers]
+        return kv, self.prompt_lengths[position]
+
+
+def _pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
+    """Key or value states [batch, heads, length, dim] padded with zeros on the left to `width` positions."""
+    return F.pad(states, (0, 0, width - states.shape[-2], 0))
