@@ -5,6 +5,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gpt3mix_hf import PromptTemplate, SamplingConfig, TaskSpec, TransformersBackend
+from gpt3mix_hf.backends import transformers as transformers_backend
+from gpt3mix_hf.backends.transformers import cpu_has_bf16_matmul, line_break_table, resolve_dtype
 
 TREC = TaskSpec.from_preset("trec6")
 TREC_NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
@@ -119,3 +121,134 @@ def test_one_seed_per_prompt(backend):
 def test_bad_sampling(kwargs):
     with pytest.raises(ValueError):
         SamplingConfig(**kwargs)
+
+
+# -- continuous batching ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uneven_backend_parts(tiny_lm_dir):
+    """The tiny model with a bias that gives the line break ~10 % per step: rows end anywhere from their first
+    token to the budget, so slots free up at very different times."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    head = torch.nn.Linear(model.lm_head.in_features, model.lm_head.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(model.lm_head.weight)
+        head.bias.zero_()
+        head.bias[tokenizer.convert_tokens_to_ids("Ċ")] = 8.5
+    model.lm_head = head
+    return model, tokenizer
+
+
+def uneven_prompts():
+    # Prompts of very different lengths too: 2 to ~200 tokens.
+    return [("word " * n).strip() + "\nItem:" for n in (1, 150, 7, 60, 3, 190, 25, 12, 90, 2, 40)]
+
+
+def test_slots_refill_as_rows_end_and_texts_do_not_depend_on_slot_count(uneven_backend_parts):
+    model, tokenizer = uneven_backend_parts
+    prompts, seeds = uneven_prompts(), list(range(100, 111))
+    sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=30)
+    results = {}
+    for slots in (1, 3, 16):
+        backend = TransformersBackend(model, tokenizer, batch_size=slots)
+        entered = []
+        prefill = backend._prefill
+
+        def spy(indices, prompt_ids, prefill=prefill, entered=entered):
+            entered.append(list(indices))
+            return prefill(indices, prompt_ids)
+
+        backend._prefill = spy
+        completions = backend.generate(prompts, seeds, sampling)
+        results[slots] = completions
+        assert sorted(i for group in entered for i in group) == list(range(len(prompts)))
+        assert max(len(group) for group in entered) <= slots
+        if slots == 3:
+            # Prompts entered one or two at a time as slots freed, not in fixed groups of three.
+            assert len(entered) > len(prompts) // 3 + 1
+    lengths = [c.num_tokens for c in results[1]]
+    assert min(lengths) <= 3 and max(lengths) >= 15, lengths
+    for slots in (3, 16):
+        assert [c.text for c in results[slots]] == [c.text for c in results[1]]
+        assert [c.num_tokens for c in results[slots]] == lengths
+
+
+def test_on_row_done_reports_each_final_completion_once(uneven_backend_parts):
+    model, tokenizer = uneven_backend_parts
+    backend = TransformersBackend(model, tokenizer, batch_size=4)
+    prompts = uneven_prompts()
+    continuations = PromptTemplate().scoring_parts(TREC, TREC_NAMES, "")[1]
+    reported = {}
+
+    def on_row_done(index, completion):
+        assert index not in reported
+        # Final when reported: label scores are already in.
+        reported[index] = (completion.text, completion.label_logprobs)
+
+    completions = backend.generate_and_score(prompts, list(range(len(prompts))), SAMPLING, scoring_context,
+                                             continuations, on_row_done=on_row_done)
+    assert reported == {i: (c.text, c.label_logprobs) for i, c in enumerate(completions)}
+    assert all(logprobs is not None for _, logprobs in reported.values())
+
+
+def test_soft_labels_do_not_depend_on_slot_count(uneven_backend_parts):
+    model, tokenizer = uneven_backend_parts
+    prompts = uneven_prompts()
+    continuations = PromptTemplate().scoring_parts(TREC, TREC_NAMES, "")[1]
+    runs = [TransformersBackend(model, tokenizer, batch_size=slots).generate_and_score(
+        prompts, list(range(len(prompts))), SAMPLING, scoring_context, continuations) for slots in (1, 5)]
+    assert [c.text for c in runs[0]] == [c.text for c in runs[1]]
+    for one, many in zip(*runs, strict=True):
+        assert many.label_logprobs == pytest.approx(one.label_logprobs, abs=1e-4)
+
+
+# -- dtype --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [({"avx", "avx2", "fma"}, False), ({"avx512f", "avx512_vnni"}, False), ({"avx512f", "avx512_bf16"}, True),
+     ({"amx_tile", "amx_bf16"}, True)],
+)
+def test_bf16_matrix_support_is_read_from_the_cpu_flags(flags, expected):
+    assert cpu_has_bf16_matmul(flags) is expected
+
+
+def test_auto_dtype_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(transformers_backend, "_cpu_flags", lambda: {"avx2"})
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    monkeypatch.setattr(transformers_backend, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert resolve_dtype("auto", "cpu") == torch.bfloat16
+    # A forced dtype wins over the hardware.
+    assert resolve_dtype("float32", "cpu") == torch.float32
+    assert resolve_dtype(torch.bfloat16, "cpu") == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype must be"):
+        resolve_dtype("fp8", "cpu")
+
+
+def test_bfloat16_backend_labels_agree_with_float32_to_round_off(tiny_lm_dir):
+    fp32 = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32", batch_size=4)
+    bf16 = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="bfloat16", batch_size=4)
+    assert bf16.model.dtype == torch.bfloat16 and bf16.identity["dtype"] == "bfloat16"
+    assert fp32.identity["dtype"] == "float32"
+    prompts = trec_prompts()
+    continuations = PromptTemplate().scoring_parts(TREC, TREC_NAMES, "")[1]
+    completions = bf16.generate_and_score(prompts, list(range(5)), SAMPLING, scoring_context, continuations)
+    contexts = [scoring_context(c.text) for c in completions]
+    reference = fp32.score(prompts, contexts, continuations)
+    for completion, expected in zip(completions, reference, strict=True):
+        soft = torch.softmax(torch.tensor(completion.label_logprobs), -1)
+        assert torch.allclose(soft, torch.softmax(torch.tensor(expected), -1), atol=0.02)
+        assert completion.label_logprobs != pytest.approx(expected, abs=1e-7)  # really computed in bf16
+
+
+def test_line_break_table_is_built_once_per_tokenizer(tiny_lm_dir):
+    first = TransformersBackend.from_pretrained(str(tiny_lm_dir))
+    second = TransformersBackend.from_pretrained(str(tiny_lm_dir))
+    assert line_break_table(first.tokenizer) is line_break_table(second.tokenizer)
+    table = first._line_break_tokens
+    assert table[first.tokenizer.convert_tokens_to_ids("Ċ")] and table[first.tokenizer.eos_token_id]
+    assert not table[first.tokenizer.convert_tokens_to_ids("Hello")]
+    assert len(table) >= first.model.config.vocab_size

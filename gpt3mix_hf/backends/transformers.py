@@ -1,4 +1,4 @@
-"""A local causal LM through transformers: batched, left-padded sampling with exact label scores."""
+"""A local causal LM through transformers: continuous batching, batch-independent sampling, exact label scores."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from transformers.utils import logging
 
 from ..models import resolve_lm
 from .base import Backend, Completion, SamplingConfig, ScoringContext
-from .sampling import counter_uniforms, sample_tokens
+from .sampling import sample_tokens
 
 logger = logging.get_logger(__name__)
 
 # A process whose pid differs from this one was forked from the process that imported the module.
 _IMPORTED_IN_PID = os.getpid()
+# Decoding slots when the user gives none. On CPU, decode steps stop getting cheaper per row around 32 rows
+# (the weights are read once per step either way); a GPU keeps gaining well beyond.
+DEFAULT_SLOTS = {"cpu": 32, "cuda": 128}
 # Finished rows wait for label scoring in groups of at most this many: one forward pass serves the group.
 _SCORE_GROUP = 16
 
@@ -30,16 +33,19 @@ _SCORE_GROUP = 16
 class TransformersBackend(Backend):
     """Samples from and scores with a local `AutoModelForCausalLM`.
 
-    Prompts are left-padded and decoded together in batches of `batch_size`; each prompt samples from its
-    own `torch.Generator`, so its continuation depends on its seed alone, not on its batch neighbours.
-    Soft labels reuse the prompt's key/value cache from the generation pass: per label, only the new
-    text and the label word are run through the model.
+    Generation uses continuous batching: `batch_size` decoding slots, and when a row ends (line break, EOS or
+    token budget) its slot takes the next waiting prompt, so no compute goes to finished rows. Each row's
+    random draws come from a counter-based generator keyed by its seed and step (see `sampling.py`), so its
+    continuation depends on its seed alone, not on its neighbours, slot, batch size or process. Soft labels
+    reuse the prompt's key/value cache from the generation pass: per label, only the new text and the label
+    word are run through the model, at the model's dtype.
 
     Args:
         model (`PreTrainedModel`): a causal LM.
         tokenizer (`PreTrainedTokenizerBase`): its tokenizer. Without a pad token, the EOS token pads (pad
             positions are masked, so the choice does not change any result).
-        batch_size (`int`): prompts decoded together.
+        batch_size (`int`, *optional*): decoding slots (rows decoded together). Default: `DEFAULT_SLOTS` for
+            the model's device type (32 on CPU, 128 on GPU).
         source (`dict`, *optional*): how to load the model again (`from_pretrained` arguments); set by
             `from_pretrained`. With it, the backend pickles as its source and not its weights, so
             `Dataset.map(num_proc=...)` workers and the `datasets` fingerprint stay cheap.
@@ -56,9 +62,11 @@ class TransformersBackend(Backend):
         self,
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         source: dict | None = None,
     ):
+        if batch_size is None:
+            batch_size = DEFAULT_SLOTS.get(model.device.type, DEFAULT_SLOTS["cpu"])
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         if tokenizer.pad_token_id is None:
@@ -80,11 +88,18 @@ class TransformersBackend(Backend):
         cls,
         model_name_or_path: str = "smollm2",
         revision: str | None = None,
-        dtype: str = "float32",
+        dtype: str = "auto",
         device: str | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
     ) -> TransformersBackend:
-        """Load a causal LM: a Hub id, a local folder, or a short name of an embedded model (`smollm2`)."""
+        """Load a causal LM: a Hub id, a local folder, or a short name of an embedded model (`smollm2`).
+
+        Args:
+            dtype (`str`): `"auto"` (bfloat16 where the hardware multiplies bf16 matrices natively, see
+                `resolve_dtype`; float32 elsewhere), `"float32"`, `"bfloat16"` or `"float16"`.
+            device (`str`, *optional*): default: `cuda` when available, else `cpu`.
+            batch_size (`int`, *optional*): decoding slots; default `DEFAULT_SLOTS[device type]`.
+        """
         source = {
             "model_name_or_path": model_name_or_path,
             "revision": revision,
@@ -92,10 +107,12 @@ class TransformersBackend(Backend):
             "device": device,
             "batch_size": batch_size,
         }
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = resolve_dtype(dtype, device)
         path = resolve_lm(model_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=getattr(torch, dtype))
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype)
+        model.to(device)
         return cls(model, tokenizer, batch_size=batch_size, source=source)
 
     @classmethod
@@ -135,8 +152,10 @@ class TransformersBackend(Backend):
     def identity(self) -> dict:
         if self.source is not None:
             commit = getattr(self.model.config, "_commit_hash", None)
+            # The dtype the weights really have: "auto" resolves differently on other hardware.
+            dtype = str(self.model.dtype).removeprefix("torch.")
             return {"backend": "transformers", **{k: v for k, v in self.source.items() if k != "batch_size"},
-                    "commit": commit}
+                    "dtype": dtype, "commit": commit}
         return {"backend": "transformers", "model": self.model.config.to_dict()}
 
     @property
@@ -152,15 +171,10 @@ class TransformersBackend(Backend):
 
     @cached_property
     def _line_break_tokens(self) -> torch.Tensor:
-        """Token ids whose text contains a line break: an item ends at the first one."""
-        vocab_size = len(self.tokenizer)
-        pieces = self.tokenizer.batch_decode([[i] for i in range(vocab_size)])
-        flags = torch.zeros(max(vocab_size, self.model.config.vocab_size), dtype=torch.bool)
-        for i, piece in enumerate(pieces):
-            flags[i] = "\n" in piece
-        if self.tokenizer.eos_token_id is not None:
-            flags[self.tokenizer.eos_token_id] = True
-        return flags
+        """Token ids whose text contains a line break, and EOS: an item ends at the first one."""
+        flags = line_break_table(self.tokenizer)
+        width = max(len(flags), self.model.config.vocab_size)
+        return F.pad(flags, (0, width - len(flags)))
 
     # -- generation ---------------------------------------------------------------------------------------
 
@@ -208,8 +222,8 @@ class TransformersBackend(Backend):
                 entering = [waiting.popleft() for _ in range(min(free, len(waiting)))]
                 fresh = self._prefill(entering, [prompt_ids[i] for i in entering])
                 batch = fresh if batch is None else batch.merge(fresh)
-            uniforms = counter_uniforms([seeds[i] for i in batch.rows], batch.steps)
-            next_tokens = sample_tokens(batch.logits, uniforms, sampling.temperature, sampling.top_p)
+            next_tokens = sample_tokens(batch.logits, [seeds[i] for i in batch.rows], batch.steps,
+                                        sampling.temperature, sampling.top_p)
             batch.steps = [step + 1 for step in batch.steps]
             ended = line_breaks[next_tokens].tolist()
             staying = []
@@ -374,6 +388,77 @@ class TransformersBackend(Backend):
             scores.extend(self._read_label_logprobs(logits, [len(prompt_ids)], context_ids, label_ids))
         return scores
 
+
+
+def cpu_has_bf16_matmul(flags: set[str] | None = None) -> bool:
+    """Whether the CPU multiplies bf16 matrices natively (AVX512_BF16 or AMX-BF16), where bf16 weights run
+    several times faster than fp32. Without either, bf16 is emulated and slower. `flags` defaults to this
+    machine's (`/proc/cpuinfo`, else what torch detects)."""
+    if flags is None:
+        flags = _cpu_flags()
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    # Not Linux: ask torch's own CPU detection (private helpers, hence the guards).
+    flags = set()
+    if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():
+        flags.add("avx512_bf16")
+    if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)():
+        flags.add("amx_bf16")
+    return flags
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
+    """The torch dtype for `dtype`: `"auto"` is bfloat16 on a GPU that supports it and on a CPU with native
+    bf16 matrix instructions (`cpu_has_bf16_matmul`), float32 elsewhere.
+
+    Example:
+
+    >>> resolve_dtype("auto", "cpu")  # torch.float32 on a CPU without AVX512_BF16 / AMX
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        device = torch.device(device)
+        if device.type == "cuda":
+            fast = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        else:
+            fast = device.type == "cpu" and cpu_has_bf16_matmul()
+        return torch.bfloat16 if fast else torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be 'auto' or one of {sorted(_DTYPES)}, got {dtype!r}.")
+    return _DTYPES[dtype]
+
+
+# Line-break tables already built, per tokenizer (decoding a 49k vocabulary takes a while; every backend on
+# the same tokenizer shares one table).
+_LINE_BREAK_TABLES: dict[tuple, torch.Tensor] = {}
+
+
+def line_break_table(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """A bool per token id of `tokenizer`: whether its text holds a line break (EOS counts as one)."""
+    key = (type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer), tokenizer.eos_token_id,
+           tuple(tokenizer.get_added_vocab().items()))
+    if not tokenizer.name_or_path or key not in _LINE_BREAK_TABLES:
+        pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        flags = torch.tensor(["\n" in piece for piece in pieces], dtype=torch.bool)
+        if tokenizer.eos_token_id is not None:
+            flags[tokenizer.eos_token_id] = True
+        if not tokenizer.name_or_path:
+            return flags
+        _LINE_BREAK_TABLES[key] = flags
+    return _LINE_BREAK_TABLES[key]
 
 
 @dataclass
