@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from datasets import (
     concatenate_datasets,
 )
 from datasets.fingerprint import Hasher
+from datasets.utils.logging import is_progress_bar_enabled
+from tqdm.auto import tqdm
 from transformers.utils import logging
 
 from .backends.base import Backend, SamplingConfig
@@ -289,7 +292,7 @@ class GPT3MixAugmenter:
         # pickles as its source where it has one, and the pool is kept as plain lists. The report of the last
         # run (wall-clock seconds) is left out so that it never changes the fingerprint.
         state = self.__dict__.copy()
-        for name in ("_selector", "_parser", "_pool_rows", "report"):
+        for name in ("_selector", "_parser", "_pool_rows", "report", "_rows_bar"):
             state.pop(name, None)
         return state
 
@@ -447,7 +450,7 @@ class GPT3MixAugmenter:
                 prompts.append(prompt)
                 seeds.append(generation_seed)
             completions = self.backend.generate_and_score(
-                prompts, seeds, self.sampling, self._scoring_context, continuations
+                prompts, seeds, self.sampling, self._scoring_context, continuations, **self._progress_hook()
             )
             outcomes = [self._read_completion(completion) for completion in completions]
             if self.calibrate:
@@ -466,6 +469,13 @@ class GPT3MixAugmenter:
                     self._accept(result, completion, *outcome)
             pending = still_pending
         return self._columns([results[key] for key in results])
+
+    def _progress_hook(self) -> dict:
+        """`on_row_done` for a backend that reports each row as it finishes: the bar moves per row written."""
+        bar = getattr(self, "_rows_bar", None)
+        if bar is None or "on_row_done" not in inspect.signature(self.backend.generate_and_score).parameters:
+            return {}
+        return {"on_row_done": lambda _, completion: bar.update(int(self._parser(completion.text).ok))}
 
     def _read_completion(self, completion) -> tuple | str:
         """(parsed generation, raw label distribution or None), or why the completion is rejected."""
@@ -593,10 +603,17 @@ class GPT3MixAugmenter:
         start = time.perf_counter()
         map_kwargs = {"batch_size": batch_size, "num_proc": num_proc, "load_from_cache_file": load_from_cache_file}
         numbered = number_duplicates(dataset, self.text_column, self.label_column)
-        if checkpoint_dir is None:
-            generated = self._map(numbered, **map_kwargs)
-        else:
-            generated = self._augment_in_shards(numbered, Path(checkpoint_dir), shard_size, **map_kwargs)
+        # Switched with the `datasets` progress bars; worker processes (num_proc > 1) cannot reach it.
+        self._rows_bar = tqdm(desc="GPT3Mix rows written", unit="row",
+                              disable=(num_proc or 1) > 1 or not is_progress_bar_enabled())
+        try:
+            if checkpoint_dir is None:
+                generated = self._map(numbered, **map_kwargs)
+            else:
+                generated = self._augment_in_shards(numbered, Path(checkpoint_dir), shard_size, **map_kwargs)
+        finally:
+            self._rows_bar.close()
+            del self._rows_bar
         seconds = time.perf_counter() - start
         labels = np.asarray(generated["label"])
         failed = generated.select(np.flatnonzero(labels < 0))

@@ -1,39 +1,69 @@
-"""Throughput of the augmenter's generation + soft labels against bare `model.generate`, side by side.
+"""Throughput of the augmenter (generation + soft labels) against bare `model.generate`, side by side.
 
-Both sides get the same GPT3Mix prompts (SST-2, k=2), batch size, sampling settings and token budget, and
-both stop a row at the end of its line. Runs alternate between the two sides; medians are printed, with the
-ratio augmenter / bare (target >= 0.85) and the share of the augmenter's time spent scoring labels.
+Both sides get the same GPT3Mix prompts (SST-2, k=2: the first attempt of each synthetic row), sampling
+settings and token budget, and tokens are counted up to the end of each row's line on both. The augmenter
+runs end to end (`augment()`: prompts, continuous-batching generation, soft labels, parsing, retries);
+bare `model.generate` runs in static batches of 8/16/32/64 in fp32 and bf16, and the best is reported.
+Runs alternate between the sides; medians are printed. Also printed: the largest bf16-vs-fp32 difference of
+the soft labels on the same prompts and texts.
 
-    python scripts/bench_augment.py --data_dir ../shared/data
+    python scripts/bench_augment.py --data_dir ../shared/data --rows 64 --max_new_tokens 48 --repeats 3
+
+The last line reads `augmenter <T> tokens/s, <S> rows/s; best bare generate <B> tokens/s (<dtype>, batch
+<n>); ratio <T/B>`.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers import HfArgumentParser
+from transformers import AutoModelForCausalLM, HfArgumentParser
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
+from gpt3mix_hf.backends.transformers import cpu_has_bf16_matmul, resolve_dtype
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+from gpt3mix_hf.models import resolve_lm
+from gpt3mix_hf.soft_labels import normalize_logprobs
+
+FLAGS_THAT_MATTER = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
 @dataclass
 class BenchArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Folder with sst2/*.jsonl; default: the Hub."})
     model: str = field(default="smollm2", metadata={"help": "Causal LM."})
-    prompts: int = field(default=16, metadata={"help": "Prompts per run."})
-    batch_size: int = field(default=8, metadata={"help": "Prompts decoded together (both sides)."})
+    rows: int = field(default=64, metadata={"help": "Synthetic rows (prompts) per run."})
     max_new_tokens: int = field(default=48, metadata={"help": "Token budget per generation (both sides)."})
-    repeats: int = field(default=3, metadata={"help": "Runs per side; medians are reported."})
+    repeats: int = field(default=3, metadata={"help": "Runs per setting; medians are reported."})
+    dtype: str = field(default="auto", metadata={"help": "The augmenter's dtype: auto, float32 or bfloat16."})
+    slots: int | None = field(default=None, metadata={"help": "The augmenter's decoding slots (default: auto)."})
+    bare_batch_sizes: str = field(default="8,16,32,64", metadata={"help": "Bare generate batch sizes."})
+    bare_dtypes: str = field(default="float32,bfloat16", metadata={"help": "Bare generate dtypes."})
+    soft_label_deviation: bool = field(default=True, metadata={"help": "Measure bf16 vs fp32 soft labels."})
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's choice)."})
 
 
-def bare_generate(backend, prompts, sampling, batch_size) -> int:
-    """Plain `model.generate` on the same prompts; returns the tokens generated up to each line's end."""
-    tokenizer, model = backend.tokenizer, backend.model
+def machine() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            lines = cpuinfo.read().splitlines()
+        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
+        flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    except OSError:
+        name, flags = platform.processor() or "?", set()
+    present = [flag for flag in FLAGS_THAT_MATTER if flag in flags]
+    return (f"{name}; {os.cpu_count()} logical CPUs; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+            f"flags: {' '.join(present) or 'none of note'}; native bf16 matmul: {cpu_has_bf16_matmul()}; "
+            f"dtype auto -> {str(resolve_dtype('auto', 'cpu')).removeprefix('torch.')}")
+
+
+def bare_generate(model, tokenizer, line_breaks, prompts, sampling, batch_size) -> int:
+    """Plain `model.generate` in static batches; returns the tokens generated up to each line's end."""
     tokens = 0
     for start in range(0, len(prompts), batch_size):
         encoded = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True)
@@ -43,70 +73,108 @@ def bare_generate(backend, prompts, sampling, batch_size) -> int:
                 do_sample=True,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
+                top_k=0,
                 max_new_tokens=sampling.max_new_tokens,
                 stop_strings="\n",
                 tokenizer=tokenizer,
                 pad_token_id=tokenizer.pad_token_id,
             )
         for row in output[:, encoded["input_ids"].shape[1] :]:
-            text_tokens = 0
-            for token in row.tolist():
-                text_tokens += 1
-                if backend._line_break_tokens[token]:
+            for position, token in enumerate(row.tolist()):
+                if line_breaks[token] or position + 1 == len(row):
+                    tokens += position + 1
                     break
-            tokens += text_tokens
     return tokens
+
+
+def soft_label_deviation(args, augmenter, prompts, seeds, sampling, continuations) -> tuple[float, int]:
+    """Max |bf16 - fp32| over the soft labels of the same prompts and generated texts (fp32 generations)."""
+    backends = {dtype: TransformersBackend.from_pretrained(args.model, dtype=dtype, batch_size=args.slots)
+                for dtype in ("float32", "bfloat16")}
+    completions = backends["float32"].generate(prompts, seeds, sampling)
+    todo = [(prompt, augmenter._scoring_context(c.text)) for prompt, c in zip(prompts, completions, strict=True)]
+    todo = [(prompt, context) for prompt, context in todo if context is not None]
+    if not todo:
+        return float("nan"), 0
+    soft = {}
+    for dtype, backend in backends.items():
+        scores = backend.score([p for p, _ in todo], [c for _, c in todo], continuations)
+        soft[dtype] = torch.tensor([normalize_logprobs(row) for row in scores])
+    return float((soft["bfloat16"] - soft["float32"]).abs().max()), len(todo)
 
 
 def main():
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses()
     if args.threads:
         torch.set_num_threads(args.threads)
-    train = class_balanced_sample(load_benchmark("sst2", "train", args.data_dir), per_class=50, seed=0)
-    backend = TransformersBackend.from_pretrained(args.model, batch_size=args.batch_size)
+    print(f"machine: {machine()}")
+    pool = class_balanced_sample(load_benchmark("sst2", "train", args.data_dir), per_class=max(50, args.rows), seed=0)
+    real = pool.select(range(args.rows))
+    backend = TransformersBackend.from_pretrained(args.model, dtype=args.dtype, batch_size=args.slots)
     sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=args.max_new_tokens)
-    augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), sampling=sampling)
-    built = [augmenter._prompt(row, 0, 0) for row in range(args.prompts)]
+    spec = TaskSpec.from_preset("sst2")
+    augmenter = GPT3MixAugmenter(backend, pool, spec, ratio=1, seed=0, sampling=sampling)
+    built = [augmenter._prompt(row, 0, 0) for row in range(args.rows)]
     prompts, seeds = [p for p, _, _ in built], [s for _, _, s in built]
     continuations = augmenter.template.scoring_parts(augmenter.spec, augmenter.label_names, "")[1]
+    line_breaks = backend._line_break_tokens
 
-    timings = {"bare generate": [], "augmenter, generation only": [], "augmenter, with soft labels": []}
-    tokens = {name: [] for name in timings}
-    scored = []
-    bare_generate(backend, prompts[: args.batch_size], sampling, args.batch_size)  # warm-up
+    bare_models = {}
+    for dtype in args.bare_dtypes.split(","):
+        model = AutoModelForCausalLM.from_pretrained(resolve_lm(args.model), dtype=resolve_dtype(dtype)).eval()
+        bare_models[dtype] = model
+    batch_sizes = [int(size) for size in args.bare_batch_sizes.split(",")]
+
+    # name -> list of (seconds, tokens, rows)
+    runs: dict[str, list[tuple[float, int, int]]] = {}
+    bare_generate(bare_models["float32" if "float32" in bare_models else dtype], backend.tokenizer, line_breaks,
+                  prompts[:4], sampling, 4)  # warm-up
     for repeat in range(args.repeats):
-        start = time.perf_counter()
-        tokens["bare generate"].append(bare_generate(backend, prompts, sampling, args.batch_size))
-        timings["bare generate"].append(time.perf_counter() - start)
-
-        start = time.perf_counter()
-        completions = backend.generate(prompts, seeds, sampling)
-        timings["augmenter, generation only"].append(time.perf_counter() - start)
-        tokens["augmenter, generation only"].append(sum(c.num_tokens for c in completions))
-
+        augmenter.augment(real, batch_size=args.rows, load_from_cache_file=False)
+        report = augmenter.report
+        runs.setdefault("augmenter: augment(), soft labels", []).append(
+            (report.seconds, report.generated_tokens, report.rows_written))
         start = time.perf_counter()
         completions = backend.generate_and_score(prompts, seeds, sampling, augmenter._scoring_context, continuations)
-        timings["augmenter, with soft labels"].append(time.perf_counter() - start)
-        tokens["augmenter, with soft labels"].append(sum(c.num_tokens for c in completions))
-        scored.append(sum(c.label_logprobs is not None for c in completions))
-        print(f"repeat {repeat + 1}/{args.repeats} done")
+        runs.setdefault("engine: generate_and_score", []).append(
+            (time.perf_counter() - start, sum(c.num_tokens for c in completions), len(completions)))
+        start = time.perf_counter()
+        completions = backend.generate(prompts, seeds, sampling)
+        runs.setdefault("engine: generate only", []).append(
+            (time.perf_counter() - start, sum(c.num_tokens for c in completions), len(completions)))
+        for dtype, model in bare_models.items():
+            for batch_size in batch_sizes:
+                start = time.perf_counter()
+                tokens = bare_generate(model, backend.tokenizer, line_breaks, prompts, sampling, batch_size)
+                runs.setdefault(f"bare generate {dtype} batch {batch_size}", []).append(
+                    (time.perf_counter() - start, tokens, len(prompts)))
+        print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
 
-    print(f"\n{args.model}, {args.prompts} prompts, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}, "
-          f"torch threads {torch.get_num_threads()}; medians of {args.repeats} runs")
-    print(f"{'side':<30}{'samples/s':>12}{'tokens/s':>12}{'tokens':>10}")
+    engine_dtype = str(backend.model.dtype).removeprefix("torch.")
+    print(f"\n{args.model}, {args.rows} rows, max_new_tokens {args.max_new_tokens}, augmenter {engine_dtype} with "
+          f"{backend.batch_size} slots; medians of {args.repeats} runs")
+    print(f"{'side':<40}{'seconds':>10}{'tokens':>9}{'rows/s':>9}{'tokens/s':>10}")
     rates = {}
-    for name, seconds in timings.items():
-        median = statistics.median(seconds)
-        rates[name] = (args.prompts / median, statistics.median(tokens[name]) / median)
-        print(f"{name:<30}{rates[name][0]:>12.2f}{rates[name][1]:>12.1f}{statistics.median(tokens[name]):>10.0f}")
-    bare, full = rates["bare generate"], rates["augmenter, with soft labels"]
-    print(f"\nratio augmenter (soft labels included) / bare generate: samples/s {full[0] / bare[0]:.2f}, "
-          f"tokens/s {full[1] / bare[1]:.2f}")
-    soft_share = 1 - statistics.median(timings["augmenter, generation only"]) / statistics.median(
-        timings["augmenter, with soft labels"]
-    )
-    print(f"share of the augmenter's time spent on soft labels: {soft_share:.1%} "
-          f"({statistics.median(scored):.0f} of {args.prompts} generations parsed and scored)")
+    for name, results in runs.items():
+        seconds = statistics.median(r[0] for r in results)
+        tokens = statistics.median(r[1] for r in results)
+        # Median of the per-run rates, so one slow run (a busy machine) does not skew them.
+        rates[name] = (statistics.median(r[1] / r[0] for r in results),
+                       statistics.median(r[2] / r[0] for r in results))
+        print(f"{name:<40}{seconds:>10.1f}{tokens:>9.0f}{rates[name][1]:>9.2f}{rates[name][0]:>10.1f}")
+
+    if args.soft_label_deviation:
+        deviation, scored = soft_label_deviation(args, augmenter, prompts, seeds, sampling, continuations)
+        print(f"\nsoft labels bf16 vs fp32 on the same prompts and texts: max |difference| {deviation:.4f} "
+              f"over {scored} scored rows")
+
+    bare = {name: rate for name, rate in rates.items() if name.startswith("bare generate")}
+    best = max(bare, key=lambda name: bare[name][0])
+    _, _, best_dtype, _, best_batch = best.split()
+    tokens_per_second, rows_per_second = rates["augmenter: augment(), soft labels"]
+    ratio = tokens_per_second / bare[best][0]
+    print(f"augmenter {tokens_per_second:.1f} tokens/s, {rows_per_second:.2f} rows/s; best bare generate "
+          f"{bare[best][0]:.1f} tokens/s ({best_dtype}, batch {best_batch}); ratio {ratio:.2f}")
 
 
 if __name__ == "__main__":
