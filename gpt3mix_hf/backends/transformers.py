@@ -26,8 +26,11 @@ _IMPORTED_IN_PID = os.getpid()
 # Decoding slots when the user gives none. On CPU, decode steps stop getting cheaper per row around 32 rows
 # (the weights are read once per step either way); a GPU keeps gaining well beyond.
 DEFAULT_SLOTS = {"cpu": 32, "cuda": 128}
-# Finished rows wait for label scoring in groups of at most this many: one forward pass serves the group.
+# Finished rows wait for label scoring in groups, so one forward pass serves several rows: a group is scored
+# once it has this many rows, or once its first row has waited this many decode steps (progress keeps moving,
+# at a cost of at most one small scoring pass per that many steps).
 _SCORE_GROUP = 16
+_SCORE_WAIT_STEPS = 8
 
 
 class TransformersBackend(Backend):
@@ -209,7 +212,7 @@ class TransformersBackend(Backend):
         tokens: list[list[int]] = [[] for _ in prompts]
         waiting = deque(range(len(prompts)))
         to_score: list[tuple[int, str, list, int]] = []
-        score_group = min(self.batch_size, _SCORE_GROUP)
+        waited = 0  # decode steps since the first row in `to_score` finished
         batch: _DecodeBatch | None = None
 
         def done(index: int):
@@ -244,7 +247,8 @@ class TransformersBackend(Backend):
                 next_tokens = next_tokens[staying]
             if batch is not None:
                 batch.advance(self, next_tokens)
-            if to_score and (len(to_score) >= score_group or (batch is None and not waiting)):
+            waited = waited + 1 if to_score else 0
+            if to_score and (len(to_score) >= _SCORE_GROUP or waited > _SCORE_WAIT_STEPS or batch is None):
                 scores = self._score_prompt_caches(to_score, continuations)
                 for (index, *_), logprobs in zip(to_score, scores, strict=True):
                     completions[index].label_logprobs = logprobs
