@@ -23,8 +23,8 @@ logger = logging.get_logger(__name__)
 
 # A process whose pid differs from this one was forked from the process that imported the module.
 _IMPORTED_IN_PID = os.getpid()
-# Decoding slots when the user gives none. On CPU, decode steps stop getting cheaper per row around 32 rows
-# (the weights are read once per step either way); a GPU keeps gaining well beyond.
+# Decoding slots when the user gives none. A decode step reads the weights once for all its rows, so more rows
+# cost little until the matrix products turn compute-bound: sooner on a CPU than on a GPU.
 DEFAULT_SLOTS = {"cpu": 32, "cuda": 128}
 # Finished rows wait for label scoring in groups, so one forward pass serves several rows: a group is scored
 # once it has this many rows, or once its first row has waited this many decode steps (progress keeps moving,
