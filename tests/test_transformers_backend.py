@@ -156,9 +156,9 @@ def test_slots_refill_as_rows_end_and_texts_do_not_depend_on_slot_count(uneven_b
         entered = []
         prefill = backend._prefill
 
-        def spy(indices, prompt_ids, prefill=prefill, entered=entered):
+        def spy(indices, prompt_ids, shared=None, *, prefill=prefill, entered=entered):
             entered.append(list(indices))
-            return prefill(indices, prompt_ids)
+            return prefill(indices, prompt_ids, shared)
 
         backend._prefill = spy
         completions = backend.generate(prompts, seeds, sampling)
@@ -252,3 +252,23 @@ def test_line_break_table_is_built_once_per_tokenizer(tiny_lm_dir):
     assert table[first.tokenizer.convert_tokens_to_ids("Ċ")] and table[first.tokenizer.eos_token_id]
     assert not table[first.tokenizer.convert_tokens_to_ids("Hello")]
     assert len(table) >= first.model.config.vocab_size
+
+
+def test_shared_header_is_run_once_and_gives_the_same_cache_and_logits(backend):
+    prompts = trec_prompts()
+    ids = backend.tokenizer(prompts)["input_ids"]
+    shared = backend._shared_prefix(ids)
+    assert shared is not None and shared[0] >= 8
+    assert all(row[: shared[0]] == ids[0][: shared[0]] for row in ids)
+    with torch.inference_mode():
+        plain = backend._prefill(list(range(5)), ids)
+        reused = backend._prefill(list(range(5)), ids, shared)
+    assert torch.equal(plain.mask, reused.mask)
+    torch.testing.assert_close(reused.logits, plain.logits, atol=1e-5, rtol=1e-5)
+    for a, b in zip(plain.cache.layers, reused.cache.layers, strict=True):
+        real = plain.mask.bool()[:, None, :, None].expand_as(a.keys)
+        torch.testing.assert_close(b.keys[real], a.keys[real], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(b.values[real], a.values[real], atol=1e-5, rtol=1e-5)
+    # Prompts with nothing in common, or a single prompt, run whole.
+    assert backend._shared_prefix(ids[:1]) is None
+    assert backend._shared_prefix([[1, 2, 3] * 5, [4, 5, 6] * 5]) is None

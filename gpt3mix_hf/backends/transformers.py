@@ -31,6 +31,10 @@ DEFAULT_SLOTS = {"cpu": 32, "cuda": 128}
 # at a cost of at most one small scoring pass per that many steps).
 _SCORE_GROUP = 16
 _SCORE_WAIT_STEPS = 8
+# A token prefix shared by all prompts of a call (GPT3Mix's header) is run once and its key/values reused, when
+# it has at least this many tokens. Measured on CPU: prefill is about half of the work, the header a third of
+# each SST-2 prompt, and reusing it cut prefill CPU time by a quarter.
+_MIN_SHARED_PREFIX = 8
 
 
 class TransformersBackend(Backend):
@@ -207,6 +211,7 @@ class TransformersBackend(Backend):
         if len(prompts) != len(seeds):
             raise ValueError(f"Got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt.")
         prompt_ids = self.tokenizer(list(prompts))["input_ids"]
+        shared = self._shared_prefix(prompt_ids)
         line_breaks = self._line_break_tokens.to(self.device)
         completions: list[Completion | None] = [None] * len(prompts)
         tokens: list[list[int]] = [[] for _ in prompts]
@@ -223,7 +228,7 @@ class TransformersBackend(Backend):
             free = self.batch_size - (len(batch.rows) if batch is not None else 0)
             if free > 0 and waiting:
                 entering = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                fresh = self._prefill(entering, [prompt_ids[i] for i in entering])
+                fresh = self._prefill(entering, [prompt_ids[i] for i in entering], shared)
                 batch = fresh if batch is None else batch.merge(fresh)
             next_tokens = sample_tokens(batch.logits, [seeds[i] for i in batch.rows], batch.steps,
                                         sampling.temperature, sampling.top_p)
@@ -256,14 +261,57 @@ class TransformersBackend(Backend):
                 to_score = []
         return completions
 
-    def _prefill(self, indices: list[int], prompt_ids: list[list[int]]) -> _DecodeBatch:
-        """Run new prompts (left-padded) through the model: a decode batch ready to sample their first token."""
-        ids, mask = self._left_pad(prompt_ids)
+    def _shared_prefix(self, prompt_ids: list[list[int]]) -> tuple[int, list] | None:
+        """The key/values of the token prefix all prompts share (GPT3Mix's header), computed once per call, and
+        its length; None when it is too short to be worth it. Every prompt keeps at least one token of its own.
+        """
+        if len(prompt_ids) < 2:
+            return None
+        length = min(len(ids) for ids in prompt_ids) - 1
+        first = prompt_ids[0]
+        for ids in prompt_ids[1:]:
+            length = next((j for j in range(length) if ids[j] != first[j]), length)
+        if length < _MIN_SHARED_PREFIX:
+            return None
         cache = DynamicCache()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        self._forward(input_ids=torch.tensor([first[:length]], device=self.device), cache=cache, logits_to_keep=1)
+        return length, [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _prefill(self, indices: list[int], prompt_ids: list[list[int]], shared=None) -> _DecodeBatch:
+        """Run new prompts (left-padded) through the model: a decode batch ready to sample their first token.
+
+        With a `shared` prefix, only each prompt's own tokens are run, after the prefix's cached key/values;
+        the prefix columns are then moved next to each row's own tokens, so every row stays right-aligned.
+        """
+        lengths = [len(p) for p in prompt_ids]
+        if shared is None:
+            ids, mask = self._left_pad(prompt_ids)
+            cache = DynamicCache()
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                                   logits_to_keep=1)[:, -1, :]
+            return _DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
+        prefix, prefix_kv = shared
+        rows = len(prompt_ids)
+        ids, own_mask = self._left_pad([p[prefix:] for p in prompt_ids])
+        cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
+                                             for k, v in prefix_kv])
+        # [prefix | padding | own tokens]: the padding sits between the two until the columns move below.
+        mask = torch.cat([torch.ones(rows, prefix, dtype=own_mask.dtype, device=self.device), own_mask], dim=1)
+        positions = prefix + (own_mask.cumsum(-1) - 1).clamp(min=0)
         logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                                logits_to_keep=1)[:, -1, :]
-        lengths = [len(p) for p in prompt_ids]
+        # Row i's prefix moves from columns [0, prefix) to just before its own tokens. Keys carry their
+        # positions already (rotary embeddings are applied before caching), so moving columns changes nothing.
+        width = mask.shape[1]
+        columns = torch.arange(width, device=self.device).expand(rows, -1)
+        start = (width - torch.tensor(lengths, device=self.device))[:, None]
+        source = torch.where((columns >= start) & (columns < start + prefix), columns - start, columns)
+        source = torch.where(columns < start, 0, source)
+        for layer in cache.layers:
+            index = source[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1])
+            layer.keys, layer.values = layer.keys.gather(2, index), layer.values.gather(2, index)
+        mask = (columns >= start).to(own_mask.dtype)
         return _DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
 
     def _score_prompt_caches(self, items, continuations: list[str]) -> list[list[float]]:
