@@ -114,7 +114,8 @@ def main():
     sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=args.max_new_tokens)
     spec = TaskSpec.from_preset("sst2")
     augmenter = GPT3MixAugmenter(backend, pool, spec, ratio=1, seed=0, sampling=sampling)
-    built = [augmenter._prompt(row, 0, 0) for row in range(args.rows)]
+    # The first attempt's prompt of each synthetic row, as augment() builds it.
+    built = [augmenter._prompt(row, 0, 0) for row in augmenter._read_batch(real.to_dict())]
     prompts, seeds = [p for p, _, _ in built], [s for _, _, s in built]
     continuations = augmenter.template.scoring_parts(augmenter.spec, augmenter.label_names, "")[1]
     line_breaks = backend._line_break_tokens
