@@ -90,8 +90,12 @@ class AugmentArguments:
     )
     seed: int = field(default=0, metadata={"help": "Master seed of the augmentation."})
     max_attempts: int = field(default=4, metadata={"help": "Generations tried per synthetic row."})
-    generation_batch_size: int = field(default=8, metadata={"help": "transformers: prompts decoded together."})
-    map_batch_size: int = field(default=16, metadata={"help": "Real rows per Dataset.map batch."})
+    generation_batch_size: int | None = field(
+        default=None, metadata={"help": "transformers: decoding slots (default: 32 on CPU, 128 on GPU)."}
+    )
+    map_batch_size: int = field(
+        default=64, metadata={"help": "Real rows per Dataset.map batch (one continuous-batching run of the LM)."}
+    )
     num_proc: int | None = field(default=None, metadata={"help": "Processes for Dataset.map."})
     keep_prompt: bool = field(default=False, metadata={"help": "Store each row's full prompt."})
     disable_tqdm: bool = field(default=False, metadata={"help": "Switch progress bars off."})
@@ -106,7 +110,7 @@ class AugmentArguments:
         if not math.isfinite(self.ratio) or self.ratio <= 0:
             raise ValueError(f"--ratio must be a finite number > 0, got {self.ratio}.")
         for name in ("k", "max_attempts", "generation_batch_size", "map_batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError(f"--max_concurrency must be >= 1, got {self.max_concurrency}.")

@@ -62,7 +62,9 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     )
     ratio: int = field(default=1, metadata={"help": "Synthetic rows per real row, for every augmentation method."})
     lm: str = field(default=DEFAULT_LM, metadata={"help": "GPT3Mix LM: an embedded short name, Hub id or folder."})
-    lm_batch_size: int = field(default=8, metadata={"help": "Prompts the LM decodes together."})
+    lm_batch_size: int | None = field(
+        default=None, metadata={"help": "The local LM's decoding slots (default: the backend's, 32 on CPU)."}
+    )
     k: int = field(default=2, metadata={"help": "GPT3Mix examples per prompt (the paper: 2)."})
     bt_models: list[str] = field(
         default_factory=lambda: ["Helsinki-NLP/opus-mt-en-de", "Helsinki-NLP/opus-mt-de-en"],
@@ -115,7 +117,7 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
             if not 0 < level <= 1:
                 raise ValueError(f"levels must be fractions in (0, 1], got {level}.")
         for name in ("data_seeds", "repeats", "ratio", "k", "lm_batch_size", "max_length"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.max_test_rows is not None and self.max_test_rows < 1:
             raise ValueError(f"max_test_rows must be >= 1 (or unset for the whole split), got {self.max_test_rows}.")

@@ -190,7 +190,7 @@ class Augmentations:
             )
             # Shards of 16 real rows are saved as they finish: an interrupted generation resumes from them.
             synthetic = augmenter.augment(
-                batch_size=max(self.args.lm_batch_size, 16), load_from_cache_file=False,
+                batch_size=64, load_from_cache_file=False,
                 checkpoint_dir=folder.with_name(folder.name + ".shards"), shard_size=16,
             )
             report = augmenter.report
