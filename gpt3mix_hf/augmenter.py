@@ -169,8 +169,8 @@ class GPT3MixAugmenter:
     ):
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a gpt3mix_hf Backend, got {type(backend).__name__}.")
-        if not isinstance(ratio, int | float) or not ratio > 0:
-            raise ValueError(f"ratio (synthetic rows per real row) must be > 0, got {ratio!r}.")
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < math.inf:
+            raise ValueError(f"ratio (synthetic rows per real row) must be a finite number > 0, got {ratio!r}.")
         if selection not in STRATEGIES:
             raise ValueError(
                 f"selection must be one of {STRATEGIES}, got {selection!r}: 'uniform' draws the k examples from "

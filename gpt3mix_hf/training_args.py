@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 from transformers import IntervalStrategy, TrainingArguments
@@ -112,15 +113,19 @@ class GPT3MixTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type={self.loss_type!r} is not supported: use one of {LOSS_TYPES}.")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature={self.temperature} must be > 0 (1.0 leaves the logits as they are).")
-        if not self.synthetic_weight >= 0:
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(
-                f"synthetic_weight={self.synthetic_weight} must be >= 0 (0 ignores synthetic rows, 1 weighs them "
-                "like real ones)."
+                f"temperature={self.temperature} must be a finite number > 0 (1.0 leaves the logits as they are)."
             )
-        if not self.soft_label_tolerance > 0:
-            raise ValueError(f"soft_label_tolerance={self.soft_label_tolerance} must be > 0, e.g. 1e-3.")
+        if not (math.isfinite(self.synthetic_weight) and self.synthetic_weight >= 0):
+            raise ValueError(
+                f"synthetic_weight={self.synthetic_weight} must be a finite number >= 0 (0 ignores synthetic rows, "
+                "1 weighs them like real ones)."
+            )
+        if not (math.isfinite(self.soft_label_tolerance) and self.soft_label_tolerance > 0):
+            raise ValueError(
+                f"soft_label_tolerance={self.soft_label_tolerance} must be a finite number > 0, e.g. 1e-3."
+            )
         if self.early_stopping_patience == 0:
             # 0 is how a command line says "off" (HfArgumentParser cannot pass None).
             self.early_stopping_patience = None

@@ -128,9 +128,11 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
             )
         if len(self.bt_models) != 2:
             raise ValueError(f"bt_models needs two models (forward, backward), got {self.bt_models}.")
-        if not self.learning_rate > 0 or self.num_train_epochs <= 0 or self.warmup_steps < 0:
+        numbers = (self.learning_rate, self.num_train_epochs, self.warmup_steps)
+        if not all(map(math.isfinite, numbers)) or not self.learning_rate > 0 or self.num_train_epochs <= 0 \
+                or self.warmup_steps < 0:
             raise ValueError(
-                "learning_rate and num_train_epochs must be > 0 and warmup_steps >= 0, got "
+                "learning_rate and num_train_epochs must be finite numbers > 0 and warmup_steps >= 0, got "
                 f"{self.learning_rate}, {self.num_train_epochs} and {self.warmup_steps}."
             )
 
