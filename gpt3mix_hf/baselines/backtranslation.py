@@ -16,9 +16,9 @@ import torch
 from datasets import Dataset
 from transformers.utils import logging
 
-from ..data import check_columns, training_features
+from ..data import check_columns
 from ..selection import row_seed
-from ..soft_labels import one_hot
+from .rows import RowAugmenter
 
 logger = logging.get_logger(__name__)
 
@@ -26,7 +26,7 @@ DEFAULT_FORWARD = "Helsinki-NLP/opus-mt-en-de"
 DEFAULT_BACKWARD = "Helsinki-NLP/opus-mt-de-en"
 
 
-class BackTranslationAugmenter:
+class BackTranslationAugmenter(RowAugmenter):
     """Paraphrases rows by translating them to a pivot language and back.
 
     Args:
@@ -121,21 +121,8 @@ class BackTranslationAugmenter:
                 self.backward_model, self.backward_tokenizer, pivots, do_sample=False, num_beams=self.num_beams
             )
 
-    def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
-        if indices is None or isinstance(indices, int):
-            raise ValueError(
-                "BackTranslationAugmenter seeds each row by its index: call dataset.map(augmenter, batched=True, "
-                "with_indices=True, ...)."
-            )
-        if self.label_names is None:
-            raise ValueError("Set augmenter.label_names (or call augmenter.augment(dataset)) before mapping.")
-        columns = {"text": [], "label": [], "soft_labels": []}
-        for index, text, label in zip(indices, batch[self.text_column], batch[self.label_column], strict=True):
-            for paraphrase in self.paraphrase(text, index):
-                columns["text"].append(paraphrase)
-                columns["label"].append(label)
-                columns["soft_labels"].append(one_hot(label, len(self.label_names)))
-        return columns
+    def _new_texts(self, text: str, row: int) -> list[str]:
+        return self.paraphrase(text, row)
 
     def augment(self, dataset: Dataset, num_aug: int | None = None, seed: int | None = None,
                 batch_size: int = 16) -> Dataset:
@@ -147,19 +134,8 @@ class BackTranslationAugmenter:
         if seed is not None:
             self.seed = seed
         self.label_names = list(check_columns(dataset, self.text_column, self.label_column).names)
-        features = training_features(self.label_names)
         # An explicit fingerprint: hashing the callable would hash both models' weights.
         fingerprint = hashlib.sha256(
             json.dumps([self.config(), dataset._fingerprint], default=str).encode()
         ).hexdigest()[:16]
-        return dataset.map(
-            self,
-            batched=True,
-            batch_size=batch_size,
-            with_indices=True,
-            remove_columns=dataset.column_names,
-            features=features,
-            load_from_cache_file=False,
-            new_fingerprint=fingerprint,
-            desc="Back-translation",
-        )
+        return self._map(dataset, batch_size=batch_size, new_fingerprint=fingerprint, desc="Back-translation")

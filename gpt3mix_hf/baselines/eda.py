@@ -16,12 +16,12 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from datasets import Dataset, Features
+from datasets import Dataset
 from transformers.utils import logging
 
-from ..data import check_columns, training_features
+from ..data import check_columns
 from ..selection import row_seed
-from ..soft_labels import one_hot
+from .rows import RowAugmenter
 
 logger = logging.get_logger(__name__)
 
@@ -187,7 +187,7 @@ class EDA:
         return candidates
 
 
-class EDAAugmenter:
+class EDAAugmenter(RowAugmenter):
     """`num_aug` EDA rows per real row, as a `Dataset.map` callable (like `GPT3MixAugmenter`).
 
     Output rows: `text`, `label` (the real row's, unchanged: EDA keeps the label) and `soft_labels` (one-hot).
@@ -230,49 +230,23 @@ class EDAAugmenter:
         return {"method": "eda", "num_aug": self.num_aug, **self.alphas, "clean": self.clean, "seed": self.seed,
                 "wordnet": load_wordnet().get_version() if wordnet_available() else None}
 
-    def features(self, label_names: list[str]) -> Features:
-        return training_features(label_names)
-
     def __getstate__(self):
         # Picklable for map(num_proc=...) and the datasets fingerprint; WordNet is loaded again in the worker.
         state = self.__dict__.copy()
         state["_eda"] = None
         return state
 
-    def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
-        if indices is None or isinstance(indices, int):
-            raise ValueError(
-                "EDAAugmenter seeds each row by its index: call dataset.map(augmenter, batched=True, "
-                "with_indices=True, ...)."
-            )
-        if self.label_names is None:
-            raise ValueError("Set augmenter.label_names (or call augmenter.augment(dataset)) before mapping.")
+    def _new_texts(self, text: str, row: int) -> list[str]:
         if self._eda is None:
             self._eda = EDA()
-        columns = {"text": [], "label": [], "soft_labels": []}
-        for index, text, label in zip(indices, batch[self.text_column], batch[self.label_column], strict=True):
-            rng = random.Random(row_seed(self.seed, index))
-            for new_text in self._eda.augment(text, self.num_aug, rng, clean=self.clean, **self.alphas):
-                columns["text"].append(new_text)
-                columns["label"].append(label)
-                columns["soft_labels"].append(one_hot(label, len(self.label_names)))
-        return columns
+        rng = random.Random(row_seed(self.seed, row))
+        return self._eda.augment(text, self.num_aug, rng, clean=self.clean, **self.alphas)
 
     def augment(self, dataset: Dataset, batch_size: int = 64, num_proc: int | None = None) -> Dataset:
         """`num_aug` EDA rows for every row of `dataset` (which needs a `ClassLabel` label column)."""
         self.label_names = list(check_columns(dataset, self.text_column, self.label_column).names)
         load_wordnet()  # fail early, with the setup hint, rather than inside map
-        return dataset.map(
-            self,
-            batched=True,
-            batch_size=batch_size,
-            with_indices=True,
-            remove_columns=dataset.column_names,
-            features=self.features(self.label_names),
-            num_proc=num_proc,
-            load_from_cache_file=False,
-            desc="EDA augmentation",
-        )
+        return self._map(dataset, batch_size=batch_size, num_proc=num_proc, desc="EDA augmentation")
 
 
 def wordnet_available() -> bool:
