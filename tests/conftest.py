@@ -65,17 +65,19 @@ def make_dataset(texts: list[str], labels: list[int], names: list[str]) -> Datas
     return Dataset.from_dict({"text": texts, "label": labels}, features=features)
 
 
+TOY_TEXTS = [
+    "a gripping , funny and moving film .",
+    "dull , lifeless and far too long .",
+    "the best thing i have seen this year .",
+    "an embarrassment for everyone involved .",
+    "warm , wise and beautifully acted .",
+    "i wanted my two hours back .",
+]
+
+
 @pytest.fixture
 def toy_sentiment() -> Dataset:
-    texts = [
-        "a gripping , funny and moving film .",
-        "dull , lifeless and far too long .",
-        "the best thing i have seen this year .",
-        "an embarrassment for everyone involved .",
-        "warm , wise and beautifully acted .",
-        "i wanted my two hours back .",
-    ]
-    return make_dataset(texts, [1, 0, 1, 0, 1, 0], ["negative", "positive"])
+    return make_dataset(TOY_TEXTS, [1, 0, 1, 0, 1, 0], ["negative", "positive"])
 
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TOY_TEXTS
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 from transformers import (
     AutoModelForSequenceClassification,
@@ -24,15 +25,7 @@ from gpt3mix_hf.trainer import GPT3MixTrainer, SoftLabelCollator
 from gpt3mix_hf.training_args import GPT3MixTrainingArguments
 
 NAMES = ["negative", "positive"]
-TEXTS = [
-    "a gripping , funny and moving film .",
-    "dull , lifeless and far too long .",
-    "the best thing i have seen this year .",
-    "an embarrassment for everyone involved .",
-    "warm , wise and beautifully acted .",
-    "i wanted my two hours back .",
-    "a small miracle of a movie .",
-]
+TEXTS = [*TOY_TEXTS, "a small miracle of a movie ."]
 LABELS = [1, 0, 1, 0, 1, 0, 1]
 SOFT = [[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.0, 1.0], [1.0, 0.0], [0.45, 0.55]]
 SYNTHETIC = [False, True, True, True, False, False, True]
@@ -562,15 +555,21 @@ def test_warmup_never_gives_a_step_learning_rate_zero(tokenizer, tmp_path):
     assert changed == {False: False, True: True}
 
 
-@pytest.mark.parametrize("scheduler", ["linear", "cosine", "constant_with_warmup"])
-def test_nonzero_warmup_schedule(tokenizer, tmp_path, scheduler):
-    trainer = GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path, warmup_steps=3, lr_scheduler_type=scheduler))
-    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+def learning_rates(trainer: GPT3MixTrainer, steps: int) -> list[float]:
+    """The learning rate of each of `steps` optimizer steps, from a fresh optimizer and scheduler."""
+    trainer.create_optimizer_and_scheduler(num_training_steps=steps)
     rates = []
-    for _ in range(10):
+    for _ in range(steps):
         rates.append(trainer.lr_scheduler.get_last_lr()[0])
         trainer.optimizer.step()
         trainer.lr_scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize("scheduler", ["linear", "cosine", "constant_with_warmup"])
+def test_nonzero_warmup_schedule(tokenizer, tmp_path, scheduler):
+    trainer = GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path, warmup_steps=3, lr_scheduler_type=scheduler))
+    rates = learning_rates(trainer, steps=10)
     base = trainer.args.learning_rate
     assert rates[:3] == pytest.approx([base / 4, base * 2 / 4, base * 3 / 4])
     assert rates[3] == pytest.approx(base)
@@ -578,12 +577,7 @@ def test_nonzero_warmup_schedule(tokenizer, tmp_path, scheduler):
     # After the warm-up, the stock schedule.
     stock = GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path, warmup_steps=3, lr_scheduler_type=scheduler,
                                                             nonzero_warmup=False))
-    stock.create_optimizer_and_scheduler(num_training_steps=10)
-    stock_rates = []
-    for _ in range(10):
-        stock_rates.append(stock.lr_scheduler.get_last_lr()[0])
-        stock.optimizer.step()
-        stock.lr_scheduler.step()
+    stock_rates = learning_rates(stock, steps=10)
     assert stock_rates[0] == 0.0
     assert rates[3:] == pytest.approx(stock_rates[3:])
 
