@@ -11,10 +11,21 @@ import math
 import pickle
 import sqlite3
 import time
-import traceback
 
 import pytest
 from conftest import make_dataset
+from served_checks import (
+    CONTEXTS,
+    FAST,
+    LABELS,
+    PROMPTS,
+    TEXTS,
+    call,
+    check_pickle_carries_the_variable_name,
+    check_rebuilt_from_identity,
+    check_repeated_key_is_never_shown,
+    check_unusable_answer_is_never_cached,
+)
 from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine, free_port, stored_answers
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
@@ -37,14 +48,6 @@ from gpt3mix_hf.prompt import PromptTemplate
 from gpt3mix_hf.soft_labels import top_k_label_logprobs
 from gpt3mix_hf.spec import TaskSpec
 
-PROMPTS = [
-    "Movie reviews and their sentiment.\nMovie review: a gem . (Sentiment: positive)\nMovie review:",
-    "Movie reviews and their sentiment.\nMovie review: so dull . (Sentiment: negative)\nMovie review:",
-]
-CONTEXTS = [" a moving film (Sentiment:", " two hours lost (Sentiment:"]
-LABELS = [" negative", " positive"]
-TOY_TEXTS = ["a gripping , funny film .", "dull and far too long .", "the best thing this year .", "awful ."]
-FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
 SECRET = "sk-test-Secret-0123456789abcdef"
 KEY_ENV = "GPT3MIX_TEST_OPENAI_KEY"
 
@@ -235,7 +238,7 @@ def clean_rows(engine, toy_sentiment_module):
 
 @pytest.fixture(scope="module")
 def toy_sentiment_module():
-    return make_dataset(TOY_TEXTS, [1, 0, 1, 0], ["negative", "positive"])
+    return make_dataset(TEXTS, [1, 0, 1, 0], ["negative", "positive"])
 
 
 @pytest.mark.parametrize("fault", ["429", "500", "503", "malformed", "drop"])
@@ -339,14 +342,6 @@ def test_bad_arguments():
 # -- validate, then cache -------------------------------------------------------------------------------------
 
 
-def call(backend: OpenAIBackend, what: str):
-    if what == "generation":
-        return [c.text for c in backend.generate(PROMPTS, [0, 1], SamplingConfig(max_new_tokens=6))]
-    if what == "tokenize":
-        return backend.tokenize(" a moving film")
-    return backend.score(PROMPTS, CONTEXTS, LABELS)
-
-
 # Where the unusable answer lands: a generation, an echo scoring request (text prompts, so /tokenize is not
 # asked first), a top-logprobs scoring request, a /tokenize request.
 UNUSABLE_CASES = {
@@ -359,23 +354,7 @@ UNUSABLE_CASES = {
 
 @pytest.mark.parametrize("what", sorted(UNUSABLE_CASES))
 def test_unusable_answer_is_never_cached_and_a_rerun_retries_it(server, tmp_path, what):
-    settings = UNUSABLE_CASES[what]
-    expected = call(make_backend(server.url, **settings), what)
-    cache_path = str(tmp_path / "requests.sqlite")
-    backend = make_backend(server.url, **settings, config={"cache_path": cache_path, "max_concurrency": 1})
-    backend.connect()
-    server.faults.append("unusable")
-    with pytest.raises(BadResponseError):
-        call(backend, what)
-    assert not server.faults
-    unusable = [json.dumps(body) for body in server.UNUSABLE.values()]
-    assert not set(stored_answers(cache_path)) & set(unusable)
-    # The recovered server, the same cache: the rerun asks again for what was bad, and gets the right answer.
-    before = sum(server.calls.values())
-    rerun = make_backend(server.url, **settings, config={"cache_path": cache_path})
-    assert call(rerun, what) == expected
-    assert sum(server.calls.values()) > before + 2  # more than the probes
-    assert not set(stored_answers(cache_path)) & set(unusable)
+    check_unusable_answer_is_never_cached(make_backend, server, tmp_path, what, UNUSABLE_CASES[what], probes=2)
 
 
 @pytest.mark.parametrize("what", ["generation", "echo", "tokenize"])
@@ -402,19 +381,7 @@ def test_unusable_answer_found_in_the_cache_is_asked_again(server, tmp_path, wha
 def test_a_server_that_repeats_the_key_never_gets_it_into_a_message_or_log(server, caplog, fault):
     server.echo_auth = True
     backend = make_backend(server.url, api_key=SECRET, config={"max_retries": 2})
-    if fault == "401":
-        server.api_key = "another-key"
-    else:
-        backend.connect()
-        server.faults.extend([fault] * 10)
-    with caplog.at_level(logging.DEBUG, logger="gpt3mix_hf"), pytest.raises(ServedBackendError) as error:
-        backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
-    server.faults.clear()
-    shown = "".join(traceback.format_exception(error.value)) + repr(error.value) + caplog.text + repr(backend)
-    assert SECRET not in shown
-    assert "***" in str(error.value)  # the server did repeat it: redacted, not missing
-    if fault == "401":
-        assert isinstance(error.value, AuthenticationError) and backend.usage.retries == 0
+    check_repeated_key_is_never_shown(backend, server, caplog, fault, SECRET)
 
 
 def test_the_key_from_the_environment_is_redacted_too(server, monkeypatch):
@@ -436,20 +403,10 @@ def test_an_answer_that_repeats_the_key_is_used_but_never_cached(server, tmp_pat
 
 
 def test_pickles_carry_the_variable_name_never_the_key(server, monkeypatch, toy_sentiment):
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    server.api_key = SECRET
-    by_env = make_backend(server.url, api_key_env=KEY_ENV)
-    expected = by_env.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
-    data = pickle.dumps(by_env)
-    assert SECRET.encode() not in data
-    assert pickle.loads(data).score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
-
+    data = check_pickle_carries_the_variable_name(make_backend, server, monkeypatch, KEY_ENV, SECRET)
     by_value = make_backend(server.url, api_key=SECRET)
     augmenter = GPT3MixAugmenter(by_value, toy_sentiment, TaskSpec.from_preset("sst2"), seed=0)
-    for shipped in (by_value, augmenter):
-        assert SECRET.encode() not in pickle.dumps(shipped)
-    with pytest.raises(ServedBackendError, match="api_key_env="):
-        pickle.loads(pickle.dumps(by_value)).score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    assert SECRET.encode() not in pickle.dumps(augmenter)
     # The variable is read where the key is used: a process without it says so, naming the variable only.
     clone = pickle.loads(data)
     monkeypatch.delenv(KEY_ENV)
@@ -489,15 +446,10 @@ def test_one_seed_per_prompt(server):
 
 def test_rebuilt_from_its_identity(server):
     backend = make_backend(server.url, top_logprobs=7)
-    identity = backend.identity
-    rebuilt = Backend.from_identity(identity, base_url=server.url, config=ServedConfig(**FAST))
-    assert isinstance(rebuilt, OpenAIBackend)
-    assert rebuilt.identity == identity
+    rebuilt = check_rebuilt_from_identity(backend, server)
     assert rebuilt.score(PROMPTS[:1], CONTEXTS[:1], LABELS) == backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
-    with pytest.raises(ValueError, match="base_url="):
-        OpenAIBackend.from_identity(identity)
     with pytest.raises(ValueError, match="'tgi'"):
-        TGIBackend.from_identity(identity, base_url=server.url)
+        TGIBackend.from_identity(backend.identity, base_url=server.url)
     with pytest.raises(ValueError, match="known kinds"):
         Backend.from_identity({"backend": "llama-magic"})
 

@@ -10,18 +10,27 @@ import math
 import pickle
 import sqlite3
 import time
-import traceback
 
 import pytest
 from conftest import make_dataset
 from huggingface_hub import TextGenerationOutput
+from served_checks import (
+    CONTEXTS,
+    FAST,
+    LABELS,
+    PROMPTS,
+    TEXTS,
+    call,
+    check_pickle_carries_the_variable_name,
+    check_rebuilt_from_identity,
+    check_repeated_key_is_never_shown,
+    check_unusable_answer_is_never_cached,
+)
 from served_fixtures import CannedTransformersBackend, FakeTGIServer, TinyLMEngine, free_port, stored_answers
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import (
     AuthenticationError,
-    Backend,
-    BadResponseError,
     RequestFailedError,
     ServedBackendError,
     ServedConfig,
@@ -31,14 +40,6 @@ from gpt3mix_hf.backends.base import SamplingConfig
 from gpt3mix_hf.backends.tgi import TGIBackend
 from gpt3mix_hf.spec import TaskSpec
 
-PROMPTS = [
-    "Movie reviews and their sentiment.\nMovie review: a gem . (Sentiment: positive)\nMovie review:",
-    "Movie reviews and their sentiment.\nMovie review: so dull . (Sentiment: negative)\nMovie review:",
-]
-CONTEXTS = [" a moving film (Sentiment:", " two hours lost (Sentiment:"]
-LABELS = [" negative", " positive"]
-TEXTS = ["a gripping , funny film .", "dull and far too long .", "the best thing this year .", "awful ."]
-FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
 SECRET = "hf_test_Secret_0123456789abcdef"
 KEY_ENV = "GPT3MIX_TEST_TGI_KEY"
 
@@ -210,14 +211,6 @@ def test_one_transport_no_huggingface_hub_client(server, monkeypatch):
 # -- validate, then cache -------------------------------------------------------------------------------------
 
 
-def call(backend: TGIBackend, what: str):
-    if what == "generation":
-        return [c.text for c in backend.generate(PROMPTS, [0, 1], SamplingConfig(max_new_tokens=6))]
-    if what == "tokenize":
-        return backend.tokenize(" a moving film")
-    return backend.score(PROMPTS, CONTEXTS, LABELS)
-
-
 UNUSABLE_CASES = {
     "generation": ({}, {}),
     "prefill": ({"label_scoring": "prefill"}, {}),
@@ -229,21 +222,7 @@ UNUSABLE_CASES = {
 @pytest.mark.parametrize("what", sorted(UNUSABLE_CASES))
 def test_unusable_answer_is_never_cached_and_a_rerun_retries_it(server, tmp_path, what):
     settings, _ = UNUSABLE_CASES[what]
-    expected = call(make_backend(server.url, **settings), what)
-    cache_path = str(tmp_path / "requests.sqlite")
-    backend = make_backend(server.url, **settings, config={"cache_path": cache_path, "max_concurrency": 1})
-    backend.connect()
-    server.faults.append("unusable")
-    with pytest.raises(BadResponseError):
-        call(backend, what)
-    assert not server.faults
-    unusable = {json.dumps(body) for body in server.UNUSABLE.values()}
-    assert not set(stored_answers(cache_path)) & unusable
-    before = sum(server.calls.values())
-    rerun = make_backend(server.url, **settings, config={"cache_path": cache_path})
-    assert call(rerun, what) == expected
-    assert sum(server.calls.values()) > before + 1  # more than the probes
-    assert not set(stored_answers(cache_path)) & unusable
+    check_unusable_answer_is_never_cached(make_backend, server, tmp_path, what, settings, probes=1)
 
 
 def test_unusable_answer_found_in_the_cache_is_asked_again(server, tmp_path, caplog):
@@ -265,19 +244,7 @@ def test_unusable_answer_found_in_the_cache_is_asked_again(server, tmp_path, cap
 def test_a_server_that_repeats_the_key_never_gets_it_into_a_message_or_log(server, caplog, fault):
     server.echo_auth = True
     backend = make_backend(server.url, api_key=SECRET, label_scoring="prefill", config={"max_retries": 2})
-    if fault == "401":
-        server.api_key = "another-key"
-    else:
-        backend.connect()
-        server.faults.extend([fault] * 10)
-    with caplog.at_level(logging.DEBUG, logger="gpt3mix_hf"), pytest.raises(ServedBackendError) as error:
-        backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=4))
-    server.faults.clear()
-    shown = "".join(traceback.format_exception(error.value)) + repr(error.value) + caplog.text + repr(backend)
-    assert SECRET not in shown
-    assert "***" in str(error.value)
-    if fault == "401":
-        assert isinstance(error.value, AuthenticationError) and backend.usage.retries == 0
+    check_repeated_key_is_never_shown(backend, server, caplog, fault, SECRET)
 
 
 def test_an_answer_that_repeats_the_key_is_used_but_never_cached(server, tmp_path):
@@ -291,27 +258,12 @@ def test_an_answer_that_repeats_the_key_is_used_but_never_cached(server, tmp_pat
 
 
 def test_pickles_carry_the_variable_name_never_the_key(server, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    server.api_key = SECRET
-    by_env = make_backend(server.url, api_key_env=KEY_ENV)
-    expected = by_env.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
-    data = pickle.dumps(by_env)
-    assert SECRET.encode() not in data
-    assert pickle.loads(data).score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
-    by_value = make_backend(server.url, api_key=SECRET)
-    assert SECRET.encode() not in pickle.dumps(by_value)
-    with pytest.raises(ServedBackendError, match="api_key_env="):
-        pickle.loads(pickle.dumps(by_value)).score(PROMPTS[:1], CONTEXTS[:1], LABELS)
+    check_pickle_carries_the_variable_name(make_backend, server, monkeypatch, KEY_ENV, SECRET)
 
 
 def test_rebuilt_from_its_identity(server):
     backend = make_backend(server.url, top_n_tokens=3)
-    identity = backend.identity
-    rebuilt = Backend.from_identity(identity, base_url=server.url, config=ServedConfig(**FAST))
-    assert isinstance(rebuilt, TGIBackend)
-    assert rebuilt.identity == identity
-    with pytest.raises(ValueError, match="base_url="):
-        TGIBackend.from_identity(identity)
+    check_rebuilt_from_identity(backend, server)
 
 
 def test_bad_arguments():
