@@ -63,6 +63,7 @@ class OpenAIBackend(ServedBackend):
     """
 
     kind = "openai"
+    label_scoring_modes = LABEL_SCORING_MODES
 
     def __init__(
         self,
@@ -76,26 +77,24 @@ class OpenAIBackend(ServedBackend):
         top_logprobs: int = 20,
         config: ServedConfig | None = None,
     ):
-        if label_scoring not in LABEL_SCORING_MODES:
-            raise ValueError(f"label_scoring must be one of {LABEL_SCORING_MODES}, got {label_scoring!r}.")
         if not isinstance(top_logprobs, int) or top_logprobs < 1:
             raise ValueError(f"top_logprobs must be an integer >= 1, got {top_logprobs!r}.")
+        root = base_url.rstrip("/") if isinstance(base_url, str) else base_url
+        if isinstance(root, str) and root.endswith("/v1"):
+            root = root[: -len("/v1")]
+        super().__init__(root, model=model, api_key=api_key, api_key_env=api_key_env, label_scoring=label_scoring,
+                         config=config)
+        # Loaded once the cheap checks above passed.
         if isinstance(tokenizer, str) and tokenizer not in TOKENIZER_MODES:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-        root = base_url.rstrip("/") if isinstance(base_url, str) else base_url
-        if isinstance(root, str) and root.endswith("/v1"):
-            root = root[: -len("/v1")]
-        super().__init__(root, model=model, api_key=api_key, api_key_env=api_key_env, config=config)
         self.tokenizer = tokenizer
-        self.label_scoring = label_scoring
         self.top_logprobs = top_logprobs
         self._specials_add_nothing: bool | None = None
 
     def _settings(self) -> dict:
-        return {**super()._settings(), "tokenizer": self.tokenizer, "label_scoring": self.label_scoring,
-                "top_logprobs": self.top_logprobs}
+        return {**super()._settings(), "tokenizer": self.tokenizer, "top_logprobs": self.top_logprobs}
 
     def _identity_extra(self) -> dict:
         tokenizer = self.tokenizer if isinstance(self.tokenizer, str) else getattr(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .base import Backend, Completion, SamplingConfig, ScoringContext
 from .client import JSONHTTPClient
@@ -29,11 +29,13 @@ class ServedBackend(Backend):
     message, a log line or the request cache, and a pickled backend (what `Dataset.map(num_proc=...)` ships to
     its workers) carries `api_key_env`, the name of the environment variable each worker reads the key from.
 
-    Subclasses set `kind`, implement the protocol (`_probe`, `_generate_one`, `_score_one`) and extend
-    `_settings` with their own constructor arguments.
+    Subclasses set `kind` and `label_scoring_modes`, implement the protocol (`_probe`, `_generate_one`,
+    `_score_one`) and extend `_settings` with their own constructor arguments.
     """
 
     kind: str
+    # How the protocol can score labels; "auto" (probe the server once) comes first and is the default.
+    label_scoring_modes: ClassVar[tuple[str, ...]]
 
     def __init__(
         self,
@@ -42,12 +44,16 @@ class ServedBackend(Backend):
         model: str | None = None,
         api_key: str | None = None,
         api_key_env: str | None = None,
+        label_scoring: str = "auto",
         config: ServedConfig | None = None,
     ):
+        if label_scoring not in self.label_scoring_modes:
+            raise ValueError(f"label_scoring must be one of {self.label_scoring_modes}, got {label_scoring!r}.")
         if config is not None and not isinstance(config, ServedConfig):
             raise TypeError(f"config must be a ServedConfig, got {type(config).__name__}.")
         self.base_url = check_base_url(base_url)
         self.model = model
+        self.label_scoring = label_scoring
         self.credentials = Credentials(api_key, api_key_env)
         self.config = config or ServedConfig()
         self.runner = RequestRunner(self.config, self.base_url, self.credentials)
@@ -62,7 +68,8 @@ class ServedBackend(Backend):
 
     def _settings(self) -> dict:
         """The constructor's keyword arguments, less the key itself: what a pickled copy is rebuilt from."""
-        return {"model": self.model, "api_key_env": self.api_key_env, "config": self.config}
+        return {"model": self.model, "api_key_env": self.api_key_env, "label_scoring": self.label_scoring,
+                "config": self.config}
 
     def __getstate__(self):
         # Never the key itself: a copy given api_key= raises a clear error when used (see Credentials).

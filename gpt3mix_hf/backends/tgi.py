@@ -59,6 +59,7 @@ class TGIBackend(ServedBackend):
     """
 
     kind = "tgi"
+    label_scoring_modes = LABEL_SCORING_MODES
 
     def __init__(
         self,
@@ -71,16 +72,14 @@ class TGIBackend(ServedBackend):
         top_n_tokens: int = 5,
         config: ServedConfig | None = None,
     ):
-        if label_scoring not in LABEL_SCORING_MODES:
-            raise ValueError(f"label_scoring must be one of {LABEL_SCORING_MODES}, got {label_scoring!r}.")
         if not isinstance(top_n_tokens, int) or top_n_tokens < 1:
             raise ValueError(f"top_n_tokens must be an integer >= 1, got {top_n_tokens!r}.")
-        super().__init__(base_url, model=model, api_key=api_key, api_key_env=api_key_env, config=config)
-        self.label_scoring = label_scoring
+        super().__init__(base_url, model=model, api_key=api_key, api_key_env=api_key_env, label_scoring=label_scoring,
+                         config=config)
         self.top_n_tokens = top_n_tokens
 
     def _settings(self) -> dict:
-        return {**super()._settings(), "label_scoring": self.label_scoring, "top_n_tokens": self.top_n_tokens}
+        return {**super()._settings(), "top_n_tokens": self.top_n_tokens}
 
     def _identity_extra(self) -> dict:
         return {"top_n_tokens": self.top_n_tokens}
