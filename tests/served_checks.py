@@ -33,7 +33,7 @@ def call(backend, what: str):
     return backend.score(PROMPTS, CONTEXTS, LABELS)
 
 
-def check_unusable_answer_is_never_cached(make_backend, server, tmp_path, what: str, settings: dict, probes: int):
+def unusable_answer_is_never_cached(make_backend, server, tmp_path, what: str, settings: dict, probes: int):
     """A valid-JSON but useless answer raises, stays out of the cache, and a rerun on the same cache asks again
     (more requests than the `probes` a new backend sends first) and gets the right answer."""
     expected = call(make_backend(server.url, **settings), what)
@@ -53,7 +53,7 @@ def check_unusable_answer_is_never_cached(make_backend, server, tmp_path, what: 
     assert not set(stored_answers(cache_path)) & unusable
 
 
-def check_repeated_key_is_never_shown(backend, server, caplog, fault: str, secret: str):
+def repeated_key_is_never_shown(backend, server, caplog, fault: str, secret: str):
     """A server that repeats the Authorization header in its errors (`server.echo_auth`): after `fault`, the key
     is in no message, traceback, log line or repr, and is redacted rather than missing."""
     if fault == "401":
@@ -71,7 +71,7 @@ def check_repeated_key_is_never_shown(backend, server, caplog, fault: str, secre
         assert isinstance(error.value, AuthenticationError) and backend.usage.retries == 0
 
 
-def check_pickle_carries_the_variable_name(make_backend, server, monkeypatch, key_env: str, secret: str) -> bytes:
+def pickle_carries_the_variable_name(make_backend, server, monkeypatch, key_env: str, secret: str) -> bytes:
     """A backend given `api_key_env` pickles without the key and scores the same once unpickled; one given
     `api_key` pickles without it and says to use `api_key_env`. Returns the first pickle."""
     monkeypatch.setenv(key_env, secret)
@@ -88,7 +88,7 @@ def check_pickle_carries_the_variable_name(make_backend, server, monkeypatch, ke
     return data
 
 
-def check_rebuilt_from_identity(backend, server) -> Backend:
+def rebuilt_from_identity(backend, server) -> Backend:
     """`Backend.from_identity` gives a backend of the same class and identity; without a URL it says to pass one.
     Returns the rebuilt backend."""
     identity = backend.identity

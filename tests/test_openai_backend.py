@@ -13,19 +13,9 @@ import sqlite3
 import time
 
 import pytest
+import served_checks as checks
 from conftest import make_dataset
-from served_checks import (
-    CONTEXTS,
-    FAST,
-    LABELS,
-    PROMPTS,
-    TEXTS,
-    call,
-    check_pickle_carries_the_variable_name,
-    check_rebuilt_from_identity,
-    check_repeated_key_is_never_shown,
-    check_unusable_answer_is_never_cached,
-)
+from served_checks import CONTEXTS, FAST, LABELS, PROMPTS, TEXTS, call
 from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine, free_port, stored_answers
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
@@ -354,7 +344,7 @@ UNUSABLE_CASES = {
 
 @pytest.mark.parametrize("what", sorted(UNUSABLE_CASES))
 def test_unusable_answer_is_never_cached_and_a_rerun_retries_it(server, tmp_path, what):
-    check_unusable_answer_is_never_cached(make_backend, server, tmp_path, what, UNUSABLE_CASES[what], probes=2)
+    checks.unusable_answer_is_never_cached(make_backend, server, tmp_path, what, UNUSABLE_CASES[what], probes=2)
 
 
 @pytest.mark.parametrize("what", ["generation", "echo", "tokenize"])
@@ -381,7 +371,7 @@ def test_unusable_answer_found_in_the_cache_is_asked_again(server, tmp_path, wha
 def test_a_server_that_repeats_the_key_never_gets_it_into_a_message_or_log(server, caplog, fault):
     server.echo_auth = True
     backend = make_backend(server.url, api_key=SECRET, config={"max_retries": 2})
-    check_repeated_key_is_never_shown(backend, server, caplog, fault, SECRET)
+    checks.repeated_key_is_never_shown(backend, server, caplog, fault, SECRET)
 
 
 def test_the_key_from_the_environment_is_redacted_too(server, monkeypatch):
@@ -403,7 +393,7 @@ def test_an_answer_that_repeats_the_key_is_used_but_never_cached(server, tmp_pat
 
 
 def test_pickles_carry_the_variable_name_never_the_key(server, monkeypatch, toy_sentiment):
-    data = check_pickle_carries_the_variable_name(make_backend, server, monkeypatch, KEY_ENV, SECRET)
+    data = checks.pickle_carries_the_variable_name(make_backend, server, monkeypatch, KEY_ENV, SECRET)
     by_value = make_backend(server.url, api_key=SECRET)
     augmenter = GPT3MixAugmenter(by_value, toy_sentiment, TaskSpec.from_preset("sst2"), seed=0)
     assert SECRET.encode() not in pickle.dumps(augmenter)
@@ -446,7 +436,7 @@ def test_one_seed_per_prompt(server):
 
 def test_rebuilt_from_its_identity(server):
     backend = make_backend(server.url, top_logprobs=7)
-    rebuilt = check_rebuilt_from_identity(backend, server)
+    rebuilt = checks.rebuilt_from_identity(backend, server)
     assert rebuilt.score(PROMPTS[:1], CONTEXTS[:1], LABELS) == backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
     with pytest.raises(ValueError, match="'tgi'"):
         TGIBackend.from_identity(backend.identity, base_url=server.url)

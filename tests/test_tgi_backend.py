@@ -12,20 +12,10 @@ import sqlite3
 import time
 
 import pytest
+import served_checks as checks
 from conftest import make_dataset
 from huggingface_hub import TextGenerationOutput
-from served_checks import (
-    CONTEXTS,
-    FAST,
-    LABELS,
-    PROMPTS,
-    TEXTS,
-    call,
-    check_pickle_carries_the_variable_name,
-    check_rebuilt_from_identity,
-    check_repeated_key_is_never_shown,
-    check_unusable_answer_is_never_cached,
-)
+from served_checks import CONTEXTS, FAST, LABELS, PROMPTS, TEXTS, call
 from served_fixtures import CannedTransformersBackend, FakeTGIServer, TinyLMEngine, free_port, stored_answers
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
@@ -222,7 +212,7 @@ UNUSABLE_CASES = {
 @pytest.mark.parametrize("what", sorted(UNUSABLE_CASES))
 def test_unusable_answer_is_never_cached_and_a_rerun_retries_it(server, tmp_path, what):
     settings, _ = UNUSABLE_CASES[what]
-    check_unusable_answer_is_never_cached(make_backend, server, tmp_path, what, settings, probes=1)
+    checks.unusable_answer_is_never_cached(make_backend, server, tmp_path, what, settings, probes=1)
 
 
 def test_unusable_answer_found_in_the_cache_is_asked_again(server, tmp_path, caplog):
@@ -244,7 +234,7 @@ def test_unusable_answer_found_in_the_cache_is_asked_again(server, tmp_path, cap
 def test_a_server_that_repeats_the_key_never_gets_it_into_a_message_or_log(server, caplog, fault):
     server.echo_auth = True
     backend = make_backend(server.url, api_key=SECRET, label_scoring="prefill", config={"max_retries": 2})
-    check_repeated_key_is_never_shown(backend, server, caplog, fault, SECRET)
+    checks.repeated_key_is_never_shown(backend, server, caplog, fault, SECRET)
 
 
 def test_an_answer_that_repeats_the_key_is_used_but_never_cached(server, tmp_path):
@@ -258,12 +248,12 @@ def test_an_answer_that_repeats_the_key_is_used_but_never_cached(server, tmp_pat
 
 
 def test_pickles_carry_the_variable_name_never_the_key(server, monkeypatch):
-    check_pickle_carries_the_variable_name(make_backend, server, monkeypatch, KEY_ENV, SECRET)
+    checks.pickle_carries_the_variable_name(make_backend, server, monkeypatch, KEY_ENV, SECRET)
 
 
 def test_rebuilt_from_its_identity(server):
     backend = make_backend(server.url, top_n_tokens=3)
-    check_rebuilt_from_identity(backend, server)
+    checks.rebuilt_from_identity(backend, server)
 
 
 def test_bad_arguments():
