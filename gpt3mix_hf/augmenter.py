@@ -1,79 +1,37 @@
-"""GPT3MixAugmenter: a `Dataset.map` callable that turns real rows into synthetic, soft-labelled rows."""
+"""GPT3MixAugmenter: a `Dataset.map` callable that turns real rows into synthetic, soft-labelled rows.
+
+The pipeline, by module: a batch's rows are read and their prompts built here; `labels.py` turns each generation
+into its row's label (label scores, content-free prior, label mode); `augment_run.py` runs a whole dataset
+(duplicate numbering, checkpointed shards, the report).
+"""
 
 from __future__ import annotations
 
-import inspect
 import math
-import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-from datasets import (
-    ClassLabel,
-    Dataset,
-    DatasetDict,
-    Features,
-    IterableDataset,
-    IterableDatasetDict,
-    Sequence,
-    Value,
-    concatenate_datasets,
-)
-from datasets.fingerprint import Hasher
-from datasets.utils.logging import is_progress_bar_enabled
-from tqdm.auto import tqdm
+from datasets import ClassLabel, Dataset, Features, Sequence, Value
 from transformers.utils import logging
 
+from .augment_run import OCCURRENCE_COLUMN, AugmentRunMixin
+from .augment_run import AugmentationReport as AugmentationReport  # re-exported: its home is augment_run.py
+from .augment_run import number_duplicates as number_duplicates  # re-exported: its home is augment_run.py
 from .backends.base import Backend, SamplingConfig
-from .data import _validate_dataset, check_columns
+from .data import _validate_dataset
 from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
+from .labels import LABEL_MODES, LabellingMixin
+from .labels import relabel as relabel  # re-exported: its home is labels.py
 from .prompt import GenerationParser, PromptTemplate, has_visible_text
 from .selection import ANCHOR, STRATEGIES, ExampleSelector, content_key, row_rng
-from .soft_labels import CONTENT_FREE_TEXTS, calibrate, content_free_prior, normalize_logprobs, one_hot
+from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
-from .state import load_rows, read_json, save_rows, write_json
 
 logger = logging.get_logger(__name__)
 
-# "soft": the LM's label distribution; "hard": its argmax (the paper's hard label, Table 5); "written": the
-# label the LM sampled after its text.
-LABEL_MODES = ("soft", "hard", "written")
-# An optional input column: how many earlier rows have the same (text, label). `augment()` adds it so that
-# duplicated real rows get distinct synthetic rows; see `number_duplicates`.
-OCCURRENCE_COLUMN = "gpt3mix_occurrence"
 # Tokens kept free after the prompt for the label scoring context, beyond max_new_tokens.
 _SCORING_MARGIN = 16
-
-
-@dataclass
-class AugmentationReport:
-    """What one `augment` run did, for the CLI summary, dataset cards and provenance."""
-
-    rows_requested: int
-    rows_written: int
-    failed_rows: int
-    parse_failures: int
-    generated_tokens: int
-    seconds: float
-    failures: list[dict]
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.rows_written / self.seconds if self.seconds > 0 else float("nan")
-
-    @property
-    def parse_failure_rate(self) -> float:
-        attempts = self.rows_written + self.parse_failures
-        return self.parse_failures / attempts if attempts else 0.0
-
-    def to_dict(self) -> dict:
-        summary = asdict(self)
-        summary.pop("failures")
-        summary["samples_per_second"] = self.samples_per_second
-        summary["parse_failure_rate"] = self.parse_failure_rate
-        return summary
 
 
 @dataclass(frozen=True)
@@ -86,7 +44,7 @@ class _Row:
     key: int
 
 
-class GPT3MixAugmenter:
+class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
     """Makes `ratio` synthetic rows per real row of the batch it is mapped over: each prompt shows k real
     examples, the LM writes a new item, and the LM's probabilities of the label words give its soft label.
 
@@ -300,20 +258,6 @@ class GPT3MixAugmenter:
         self.__dict__.update(state)
         self._build_helpers()
 
-    def _check_label_words(self):
-        continuations = self.template.scoring_parts(self.spec, self.label_names, "")[1]
-        token_ids = [self.backend.tokenize(c) for c in continuations]
-        if any(ids is None for ids in token_ids):
-            return
-        for i, a in enumerate(token_ids):
-            for j, b in enumerate(token_ids):
-                if i != j and b[: len(a)] == a:
-                    raise ValueError(
-                        f"After tokenisation the label word {continuations[i]!r} is a prefix of "
-                        f"{continuations[j]!r}: the probability of the shorter would include the longer. "
-                        "Choose verbalizer words that differ from their first token on."
-                    )
-
     # -- reading the batch -------------------------------------------------------------------------------
 
     def _read_batch(self, batch: Mapping[str, list]) -> list[_Row]:
@@ -418,18 +362,6 @@ class GPT3MixAugmenter:
         )
         return prompt
 
-    def _scoring_context(self, generation: str) -> str | None:
-        parsed = self._parser(generation)
-        if not parsed.ok:
-            return None
-        return self.template.scoring_parts(self.spec, self.label_names, parsed.text)[0]
-
-    @property
-    def _continuations(self) -> list[str] | None:
-        """The label continuations to score, or None where no label distribution is needed."""
-        if self.label_mode == "written":
-            return None
-        return self.template.scoring_parts(self.spec, self.label_names, "")[1]
 
     def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
         # `indices` (map's with_indices=True) are accepted and not used: rows are keyed by their content.
@@ -470,70 +402,6 @@ class GPT3MixAugmenter:
             pending = still_pending
         return self._columns([results[key] for key in results])
 
-    def _progress_hook(self) -> dict:
-        """`on_row_done` for a backend that reports each row as it finishes: the bar moves per row written."""
-        bar = getattr(self, "_rows_bar", None)
-        if bar is None or "on_row_done" not in inspect.signature(self.backend.generate_and_score).parameters:
-            return {}
-        return {"on_row_done": lambda _, completion: bar.update(int(self._parser(completion.text).ok))}
-
-    def _read_completion(self, completion) -> tuple | str:
-        """(parsed generation, raw label distribution or None), or why the completion is rejected."""
-        parsed = self._parser(completion.text)
-        if not parsed.ok:
-            return parsed.error
-        if self.label_mode == "written":
-            return parsed, None
-        if completion.label_logprobs is None:
-            return "the backend returned no label scores"
-        try:
-            return parsed, normalize_logprobs(completion.label_logprobs)
-        except ValueError as error:
-            return str(error)
-
-    def _content_free_priors(self, prompts: list[str]) -> list[list[float] | str]:
-        """For each prompt, the LM's label prior after the content-free texts, or why it cannot be had."""
-        if not prompts:
-            return []
-        contexts = [
-            self.template.scoring_parts(self.spec, self.label_names, text)[0] for text in self.content_free_texts
-        ]
-        flat_prompts = [prompt for prompt in prompts for _ in contexts]
-        flat_contexts = [context for _ in prompts for context in contexts]
-        scores = self.backend.score(flat_prompts, flat_contexts, self._continuations)
-        priors: list[list[float] | str] = []
-        for start in range(0, len(scores), len(contexts)):
-            try:
-                prior = content_free_prior(scores[start : start + len(contexts)])
-                if min(prior) <= 0:
-                    raise ValueError(f"the content-free prior {prior} gives a label no probability")
-                priors.append(prior)
-            except ValueError as error:
-                priors.append(f"calibration failed: {error}")
-        return priors
-
-    def _accept(self, result: dict, completion, parsed, raw: list[float] | None, prior: list[float] | None = None):
-        """Fill `result` from an accepted completion."""
-        num_labels = len(self.label_names)
-        distribution = calibrate(raw, prior) if prior is not None else raw
-        if self.label_mode == "soft":
-            soft, label = distribution, int(np.argmax(distribution))
-        elif self.label_mode == "hard":
-            label = int(np.argmax(distribution))
-            soft = one_hot(label, num_labels)
-        else:
-            soft, label = one_hot(parsed.label, num_labels), parsed.label
-        result.update(
-            text=parsed.text,
-            label=label,
-            soft_labels=soft,
-            uncalibrated_soft_labels=raw or [],
-            label_prior=prior or [],
-            written_label=parsed.label,
-            generation=completion.text,
-            label_mass=completion.label_mass,
-        )
-
     def _columns(self, results: list[dict]) -> dict[str, list]:
         columns = {name: [] for name in self.features}
         for result in results:
@@ -553,228 +421,7 @@ class GPT3MixAugmenter:
                 columns["prompt"].append(result["prompt"])
         return columns
 
-    # -- whole datasets ----------------------------------------------------------------------------------
-
-    def augment(
-        self,
-        dataset: Dataset | DatasetDict | None = None,
-        *,
-        split: str | None = None,
-        pool: Dataset | None = None,
-        batch_size: int = 16,
-        num_proc: int | None = None,
-        load_from_cache_file: bool | None = None,
-        checkpoint_dir: str | Path | None = None,
-        shard_size: int = 256,
-    ) -> Dataset:
-        """The synthetic rows for the rows of `dataset` (default: the pool) as a `Dataset`.
-
-        Rows whose every attempt failed are left out of the result and kept, with their generations and
-        reasons, in `self.report.failures`; `self.report` also counts rows, parse failures, tokens and time.
-
-        Args:
-            dataset (`Dataset` or `DatasetDict`, *optional*): the real rows to augment, with the text and label
-                columns and the pool's label names. A `DatasetDict` needs `split`.
-            split (`str`, *optional*): the split of a `DatasetDict` to augment.
-            pool (`Dataset`, *optional*): draw the prompts' other examples from these rows instead of the pool
-                the augmenter was built with.
-            batch_size, num_proc, load_from_cache_file: passed to `Dataset.map`.
-            checkpoint_dir (`str`, *optional*): make the rows `shard_size` real rows at a time and save each
-                finished shard there: a run that stops half-way keeps its shards, and the same call resumes
-                from them.
-            shard_size (`int`): real rows per saved shard.
-        """
-        if pool is not None:
-            names = list(_validate_dataset(pool, self.text_column, self.label_column)[2].names)
-            if names != self.label_names:
-                raise ValueError(
-                    f"The pool has the labels {names}, the augmenter {self.label_names}: cast the pool's label "
-                    f"column: pool.cast_column({self.label_column!r}, ClassLabel(names={self.label_names}))."
-                )
-            other = GPT3MixAugmenter(self.backend, pool, **self._settings())
-            synthetic = other.augment(
-                dataset if dataset is not None else self.pool_dataset(), split=split, batch_size=batch_size,
-                num_proc=num_proc, load_from_cache_file=load_from_cache_file, checkpoint_dir=checkpoint_dir,
-                shard_size=shard_size,
-            )
-            self.report = other.report
-            return synthetic
-        dataset = self._dataset_to_augment(dataset, split)
-        start = time.perf_counter()
-        map_kwargs = {"batch_size": batch_size, "num_proc": num_proc, "load_from_cache_file": load_from_cache_file}
-        numbered = number_duplicates(dataset, self.text_column, self.label_column)
-        # Switched with the `datasets` progress bars; worker processes (num_proc > 1) cannot reach it.
-        self._rows_bar = tqdm(desc="GPT3Mix rows written", unit="row",
-                              disable=(num_proc or 1) > 1 or not is_progress_bar_enabled())
-        try:
-            if checkpoint_dir is None:
-                generated = self._map(numbered, **map_kwargs)
-            else:
-                generated = self._augment_in_shards(numbered, Path(checkpoint_dir), shard_size, **map_kwargs)
-        finally:
-            self._rows_bar.close()
-            del self._rows_bar
-        seconds = time.perf_counter() - start
-        labels = np.asarray(generated["label"])
-        failed = generated.select(np.flatnonzero(labels < 0))
-        synthetic = generated.select(np.flatnonzero(labels >= 0))
-        self.report = AugmentationReport(
-            rows_requested=len(generated),
-            rows_written=len(synthetic),
-            failed_rows=len(failed),
-            parse_failures=sum(len(attempts) for attempts in generated["failed_attempts"]),
-            generated_tokens=int(np.sum(generated["generated_tokens"])),
-            seconds=seconds,
-            failures=failed.to_list(),
-        )
-        if len(failed):
-            logger.warning(
-                f"{len(failed)} synthetic rows failed all {self.max_attempts} attempts; see augmenter.report."
-            )
-        return synthetic
-
-    def _dataset_to_augment(self, dataset, split: str | None) -> Dataset:
-        if dataset is None:
-            return self.pool_dataset()
-        if isinstance(dataset, IterableDataset | IterableDatasetDict):
-            raise TypeError(
-                "augment() needs a Dataset it can count and save. For a streaming dataset, map the augmenter: "
-                "dataset.map(augmenter, batched=True, remove_columns=dataset.column_names, "
-                "features=augmenter.features)."
-            )
-        if isinstance(dataset, DatasetDict):
-            if split is None:
-                raise TypeError(
-                    f"augment() takes one split, got a DatasetDict with the splits {list(dataset)}: pass "
-                    f"dataset[{next(iter(dataset), 'train')!r}], or split=<the split's name>."
-                )
-            if split not in dataset:
-                raise ValueError(f"The DatasetDict has no split {split!r}; it has {list(dataset)}.")
-            dataset = dataset[split]
-        elif split is not None:
-            raise ValueError(f"split={split!r} is for a DatasetDict; the dataset given is already one split.")
-        if not isinstance(dataset, Dataset):
-            raise TypeError(f"augment() needs a datasets.Dataset, got {type(dataset).__name__}.")
-        feature = check_columns(dataset, self.text_column, self.label_column)
-        if list(feature.names) != self.label_names:
-            raise ValueError(
-                f"The dataset's labels are {feature.names}, the pool's {self.label_names}: label ids would not mean "
-                f"the same. Cast it: dataset.cast_column({self.label_column!r}, ClassLabel(names={self.label_names}))."
-            )
-        return dataset
-
-    def _map(self, dataset: Dataset, **map_kwargs) -> Dataset:
-        return dataset.map(
-            self,
-            batched=True,
-            remove_columns=dataset.column_names,
-            features=self.features,
-            desc="GPT3Mix augmentation",
-            **map_kwargs,
-        )
-
-    def _augment_in_shards(self, dataset: Dataset, folder: Path, shard_size: int, **map_kwargs) -> Dataset:
-        if shard_size < 1:
-            raise ValueError(f"shard_size must be >= 1, got {shard_size}.")
-        columns = [self.text_column, self.label_column, OCCURRENCE_COLUMN]
-        manifest = {
-            "augmenter": Hasher.hash([self.config(), self._texts, self._labels]),
-            "dataset": Hasher.hash(dataset.select_columns(columns).to_dict()),
-            "shard_size": shard_size,
-        }
-        manifest_path = folder / "manifest.json"
-        if manifest_path.exists():
-            if read_json(manifest_path) != manifest:
-                raise ValueError(
-                    f"{folder} holds the shards of a run with other settings or data: pass another "
-                    "checkpoint_dir, or delete that folder to start over."
-                )
-        else:
-            write_json(manifest_path, manifest)
-        shards = []
-        num_shards = math.ceil(len(dataset) / shard_size)
-        for number in range(num_shards):
-            path = folder / f"shard-{number:05d}-of-{num_shards:05d}"
-            saved = load_rows(path)
-            if saved is None:
-                begin = number * shard_size
-                part = dataset.select(range(begin, min(begin + shard_size, len(dataset))))
-                shard = self._map(part, **map_kwargs)
-                # A shard folder counts as done only once its meta.json is written, after the rows.
-                save_rows(path, shard, {"rows": [begin, begin + len(part)], "manifest": manifest})
-                saved = load_rows(path)
-            else:
-                logger.info(f"Resuming: {path.name} is already done.")
-            shards.append(saved[0])
-        return concatenate_datasets(shards)
-
     def pool_dataset(self) -> Dataset:
         """The real rows the prompts' examples are drawn from, as a `Dataset` (text and label columns)."""
         features = Features({self.text_column: Value("string"), self.label_column: ClassLabel(names=self.label_names)})
         return Dataset.from_dict({self.text_column: self._texts, self.label_column: self._labels}, features=features)
-
-
-def number_duplicates(dataset: Dataset, text_column: str = "text", label_column: str = "label") -> Dataset:
-    """`dataset` with an `OCCURRENCE_COLUMN`: 0 for the first row with its (text, label), 1 for the next copy...
-
-    A synthetic row is keyed by its real row's content, so exact duplicates would get the same synthetic rows;
-    the occurrence number tells them apart. It counts copies in dataset order, but copies are identical, so a
-    shuffled or sub-selected dataset gets the same synthetic rows for each distinct (text, label) and copy
-    count. `augment()` calls this; call it yourself before `Dataset.map` on data with duplicates. A dataset
-    that already has the column is returned as it is.
-    """
-    if OCCURRENCE_COLUMN in dataset.column_names:
-        return dataset
-    seen: dict[tuple[str, object], int] = {}
-    occurrences = []
-    for text, label in zip(dataset[text_column], dataset[label_column], strict=True):
-        occurrences.append(seen.get((text, label), 0))
-        seen[text, label] = occurrences[-1] + 1
-    return dataset.select_columns([text_column, label_column]).add_column(OCCURRENCE_COLUMN, occurrences)
-
-
-def relabel(synthetic: Dataset, label_mode: str = "soft", calibrated: bool = False) -> Dataset:
-    """The same synthetic rows with the labels of another variant, without generating again.
-
-    One `label_mode="soft"` (or `"hard"`) pass with `calibrate=True` holds the raw label distribution
-    (`uncalibrated_soft_labels`) and the content-free prior (`label_prior`) of every row, which is all the soft,
-    calibrated and hard (argmax) variants need: they pick the same rows, as a pass of their own would.
-
-    Args:
-        synthetic (`Dataset`): rows made by `GPT3MixAugmenter` in `"soft"` or `"hard"` mode.
-        label_mode (`str`): `"soft"` or `"hard"`.
-        calibrated (`bool`): divide the content-free prior out (needs a `calibrate=True` pass).
-
-    Example:
-
-    >>> rows = GPT3MixAugmenter(backend, train, spec, calibrate=True).augment()
-    >>> paper_hard = relabel(rows, "hard")
-    >>> calibrated_soft = relabel(rows, "soft", calibrated=True)
-    """
-    if label_mode not in ("soft", "hard"):
-        raise ValueError(
-            f"relabel makes the 'soft' and 'hard' variants, got {label_mode!r}: 'written' labels keep rows whose "
-            "scoring failed, so they need a pass of their own (label_mode='written')."
-        )
-    for column in ("uncalibrated_soft_labels", "label_prior", "label", "soft_labels"):
-        if column not in synthetic.column_names:
-            raise ValueError(
-                f"relabel needs GPT3MixAugmenter rows with a {column!r} column; got {synthetic.column_names}."
-            )
-    raw = synthetic["uncalibrated_soft_labels"]
-    if any(not distribution for distribution in raw):
-        raise ValueError("Some rows have no uncalibrated_soft_labels: they come from a label_mode='written' pass.")
-    priors = synthetic["label_prior"]
-    if calibrated and any(not prior for prior in priors):
-        raise ValueError("Calibrated labels need the content-free prior: make the rows with calibrate=True.")
-    num_labels = len(raw[0])
-    soft_labels, labels = [], []
-    for distribution, prior in zip(raw, priors, strict=True):
-        distribution = calibrate(distribution, prior) if calibrated else distribution
-        label = int(np.argmax(distribution))
-        labels.append(label)
-        soft_labels.append(distribution if label_mode == "soft" else one_hot(label, num_labels))
-    relabelled = synthetic.remove_columns(["label", "soft_labels"])
-    relabelled = relabelled.add_column("label", labels, feature=synthetic.features["label"])
-    relabelled = relabelled.add_column("soft_labels", soft_labels, feature=synthetic.features["soft_labels"])
-    return relabelled.select_columns(synthetic.column_names)
