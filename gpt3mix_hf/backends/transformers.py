@@ -6,7 +6,6 @@ import inspect
 import os
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -17,7 +16,9 @@ from transformers.utils import logging
 
 from ..models import resolve_lm
 from .base import Backend, Completion, SamplingConfig, ScoringContext
+from .kv_cache import DecodeBatch, move_prefix_next_to_rows
 from .sampling import sample_tokens
+from .scoring import LabelScoringMixin
 
 logger = logging.get_logger(__name__)
 
@@ -37,7 +38,7 @@ _SCORE_WAIT_STEPS = 8
 _MIN_SHARED_PREFIX = 8
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(LabelScoringMixin, Backend):
     """Samples from and scores with a local `AutoModelForCausalLM`.
 
     Generation uses continuous batching: `batch_size` decoding slots, and when a row ends (line break, EOS or
@@ -218,7 +219,7 @@ class TransformersBackend(Backend):
         waiting = deque(range(len(prompts)))
         to_score: list[tuple[int, str, list, int]] = []
         waited = 0  # decode steps since the first row in `to_score` finished
-        batch: _DecodeBatch | None = None
+        batch: DecodeBatch | None = None
 
         def done(index: int):
             if on_row_done is not None:
@@ -277,7 +278,7 @@ class TransformersBackend(Backend):
         self._forward(input_ids=torch.tensor([first[:length]], device=self.device), cache=cache, logits_to_keep=1)
         return length, [(layer.keys, layer.values) for layer in cache.layers]
 
-    def _prefill(self, indices: list[int], prompt_ids: list[list[int]], shared=None) -> _DecodeBatch:
+    def _prefill(self, indices: list[int], prompt_ids: list[list[int]], shared=None) -> DecodeBatch:
         """Run new prompts (left-padded) through the model: a decode batch ready to sample their first token.
 
         With a `shared` prefix, only each prompt's own tokens are run, after the prefix's cached key/values;
@@ -290,7 +291,7 @@ class TransformersBackend(Backend):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                                    logits_to_keep=1)[:, -1, :]
-            return _DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
+            return DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
         prefix, prefix_kv = shared
         rows = len(prompt_ids)
         ids, own_mask = self._left_pad([p[prefix:] for p in prompt_ids])
@@ -301,32 +302,8 @@ class TransformersBackend(Backend):
         positions = prefix + (own_mask.cumsum(-1) - 1).clamp(min=0)
         logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                                logits_to_keep=1)[:, -1, :]
-        # Row i's prefix moves from columns [0, prefix) to just before its own tokens. Keys carry their
-        # positions already (rotary embeddings are applied before caching), so moving columns changes nothing.
-        width = mask.shape[1]
-        columns = torch.arange(width, device=self.device).expand(rows, -1)
-        start = (width - torch.tensor(lengths, device=self.device))[:, None]
-        source = torch.where((columns >= start) & (columns < start + prefix), columns - start, columns)
-        source = torch.where(columns < start, 0, source)
-        for layer in cache.layers:
-            index = source[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1])
-            layer.keys, layer.values = layer.keys.gather(2, index), layer.values.gather(2, index)
-        mask = (columns >= start).to(own_mask.dtype)
-        return _DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
-
-    def _score_prompt_caches(self, items, continuations: list[str]) -> list[list[float]]:
-        """Label log-probabilities for (index, context, prompt key/values, prompt length) items, together."""
-        width = max(length for *_, length in items)
-        layers = []
-        for layer in range(len(items[0][2])):
-            keys = [F.pad(kv[layer][0], (0, 0, width - length, 0)) for _, _, kv, length in items]
-            values = [F.pad(kv[layer][1], (0, 0, width - length, 0)) for _, _, kv, length in items]
-            layers.append((torch.cat(keys), torch.cat(values)))
-        mask = torch.zeros(len(items), width, dtype=torch.long, device=self.device)
-        for row, (*_, length) in enumerate(items):
-            mask[row, width - length :] = 1
-        cache = DynamicCache(ddp_cache_data=layers)
-        return self._score_on_cache(cache, mask, list(range(len(items))), [c for _, c, _, _ in items], continuations)
+        mask = move_prefix_next_to_rows(cache, mask, lengths, prefix)
+        return DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
 
     def _forward(self, cache: DynamicCache, **inputs) -> torch.Tensor:
         # transformers renamed `past_key_values` to `cache` during 5.x; accept both generations.
@@ -337,75 +314,6 @@ class TransformersBackend(Backend):
     def _cache_argument(self) -> str:
         parameters = inspect.signature(self.model.forward).parameters
         return "cache" if "cache" in parameters else "past_key_values"
-
-    # -- scoring ------------------------------------------------------------------------------------------
-
-    def _encode_continuations(self, contexts: list[str], continuations: list[str]):
-        """Token ids of each (context, continuation) pair, right-padded: [rows * labels, length], and the
-        context lengths and continuation token ids needed to read the label log-probabilities back."""
-        context_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in contexts]
-        label_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-        ids, mask = self._right_pad([ctx + lab for ctx in context_ids for lab in label_ids])
-        return ids, mask, context_ids, label_ids
-
-    @staticmethod
-    def _read_label_logprobs(logits, offsets, context_ids, label_ids) -> list[list[float]]:
-        """Sum the log-probabilities of each label's tokens. `offsets[i]` is where row i's continuation
-        starts in `logits` (the position whose logits predict the continuation's first token, plus one)."""
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        scores = []
-        sequence = 0
-        for row, ctx in enumerate(context_ids):
-            row_scores = []
-            for lab in label_ids:
-                start = offsets[row] + len(ctx)
-                positions = torch.arange(start - 1, start - 1 + len(lab), device=logprobs.device)
-                targets = torch.tensor(lab, device=logprobs.device)
-                row_scores.append(float(logprobs[sequence, positions, targets].sum()))
-                sequence += 1
-            scores.append(row_scores)
-        return scores
-
-    def _score_on_cache(self, cache, prompt_mask, rows, contexts, continuations) -> list[list[float]]:
-        """Label log-probabilities on the prompt's cache: each new text goes through the model once, and only
-        the tokens of multi-token labels once more per (row, label)."""
-        context_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in contexts]
-        label_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-        cache.batch_select_indices(torch.tensor(rows, device=self.device))
-        history = prompt_mask[rows]
-        start = history.sum(-1, keepdim=True)
-        ids, mask = self._right_pad(context_ids)
-        logits = self._forward(
-            input_ids=ids,
-            attention_mask=torch.cat([history, mask], dim=1),
-            position_ids=start + torch.arange(ids.shape[1], device=self.device),
-            cache=cache,
-        )
-        # A context's last position predicts the first token of every label.
-        lengths = mask.sum(-1)
-        first = torch.log_softmax(logits[torch.arange(len(rows), device=self.device), lengths - 1].float(), dim=-1)
-        scores = [[float(first[row, label[0]]) for label in label_ids] for row in range(len(rows))]
-        if all(len(label) == 1 for label in label_ids):
-            return scores
-        # Each label's tokens after the context: position j predicts the label's token j + 1.
-        num_labels = len(label_ids)
-        cache.batch_repeat_interleave(num_labels)
-        label_tensor, label_mask = self._right_pad(label_ids)
-        logits = self._forward(
-            input_ids=label_tensor.repeat(len(rows), 1),
-            attention_mask=torch.cat([torch.cat([history, mask], dim=1).repeat_interleave(num_labels, dim=0),
-                                      label_mask.repeat(len(rows), 1)], dim=1),
-            position_ids=(start + lengths[:, None]).repeat_interleave(num_labels, dim=0)
-            + torch.arange(label_tensor.shape[1], device=self.device),
-            cache=cache,
-        )
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        for row in range(len(rows)):
-            for index, label in enumerate(label_ids):
-                sequence = row * num_labels + index
-                for position in range(1, len(label)):
-                    scores[row][index] += float(logprobs[sequence, position - 1, label[position]])
-        return scores
 
     def _left_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(sequence) for sequence in sequences)
@@ -424,22 +332,6 @@ class TransformersBackend(Backend):
             ids[i, : len(sequence)] = torch.tensor(sequence)
             mask[i, : len(sequence)] = 1
         return ids.to(self.device), mask.to(self.device)
-
-    @torch.inference_mode()
-    def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
-        """Score without a cache: one forward pass per (prompt, label) sequence, batched."""
-        scores = []
-        for i in range(len(prompts)):
-            prompt_ids = self.tokenizer(prompts[i])["input_ids"]
-            ids, mask, context_ids, label_ids = self._encode_continuations([contexts[i]], continuations)
-            prefix = torch.tensor(prompt_ids, device=self.device).expand(ids.shape[0], -1)
-            logits = self.model(
-                input_ids=torch.cat([prefix, ids], dim=1),
-                attention_mask=torch.cat([torch.ones_like(prefix), mask], dim=1),
-            ).logits
-            scores.extend(self._read_label_logprobs(logits, [len(prompt_ids)], context_ids, label_ids))
-        return scores
-
 
 
 def cpu_has_bf16_matmul(flags: set[str] | None = None) -> bool:
@@ -511,71 +403,3 @@ def line_break_table(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
             return flags
         _LINE_BREAK_TABLES[key] = flags
     return _LINE_BREAK_TABLES[key]
-
-
-@dataclass
-class _DecodeBatch:
-    """The rows decoding together. Each row's tokens are right-aligned in the cache (padding on the left), so
-    every row advances one column per step and a row's prompt is found from its length alone."""
-
-    rows: list[int]  # each row's index in the prompts
-    cache: DynamicCache
-    mask: torch.Tensor  # [rows, columns]: 1 where the cache holds one of the row's tokens
-    prompt_lengths: list[int]
-    lengths: list[int]  # tokens of each row in the cache
-    steps: list[int]  # tokens sampled by each row
-    logits: torch.Tensor  # [rows, vocab]: the next token's logits
-
-    def merge(self, other: _DecodeBatch) -> _DecodeBatch:
-        width = max(self.mask.shape[1], other.mask.shape[1])
-        layers = [
-            (torch.cat([_pad_left(a.keys, width), _pad_left(b.keys, width)]),
-             torch.cat([_pad_left(a.values, width), _pad_left(b.values, width)]))
-            for a, b in zip(self.cache.layers, other.cache.layers, strict=True)
-        ]
-        mask = torch.cat([F.pad(self.mask, (width - self.mask.shape[1], 0)),
-                          F.pad(other.mask, (width - other.mask.shape[1], 0))])
-        return _DecodeBatch(self.rows + other.rows, DynamicCache(ddp_cache_data=layers), mask,
-                            self.prompt_lengths + other.prompt_lengths, self.lengths + other.lengths,
-                            self.steps + other.steps, torch.cat([self.logits, other.logits]))
-
-    def select(self, positions: list[int]) -> _DecodeBatch:
-        """Keep only the rows at `positions` (their cache too), and drop columns that are padding in all."""
-        index = torch.tensor(positions, device=self.mask.device)
-        self.cache.batch_select_indices(index)
-        mask = self.mask[index]
-        first = int(mask.any(0).int().argmax())
-        if first:
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
-            mask = mask[:, first:]
-
-        def pick(values):
-            return [values[i] for i in positions]
-
-        return _DecodeBatch(pick(self.rows), self.cache, mask, pick(self.prompt_lengths), pick(self.lengths),
-                            pick(self.steps), self.logits[index])
-
-    def advance(self, backend: TransformersBackend, next_tokens: torch.Tensor):
-        """Feed each row its sampled token: the cache grows one column and `logits` moves one step on."""
-        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        positions = torch.tensor(self.lengths, device=self.mask.device)[:, None]
-        self.logits = backend._forward(
-            input_ids=next_tokens[:, None], attention_mask=self.mask, position_ids=positions, cache=self.cache
-        )[:, -1, :]
-        self.lengths = [length + 1 for length in self.lengths]
-
-    def prompt_cache(self, position: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
-        """A copy of the key/values of one row's prompt (per layer, [1, heads, prompt length, dim]), and its
-        length: what label scoring continues from."""
-        start = self.mask.shape[1] - self.lengths[position]
-        stop = start + self.prompt_lengths[position]
-        row = slice(position, position + 1)
-        kv = [(layer.keys[row, :, start:stop].clone(), layer.values[row, :, start:stop].clone())
-              for layer in self.cache.layers]
-        return kv, self.prompt_lengths[position]
-
-
-def _pad_left(states: torch.Tensor, width: int) -> torch.Tensor:
-    """Key or value states [batch, heads, length, dim] padded with zeros on the left to `width` positions."""
-    return F.pad(states, (0, 0, width - states.shape[-2], 0))
