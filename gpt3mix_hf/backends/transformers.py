@@ -209,8 +209,7 @@ class TransformersBackend(LabelScoringMixin, Backend):
             on_row_done (`Callable[[int, Completion], None]`, *optional*): called with (index in `prompts`,
                 completion) as soon as a row's completion is final, label scores included (for progress bars).
         """
-        if len(prompts) != len(seeds):
-            raise ValueError(f"Got {len(prompts)} prompts but {len(seeds)} seeds: give one seed per prompt.")
+        self.check_seeds(prompts, seeds)
         prompt_ids = self.tokenizer(list(prompts))["input_ids"]
         shared = self._shared_prefix(prompt_ids)
         line_breaks = self._line_break_tokens.to(self.device)
