@@ -173,3 +173,26 @@ def test_top_logprobs_fallback_records_mass(vllm, reference):
         best = max(range(len(row_exact)), key=row_exact.__getitem__)
         assert row_approximate[best] >= row_exact[best] - 1e-3
     assert "approximate" in fallback.usage.summary()
+
+
+def test_cli_augments_through_the_real_server(vllm, data_dir, tmp_path, monkeypatch):
+    """`gpt3mix augment --backend openai` against the real server writes the rows the Python API writes from the same
+    real rows and settings, and its provenance names the served model but neither the URL nor the key."""
+    from datasets import load_from_disk
+
+    from gpt3mix_hf.cli import main
+    from gpt3mix_hf.state import read_json
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-a-real-key-0123456789")
+    output = tmp_path / "cli"
+    assert main(["augment", "--dataset", "sst2", "--data_dir", str(data_dir), "--sample_per_class", "2",
+                 "--seed", "7", "--ratio", "1", "--max_new_tokens", "24", "--max_attempts", "2",
+                 "--selection", "anchored", "--backend", "openai", "--base_url", vllm.url, "--model", "smollm2",
+                 "--max_concurrency", "4", "--disable_tqdm", "--output_dir", str(output)]) == 0
+    written = load_from_disk(output / "synthetic")
+    real = load_from_disk(output / "real")
+    expected = make_augmenter(backend(vllm), real).augment(load_from_cache_file=False)
+    assert len(written) > 0 and written["text"] == expected["text"] and written["label"] == expected["label"]
+    config_text = (output / "gpt3mix_config.json").read_text()
+    assert vllm.url not in config_text and "sk-not-a-real-key" not in config_text
+    assert read_json(output / "gpt3mix_config.json")["augmenter"]["backend"]["backend"] == "openai"
