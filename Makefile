@@ -27,7 +27,7 @@ test: lint
 	# Real parts the tests use: WordNet for EDA (Debian's packages, laid out for nltk) and a vLLM server's venv.
 	scripts/setup_wordnet.sh
 	PYTHON=$(PYTHON) scripts/setup_vllm.sh
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=15
 
 # The edit loop: everything but the real models and servers (no WordNet or vLLM set-up needed).
 test-fast: lint

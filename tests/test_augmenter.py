@@ -483,7 +483,7 @@ def test_tiny_model_same_rows_with_two_processes(tiny_lm_dir, toy_sentiment):
 def test_smollm2_calibration_scores_the_prior_in_each_rows_prompt(sst2_sample):
     backend = TransformersBackend.from_pretrained("smollm2", batch_size=4)
     augmenter = GPT3MixAugmenter(backend, sst2_sample, SST2, seed=2, calibrate=True, keep_prompt=True,
-                                 sampling=SamplingConfig(max_new_tokens=40), max_attempts=2)
+                                 sampling=SamplingConfig(max_new_tokens=40), max_attempts=4)
     synthetic = augmenter.augment(load_from_cache_file=False)
     assert len(synthetic) >= 2, augmenter.report.failures
     template = augmenter.template
