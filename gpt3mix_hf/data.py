@@ -184,8 +184,8 @@ def concatenate_with_real(real: Dataset, synthetic: Dataset, text_column: str = 
 
     Example:
 
-    >>> mixed = concatenate_with_real(train, train.map(augmenter, batched=True, with_indices=True,
-    ...                               remove_columns=train.column_names, features=augmenter.features))
+    >>> mixed = concatenate_with_real(train, train.map(augmenter, batched=True, remove_columns=train.column_names,
+    ...                                                features=augmenter.features))
     >>> mixed.column_names
     ['text', 'label', 'soft_labels', 'is_synthetic']
     """
