@@ -90,6 +90,11 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
         metadata={"help": "Linear warm-up, as GPT3MixTrainingArguments.warmup_steps: steps, or a float < 1 for a "
                   "share of all steps."},
     )
+    bf16: bool = field(
+        default=False,
+        metadata={"help": "Train and score the classifier under bf16 autocast (a GPU, or a CPU with bf16 matrix "
+                  "units); weights and optimizer stay fp32."},
+    )
     max_length: int = field(default=64, metadata={"help": "Tokens per classifier input (longer texts are cut)."})
     augment_only: bool = field(
         default=False, metadata={"help": "Only build the augmentation caches (e.g. to generate ahead of training)."}

@@ -132,7 +132,10 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
         per_device_train_batch_size=args.per_device_train_batch_size,
         per_device_eval_batch_size=args.per_device_eval_batch_size,
         early_stopping_patience=args.early_stopping_patience,
+        # Only an epoch that beats the best so far is written: the best epoch is all a run restores.
+        save_strategy="best",
         save_only_model=True,
+        bf16=args.bf16,
         disable_tqdm=args.disable_tqdm,
         report_to="none",
     )
