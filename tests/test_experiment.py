@@ -315,6 +315,24 @@ def test_eda_method_runs(tmp_path, tiny_classifier):
     args = tiny_args(tmp_path, tiny_classifier, methods=["eda"], ratio=2)
     (result,) = run_experiment(args, toy_split(repeat=3), toy_split())
     assert result["status"] == "ok" and result["num_synthetic"] == 2 * result["num_real"]
+    assert result["augmentation"]["wordnet"] == "3.0"
+
+
+@pytest.mark.skipif(not wordnet_available(), reason="WordNet is not set up: run scripts/setup_wordnet.sh")
+def test_eda_rows_made_once_are_trained_on_where_wordnet_is_missing(tmp_path, tiny_classifier, monkeypatch):
+    # E.g. rows made on a CPU machine, classifiers trained on a GPU machine without nltk: the cache still serves.
+    args = tiny_args(tmp_path, tiny_classifier, methods=["eda"], ratio=2)
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
+    (made,) = run_experiment(args, toy_split(repeat=3), toy_split())
+
+    def no_wordnet():
+        raise ImportError("EDA needs nltk")
+
+    monkeypatch.setattr("gpt3mix_hf.baselines.eda.load_wordnet", no_wordnet)
+    for path in (tmp_path / "sweep" / "runs").rglob("*.json"):
+        path.unlink()
+    (again,) = run_experiment(args, toy_split(repeat=3), toy_split())
+    assert again["augmentation"] == made["augmentation"] and again["num_synthetic"] == made["num_synthetic"]
 
 
 def test_split_is_class_balanced_and_disjoint():

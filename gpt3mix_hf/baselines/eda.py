@@ -226,9 +226,12 @@ class EDAAugmenter(RowAugmenter):
         self.label_names: list[str] | None = None
         self._eda: EDA | None = None
 
+    def settings(self) -> dict:
+        """What decides the rows, given the WordNet version (`config()` adds it, which needs nltk)."""
+        return {"method": "eda", "num_aug": self.num_aug, **self.alphas, "clean": self.clean, "seed": self.seed}
+
     def config(self) -> dict:
-        return {"method": "eda", "num_aug": self.num_aug, **self.alphas, "clean": self.clean, "seed": self.seed,
-                "wordnet": load_wordnet().get_version() if wordnet_available() else None}
+        return {**self.settings(), "wordnet": load_wordnet().get_version() if wordnet_available() else None}
 
     def __getstate__(self):
         # Picklable for map(num_proc=...) and the datasets fingerprint; WordNet is loaded again in the worker.

@@ -205,7 +205,8 @@ class Augmentations:
 
     # -- baselines ----------------------------------------------------------------------------------------
 
-    def _baseline(self, family: str, split, key: dict, make) -> tuple[Dataset, dict]:
+    def _baseline(self, family: str, split, key: dict, make, provenance=dict) -> tuple[Dataset, dict]:
+        """Load or `make()` the rows of `family`; `provenance()` adds to the metadata of rows it makes."""
         folder = self.folder(family, split)
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):
@@ -214,7 +215,7 @@ class Augmentations:
                 return cached
             start = time.perf_counter()
             synthetic = make()
-            meta = _plain({"config": key, "seconds": time.perf_counter() - start})
+            meta = _plain({"config": key, "seconds": time.perf_counter() - start, **provenance()})
             save_rows(folder, synthetic, meta)
         return synthetic, meta
 
@@ -222,8 +223,11 @@ class Augmentations:
         from ..baselines.eda import EDAAugmenter
 
         augmenter = EDAAugmenter(num_aug=self.args.ratio, seed=row_seed(split.seed, 3) % 2**31)
-        key = {**augmenter.config(), **_fingerprint(split.train)}
-        return self._baseline("eda", split, key, lambda: augmenter.augment(split.train))
+        # The WordNet version is provenance, not part of the key: rows made where WordNet is installed are
+        # trained on where it is not (nltk is only needed to make them).
+        key = {**augmenter.settings(), **_fingerprint(split.train)}
+        return self._baseline("eda", split, key, lambda: augmenter.augment(split.train),
+                              provenance=lambda: {"wordnet": augmenter.config()["wordnet"]})
 
     def _backtranslation(self, split) -> tuple[Dataset, dict]:
         if self.bt_unavailable():
