@@ -60,6 +60,28 @@ def test_soft_labels_equal_brute_force_including_multi_token_labels(backend, tin
         )
 
 
+def test_score_runs_each_prompt_once_and_equals_brute_force(backend, tiny_lm_dir):
+    # Calibration's shape: every prompt with several content-free contexts, prompts repeated out of order and more
+    # distinct prompts than the backend's 3 slots, so they are scored over two chunks.
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    continuations = PromptTemplate().scoring_parts(TREC, TREC_NAMES, "")[1]
+    contexts = [scoring_context(text) for text in ("N/A", "", "[MASK]")]
+    pairs = [(prompt, context) for context in contexts for prompt in trec_prompts()]
+    pairs = pairs[5:] + pairs[:5]
+    forwards = []
+    handle = backend.model.register_forward_hook(lambda module, args, kwargs: forwards.append(1))
+    try:
+        scores = backend.score([p for p, _ in pairs], [c for _, c in pairs], continuations)
+    finally:
+        handle.remove()
+    for (prompt, context), found in zip(pairs, scores, strict=True):
+        expected = [brute_force_logprobs(model, tokenizer, prompt, context, c) for c in continuations]
+        assert found == pytest.approx(expected, abs=1e-4)
+    # The shared header once, then per chunk of 3 prompts: their prefill, the contexts, the multi-token labels.
+    assert len(forwards) == 1 + 2 * 3
+
+
 def test_generation_depends_on_each_prompts_seed_not_its_batch(tiny_lm_dir):
     prompts, seeds = trec_prompts(), [11, 12, 13, 14, 15]
     one = TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1).generate(prompts, seeds, SAMPLING)

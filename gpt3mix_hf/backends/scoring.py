@@ -17,32 +17,6 @@ class LabelScoringMixin:
         cache, mask = stack_prompt_caches([(kv, length) for _, _, kv, length in items], self.device)
         return self._score_on_cache(cache, mask, list(range(len(items))), [c for _, c, _, _ in items], continuations)
 
-    def _encode_continuations(self, contexts: list[str], continuations: list[str]):
-        """Token ids of each (context, continuation) pair, right-padded: [rows * labels, length], and the
-        context lengths and continuation token ids needed to read the label log-probabilities back."""
-        context_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in contexts]
-        label_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-        ids, mask = self._right_pad([ctx + lab for ctx in context_ids for lab in label_ids])
-        return ids, mask, context_ids, label_ids
-
-    @staticmethod
-    def _read_label_logprobs(logits, offsets, context_ids, label_ids) -> list[list[float]]:
-        """Sum the log-probabilities of each label's tokens. `offsets[i]` is where row i's continuation
-        starts in `logits` (the position whose logits predict the continuation's first token, plus one)."""
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        scores = []
-        sequence = 0
-        for row, ctx in enumerate(context_ids):
-            row_scores = []
-            for lab in label_ids:
-                start = offsets[row] + len(ctx)
-                positions = torch.arange(start - 1, start - 1 + len(lab), device=logprobs.device)
-                targets = torch.tensor(lab, device=logprobs.device)
-                row_scores.append(float(logprobs[sequence, positions, targets].sum()))
-                sequence += 1
-            scores.append(row_scores)
-        return scores
-
     def _score_on_cache(self, cache, prompt_mask, rows, contexts, continuations) -> list[list[float]]:
         """Label log-probabilities on the prompt's cache: each new text goes through the model once, and only
         the tokens of multi-token labels once more per (row, label)."""
@@ -86,15 +60,20 @@ class LabelScoringMixin:
 
     @torch.inference_mode()
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
-        """Score without a cache: one forward pass per (prompt, label) sequence, batched."""
-        scores = []
-        for i in range(len(prompts)):
-            prompt_ids = self.tokenizer(prompts[i])["input_ids"]
-            ids, mask, context_ids, label_ids = self._encode_continuations([contexts[i]], continuations)
-            prefix = torch.tensor(prompt_ids, device=self.device).expand(ids.shape[0], -1)
-            logits = self.model(
-                input_ids=torch.cat([prefix, ids], dim=1),
-                attention_mask=torch.cat([torch.ones_like(prefix), mask], dim=1),
-            ).logits
-            scores.extend(self._read_label_logprobs(logits, [len(prompt_ids)], context_ids, label_ids))
+        """Label log-probabilities for each (prompt, context) pair, without a generation's cache: each distinct
+        prompt goes through the model once (the header all prompts share, once per call), `batch_size` prompts
+        at a time, then its contexts and labels on its key/value cache, as after generation."""
+        distinct = list(dict.fromkeys(prompts))
+        where = {prompt: i for i, prompt in enumerate(distinct)}
+        prompt_ids = self.tokenizer(distinct)["input_ids"]
+        shared = self._shared_prefix(prompt_ids)
+        scores: list[list[float] | None] = [None] * len(prompts)
+        for start in range(0, len(distinct), self.batch_size):
+            chunk = list(range(start, min(start + self.batch_size, len(distinct))))
+            batch = self._prefill(chunk, [prompt_ids[i] for i in chunk], shared)
+            pairs = [j for j, prompt in enumerate(prompts) if start <= where[prompt] < start + len(chunk)]
+            rows = [where[prompts[j]] - start for j in pairs]
+            found = self._score_on_cache(batch.cache, batch.mask, rows, [contexts[j] for j in pairs], continuations)
+            for j, logprobs in zip(pairs, found, strict=True):
+                scores[j] = logprobs
         return scores

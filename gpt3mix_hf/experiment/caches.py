@@ -188,10 +188,11 @@ class Augmentations:
                 self.backend, split.train, self.spec, k=self.args.k, ratio=self.args.ratio, selection="uniform",
                 label_mode="soft", seed=key["seed"], sampling=self.sampling, **options,
             )
-            # Shards of 16 real rows are saved as they finish: an interrupted generation resumes from them.
+            # Shards of 64 real rows (a full set of decoding slots, twice) are saved as they finish: an interrupted
+            # generation resumes from them.
             synthetic = augmenter.augment(
                 batch_size=64, load_from_cache_file=False,
-                checkpoint_dir=folder.with_name(folder.name + ".shards"), shard_size=16,
+                checkpoint_dir=folder.with_name(folder.name + ".shards"), shard_size=64,
             )
             report = augmenter.report
             meta = {"config": key, "augmenter": augmenter.config(), "report": report.to_dict(),
