@@ -19,6 +19,7 @@ from gpt3mix_hf.baselines.eda import wordnet_available
 from gpt3mix_hf.experiment import (
     ExperimentArguments,
     derive_method_rows,
+    export_synthetic,
     load_runs,
     load_task_data,
     make_split,
@@ -316,6 +317,10 @@ def test_eda_method_runs(tmp_path, tiny_classifier):
     (result,) = run_experiment(args, toy_split(repeat=3), toy_split())
     assert result["status"] == "ok" and result["num_synthetic"] == 2 * result["num_real"]
     assert result["augmentation"]["wordnet"] == "3.0"
+    (exported,) = export_synthetic(args.output_dir)
+    assert exported.name == "eda_level=0.1_data0.jsonl" and exported.with_suffix(".meta.json").exists()
+    rows = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert len(rows) == result["num_synthetic"] and {row["label"] for row in rows} <= {"negative", "positive"}
 
 
 @pytest.mark.skipif(not wordnet_available(), reason="WordNet is not set up: run scripts/setup_wordnet.sh")

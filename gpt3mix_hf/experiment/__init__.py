@@ -12,7 +12,15 @@ run, then a table with paired differences to NoAug and a plot.
 from .arguments import DEFAULT_METHODS, GPT3MIX_METHODS, METHOD_NAMES, METHODS, ExperimentArguments
 from .caches import Augmentations, derive_method_rows
 from .source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
-from .summary import load_runs, markdown_table, paired_difference, plot, summarize, write_summary
+from .summary import (
+    export_synthetic,
+    load_runs,
+    markdown_table,
+    paired_difference,
+    plot,
+    summarize,
+    write_summary,
+)
 from .sweep import Split, data_seed, load_task_data, make_split, run_experiment, run_path, train_seed
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "TaskSpecArguments",
     "data_seed",
     "derive_method_rows",
+    "export_synthetic",
     "load_runs",
     "load_split",
     "load_task_data",

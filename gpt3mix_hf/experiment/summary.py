@@ -9,13 +9,14 @@ The paired difference is the mean of (method - NoAug) over the pairs, with a Stu
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from ..state import read_json, write_json
+from ..state import load_rows, read_json, write_json
 from .arguments import BASELINE, METHOD_NAMES, METHODS
 
 OK = "ok"
@@ -175,9 +176,33 @@ def plot(records: list[dict], path: str | Path, metric: str = "accuracy", title:
     return path
 
 
+def export_synthetic(output_dir: str | Path) -> list[Path]:
+    """Write each finished augmentation cache (`<output_dir>/augmentations/<family>/level=<l>/data<i>`) as
+    `<output_dir>/synthetic/<family>_level=<l>_data<i>.jsonl`, labels by name, with its metadata beside it as
+    `.meta.json`: the synthetic rows of a sweep in a form small enough to publish with its run JSONs."""
+    output_dir = Path(output_dir)
+    written = []
+    for meta_path in sorted((output_dir / "augmentations").glob("*/level=*/data*/meta.json")):
+        rows, meta = load_rows(meta_path.parent)
+        names = rows.features["label"].names
+        name = f"{meta_path.parents[2].name}_{meta_path.parents[1].name}_{meta_path.parent.name}"
+        target = output_dir / "synthetic" / f"{name}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "w", encoding="utf-8") as file:
+            for row in rows:
+                for column in ("label", "written_label"):
+                    if column in row:
+                        row[column] = names[row[column]] if row[column] >= 0 else None
+                file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_json(target.with_suffix(".meta.json"), meta)
+        written.append(target)
+    return written
+
+
 def write_summary(output_dir: str | Path, metric: str = "accuracy", prefix: str | None = None) -> tuple[str, Path]:
     """Write `<prefix>_table.md` (accuracy and macro-F1), `<prefix>_summary.json` and `<prefix>_plot.png` into
-    `output_dir`; return the table text and the plot's path."""
+    `output_dir`, and the synthetic rows as JSONL (`export_synthetic`); return the table text and the plot's
+    path."""
     output_dir = Path(output_dir)
     records = load_runs(output_dir)
     if not records:
@@ -194,4 +219,5 @@ def write_summary(output_dir: str | Path, metric: str = "accuracy", prefix: str 
     write_json(output_dir / f"{prefix}_summary.json",
                {name: {str(level): cells for level, cells in summarize(records, name).items()} for name in METRICS})
     path = plot(records, output_dir / f"{prefix}_plot.png", metric, title=f"{prefix}: {metric} vs training data")
+    export_synthetic(output_dir)
     return table, path
