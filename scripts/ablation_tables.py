@@ -1,0 +1,75 @@
+"""One table from several sweeps at one level: the paper's ablations in small (augmentation ratio, LM size).
+
+Each sweep is a `gpt3mix experiment` output folder. Sweeps made with the same master seed share their data seeds
+and training seeds, so each row compares its methods with its own NoAug runs on matched (data seed, repeat) pairs
+(`gpt3mix_hf.experiment.summarize`), and rows are comparable with each other. Printed, and written to --output.
+
+    python scripts/ablation_tables.py --level 0.003 --output results/sst2_ablation_ratio.md \
+        --sweeps "ratio 1=results/sst2-v2" "ratio 5=results/sst2-ratio5" "ratio 10=results/sst2-ratio10"
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+from gpt3mix_hf.experiment import METHOD_NAMES, load_runs, summarize
+from gpt3mix_hf.experiment.arguments import BASELINE
+
+
+@dataclass
+class AblationArguments:
+    sweeps: list[str] = field(metadata={"help": "'<row name>=<sweep output_dir>' pairs, one table row each."})
+    level: float = field(metadata={"help": "The sub-sample level the rows are compared at, e.g. 0.003."})
+    methods: list[str] = field(
+        default_factory=lambda: ["gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard"],
+        metadata={"help": "Methods compared with NoAug (a row lacking one shows –)."},
+    )
+    metric: str = field(default="accuracy", metadata={"help": "accuracy or macro_f1."})
+    output: str | None = field(default=None, metadata={"help": "Also write the table to this markdown file."})
+
+
+def _cell(cell: dict | None) -> list[str]:
+    if cell is None or "mean" not in cell:
+        return ["–", "–"]
+    spread = f" ± {cell['std']:.1f}" if cell["n"] > 1 else ""
+    delta = cell.get("delta")
+    if delta is None:
+        return [f"{cell['mean']:.1f}{spread} (n={cell['n']})", "–"]
+    interval = "" if math.isnan(delta["low"]) else f" [{delta['low']:+.1f}, {delta['high']:+.1f}]"
+    return [f"{cell['mean']:.1f}{spread}", f"{delta['mean']:+.1f}{interval}"]
+
+
+def ablation_table(args: AblationArguments) -> str:
+    header = ["setting", f"{METHOD_NAMES[BASELINE]}: mean ± std (n)"]
+    for method in args.methods:
+        header += [f"{METHOD_NAMES[method]}: mean ± std", "Δ vs NoAug [95 % CI]"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    notes = []
+    for item in args.sweeps:
+        name, sep, folder = item.partition("=")
+        if not sep or not Path(folder, "runs").is_dir():
+            raise ValueError(f"--sweeps item {item!r}: give '<row name>=<folder with runs/>'.")
+        records = [r for r in load_runs(folder) if math.isclose(r["level"], args.level)]
+        level = summarize(records, args.metric).get(args.level, {"cells": {}, "removed": {}})
+        row = [name, _cell(level["cells"].get(BASELINE))[0]]
+        for method in args.methods:
+            row += _cell(level["cells"].get(method))
+        lines.append("| " + " | ".join(row) + " |")
+        notes += [f"- {name}: {METHOD_NAMES[m]} removed ({why})" for m, why in level["removed"].items()]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def main() -> None:
+    (args,) = HfArgumentParser(AblationArguments).parse_args_into_dataclasses()
+    table = ablation_table(args)
+    print(table)
+    if args.output:
+        Path(args.output).write_text(table + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
