@@ -21,7 +21,7 @@ from ..backends.base import SamplingConfig
 from ..data import class_balanced_sample
 from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
 from ..models import DEFAULT_LM
-from ..provenance import augmenter_from_config, build_config, load_config, save_config
+from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
 from ..selection import STRATEGIES
 
 BACKENDS = ("transformers", "openai", "tgi")
@@ -173,10 +173,9 @@ def load_rows_to_augment(data_args: DataArguments):
     return dataset
 
 
-def config_sections(config) -> tuple[dict, dict, dict]:
-    """The augmenter, data and run sections of a provenance file as plain dicts (a typed `GPT3MixConfig`, or the
-    dict older `load_config` versions return)."""
-    values = config.to_dict() if hasattr(config, "to_dict") else config
+def config_sections(config: GPT3MixConfig) -> tuple[dict, dict, dict]:
+    """The augmenter, data and run sections of a provenance file as plain dicts."""
+    values = config.to_dict()
     return values["augmenter"], values.get("data") or {}, values.get("run") or {}
 
 
