@@ -28,6 +28,15 @@ class AblationArguments:
         default_factory=lambda: ["gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard"],
         metadata={"help": "Methods compared with NoAug (a row lacking one shows –)."},
     )
+    data_indices: list[int] | None = field(
+        default=None,
+        metadata={"help": "Only these data seeds (e.g. 0 1), to compare rows on the seeds every sweep finished."},
+    )
+    own_pairs: bool = field(
+        default=False,
+        metadata={"help": "Compare each method with NoAug on the (data seed, repeat) pairs that method has (for an "
+                  "unfinished sweep; each cell says its n) instead of removing a method that lacks some."},
+    )
     metric: str = field(default="accuracy", metadata={"help": "accuracy or macro_f1."})
     output: str | None = field(default=None, metadata={"help": "Also write the table to this markdown file."})
 
@@ -53,11 +62,22 @@ def ablation_table(args: AblationArguments) -> str:
         name, sep, folder = item.partition("=")
         if not sep or not Path(folder, "runs").is_dir():
             raise ValueError(f"--sweeps item {item!r}: give '<row name>=<folder with runs/>'.")
-        records = [r for r in load_runs(folder) if math.isclose(r["level"], args.level)]
+        records = [r for r in load_runs(folder) if math.isclose(r["level"], args.level)
+                   and (args.data_indices is None or r["data_index"] in args.data_indices)]
         level = summarize(records, args.metric).get(args.level, {"cells": {}, "removed": {}})
         row = [name, _cell(level["cells"].get(BASELINE))[0]]
         for method in args.methods:
-            row += _cell(level["cells"].get(method))
+            cell = level["cells"].get(method)
+            if args.own_pairs and method in level["removed"]:
+                pairs = {(r["data_index"], r["repeat"]) for r in records if r["method"] == method}
+                mine = [r for r in records if r["method"] in (method, BASELINE)
+                        and (r["data_index"], r["repeat"]) in pairs]
+                cell = summarize(mine, args.metric).get(args.level, {"cells": {}})["cells"].get(method)
+                level["removed"].pop(method)
+                notes.append(f"- {name}: {METHOD_NAMES[method]} on its own pairs {sorted(pairs)} only")
+            row += _cell(cell)
+            if cell is not None and "mean" in cell and cell["n"] != level["cells"].get(BASELINE, {}).get("n"):
+                row[-2] += f" (n={cell['n']})"
         lines.append("| " + " | ".join(row) + " |")
         notes += [f"- {name}: {METHOD_NAMES[m]} removed ({why})" for m, why in level["removed"].items()]
     return "\n".join(lines + ([""] + notes if notes else []))
