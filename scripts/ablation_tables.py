@@ -32,11 +32,6 @@ class AblationArguments:
         default=None,
         metadata={"help": "Only these data seeds (e.g. 0 1), to compare rows on the seeds every sweep finished."},
     )
-    own_pairs: bool = field(
-        default=False,
-        metadata={"help": "Compare each method with NoAug on the (data seed, repeat) pairs that method has (for an "
-                  "unfinished sweep; each cell says its n) instead of removing a method that lacks some."},
-    )
     metric: str = field(default="accuracy", metadata={"help": "accuracy or macro_f1."})
     output: str | None = field(default=None, metadata={"help": "Also write the table to this markdown file."})
 
@@ -67,17 +62,7 @@ def ablation_table(args: AblationArguments) -> str:
         level = summarize(records, args.metric).get(args.level, {"cells": {}, "removed": {}})
         row = [name, _cell(level["cells"].get(BASELINE))[0]]
         for method in args.methods:
-            cell = level["cells"].get(method)
-            if args.own_pairs and method in level["removed"]:
-                pairs = {(r["data_index"], r["repeat"]) for r in records if r["method"] == method}
-                mine = [r for r in records if r["method"] in (method, BASELINE)
-                        and (r["data_index"], r["repeat"]) in pairs]
-                cell = summarize(mine, args.metric).get(args.level, {"cells": {}})["cells"].get(method)
-                level["removed"].pop(method)
-                notes.append(f"- {name}: {METHOD_NAMES[method]} on its own pairs {sorted(pairs)} only")
-            row += _cell(cell)
-            if cell is not None and "mean" in cell and cell["n"] != level["cells"].get(BASELINE, {}).get("n"):
-                row[-2] += f" (n={cell['n']})"
+            row += _cell(level["cells"].get(method))
         lines.append("| " + " | ".join(row) + " |")
         notes += [f"- {name}: {METHOD_NAMES[m]} removed ({why})" for m, why in level["removed"].items()]
     return "\n".join(lines + ([""] + notes if notes else []))
