@@ -32,6 +32,9 @@ class AblationArguments:
         default=None,
         metadata={"help": "Only these data seeds (e.g. 0 1), to compare rows on the seeds every sweep finished."},
     )
+    repeat_indices: list[int] | None = field(
+        default=None, metadata={"help": "Only these classifier seeds (repeats), e.g. 0."}
+    )
     metric: str = field(default="accuracy", metadata={"help": "accuracy or macro_f1."})
     output: str | None = field(default=None, metadata={"help": "Also write the table to this markdown file."})
 
@@ -58,7 +61,8 @@ def ablation_table(args: AblationArguments) -> str:
         if not sep or not Path(folder, "runs").is_dir():
             raise ValueError(f"--sweeps item {item!r}: give '<row name>=<folder with runs/>'.")
         records = [r for r in load_runs(folder) if math.isclose(r["level"], args.level)
-                   and (args.data_indices is None or r["data_index"] in args.data_indices)]
+                   and (args.data_indices is None or r["data_index"] in args.data_indices)
+                   and (args.repeat_indices is None or r["repeat"] in args.repeat_indices)]
         level = summarize(records, args.metric).get(args.level, {"cells": {}, "removed": {}})
         row = [name, _cell(level["cells"].get(BASELINE))[0]]
         for method in args.methods:
