@@ -80,6 +80,7 @@ def test_score_runs_each_prompt_once_and_equals_brute_force(backend, tiny_lm_dir
         assert found == pytest.approx(expected, abs=1e-4)
     # The shared header once, then per chunk of 3 prompts: their prefill, the contexts, the multi-token labels.
     assert len(forwards) == 1 + 2 * 3
+    assert backend.score([], [], continuations) == []
 
 
 def test_generation_depends_on_each_prompts_seed_not_its_batch(tiny_lm_dir):

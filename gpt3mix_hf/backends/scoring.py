@@ -63,6 +63,8 @@ class LabelScoringMixin:
         """Label log-probabilities for each (prompt, context) pair, without a generation's cache: each distinct
         prompt goes through the model once (the header all prompts share, once per call), `batch_size` prompts
         at a time, then its contexts and labels on its key/value cache, as after generation."""
+        if not prompts:
+            return []
         distinct = list(dict.fromkeys(prompts))
         where = {prompt: i for i, prompt in enumerate(distinct)}
         prompt_ids = self.tokenizer(distinct)["input_ids"]
