@@ -403,3 +403,11 @@ def test_bad_inputs(tmp_path, tiny_classifier):
     with pytest.raises(ValueError, match="no word for the label"):
         run_experiment(tiny_args(tmp_path, tiny_classifier, dataset=str(write_reviews(tmp_path / "r2")),
                                  text_column="review", label_column="stars", verbalizer=["good=positive"]))
+
+
+def test_max_test_rows_beyond_a_short_class_names_the_flag(tmp_path, tiny_classifier):
+    texts = [t for pair in zip(POSITIVE, NEGATIVE, strict=True) for t in pair]
+    test = make_dataset(texts[:-2] + POSITIVE[:1] * 6, [1, 0] * (len(texts) // 2 - 1) + [1] * 6, NAMES)
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug"], max_test_rows=len(test) - 1)
+    with pytest.raises(ValueError, match="max_test_rows=.*Lower max_test_rows"):
+        run_experiment(args, toy_split(repeat=3), test)

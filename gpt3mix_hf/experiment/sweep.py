@@ -205,8 +205,14 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
             raise ValueError(f"The {args.test_split!r} split is empty: the classifiers need rows to be scored on.")
         if args.max_test_rows is not None and len(test) > args.max_test_rows:
             # One sample for every run, drawn from the master seed: all methods are scored on the same rows.
-            test = class_balanced_sample(test, per_class=max(1, args.max_test_rows // len(names)),
-                                         seed=args.master_seed)
+            try:
+                test = class_balanced_sample(test, per_class=max(1, args.max_test_rows // len(names)),
+                                             seed=args.master_seed)
+            except ValueError as error:
+                raise ValueError(
+                    f"max_test_rows={args.max_test_rows} asks for {args.max_test_rows // len(names)} test rows per "
+                    f"class: {error} Lower max_test_rows, or leave it unset to score on the whole split."
+                ) from error
     spec = task_spec(args.task, names, args.dataset)
     output_dir = Path(args.output_dir)
     write_json(output_dir / "experiment.json", {**args.to_dict(), "sampling": sampling.to_dict(),
