@@ -18,6 +18,7 @@ from transformers import HfArgumentParser
 
 from gpt3mix_hf.experiment import METHOD_NAMES, load_runs, summarize
 from gpt3mix_hf.experiment.arguments import BASELINE
+from gpt3mix_hf.experiment.summary import cell_text
 
 
 @dataclass
@@ -39,19 +40,8 @@ class AblationArguments:
     output: str | None = field(default=None, metadata={"help": "Also write the table to this markdown file."})
 
 
-def _cell(cell: dict | None) -> list[str]:
-    if cell is None or "mean" not in cell:
-        return ["–", "–"]
-    spread = f" ± {cell['std']:.1f}" if cell["n"] > 1 else ""
-    delta = cell.get("delta")
-    if delta is None:
-        return [f"{cell['mean']:.1f}{spread} (n={cell['n']})", "–"]
-    interval = "" if math.isnan(delta["low"]) else f" [{delta['low']:+.1f}, {delta['high']:+.1f}]"
-    return [f"{cell['mean']:.1f}{spread}", f"{delta['mean']:+.1f}{interval}"]
-
-
 def ablation_table(args: AblationArguments) -> str:
-    header = ["setting", f"{METHOD_NAMES[BASELINE]}: mean ± std (n)"]
+    header = ["setting", f"{METHOD_NAMES[BASELINE]}: mean ± std"]
     for method in args.methods:
         header += [f"{METHOD_NAMES[method]}: mean ± std", "Δ vs NoAug [95 % CI]"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
@@ -64,9 +54,9 @@ def ablation_table(args: AblationArguments) -> str:
                    and (args.data_indices is None or r["data_index"] in args.data_indices)
                    and (args.repeat_indices is None or r["repeat"] in args.repeat_indices)]
         level = summarize(records, args.metric).get(args.level, {"cells": {}, "removed": {}})
-        row = [name, _cell(level["cells"].get(BASELINE))[0]]
+        row = [name, cell_text(level["cells"].get(BASELINE))[0]]
         for method in args.methods:
-            row += _cell(level["cells"].get(method))
+            row += cell_text(level["cells"].get(method))
         lines.append("| " + " | ".join(row) + " |")
         notes += [f"- {name}: {METHOD_NAMES[m]} removed ({why})" for m, why in level["removed"].items()]
     return "\n".join(lines + ([""] + notes if notes else []))

@@ -70,7 +70,7 @@ def test_score_runs_each_prompt_once_and_equals_brute_force(backend, tiny_lm_dir
     pairs = [(prompt, context) for context in contexts for prompt in trec_prompts()]
     pairs = pairs[5:] + pairs[:5]
     forwards = []
-    handle = backend.model.register_forward_hook(lambda module, args, kwargs: forwards.append(1))
+    handle = backend.model.register_forward_hook(lambda *_: forwards.append(1))
     try:
         scores = backend.score([p for p, _ in pairs], [c for _, c in pairs], continuations)
     finally:

@@ -99,6 +99,23 @@ def _signed(value: float) -> str:
     return f"{value:+.1f}".replace("-", "−")
 
 
+def cell_text(cell: dict | None) -> list[str]:
+    """A `summarize` cell as table text: `mean ± std (n=…)` and the paired Δ to NoAug `[95 % CI]`."""
+    if cell is None:
+        return ["–", "–"]
+    if "status" in cell:
+        return ["n/a", "n/a"]
+    spread = f" ± {cell['std']:.1f}" if cell["n"] > 1 else ""
+    delta = cell.get("delta")
+    if delta is None:
+        difference = "–"
+    elif math.isnan(delta["low"]):
+        difference = f"{_signed(delta['mean'])} (1 pair)"
+    else:
+        difference = f"{_signed(delta['mean'])} [{_signed(delta['low'])}, {_signed(delta['high'])}]"
+    return [f"{cell['mean']:.1f}{spread} (n={cell['n']})", difference]
+
+
 def markdown_table(records: list[dict], metric: str = "accuracy") -> str:
     """One row per method, two columns per level: `mean ± std` over the matched runs, and the paired Δ to NoAug
     with its 95 % interval; then the cells removed for unmatched seeds, if any."""
@@ -110,21 +127,7 @@ def markdown_table(records: list[dict], metric: str = "accuracy") -> str:
     for method in methods:
         row = []
         for level in levels:
-            cell = summary[level]["cells"].get(method)
-            if cell is None:
-                row += ["–", "–"]
-            elif "status" in cell:
-                row += ["n/a", "n/a"]
-            else:
-                spread = f" ± {cell['std']:.1f}" if cell["n"] > 1 else ""
-                row.append(f"{cell['mean']:.1f}{spread} (n={cell['n']})")
-                delta = cell.get("delta")
-                if delta is None:
-                    row.append("–")
-                elif math.isnan(delta["low"]):
-                    row.append(f"{_signed(delta['mean'])} (1 pair)")
-                else:
-                    row.append(f"{_signed(delta['mean'])} [{_signed(delta['low'])}, {_signed(delta['high'])}]")
+            row += cell_text(summary[level]["cells"].get(method))
         lines.append(f"| {METHOD_NAMES[method]} | " + " | ".join(row) + " |")
     notes = []
     for level in levels:
