@@ -6,7 +6,6 @@ with each finished shard saved, and moves the rows whose every attempt failed to
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -214,12 +213,11 @@ class AugmentRunMixin:
             shards.append(saved[0])
         return concatenate_datasets(shards)
 
-    def _progress_hook(self) -> dict:
-        """`on_row_done` for a backend that reports each row as it finishes: the bar moves per row written."""
+    def _row_written(self):
+        """Move the progress bar of `augment()` (if one is open) by one row whose generation was accepted."""
         bar = getattr(self, "_rows_bar", None)
-        if bar is None or "on_row_done" not in inspect.signature(self.backend.generate_and_score).parameters:
-            return {}
-        return {"on_row_done": lambda _, completion: bar.update(int(self._parser(completion.text).ok))}
+        if bar is not None:
+            bar.update(1)
 
 
 def number_duplicates(dataset: Dataset, text_column: str = "text", label_column: str = "label") -> Dataset:

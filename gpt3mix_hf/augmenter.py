@@ -328,6 +328,12 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 source_ids.append(choice)
         return self._fit(examples), source_ids, generation_seed
 
+    def _start_attempt(self, rows: list[_Row], key: tuple[int, int], result: dict, attempt: int) -> tuple[str, int]:
+        """Set `result`'s prompt, seed and source ids for attempt `attempt` of (row, copy) `key`; (prompt, seed)."""
+        prompt, source_ids, seed = self._prompt(rows[key[0]], key[1], attempt)
+        result.update(prompt=prompt, seed=seed, source_ids=source_ids)
+        return prompt, seed
+
     def _fit(self, examples: list[tuple[str, int]]) -> str:
         """The prompt, with the longest examples shortened (by words) until it fits the model's context."""
         prompt = self.template.build(self.spec, self.label_names, examples)
@@ -362,7 +368,6 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         )
         return prompt
 
-
     def __call__(self, batch: dict[str, list], indices: list[int] | None = None) -> dict[str, list]:
         # `indices` (map's with_indices=True) are accepted and not used: rows are keyed by their content.
         rows = self._read_batch(batch)
@@ -371,35 +376,47 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         results: dict[tuple[int, int], dict] = {
             key: {"failed_attempts": [], "generated_tokens": 0} for key in pending
         }
-        continuations = self._continuations
-        for attempt in range(self.max_attempts):
-            if not pending:
-                break
-            prompts, seeds = [], []
-            for i, copy in pending:
-                prompt, source_ids, generation_seed = self._prompt(rows[i], copy, attempt)
-                results[i, copy].update(prompt=prompt, source_ids=source_ids)
-                prompts.append(prompt)
-                seeds.append(generation_seed)
-            completions = self.backend.generate_and_score(
-                prompts, seeds, self.sampling, self._scoring_context, continuations, **self._progress_hook()
-            )
-            outcomes = [self._read_completion(completion) for completion in completions]
-            if self.calibrate:
-                scored = [j for j, outcome in enumerate(outcomes) if not isinstance(outcome, str)]
-                priors = self._content_free_priors([prompts[j] for j in scored])
-                for j, prior in zip(scored, priors, strict=True):
-                    outcomes[j] = prior if isinstance(prior, str) else (*outcomes[j], prior)
-            still_pending = []
-            for key, completion, outcome in zip(pending, completions, outcomes, strict=True):
+        attempts = dict.fromkeys(pending, 0)
+        while pending:
+            # A failed generation is tried again at once, in its slot (`next_attempt`); a row whose calibration
+            # fails after its generation was accepted goes again in the next round. Either way attempt a + 1
+            # follows a failed attempt a, so the rows do not depend on how the backend batches.
+            for key in pending:
+                self._start_attempt(rows, key, results[key], attempts[key])
+            accepted: dict[tuple[int, int], tuple] = {}
+
+            def next_attempt(j: int, completion, pending=pending, accepted=accepted) -> tuple[str, int] | None:
+                key = pending[j]
                 result = results[key]
                 result["generated_tokens"] += completion.num_tokens
-                if isinstance(outcome, str):
-                    result["failed_attempts"].append({"generation": completion.text, "error": outcome})
-                    still_pending.append(key)
-                else:
-                    self._accept(result, completion, *outcome)
-            pending = still_pending
+                outcome = self._read_completion(completion)
+                if not isinstance(outcome, str):
+                    accepted[key] = (completion, *outcome)
+                    self._row_written()
+                    return None
+                result["failed_attempts"].append({"generation": completion.text, "error": outcome})
+                attempts[key] += 1
+                if attempts[key] == self.max_attempts:
+                    return None
+                return self._start_attempt(rows, key, result, attempts[key])
+
+            self.backend.generate_and_score(
+                [results[key]["prompt"] for key in pending], [results[key]["seed"] for key in pending], self.sampling,
+                self._scoring_context, self._continuations, next_attempt,
+            )
+            if self.calibrate:
+                keys = [key for key in pending if key in accepted]  # in row order, whenever each finished
+                priors = self._content_free_priors([results[key]["prompt"] for key in keys])
+                for key, prior in zip(keys, priors, strict=True):
+                    if isinstance(prior, str):
+                        completion = accepted.pop(key)[0]
+                        results[key]["failed_attempts"].append({"generation": completion.text, "error": prior})
+                        attempts[key] += 1
+                    else:
+                        accepted[key] = (*accepted[key], prior)
+            for key, outcome in accepted.items():
+                self._accept(results[key], *outcome)
+            pending = [key for key in pending if key not in accepted and attempts[key] < self.max_attempts]
         return self._columns([results[key] for key in results])
 
     def _columns(self, results: list[dict]) -> dict[str, list]:

@@ -74,8 +74,9 @@ class CannedTransformersBackend(TransformersBackend):
             completions.append(Completion(text=text, num_tokens=len(self.tokenize(text))))
         return completions
 
-    def generate_and_score(self, prompts, seeds, sampling, scoring_context, continuations):
-        return Backend.generate_and_score(self, prompts, seeds, sampling, scoring_context, continuations)
+    def generate_and_score(self, prompts, seeds, sampling, scoring_context, continuations, next_attempt=None):
+        # The base class's rounds: a failed row goes again once every row of the round is back.
+        return Backend.generate_and_score(self, prompts, seeds, sampling, scoring_context, continuations, next_attempt)
 
 
 class TinyLMEngine:

@@ -198,22 +198,34 @@ def test_slots_refill_as_rows_end_and_texts_do_not_depend_on_slot_count(uneven_b
         assert [c.num_tokens for c in results[slots]] == lengths
 
 
-def test_on_row_done_reports_each_final_completion_once(uneven_backend_parts):
+def test_next_attempt_sees_final_completions_and_retries_in_the_rows_place(uneven_backend_parts):
     model, tokenizer = uneven_backend_parts
     backend = TransformersBackend(model, tokenizer, batch_size=4)
-    prompts = uneven_prompts()
+    prompts = trec_prompts() * 2  # one header: its key/values are shared
     continuations = PromptTemplate().scoring_parts(TREC, TREC_NAMES, "")[1]
-    reported = {}
+    retried = (0, 3, 6)
+    # A retry's prompt need not share the header (attempt 1) or may (attempt 2).
+    attempts = {i: [(prompts[i], i), ("word " * (5 + i) + "\nItem:", 1000 + i),
+                    (trec_prompts()[(i + 1) % 5], 2000 + i)] for i in retried}
+    reported = []
 
-    def on_row_done(index, completion):
-        assert index not in reported
-        # Final when reported: label scores are already in.
-        reported[index] = (completion.text, completion.label_logprobs)
+    def next_attempt(index, completion):
+        # Final when reported: label scores are in for every generation that parses.
+        assert completion.label_logprobs is not None
+        reported.append(index)
+        attempt = reported.count(index)
+        return attempts[index][attempt] if index in retried and attempt < 3 else None
 
-    completions = backend.generate_and_score(prompts, list(range(len(prompts))), SAMPLING, scoring_context,
-                                             continuations, on_row_done=on_row_done)
-    assert reported == {i: (c.text, c.label_logprobs) for i, c in enumerate(completions)}
-    assert all(logprobs is not None for _, logprobs in reported.values())
+    seeds = list(range(len(prompts)))
+    folded = backend.generate_and_score(prompts, seeds, SAMPLING, scoring_context, continuations, next_attempt)
+    assert sorted(reported) == sorted(list(range(len(prompts))) + [*retried, *retried])
+    # Each row ends as its last attempt, generated alone, would: the same text and label scores.
+    last = [attempts[i][-1] if i in retried else (prompts[i], i) for i in range(len(prompts))]
+    alone = TransformersBackend(model, tokenizer, batch_size=1).generate_and_score(
+        [p for p, _ in last], [seed for _, seed in last], SAMPLING, scoring_context, continuations)
+    assert [c.text for c in folded] == [c.text for c in alone]
+    for a, b in zip(folded, alone, strict=True):
+        assert a.label_logprobs == pytest.approx(b.label_logprobs, abs=1e-4)
 
 
 def test_soft_labels_do_not_depend_on_slot_count(uneven_backend_parts):
@@ -281,8 +293,8 @@ def test_shared_header_is_run_once_and_gives_the_same_cache_and_logits(backend):
     prompts = trec_prompts()
     ids = backend.tokenizer(prompts)["input_ids"]
     shared = backend._shared_prefix(ids)
-    assert shared is not None and shared[0] >= 8
-    assert all(row[: shared[0]] == ids[0][: shared[0]] for row in ids)
+    assert shared is not None and len(shared[0]) >= 8
+    assert all(row[: len(shared[0])] == shared[0] for row in ids)
     with torch.inference_mode():
         plain = backend._prefill(list(range(5)), ids)
         reused = backend._prefill(list(range(5)), ids, shared)

@@ -56,6 +56,10 @@ class Completion:
 # Maps a generation to the text that precedes the label words when scoring, or None if it did not parse.
 ScoringContext = Callable[[str], "str | None"]
 
+# Called with (index of a row, its final completion, label scores included): a (prompt, seed) to generate the
+# row again in its place, or None to keep the completion.
+NextAttempt = Callable[[int, Completion], "tuple[str, int] | None"]
+
 
 class Backend(ABC):
     """A language model the augmenter can sample from and score with.
@@ -132,10 +136,45 @@ class Backend(ABC):
         sampling: SamplingConfig,
         scoring_context: ScoringContext,
         continuations: list[str] | None,
+        next_attempt: NextAttempt | None = None,
     ) -> list[Completion]:
         """Generate, then score `continuations` after the generations that parse (`scoring_context` is not
-        None). With `continuations=None`, only generate."""
+        None). With `continuations=None`, only generate.
+
+        Args:
+            next_attempt (`NextAttempt`, *optional*): called with (index in `prompts`, completion) once a row's
+                completion is final, label scores included. It returns a (prompt, seed) to generate that row
+                again, or None to keep the completion; the row's last completion is returned. Here the rows to
+                try again are generated together once the round ends; a backend that batches continuously
+                starts each one as soon as a slot frees.
+        """
         self.check_seeds(prompts, seeds)
+        prompts, seeds = list(prompts), list(seeds)
+        completions: list[Completion | None] = [None] * len(prompts)
+        todo = list(range(len(prompts)))
+        while todo:
+            answers = self._generate_and_score_once(
+                [prompts[i] for i in todo], [seeds[i] for i in todo], sampling, scoring_context, continuations
+            )
+            again = []
+            for i, completion in zip(todo, answers, strict=True):
+                completions[i] = completion
+                attempt = next_attempt(i, completion) if next_attempt is not None else None
+                if attempt is not None:
+                    prompts[i], seeds[i] = attempt
+                    again.append(i)
+            todo = again
+        return completions
+
+    def _generate_and_score_once(
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        sampling: SamplingConfig,
+        scoring_context: ScoringContext,
+        continuations: list[str] | None,
+    ) -> list[Completion]:
+        """One round of `generate_and_score`: every prompt generated once, its generation scored if it parses."""
         completions = self.generate(prompts, seeds, sampling)
         if continuations is None:
             return completions
@@ -146,7 +185,6 @@ class Backend(ABC):
             for (i, _), logprobs in zip(todo, scores, strict=True):
                 completions[i].label_logprobs = logprobs
         return completions
-
 
 def _subclasses(root: type) -> list[type]:
     """Every subclass of `root`, breadth first: a base backend comes before the classes derived from it."""

@@ -208,7 +208,7 @@ class ServedBackend(Backend):
     def generate(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig) -> list[Completion]:
         return self.generate_and_score(prompts, seeds, sampling, lambda text: None, None)
 
-    def generate_and_score(
+    def _generate_and_score_once(
         self,
         prompts: list[str],
         seeds: list[int],
@@ -216,7 +216,8 @@ class ServedBackend(Backend):
         scoring_context: ScoringContext,
         continuations: list[str] | None,
     ) -> list[Completion]:
-        self.check_seeds(prompts, seeds)
+        # Each row scores as soon as its generation is back. Rows to try again wait for the round's end: the
+        # augmenter's next prompt may need the server's tokenizer, which cannot be asked from inside this loop.
         self._connected()
 
         async def row(client, prompt, seed):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import os
 from collections import deque
-from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreT
 from transformers.utils import logging
 
 from ..models import resolve_lm
-from .base import Backend, Completion, SamplingConfig, ScoringContext
+from .base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
 from .kv_cache import DecodeBatch, move_prefix_next_to_rows
 from .sampling import sample_tokens
 from .scoring import LabelScoringMixin
@@ -197,19 +196,17 @@ class TransformersBackend(LabelScoringMixin, Backend):
         sampling: SamplingConfig,
         scoring_context: ScoringContext,
         continuations: list[str] | None,
-        on_row_done: Callable[[int, Completion], None] | None = None,
+        next_attempt: NextAttempt | None = None,
     ) -> list[Completion]:
         """Generate with continuous batching, then score `continuations` after the generations that parse.
 
         `batch_size` slots decode together; a row leaves its slot as soon as it ends (line break, EOS or
         `max_new_tokens`) and the next waiting prompt takes the slot. Finished rows are scored in groups, on
-        their prompt's key/value cache.
-
-        Args:
-            on_row_done (`Callable[[int, Completion], None]`, *optional*): called with (index in `prompts`,
-                completion) as soon as a row's completion is final, label scores included (for progress bars).
+        their prompt's key/value cache. A row that `next_attempt` sends back joins the waiting prompts at once,
+        so retries fill slots that would otherwise idle while the slowest rows finish.
         """
         self.check_seeds(prompts, seeds)
+        seeds = list(seeds)
         prompt_ids = self.tokenizer(list(prompts))["input_ids"]
         shared = self._shared_prefix(prompt_ids)
         line_breaks = self._line_break_tokens.to(self.device)
@@ -221,15 +218,18 @@ class TransformersBackend(LabelScoringMixin, Backend):
         batch: DecodeBatch | None = None
 
         def done(index: int):
-            if on_row_done is not None:
-                on_row_done(index, completions[index])
+            attempt = next_attempt(index, completions[index]) if next_attempt is not None else None
+            if attempt is not None:
+                prompt, seeds[index] = attempt
+                prompt_ids[index], tokens[index] = self.tokenizer(prompt)["input_ids"], []
+                waiting.append(index)
 
         while waiting or batch is not None:
             free = self.batch_size - (len(batch.rows) if batch is not None else 0)
             if free > 0 and waiting:
                 entering = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                fresh = self._prefill(entering, [prompt_ids[i] for i in entering], shared)
-                batch = fresh if batch is None else batch.merge(fresh)
+                for fresh in self._prefill_groups(entering, prompt_ids, shared):
+                    batch = fresh if batch is None else batch.merge(fresh)
             next_tokens = sample_tokens(batch.logits, [seeds[i] for i in batch.rows], batch.steps,
                                         sampling.temperature, sampling.top_p)
             batch.steps = [step + 1 for step in batch.steps]
@@ -255,15 +255,15 @@ class TransformersBackend(LabelScoringMixin, Backend):
             waited = waited + 1 if to_score else 0
             if to_score and (len(to_score) >= _SCORE_GROUP or waited > _SCORE_WAIT_STEPS or batch is None):
                 scores = self._score_prompt_caches(to_score, continuations)
-                for (index, *_), logprobs in zip(to_score, scores, strict=True):
+                scored, to_score = to_score, []
+                for (index, *_), logprobs in zip(scored, scores, strict=True):
                     completions[index].label_logprobs = logprobs
                     done(index)
-                to_score = []
         return completions
 
-    def _shared_prefix(self, prompt_ids: list[list[int]]) -> tuple[int, list] | None:
-        """The key/values of the token prefix all prompts share (GPT3Mix's header), computed once per call, and
-        its length; None when it is too short to be worth it. Every prompt keeps at least one token of its own.
+    def _shared_prefix(self, prompt_ids: list[list[int]]) -> tuple[list[int], list] | None:
+        """The token prefix all prompts share (GPT3Mix's header) and its key/values, computed once per call; None
+        when it is too short to be worth it. Every prompt keeps at least one token of its own.
         """
         if len(prompt_ids) < 2:
             return None
@@ -275,7 +275,18 @@ class TransformersBackend(LabelScoringMixin, Backend):
             return None
         cache = DynamicCache()
         self._forward(input_ids=torch.tensor([first[:length]], device=self.device), cache=cache, logits_to_keep=1)
-        return length, [(layer.keys, layer.values) for layer in cache.layers]
+        return first[:length], [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _prefill_groups(self, indices: list[int], prompt_ids: list[list[int]], shared) -> list[DecodeBatch]:
+        """Prefill the rows `indices`: those whose prompt starts with the `shared` prefix on its key/values, the
+        others (a retry's prompt need not share it) whole."""
+        if shared is None:
+            return [self._prefill(indices, [prompt_ids[i] for i in indices])]
+        prefix = shared[0]
+        on = [i for i in indices if len(prompt_ids[i]) > len(prefix) and prompt_ids[i][: len(prefix)] == prefix]
+        off = [i for i in indices if i not in on]
+        return [self._prefill(group, [prompt_ids[i] for i in group], shared if group is on else None)
+                for group in (on, off) if group]
 
     def _prefill(self, indices: list[int], prompt_ids: list[list[int]], shared=None) -> DecodeBatch:
         """Run new prompts (left-padded) through the model: a decode batch ready to sample their first token.
@@ -291,7 +302,7 @@ class TransformersBackend(LabelScoringMixin, Backend):
             logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                                    logits_to_keep=1)[:, -1, :]
             return DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
-        prefix, prefix_kv = shared
+        prefix, prefix_kv = len(shared[0]), shared[1]
         rows = len(prompt_ids)
         ids, own_mask = self._left_pad([p[prefix:] for p in prompt_ids])
         cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
