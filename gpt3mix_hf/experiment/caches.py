@@ -21,7 +21,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 from datasets import Dataset
 from filelock import FileLock
 from transformers.utils import logging
@@ -29,6 +28,7 @@ from transformers.utils import logging
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..data import training_features
+from ..labels import label_from_distribution
 from ..selection import row_seed
 from ..soft_labels import one_hot
 from ..spec import TaskSpec
@@ -72,21 +72,17 @@ def derive_method_rows(generation: Dataset, method: str) -> Dataset:
                 "This generation was made without calibrate=True: it has no calibrated soft labels. Make it again "
                 "with the calibrated method in the sweep."
             )
-        distributions = [list(row) for row in generation["soft_labels"]]
+        rows = [label_from_distribution(list(row), "soft") for row in generation["soft_labels"]]
     elif method in ("gpt3mix-soft", "gpt3mix-hard"):
-        distributions = _raw_distributions(generation)
-        if method == "gpt3mix-hard":
-            distributions = [one_hot(int(np.argmax(row)), len(names)) for row in distributions]
+        mode = "hard" if method == "gpt3mix-hard" else "soft"
+        rows = [label_from_distribution(row, mode) for row in _raw_distributions(generation)]
     elif method == "gpt3mix-written":
-        distributions = [one_hot(int(label), len(names)) for label in generation["written_label"]]
+        rows = [(one_hot(int(label), len(names)), int(label)) for label in generation["written_label"]]
     else:
         raise ValueError(f"{method!r} is not a GPT3Mix method.")
     return Dataset.from_dict(
-        {
-            "text": list(generation["text"]),
-            "label": [int(np.argmax(row)) for row in distributions],
-            "soft_labels": distributions,
-        },
+        {"text": list(generation["text"]), "label": [label for _, label in rows],
+         "soft_labels": [soft for soft, _ in rows]},
         features=training_features(names),
     )
 
