@@ -27,11 +27,12 @@ test: lint
 	# Real parts the tests use: WordNet for EDA (Debian's packages, laid out for nltk) and a vLLM server's venv.
 	scripts/setup_wordnet.sh
 	PYTHON=$(PYTHON) scripts/setup_vllm.sh
-	$(BIN)/python -m pytest -q -ra --durations=15
+	# One worker per core, a test file per worker at a time (a file's module fixtures, e.g. the vLLM server, start once).
+	$(BIN)/python -m pytest -q -ra --durations=15 -n auto --dist loadfile
 
 # The edit loop: everything but the real models and servers (no WordNet or vLLM set-up needed).
 test-fast: lint
-	$(BIN)/python -m pytest -q -ra -m "not slow"
+	$(BIN)/python -m pytest -q -ra -m "not slow" -n auto --dist loadfile
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py --data_dir $(DATA_DIR) --output_dir outputs/demo

