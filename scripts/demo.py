@@ -59,18 +59,25 @@ def main():
         sampling=SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=48),
     )
     # Large map batches keep the decoding slots full (a map batch is one continuous-batching run).
-    synthetic = augmenter.augment(checkpoint_dir=output_dir / "checkpoints", batch_size=64)
+    checkpoints = output_dir / "checkpoints"
+    resumed = checkpoints.is_dir() and any(checkpoints.iterdir())
+    synthetic = augmenter.augment(checkpoint_dir=checkpoints, batch_size=64)
     report = augmenter.report
     names = synthetic.features["label"].names
     print(f"\nSynthetic rows (soft labels as p({names[0]}) / p({names[1]})):")
     for row in synthetic.select(range(min(args.show, len(synthetic)))):
         soft = " / ".join(f"{p:.2f}" for p in row["soft_labels"])
         print(f"  [{names[row['label']]:>8} {soft}] {row['text']}")
+    # Rows read back from an earlier run's shards took no time now: no speed to report for them.
+    speed = (
+        f"read back (at least in part) from {checkpoints}: delete it to time the generation"
+        if resumed
+        else f"{report.seconds:.0f} s: {report.generated_tokens / report.seconds:.1f} tokens/s, "
+        f"{report.samples_per_second:.2f} rows/s ({backend.model.dtype}, {backend.batch_size} slots)"
+    )
     print(
         f"\n{report.rows_written} rows written of {report.rows_requested}, {report.parse_failures} parse failures "
-        f"({report.parse_failure_rate:.0%} of generations), {report.generated_tokens} tokens, "
-        f"{report.seconds:.0f} s: {report.generated_tokens / report.seconds:.1f} tokens/s, "
-        f"{report.samples_per_second:.2f} rows/s ({backend.model.dtype}, {backend.batch_size} slots)."
+        f"({report.parse_failure_rate:.0%} of generations), {report.generated_tokens} tokens, {speed}."
     )
     train.save_to_disk(output_dir / "real")
     synthetic.save_to_disk(output_dir / "synthetic")
