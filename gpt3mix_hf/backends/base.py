@@ -186,6 +186,7 @@ class Backend(ABC):
                 completions[i].label_logprobs = logprobs
         return completions
 
+
 def _subclasses(root: type) -> list[type]:
     """Every subclass of `root`, breadth first: a base backend comes before the classes derived from it."""
     found, queue = [], list(root.__subclasses__())
