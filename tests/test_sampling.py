@@ -47,8 +47,23 @@ def test_nucleus_without_full_sort_equals_the_full_sort(top_p, sharpness):
     # 5,000 tokens: a flat distribution needs the candidate set to grow several times.
     probs = torch.softmax(sharpness * torch.randn(6, 5000, generator=generator), dim=-1)
     candidate_probs, candidate_ids = nucleus_candidates(probs, top_p)
-    rebuilt = torch.zeros_like(probs).scatter(-1, candidate_ids, candidate_probs)
+    # Rows that needed fewer candidates are padded with probability 0: adding them in changes nothing.
+    rebuilt = torch.zeros_like(probs).scatter_add(-1, candidate_ids, candidate_probs)
     assert torch.equal(rebuilt, full_sort_nucleus(probs, top_p))
+
+
+@pytest.mark.parametrize("top_p", [0.9, 0.95])
+def test_rows_grow_their_candidates_on_their_own(top_p):
+    # Peaked and flat rows in one batch: each row's nucleus is still the full sort's, and the peaked rows' own
+    # candidates are padded rather than grown to the flat rows' size.
+    generator = torch.Generator().manual_seed(7)
+    sharpness = torch.tensor([8.0, 0.1, 4.0, 1.0, 16.0, 0.5])[:, None]
+    probs = torch.softmax(sharpness * torch.randn(6, 5000, generator=generator), dim=-1)
+    candidate_probs, candidate_ids = nucleus_candidates(probs, top_p)
+    rebuilt = torch.zeros_like(probs).scatter_add(-1, candidate_ids, candidate_probs)
+    assert torch.equal(rebuilt, full_sort_nucleus(probs, top_p))
+    assert candidate_probs.shape[1] == 5000  # the flattest row needed a full sort
+    assert int((candidate_ids[4] != 0).sum()) <= 64  # the most peaked row stopped at the first candidate set
 
 
 def draws_with_counter_sampler(logits, temperature, top_p, rows, step=0):

@@ -239,6 +239,65 @@ def test_soft_labels_do_not_depend_on_slot_count(uneven_backend_parts):
         assert many.label_logprobs == pytest.approx(one.label_logprobs, abs=1e-4)
 
 
+def one_token_words(tokenizer, count):
+    """`count` continuations (" word") that the tokenizer keeps as one token each."""
+    words = [f" {w}" for w in ("the", "and", "of", "to", "in", "is", "it", "that")]
+    words = [w for w in words if len(tokenizer(w, add_special_tokens=False)["input_ids"]) == 1]
+    assert len(words) >= count
+    return words[:count]
+
+
+@pytest.mark.parametrize("written", [True, False])
+def test_one_token_labels_are_read_from_the_decoding_where_the_row_wrote_the_context(uneven_backend_parts, written):
+    # Where a row's tokens spell the scoring context and go on, its label scores come from the decode step after
+    # them; elsewhere, from a scoring pass. Both equal one plain forward pass over prompt + context + label.
+    model, tokenizer = uneven_backend_parts
+    backend = TransformersBackend(model, tokenizer, batch_size=4)
+    continuations = one_token_words(tokenizer, 3)
+    prompts = uneven_prompts()
+
+    def context(text):
+        if not text:
+            return None
+        return text if written else "Item: " + text
+
+    scored_by_pass = []
+    score_prompt_caches = backend._score_prompt_caches
+
+    def spy(items, labels):
+        scored_by_pass.extend(index for index, *_ in items)
+        return score_prompt_caches(items, labels)
+
+    backend._score_prompt_caches = spy
+    completions = backend.generate_and_score(prompts, list(range(len(prompts))), SAMPLING, context, continuations)
+    with_context = [i for i, c in enumerate(completions) if context(c.text) is not None]
+    assert len(with_context) >= 4
+    for i in with_context:
+        expected = [brute_force_logprobs(model, tokenizer, prompts[i], context(completions[i].text), c)
+                    for c in continuations]
+        assert completions[i].label_logprobs == pytest.approx(expected, abs=1e-4)
+    if written:
+        # Rows that ended at a line break wrote their text and then one token more: no scoring pass for them.
+        read = [i for i in with_context if completions[i].num_tokens > len(backend.tokenize(completions[i].text))]
+        assert read and not set(read) & set(scored_by_pass)
+    else:
+        assert sorted(scored_by_pass) == with_context
+
+
+def test_length_groups_bound_the_padding_and_keep_every_row():
+    lengths = [3, 150, 7, 60, 3, 190, 25, 12, 90, 2, 40, 61, 59]
+    rows = [100 + i for i in range(len(lengths))]
+    groups = transformers_backend.length_groups(rows, lengths, padding=0.1)
+    assert sorted(row for group in groups for row in group) == rows
+    length_of = dict(zip(rows, lengths, strict=True))
+    for group in groups:
+        tokens = sum(length_of[row] for row in group)
+        assert len(group) * max(length_of[row] for row in group) <= 1.1 * tokens
+    assert [100 + 11, 100 + 3, 100 + 12] in groups  # 61, 60, 59: one group
+    assert transformers_backend.length_groups(rows, lengths, padding=float("inf")) == [sorted(
+        rows, key=lambda row: -length_of[row])]
+
+
 # -- dtype --------------------------------------------------------------------------------------------------
 
 

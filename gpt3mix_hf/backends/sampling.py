@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -98,33 +99,45 @@ def nucleus_candidates(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor,
     """The nucleus of each row without sorting the vocabulary: the smallest set of most likely tokens whose
     mass reaches `top_p` (the most likely token always stays).
 
-    `torch.topk` takes k candidates, k growing (at least 4x) until every row's k candidates reach `top_p`; then
-    no token outside them can belong to its row's nucleus, so the set is the one a full sort gives.
+    `torch.topk` takes k candidates per row, k growing (at least 4x) for the rows whose k candidates do not reach
+    `top_p` yet; then no token outside a row's candidates can belong to its nucleus, so the set is the one a full
+    sort gives. Rows grow on their own, so one flat distribution does not send the whole batch to a full sort.
 
     Returns:
-        `(candidate_probs, candidate_ids)`, both `[rows, k]`, most likely first; tokens outside a row's
-        nucleus have probability 0.
+        `(candidate_probs, candidate_ids)`, both `[rows, k]` (k: the most any row needed), most likely first;
+        tokens outside a row's nucleus, and the padding of rows that needed fewer, have probability 0.
     """
-    vocab = probs.shape[-1]
+    rows, vocab = probs.shape
+    candidate_probs = probs.new_zeros(rows, 0)
+    candidate_ids = torch.zeros(rows, 0, dtype=torch.long, device=probs.device)
+    short = torch.arange(rows, device=probs.device)  # rows whose nucleus is not found yet
     k = min(_FIRST_TOP_K, vocab)
-    while True:
+    while len(short):
         if k == vocab:
-            top_probs, top_ids = probs.sort(dim=-1, descending=True)
+            top_probs, top_ids = probs[short].sort(dim=-1, descending=True)
         else:
-            top_probs, top_ids = probs.topk(k, dim=-1)
+            top_probs, top_ids = probs[short].topk(k, dim=-1)
         cumulative = top_probs.double().cumsum(-1)
         missing = top_p - cumulative[:, -1]
-        if k == vocab or bool((missing <= 0).all()):
+        found = missing <= 0 if k < vocab else torch.ones_like(missing, dtype=torch.bool)
+        # A token stays when the mass before it is still short of top_p.
+        keep = cumulative - top_probs.double() < top_p
+        width = max(k, candidate_probs.shape[1])
+        candidate_probs = F.pad(candidate_probs, (0, width - candidate_probs.shape[1]))
+        candidate_ids = F.pad(candidate_ids, (0, width - candidate_ids.shape[1]))
+        candidate_probs[short[found], :k] = (top_probs * keep)[found]
+        candidate_ids[short[found], :k] = top_ids[found]
+        if bool(found.all()):
             break
         # Every token left out has at most the k-th probability, so a row short of `missing` mass needs at
         # least missing / p_k more candidates: jump there (a flat distribution goes to a full sort at once).
-        needed = k + int((missing / top_probs[:, -1].double().clamp(min=1e-30)).max().ceil())
+        still = ~found
+        needed = k + int((missing[still] / top_probs[still, -1].double().clamp(min=1e-30)).max().ceil())
         k = max(4 * k, needed)
         # Past a quarter of the vocabulary, one full sort costs less than more growing.
         k = vocab if 4 * k > vocab else k
-    # A token stays when the mass before it is still short of top_p.
-    keep = cumulative - top_probs.double() < top_p
-    return top_probs * keep, top_ids
+        short = short[still]
+    return candidate_probs, candidate_ids
 
 
 def sample_tokens(

@@ -12,6 +12,21 @@ class LabelScoringMixin:
     """The scoring side of `TransformersBackend` (it uses the backend's `model`, `tokenizer`, `_forward` and
     `_right_pad`)."""
 
+    def _one_token_labels(self, continuations: list[str]) -> list[int] | None:
+        """The token id of each label continuation, where every one is a single token; else None."""
+        label_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        return [ids[0] for ids in label_ids] if all(len(ids) == 1 for ids in label_ids) else None
+
+    def _traced_scores(self, context: str, generated: list[int], trace: list[list[float]]) -> list[float] | None:
+        """A finished row's label log-probabilities read from its decoding: where the tokens it generated begin
+        with exactly the tokens of `context` and go on, the step after them predicted the label from the same
+        sequence that a scoring pass would run (`trace`: the labels' log-probabilities at every step). None
+        where they do not (another tokenisation, or a context the row did not write), and the row is scored."""
+        context_ids = self.tokenizer(context, add_special_tokens=False)["input_ids"]
+        if len(generated) <= len(context_ids) or generated[: len(context_ids)] != context_ids:
+            return None
+        return trace[len(context_ids)]
+
     def _score_prompt_caches(self, items, continuations: list[str]) -> list[list[float]]:
         """Label log-probabilities for (index, context, prompt key/values, prompt length) items, together."""
         cache, mask = stack_prompt_caches([(kv, length) for _, _, kv, length in items], self.device)
