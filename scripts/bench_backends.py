@@ -10,7 +10,8 @@ running server, and stops it at the end (started here: prefix caching off, so ev
 prefill, and --max-num-seqs at the largest concurrency, so the server is not the cap). The prompts are the
 augmenter's own (recorded through the public Backend interface) and every variant sends them with the same seeds
 and budget, so plain client and backend get the same generations: the difference is the backend's overhead
-(client, validation, tokenisation round trips) and, for soft labels, the scoring requests. Variants run
+(client, validation, tokenisation round trips) and, for soft labels, the scoring requests: `plain_soft` sends
+those scoring requests plainly too, so soft against plain_soft is the backend's own overhead. Variants run
 interleaved, --repeats times; medians are printed, and the last lines compare each variant with the plain client
 at the same concurrency and each concurrency with 1 in flight.
 """
@@ -38,7 +39,7 @@ from gpt3mix_hf.models import resolve_lm
 from gpt3mix_hf.spec import TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("plain", "generate", "written", "soft", "local")
+VARIANTS = ("plain", "plain_soft", "generate", "written", "soft", "local")
 # The label the LM wrote, without scoring ("hard" meant that before "written" was its name).
 WRITTEN = "written" if "written" in LABEL_MODES else "hard"
 
@@ -52,7 +53,7 @@ class BenchArguments:
     max_new_tokens: int = field(default=32, metadata={"help": "Generation budget per prompt."})
     concurrency: list[int] = field(default_factory=lambda: [1, 8, 16],
                                    metadata={"help": "Requests in flight to try."})
-    variants: list[str] = field(default_factory=lambda: ["plain", "generate", "written", "soft"],
+    variants: list[str] = field(default_factory=lambda: ["plain", "generate", "written", "plain_soft", "soft"],
                                 metadata={"help": f"What to measure, from {VARIANTS}."})
     local_batch_size: int = field(default=8, metadata={"help": "Batch size of the local backend ('local')."})
     repeats: int = field(default=1, metadata={"help": "Runs per configuration (medians are reported)."})
@@ -136,8 +137,12 @@ def make_augmenter(backend, train, args: BenchArguments, label_mode: str) -> GPT
                             label_mode=label_mode, sampling=SamplingConfig(max_new_tokens=args.max_new_tokens))
 
 
-async def plain_client(url: str, model: str, prompts, seeds, sampling: SamplingConfig, in_flight: int) -> list:
-    """The reference: one `/v1/completions` request per prompt, `in_flight` at once, nothing else."""
+async def plain_client(url: str, model: str, prompts, seeds, sampling: SamplingConfig, in_flight: int,
+                       scoring: tuple | None = None) -> list:
+    """The reference: one `/v1/completions` request per prompt, `in_flight` at once, nothing else. With
+    `scoring` (an augmenter, and the `max_tokens` the server's echo needs), each generation that parses is
+    followed by the augmenter's scoring request, sent plainly: prompt + scoring context + each label, echoed with
+    its log-probabilities (label spans found from the text offsets, no tokenising round trips)."""
     import httpx
 
     root = url.rstrip("/").removesuffix("/v1")
@@ -150,9 +155,23 @@ async def plain_client(url: str, model: str, prompts, seeds, sampling: SamplingC
                        "n": 1}
             async with semaphore:
                 response = await client.post(f"{root}/v1/completions", json=payload)
-            response.raise_for_status()
-            answer = response.json()
-            return answer["choices"][0]["text"], answer["usage"]["completion_tokens"]
+                response.raise_for_status()
+                answer = response.json()
+                text, requests = answer["choices"][0]["text"], 1
+                if scoring is not None:
+                    augmenter, echo_max_tokens = scoring
+                    parsed = augmenter.template.parser(augmenter.spec, augmenter.label_names)(text)
+                    if parsed.ok:
+                        context, labels = augmenter.template.scoring_parts(augmenter.spec, augmenter.label_names,
+                                                                           parsed.text)
+                        echo = {"model": model, "prompt": [prompt + context + label for label in labels],
+                                "max_tokens": echo_max_tokens, "echo": True, "logprobs": 0, "temperature": 0}
+                        scored = await client.post(f"{root}/v1/completions", json=echo)
+                        scored.raise_for_status()
+                        if not all(c["logprobs"]["token_logprobs"] for c in scored.json()["choices"]):
+                            raise RuntimeError(f"{root} answered an echo request without log-probabilities.")
+                        requests += 1
+            return text, answer["usage"]["completion_tokens"], requests
 
         return await asyncio.gather(*[one(p, s) for p, s in zip(prompts, seeds, strict=True)])
 
@@ -160,12 +179,16 @@ async def plain_client(url: str, model: str, prompts, seeds, sampling: SamplingC
 def measure(variant: str, args: BenchArguments, url: str, train, prompts, seeds, in_flight: int, local=None) -> dict:
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
     texts = None
-    if variant == "plain":
+    if variant in ("plain", "plain_soft"):
+        scoring = None
+        if variant == "plain_soft":
+            reference = OpenAIBackend(url, model=args.model)
+            scoring = (make_augmenter(reference, train, args, "soft"), reference.connect()["echo_max_tokens"])
         start = time.perf_counter()
-        answers = asyncio.run(plain_client(url, args.model, prompts, seeds, sampling, in_flight))
+        answers = asyncio.run(plain_client(url, args.model, prompts, seeds, sampling, in_flight, scoring))
         seconds = time.perf_counter() - start
-        texts, tokens = [text for text, _ in answers], sum(n for _, n in answers)
-        requests = len(prompts)
+        texts, tokens = [text for text, _, _ in answers], sum(n for _, n, _ in answers)
+        requests = sum(r for _, _, r in answers)
     else:
         backend = local
         if variant != "local":
@@ -227,13 +250,16 @@ def main():
 
     medians = {key: statistics.median(run["tokens_per_s"] for run in values) for key, values in runs.items()}
     plain_texts = {n: runs[("plain", n)][0]["texts"] for n in args.concurrency if ("plain", n) in runs}
-    print(f"\n{'variant':<9} {'in flight':>9} {'tokens/s':>9} {'vs plain':>9} {'vs 1st':>7}  same texts as plain")
+    # Each variant against the plain client doing the same work: soft labels against plain_soft.
+    reference = {"soft": "plain_soft"}
+    print("\n'vs plain': against the plain client at the same concurrency (for soft: plain_soft, the same requests)")
+    print(f"{'variant':<11} {'in flight':>9} {'tokens/s':>9} {'vs plain':>9} {'vs 1st':>7}  same texts as plain")
     for (variant, in_flight), value in medians.items():
-        plain = medians.get(("plain", in_flight))
+        plain = medians.get((reference.get(variant, "plain"), in_flight))
         first = medians.get((variant, args.concurrency[0]))
         texts = runs[(variant, in_flight)][0]["texts"]
         same = "" if texts is None or in_flight not in plain_texts else str(texts == plain_texts[in_flight])
-        print(f"{variant:<9} {in_flight:>9} {value:>9.2f} {value / plain if plain else float('nan'):>8.2f}x "
+        print(f"{variant:<11} {in_flight:>9} {value:>9.2f} {value / plain if plain else float('nan'):>8.2f}x "
               f"{value / first:>6.2f}x  {same}")
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
