@@ -214,8 +214,8 @@ class TransformersBackend(LabelScoringMixin, Backend):
         `batch_size` slots decode together; a row leaves its slot as soon as it ends (line break, EOS or
         `max_new_tokens`), and waiting prompts take the free slots once a quarter of them is free. A finished
         row's label scores are read from its own decode step where it wrote the scoring context; other rows are
-        scored in groups, on their prompt's key/value cache. A row that `next_attempt` sends back joins the waiting prompts at once,
-        so retries fill slots that would otherwise idle while the slowest rows finish.
+        scored in groups, on their prompt's key/value cache. A row that `next_attempt` sends back joins the
+        waiting prompts at once, so retries fill slots that would otherwise idle while the slowest rows finish.
         """
         self.check_seeds(prompts, seeds)
         seeds = list(seeds)
