@@ -36,8 +36,8 @@ _SCORE_WAIT_STEPS = 8
 # the prefill passes and half the merging time of refilling a slot at a time; end to end, within the noise.
 _REFILL_SHARE = 0.25
 # A token prefix shared by all prompts of a call (GPT3Mix's header) is run once and its key/values reused, when
-# it has at least this many tokens. Measured on CPU: prefill is about half of the work, the header a third of
-# each SST-2 prompt, and reusing it cut prefill CPU time by a quarter.
+# it has at least this many tokens. On SST-2 the header is a third of each prompt (32 of ~99 tokens), and prefill
+# a third of the engine's time (scripts/profile_engine.py).
 _MIN_SHARED_PREFIX = 8
 # Prompts are prefilled left-padded to the longest of their group, and the padding costs as much as real tokens.
 # A group takes the next shorter prompt while its padding stays within this share of its tokens.
