@@ -217,6 +217,13 @@ def generation(kind: str) -> Dataset:
     return Dataset.from_dict(columns, features=Features(features))
 
 
+def test_bf16_trains_on_a_machine_without_a_gpu(tmp_path, tiny_classifier):
+    # transformers refuses bf16 without a GPU unless the run says it is on the CPU; the harness says so.
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug"], bf16=True)
+    (record,) = run_experiment(args, toy_split(repeat=3), toy_split())
+    assert record["status"] == "ok" and 0 <= record["accuracy"] <= 1 and record["steps"] >= 1
+
+
 def test_every_gpt3mix_method_from_one_calibrated_generation():
     rows = generation("calibrated")
     soft = derive_method_rows(rows, "gpt3mix-soft")

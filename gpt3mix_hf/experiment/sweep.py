@@ -120,9 +120,13 @@ def _real_only(real: Dataset) -> Dataset:
 def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: Dataset, test: Dataset,
                         seed: int, work_dir: Path) -> dict:
     """Train the classifier with `GPT3MixTrainer` (early stopping on validation accuracy), score it on test."""
+    import torch
+
     from ..classification import evaluate_classifier, train_classifier
     from ..training_args import GPT3MixTrainingArguments
 
+    # transformers accepts bf16 without a GPU only when told the run is on the CPU.
+    on_cpu = {"use_cpu": True} if args.bf16 and not torch.cuda.is_available() else {}
     training_args = GPT3MixTrainingArguments(
         output_dir=str(work_dir),
         seed=seed,
@@ -138,6 +142,7 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
         bf16=args.bf16,
         disable_tqdm=args.disable_tqdm,
         report_to="none",
+        **on_cpu,
     )
     # Passed only when not the default, so the harness runs with train_classifier versions without heads.
     head = {"classifier_head": args.classifier_head} if args.classifier_head != "default" else {}
