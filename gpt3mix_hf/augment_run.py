@@ -213,11 +213,12 @@ class AugmentRunMixin:
             shards.append(saved[0])
         return concatenate_datasets(shards)
 
-    def _row_written(self):
-        """Move the progress bar of `augment()` (if one is open) by one row whose generation was accepted."""
+    def _row_written(self, rows: int = 1):
+        """Move the progress bar of `augment()` (if one is open) by `rows` rows whose generation was accepted;
+        back by one (`rows=-1`) for a row that calibration then sends to another attempt."""
         bar = getattr(self, "_rows_bar", None)
         if bar is not None:
-            bar.update(1)
+            bar.update(rows)
 
 
 def number_duplicates(dataset: Dataset, text_column: str = "text", label_column: str = "label") -> Dataset:

@@ -409,6 +409,7 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 priors = self._content_free_priors([results[key]["prompt"] for key in keys])
                 for key, prior in zip(keys, priors, strict=True):
                     if isinstance(prior, str):
+                        self._row_written(-1)
                         completion = accepted.pop(key)[0]
                         results[key]["failed_attempts"].append({"generation": completion.text, "error": prior})
                         attempts[key] += 1

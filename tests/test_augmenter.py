@@ -1,11 +1,20 @@
 import logging
+import math
+import zlib
 
 import numpy as np
 import pytest
 from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import ClassLabel, Dataset, load_dataset
 
-from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend, concatenate_with_real
+from gpt3mix_hf import (
+    GPT3MixAugmenter,
+    SamplingConfig,
+    TaskSpec,
+    TransformersBackend,
+    augment_run,
+    concatenate_with_real,
+)
 from gpt3mix_hf.augmenter import OCCURRENCE_COLUMN, number_duplicates, relabel
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.soft_labels import calibrate, content_free_prior
@@ -78,6 +87,44 @@ class RecordingBackend(ScriptedBackend):
     def score(self, prompts, contexts, continuations):
         self.scored.extend(zip(prompts, contexts, strict=True))
         return super().score(prompts, contexts, continuations)
+
+
+class PriorFailingBackend(ScriptedBackend):
+    """Gives "negative" no probability after the content-free texts of every third prompt: their calibration
+    fails after the generation was accepted, and the row goes to another attempt."""
+
+    def score(self, prompts, contexts, continuations):
+        scores = super().score(prompts, contexts, continuations)
+        for i, (prompt, context) in enumerate(zip(prompts, contexts, strict=True)):
+            if "synthetic review" not in context and zlib.crc32(prompt.encode()) % 3 == 0:
+                scores[i][0] = -math.inf
+        return scores
+
+
+def test_progress_counts_a_row_once_when_its_calibration_fails(toy_sentiment, monkeypatch):
+    bars = []
+
+    class RecordingBar:
+        def __init__(self, **kwargs):
+            self.n = 0
+            bars.append(self)
+
+        def update(self, rows):
+            self.n += rows
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(augment_run, "tqdm", RecordingBar)
+    augmenter = GPT3MixAugmenter(PriorFailingBackend(parse_rate=1.0), toy_sentiment, SST2, ratio=3, seed=4,
+                                 calibrate=True)
+    synthetic = augmenter.augment()
+    calibration_failures = sum(
+        "calibration failed" in attempt["error"] for attempts in synthetic["failed_attempts"] for attempt in attempts
+    )
+    assert calibration_failures > 0
+    # Each written row once: a row whose calibration failed was taken back off the bar before its next attempt.
+    assert bars[-1].n == len(synthetic)
 
 
 def test_calibration_divides_the_content_free_prior_of_the_same_prompt_out(toy_sentiment):
