@@ -47,8 +47,9 @@ _PREFILL_PADDING = 0.1
 class TransformersBackend(LabelScoringMixin, Backend):
     """Samples from and scores with a local `AutoModelForCausalLM`.
 
-    Generation uses continuous batching: `batch_size` decoding slots, and when a row ends (line break, EOS or
-    token budget) its slot takes the next waiting prompt, so no compute goes to finished rows. Each row's
+    Generation uses continuous batching: `batch_size` decoding slots; a row that ends (line break, EOS or token
+    budget) leaves its slot at once, so no compute goes to finished rows, and waiting prompts take the free slots
+    together once a quarter of them is free. Each row's
     random draws come from a counter-based generator keyed by its seed and step (see `sampling.py`), so its
     continuation depends on its seed alone, not on its neighbours, slot, batch size or process. New prompts are
     prefilled in groups of similar length, after the key/values of the header they share.
