@@ -14,6 +14,7 @@ from datasets import load_from_disk
 from served_fixtures import ROOT, CannedTransformersBackend, FakeOpenAIServer, FakeTGIServer, TinyLMEngine
 from test_experiment import build_tiny_classifier, write_reviews
 
+from gpt3mix_hf.backends.transformers import resolve_dtype
 from gpt3mix_hf.cli import main
 
 REVIEW_FLAGS = ["--text_column", "review", "--label_column", "stars", "--text_type", "product review",
@@ -228,7 +229,8 @@ def test_augment_with_a_local_lm_and_its_regeneration(tiny_lm_dir, data_dir, tmp
     assert len(failures) == 12 and json.loads(failures[0])["failed_attempts"]
     config = json.loads((tmp_path / "first" / "gpt3mix_config.json").read_text())
     assert config["augmenter"]["spec"]["text_type"] == "question" and config["data"]["sample_per_class"] == 1
-    assert config["augmenter"]["backend"]["dtype"] == "float32"
+    # --dtype auto (the default) is recorded as what it resolved to here, so the regeneration uses the same.
+    assert config["augmenter"]["backend"]["dtype"] == str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
     again = ["augment", "--config", str(tmp_path / "first" / "gpt3mix_config.json"), "--data_dir", str(data_dir),
              "--output_dir", str(tmp_path / "again"), "--disable_tqdm"]
     assert main(again) == 0

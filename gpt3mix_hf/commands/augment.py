@@ -27,7 +27,7 @@ from ..selection import STRATEGIES
 BACKENDS = ("transformers", "openai", "tgi")
 SERVED = ("openai", "tgi")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 LABEL_MODES = ("soft", "hard", "written")
 
 
@@ -61,7 +61,12 @@ class AugmentArguments:
                   "served model's name (default: the one the server serves)."},
     )
     model_revision: str | None = field(default=None, metadata={"help": "transformers: the LM's Hub revision."})
-    dtype: str = field(default="float32", metadata={"help": "transformers: the LM's dtype.", "choices": list(DTYPES)})
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "transformers: the LM's dtype; auto: bfloat16 on a GPU or a CPU with bf16 matrix "
+                  "instructions (AVX512_BF16/AMX), float32 elsewhere. The config records the dtype used.",
+                  "choices": list(DTYPES)},
+    )
     base_url: str | None = field(
         default=None, metadata={"help": "openai/tgi: the server, e.g. http://127.0.0.1:8000/v1."}
     )
