@@ -96,7 +96,7 @@ class AugmentArguments:
     seed: int = field(default=0, metadata={"help": "Master seed of the augmentation."})
     max_attempts: int = field(default=4, metadata={"help": "Generations tried per synthetic row."})
     generation_batch_size: int | None = field(
-        default=None, metadata={"help": "transformers: decoding slots (default: 32 on CPU, 128 on GPU)."}
+        default=None, metadata={"help": "transformers: decoding slots (default: 64 on CPU, 128 on GPU)."}
     )
     map_batch_size: int = field(
         default=64, metadata={"help": "Real rows per Dataset.map batch (one continuous-batching run of the LM)."}

@@ -63,7 +63,7 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     ratio: int = field(default=1, metadata={"help": "Synthetic rows per real row, for every augmentation method."})
     lm: str = field(default=DEFAULT_LM, metadata={"help": "GPT3Mix LM: an embedded short name, Hub id or folder."})
     lm_batch_size: int | None = field(
-        default=None, metadata={"help": "The local LM's decoding slots (default: the backend's, 32 on CPU)."}
+        default=None, metadata={"help": "The local LM's decoding slots (default: the backend's, 64 on CPU)."}
     )
     k: int = field(default=2, metadata={"help": "GPT3Mix examples per prompt (the paper: 2)."})
     bt_models: list[str] = field(
