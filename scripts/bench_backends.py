@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -138,11 +139,10 @@ def make_augmenter(backend, train, args: BenchArguments, label_mode: str) -> GPT
 
 
 async def plain_client(url: str, model: str, prompts, seeds, sampling: SamplingConfig, in_flight: int,
-                       scoring: tuple | None = None) -> list:
+                       scoring: Callable[[str, str], dict | None] | None = None) -> list:
     """The reference: one `/v1/completions` request per prompt, `in_flight` at once, nothing else. With
-    `scoring` (an augmenter, and the `max_tokens` the server's echo needs), each generation that parses is
-    followed by the augmenter's scoring request, sent plainly: prompt + scoring context + each label, echoed with
-    its log-probabilities (label spans found from the text offsets, no tokenising round trips)."""
+    `scoring` ((prompt, generation) -> the scoring request's payload, or None where the generation does not
+    parse), each generation is followed by that request, sent plainly."""
     import httpx
 
     root = url.rstrip("/").removesuffix("/v1")
@@ -158,32 +158,43 @@ async def plain_client(url: str, model: str, prompts, seeds, sampling: SamplingC
                 response.raise_for_status()
                 answer = response.json()
                 text, requests = answer["choices"][0]["text"], 1
-                if scoring is not None:
-                    augmenter, echo_max_tokens = scoring
-                    parsed = augmenter.template.parser(augmenter.spec, augmenter.label_names)(text)
-                    if parsed.ok:
-                        context, labels = augmenter.template.scoring_parts(augmenter.spec, augmenter.label_names,
-                                                                           parsed.text)
-                        echo = {"model": model, "prompt": [prompt + context + label for label in labels],
-                                "max_tokens": echo_max_tokens, "echo": True, "logprobs": 0, "temperature": 0}
-                        scored = await client.post(f"{root}/v1/completions", json=echo)
-                        scored.raise_for_status()
-                        if not all(c["logprobs"]["token_logprobs"] for c in scored.json()["choices"]):
-                            raise RuntimeError(f"{root} answered an echo request without log-probabilities.")
-                        requests += 1
+                echo = scoring(prompt, text) if scoring is not None else None
+                if echo is not None:
+                    scored = await client.post(f"{root}/v1/completions", json=echo)
+                    scored.raise_for_status()
+                    if not all(c["logprobs"]["token_logprobs"] for c in scored.json()["choices"]):
+                        raise RuntimeError(f"{root} answered an echo request without log-probabilities.")
+                    requests += 1
             return text, answer["usage"]["completion_tokens"], requests
 
         return await asyncio.gather(*[one(p, s) for p, s in zip(prompts, seeds, strict=True)])
+
+
+def plain_scoring(url: str, train, args: BenchArguments) -> Callable[[str, str], dict | None]:
+    """The augmenter's scoring request for a generation, as a plain payload: prompt + scoring context + each
+    label, echoed with its log-probabilities (label spans from the text offsets, no tokenising round trips)."""
+    reference = OpenAIBackend(url, model=args.model)
+    echo_max_tokens = reference.connect()["echo_max_tokens"]
+    augmenter = make_augmenter(reference, train, args, "soft")
+    template, spec, names = augmenter.template, augmenter.spec, augmenter.label_names
+    parse = template.parser(spec, names)
+
+    def payload(prompt: str, generation: str) -> dict | None:
+        parsed = parse(generation)
+        if not parsed.ok:
+            return None
+        context, labels = template.scoring_parts(spec, names, parsed.text)
+        return {"model": args.model, "prompt": [prompt + context + label for label in labels],
+                "max_tokens": echo_max_tokens, "echo": True, "logprobs": 0, "temperature": 0}
+
+    return payload
 
 
 def measure(variant: str, args: BenchArguments, url: str, train, prompts, seeds, in_flight: int, local=None) -> dict:
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens)
     texts = None
     if variant in ("plain", "plain_soft"):
-        scoring = None
-        if variant == "plain_soft":
-            reference = OpenAIBackend(url, model=args.model)
-            scoring = (make_augmenter(reference, train, args, "soft"), reference.connect()["echo_max_tokens"])
+        scoring = plain_scoring(url, train, args) if variant == "plain_soft" else None
         start = time.perf_counter()
         answers = asyncio.run(plain_client(url, args.model, prompts, seeds, sampling, in_flight, scoring))
         seconds = time.perf_counter() - start

@@ -254,8 +254,8 @@ class TransformersBackend(LabelScoringMixin, Backend):
             batch.steps = [step + 1 for step in batch.steps]
             ended = line_breaks[next_tokens].tolist()
             if label_tokens is not None:
-                at_step = (batch.logits[:, label_tokens].float()
-                           - batch.logits.float().logsumexp(-1, keepdim=True)).tolist()
+                logits = batch.logits.float()
+                at_step = (logits[:, label_tokens] - logits.logsumexp(-1, keepdim=True)).tolist()
             staying = []
             for position, (index, token) in enumerate(zip(batch.rows, next_tokens.tolist(), strict=True)):
                 tokens[index].append(token)
