@@ -420,7 +420,8 @@ def test_label_word_that_is_a_token_prefix_of_another_is_refused(tiny_lm_dir, to
 
 
 def test_examples_too_long_for_the_context_are_shortened(tmp_path, caplog):
-    backend = TransformersBackend.from_pretrained(str(build_tiny_lm(tmp_path, max_position_embeddings=96)))
+    folder = build_tiny_lm(tmp_path, max_position_embeddings=96)
+    backend = TransformersBackend.from_pretrained(str(folder), dtype="float32")
     long_text = " ".join(["an overlong and rambling review"] * 30)
     dataset = make_dataset([long_text, long_text + " again"], [0, 1], ["negative", "positive"])
     sampling = SamplingConfig(max_new_tokens=8)
@@ -435,7 +436,8 @@ def test_examples_too_long_for_the_context_are_shortened(tmp_path, caplog):
 
 
 def test_a_random_model_fails_visibly(tiny_lm_dir, toy_sentiment):
-    augmenter = GPT3MixAugmenter(TransformersBackend.from_pretrained(str(tiny_lm_dir)), toy_sentiment, SST2,
+    backend = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32")
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2,
                                  sampling=SamplingConfig(max_new_tokens=6), max_attempts=2)
     synthetic = augmenter.augment()
     assert len(synthetic) == 0
@@ -450,7 +452,7 @@ def test_fingerprint_hits_the_cache_and_settings_miss_it(tiny_lm_dir, data_dir, 
     sampling = SamplingConfig(max_new_tokens=4)
 
     def run(**kwargs):
-        backend = TransformersBackend.from_pretrained(str(tiny_lm_dir))
+        backend = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32")
         settings = {"spec": SST2, "sampling": sampling, "max_attempts": 1} | kwargs
         augmenter = GPT3MixAugmenter(backend, train, **settings)
         return train.map(augmenter, batched=True, with_indices=True, remove_columns=train.column_names,
@@ -471,7 +473,7 @@ def test_augment_twice_hits_the_cache(tiny_lm_dir, data_dir, tmp_path):
     train = load_dataset("json", data_files=str(data_dir / "sst2" / "validation.jsonl"), split="train",
                          cache_dir=str(tmp_path))
     train = train.select(range(0, 40, 10)).cast_column("label", ClassLabel(names=["negative", "positive"]))
-    backend = TransformersBackend.from_pretrained(str(tiny_lm_dir))
+    backend = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32")
     augmenter = GPT3MixAugmenter(backend, train, SST2, sampling=SamplingConfig(max_new_tokens=4), max_attempts=1)
     calls = []
     generate_and_score = backend.generate_and_score
@@ -501,7 +503,7 @@ def test_smollm2_same_rows_whatever_batch_size_or_num_proc(sst2_sample):
     sampling = SamplingConfig(max_new_tokens=40)
 
     def run(batch_size, num_proc, generation_batch_size):
-        backend = TransformersBackend.from_pretrained("smollm2", batch_size=generation_batch_size)
+        backend = TransformersBackend.from_pretrained("smollm2", batch_size=generation_batch_size, dtype="float32")
         augmenter = GPT3MixAugmenter(backend, sst2_sample, SST2, seed=1, sampling=sampling, max_attempts=2)
         return augmenter.augment(batch_size=batch_size, num_proc=num_proc, load_from_cache_file=False), augmenter
 
@@ -516,7 +518,7 @@ def test_smollm2_same_rows_whatever_batch_size_or_num_proc(sst2_sample):
 
 
 def test_tiny_model_same_rows_with_two_processes(tiny_lm_dir, toy_sentiment):
-    backend = TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=2)
+    backend = TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=2, dtype="float32")
     augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, sampling=SamplingConfig(max_new_tokens=5),
                                  max_attempts=2)
     one = augmenter.augment(batch_size=2)
@@ -528,7 +530,7 @@ def test_tiny_model_same_rows_with_two_processes(tiny_lm_dir, toy_sentiment):
 
 @pytest.mark.slow
 def test_smollm2_calibration_scores_the_prior_in_each_rows_prompt(sst2_sample):
-    backend = TransformersBackend.from_pretrained("smollm2", batch_size=4)
+    backend = TransformersBackend.from_pretrained("smollm2", batch_size=4, dtype="float32")
     augmenter = GPT3MixAugmenter(backend, sst2_sample, SST2, seed=2, calibrate=True, keep_prompt=True,
                                  sampling=SamplingConfig(max_new_tokens=40), max_attempts=4)
     synthetic = augmenter.augment(load_from_cache_file=False)

@@ -24,7 +24,7 @@ API_KEY = "sk-cli-test-key-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def engine(tiny_lm_dir):
-    return TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1))
+    return TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1, dtype="float32"))
 
 
 @pytest.fixture(scope="module")

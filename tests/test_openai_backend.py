@@ -44,7 +44,7 @@ KEY_ENV = "GPT3MIX_TEST_OPENAI_KEY"
 
 @pytest.fixture(scope="module")
 def local(tiny_lm_dir) -> TransformersBackend:
-    return CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1)
+    return CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1, dtype="float32")
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def test_config_holds_everything_needed_and_round_trips(tmp_path, toy_sentiment)
 
 def test_regenerates_a_byte_identical_dataset_with_the_local_backend(tmp_path, format_lm_dir, data_dir):
     train = _sst2_sample(data_dir)
-    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=4)
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=4, dtype="float32")
     augmenter = GPT3MixAugmenter(
         backend, train, TaskSpec.from_preset("sst2"), ratio=1.5, seed=11, sampling=SamplingConfig(max_new_tokens=12),
         max_attempts=2,
@@ -112,7 +112,7 @@ def test_regenerates_a_byte_identical_dataset_with_the_local_backend(tmp_path, f
 def test_a_different_seed_gives_different_rows(format_lm_dir, data_dir):
     # Guards the test above: the regenerated rows are equal because the settings are, not by accident.
     train = _sst2_sample(data_dir)
-    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=4)
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=4, dtype="float32")
     settings = {"sampling": SamplingConfig(max_new_tokens=12), "max_attempts": 1}
     augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), seed=1, **settings)
     config = augmenter.to_config(train)
@@ -202,7 +202,7 @@ def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentime
 def test_regenerates_the_embedded_default_lm_byte_for_byte(tmp_path, data_dir):
     # Two real rows, one attempt each: short, and every generation (kept or failed) must come back the same.
     train = _sst2_sample(data_dir, per_class=1, seed=3)
-    backend = TransformersBackend.from_pretrained("smollm2", batch_size=4)
+    backend = TransformersBackend.from_pretrained("smollm2", batch_size=4, dtype="float32")
     augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), seed=0,
                                  sampling=SamplingConfig(max_new_tokens=20), max_attempts=1)
     first = augmenter.augment(batch_size=4)
@@ -256,7 +256,7 @@ def test_regenerates_through_a_served_backend(tiny_lm_dir, toy_sentiment, tmp_pa
 
     from gpt3mix_hf.backends import OpenAIBackend, ServedConfig
 
-    engine = TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1))
+    engine = TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1, dtype="float32"))
     with FakeOpenAIServer(engine) as server:
         backend = OpenAIBackend(server.url, config=ServedConfig(backoff_base=0.01, backoff_max=0.05))
         augmenter = GPT3MixAugmenter(backend, toy_sentiment, TaskSpec.from_preset("sst2"), seed=3,

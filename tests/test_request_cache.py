@@ -69,7 +69,7 @@ def test_threads_and_pickling(tmp_path):
 
 @pytest.fixture(scope="module")
 def engine(tiny_lm_dir):
-    return TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1))
+    return TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1, dtype="float32"))
 
 
 def augment(backend):

@@ -36,7 +36,7 @@ KEY_ENV = "GPT3MIX_TEST_TGI_KEY"
 
 @pytest.fixture(scope="module")
 def local(tiny_lm_dir):
-    return CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1)
+    return CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1, dtype="float32")
 
 
 @pytest.fixture(scope="module")

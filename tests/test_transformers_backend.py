@@ -13,9 +13,14 @@ TREC_NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 SAMPLING = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=12)
 
 
+def fp32_backend(folder, batch_size: int) -> TransformersBackend:
+    """Exactness checks pin float32: "auto" is bfloat16 on machines with native bf16 (AMX, GPUs)."""
+    return TransformersBackend.from_pretrained(str(folder), batch_size=batch_size, dtype="float32")
+
+
 @pytest.fixture(scope="module")
 def backend(tiny_lm_dir):
-    return TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=3)
+    return fp32_backend(tiny_lm_dir, batch_size=3)
 
 
 def trec_prompts():
@@ -85,12 +90,10 @@ def test_score_runs_each_prompt_once_and_equals_brute_force(backend, tiny_lm_dir
 
 def test_generation_depends_on_each_prompts_seed_not_its_batch(tiny_lm_dir):
     prompts, seeds = trec_prompts(), [11, 12, 13, 14, 15]
-    one = TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1).generate(prompts, seeds, SAMPLING)
-    many = TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=4).generate(prompts, seeds, SAMPLING)
+    one = fp32_backend(tiny_lm_dir, batch_size=1).generate(prompts, seeds, SAMPLING)
+    many = fp32_backend(tiny_lm_dir, batch_size=4).generate(prompts, seeds, SAMPLING)
     assert [c.text for c in one] == [c.text for c in many]
-    other_seeds = TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=4).generate(
-        prompts, [21, 22, 23, 24, 25], SAMPLING
-    )
+    other_seeds = fp32_backend(tiny_lm_dir, batch_size=4).generate(prompts, [21, 22, 23, 24, 25], SAMPLING)
     assert [c.text for c in other_seeds] != [c.text for c in many]
 
 
@@ -311,6 +314,7 @@ def test_bf16_matrix_support_is_read_from_the_cpu_flags(flags, expected):
 
 
 def test_auto_dtype_follows_the_hardware(monkeypatch):
+    monkeypatch.delenv(transformers_backend.AUTO_DTYPE_ENV, raising=False)
     monkeypatch.setattr(transformers_backend, "_cpu_flags", lambda: {"avx2"})
     assert resolve_dtype("auto", "cpu") == torch.float32
     monkeypatch.setattr(transformers_backend, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
@@ -320,6 +324,17 @@ def test_auto_dtype_follows_the_hardware(monkeypatch):
     assert resolve_dtype(torch.bfloat16, "cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="dtype must be"):
         resolve_dtype("fp8", "cpu")
+
+
+def test_auto_dtype_can_be_forced_by_the_environment(monkeypatch):
+    monkeypatch.setattr(transformers_backend, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setenv(transformers_backend.AUTO_DTYPE_ENV, "bfloat16")
+    assert resolve_dtype("auto", "cpu") == torch.bfloat16
+    # Only "auto" follows it: a dtype the caller names stays what it is.
+    assert resolve_dtype("float32", "cpu") == torch.float32
+    monkeypatch.setenv(transformers_backend.AUTO_DTYPE_ENV, "bf16")
+    with pytest.raises(ValueError, match="GPT3MIX_AUTO_DTYPE must be one of"):
+        resolve_dtype("auto", "cpu")
 
 
 def test_bfloat16_backend_labels_agree_with_float32_to_round_off(tiny_lm_dir):

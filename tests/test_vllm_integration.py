@@ -40,7 +40,7 @@ def vllm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local():
-    return TransformersBackend.from_pretrained("smollm2", batch_size=4)
+    return TransformersBackend.from_pretrained("smollm2", batch_size=4, dtype="float32")
 
 
 @pytest.fixture(scope="module")

@@ -423,9 +423,15 @@ def _cpu_flags() -> set[str]:
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+# Set to a dtype name, `"auto"` resolves to it on any machine: e.g. GPT3MIX_AUTO_DTYPE=bfloat16 runs the test
+# suite as a machine with native bf16 (AMX, a GPU) sees it, emulated and slower where the CPU lacks it.
+AUTO_DTYPE_ENV = "GPT3MIX_AUTO_DTYPE"
+
+
 def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
     """The torch dtype for `dtype`: `"auto"` is bfloat16 on a GPU that supports it and on a CPU with native
-    bf16 matrix instructions (`cpu_has_bf16_matmul`), float32 elsewhere.
+    bf16 matrix instructions (`cpu_has_bf16_matmul`), float32 elsewhere; `$GPT3MIX_AUTO_DTYPE`, when set,
+    overrides that choice on any machine.
 
     Example:
 
@@ -433,6 +439,11 @@ def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") 
     """
     if isinstance(dtype, torch.dtype):
         return dtype
+    if dtype == "auto" and os.environ.get(AUTO_DTYPE_ENV):
+        forced = os.environ[AUTO_DTYPE_ENV]
+        if forced not in _DTYPES:
+            raise ValueError(f"${AUTO_DTYPE_ENV} must be one of {sorted(_DTYPES)} (or unset), got {forced!r}.")
+        return _DTYPES[forced]
     if dtype == "auto":
         device = torch.device(device)
         if device.type == "cuda":
