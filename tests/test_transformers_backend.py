@@ -337,11 +337,30 @@ def test_auto_dtype_can_be_forced_by_the_environment(monkeypatch):
         resolve_dtype("auto", "cpu")
 
 
-def test_bfloat16_backend_labels_agree_with_float32_to_round_off(tiny_lm_dir):
-    fp32 = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32", batch_size=4)
+def test_bfloat16_generation_scores_labels_in_float32(tiny_lm_dir):
+    fp32 = fp32_backend(tiny_lm_dir, batch_size=4)
     bf16 = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="bfloat16", batch_size=4)
     assert bf16.model.dtype == torch.bfloat16 and bf16.identity["dtype"] == "bfloat16"
-    assert fp32.identity["dtype"] == "float32"
+    assert bf16.identity["score_dtype"] == "float32" and "score_dtype" not in fp32.identity
+    prompts = trec_prompts()
+    continuations = PromptTemplate().scoring_parts(TREC, TREC_NAMES, "")[1]
+    completions = bf16.generate_and_score(prompts, list(range(5)), SAMPLING, scoring_context, continuations)
+    contexts = [scoring_context(c.text) for c in completions]
+    # The float32 twin holds the float32 weights, not the bf16 ones cast back: the same scores as a float32
+    # backend, to float32 round-off.
+    reference = fp32.score(prompts, contexts, continuations)
+    for completion, expected in zip(completions, reference, strict=True):
+        assert completion.label_logprobs == pytest.approx(expected, abs=1e-5)
+    for found, expected in zip(bf16.score(prompts, contexts, continuations), reference, strict=True):
+        assert found == pytest.approx(expected, abs=1e-5)
+    # Rebuilt from its identity (as regeneration does), it scores in float32 again.
+    assert TransformersBackend.from_identity(bf16.identity).identity == bf16.identity
+
+
+def test_bfloat16_scores_at_the_models_dtype_agree_with_float32_to_round_off(tiny_lm_dir):
+    fp32 = fp32_backend(tiny_lm_dir, batch_size=4)
+    bf16 = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="bfloat16", batch_size=4, score_dtype=None)
+    assert "score_dtype" not in bf16.identity
     prompts = trec_prompts()
     continuations = PromptTemplate().scoring_parts(TREC, TREC_NAMES, "")[1]
     completions = bf16.generate_and_score(prompts, list(range(5)), SAMPLING, scoring_context, continuations)
@@ -351,6 +370,8 @@ def test_bfloat16_backend_labels_agree_with_float32_to_round_off(tiny_lm_dir):
         soft = torch.softmax(torch.tensor(completion.label_logprobs), -1)
         assert torch.allclose(soft, torch.softmax(torch.tensor(expected), -1), atol=0.02)
         assert completion.label_logprobs != pytest.approx(expected, abs=1e-7)  # really computed in bf16
+    with pytest.raises(ValueError, match="score_dtype must be"):
+        TransformersBackend(bf16.model, bf16.tokenizer, score_dtype="bfloat16")
 
 
 def test_line_break_table_is_built_once_per_tokenizer(tiny_lm_dir):

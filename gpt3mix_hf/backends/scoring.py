@@ -77,9 +77,12 @@ class LabelScoringMixin:
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
         """Label log-probabilities for each (prompt, context) pair, without a generation's cache: each distinct
         prompt goes through the model once (the header all prompts share, once per call), `batch_size` prompts
-        at a time, then its contexts and labels on its key/value cache, as after generation."""
+        at a time, then its contexts and labels on its key/value cache, as after generation. With a float32
+        scorer (`score_dtype`), that twin scores."""
         if not prompts:
             return []
+        if self._scorer is not None:
+            return self._scorer.score(prompts, contexts, continuations)
         distinct = list(dict.fromkeys(prompts))
         where = {prompt: i for i, prompt in enumerate(distinct)}
         prompt_ids = self.tokenizer(distinct)["input_ids"]
