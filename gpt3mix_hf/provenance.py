@@ -20,15 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
+from transformers.utils import logging
 
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
+from .backends.transformers import machine_kind
 from .credentials import check_no_secrets, find_secret
 from .data import class_balanced_sample
 from .prompt import PromptTemplate
 from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
 from .state import read_json, write_json
+
+logger = logging.get_logger(__name__)
 
 CONFIG_NAME = "gpt3mix_config.json"
 FORMAT = "gpt3mix_config"
@@ -169,15 +173,19 @@ class AugmenterSettings:
 
 @dataclass
 class RunSettings:
-    """How the run was batched: `map_batch_size` (real rows per `Dataset.map` batch) and the backend's
-    `generation_batch_size` decide which prompts are decoded together, and so the padding each prompt sees."""
+    """How the run was batched, and where: `map_batch_size` (real rows per `Dataset.map` batch), `num_proc` and
+    the backend's `generation_batch_size` decide which prompts are decoded together. In float32 the rows do not
+    depend on them; in bfloat16 they do, and on the kind of `machine` too (`machine_kind`), so regeneration
+    uses the recorded values and warns on another machine."""
 
     map_batch_size: int = 16
     generation_batch_size: int | None = None
     keep_prompt: bool = False
+    num_proc: int | None = None
+    machine: str | None = None
 
     def __post_init__(self):
-        for name in ("map_batch_size", "generation_batch_size"):
+        for name in ("map_batch_size", "generation_batch_size", "num_proc"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"run.{name} must be a whole number >= 1, got {value!r}.")
@@ -219,6 +227,7 @@ class GPT3MixConfig:
         *,
         data: DataSource | dict | None = None,
         map_batch_size: int = 16,
+        num_proc: int | None = None,
         report: Any | None = None,
     ) -> GPT3MixConfig:
         """The provenance of one `augmenter.augment()` run.
@@ -230,6 +239,7 @@ class GPT3MixConfig:
             data (`DataSource` or `dict`, *optional*): where those rows came from (the flags of `gpt3mix
                 augment`). Without it, the file describes the rows but regeneration needs them passed in.
             map_batch_size (`int`): the `batch_size` given to `augment`.
+            num_proc (`int`, *optional*): the `num_proc` given to `augment`.
             report (`AugmentationReport`, *optional*): the run's counts; default `augmenter.report` if it exists.
         """
         if isinstance(data, DataSource):
@@ -248,7 +258,8 @@ class GPT3MixConfig:
                 "GPT3MixAugmenter.config() has a setting the provenance schema lacks: add it to AugmenterSettings",
             ),
             data=source,
-            run=RunSettings(map_batch_size, getattr(augmenter.backend, "batch_size", None), augmenter.keep_prompt),
+            run=RunSettings(map_batch_size, getattr(augmenter.backend, "batch_size", None), augmenter.keep_prompt,
+                            num_proc, getattr(augmenter.backend, "machine", None)),
             report=report.to_dict() if report is not None else None,
         )
         check_no_secrets(config.to_dict())
@@ -359,6 +370,15 @@ class GPT3MixConfig:
                     f"{found[:12]}..., recorded {source.num_rows} rows, {source.sha256[:12]}...): check the data "
                     "folder, split and sub-sample, or pass check_data=False to generate from these rows anyway."
                 )
+        dtype = settings.backend.get("dtype")
+        if dtype not in (None, "float32") and self.run.machine is not None:
+            here = machine_kind(device or settings.backend.get("device") or "cpu")
+            if here != self.run.machine:
+                logger.warning(
+                    f"These rows were generated in {dtype} on another kind of machine ({self.run.machine}; this is "
+                    f"{here}): {dtype} rows are the same for the same settings on the same kind of machine only, so "
+                    "some texts may differ. Rows generated in float32 regenerate the same anywhere."
+                )
         if backend is None:
             if settings.backend.get("backend") == "transformers":
                 # The local LM is rebuilt with the recorded batch size: it decides each prompt's padding.
@@ -446,4 +466,5 @@ def regenerate(config: GPT3MixConfig | str | Path, **kwargs) -> Dataset:
     """
     config = as_config(config)
     augmenter = config.make_augmenter(**kwargs)
-    return augmenter.augment(batch_size=config.run.map_batch_size, load_from_cache_file=False)
+    return augmenter.augment(batch_size=config.run.map_batch_size, num_proc=config.run.num_proc,
+                             load_from_cache_file=False)

@@ -1,4 +1,5 @@
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
+from gpt3mix_hf.backends.transformers import machine_kind
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.provenance import (
     CONFIG_NAME,
@@ -273,3 +275,27 @@ def test_regenerates_through_a_served_backend(tiny_lm_dir, toy_sentiment, tmp_pa
     assert again.report.failures == augmenter.report.failures
     everything = ["text", "label", "soft_labels", "generation", "failed_attempts"]
     assert second.select_columns(everything).to_list() == first.select_columns(everything).to_list()
+
+
+def test_bfloat16_rows_regenerate_the_same_with_the_recorded_settings(format_lm_dir, caplog):
+    # bf16's contract: the same rows for the same settings on the same kind of machine. The file records the
+    # dtype (not "auto", which resolves per machine), the batch sizes, the processes and the machine.
+    lines = [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in FORMAT_LINES]
+    train = make_dataset(lines, [1, 0, 1, 0], ["negative", "positive"])
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), dtype="bfloat16", batch_size=3)
+    augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), ratio=2, seed=3,
+                                 sampling=SamplingConfig(max_new_tokens=12))
+    synthetic = augmenter.augment(batch_size=3, load_from_cache_file=False)
+    assert len(synthetic) >= 4, augmenter.report.failures
+    config = augmenter.to_config(train, map_batch_size=3)
+    assert config.augmenter.backend["dtype"] == "bfloat16"
+    assert config.augmenter.backend["score_dtype"] == "float32"
+    assert (config.run.map_batch_size, config.run.generation_batch_size) == (3, 3)
+    assert config.run.machine == machine_kind("cpu")
+    again = regenerate(config, dataset=train)
+    assert again.to_list() == synthetic.to_list()
+    # Elsewhere, regeneration warns that bf16 rows may differ there.
+    config.run.machine = "cuda: another GPU"
+    with caplog.at_level(logging.WARNING):
+        config.make_augmenter(dataset=train, backend=ScriptedBackend())
+    assert "same kind of machine only" in caplog.text

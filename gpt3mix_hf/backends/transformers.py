@@ -225,6 +225,11 @@ class TransformersBackend(LabelScoringMixin, Backend):
         return self.model.device
 
     @property
+    def machine(self) -> str:
+        """The kind of machine that runs the model (`machine_kind`): in bfloat16 the rows depend on it."""
+        return machine_kind(self.device)
+
+    @property
     def max_context(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
 
@@ -453,14 +458,32 @@ def cpu_has_bf16_matmul(flags: set[str] | None = None) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def _cpu_flags() -> set[str]:
+def machine_kind(device: str | torch.device = "cpu") -> str:
+    """The processor or GPU a model runs on, e.g. `"cpu: AMD EPYC; bf16 matmul emulated"`. Rows generated in
+    bfloat16 are the same for the same settings on the same kind of machine only: other kernels round
+    otherwise, and a rounded logit can change a sampled token."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    name = _cpuinfo_field("model name") or "unknown processor"
+    return f"{device.type}: {name}; bf16 matmul {'native' if cpu_has_bf16_matmul() else 'emulated'}"
+
+
+def _cpuinfo_field(key: str) -> str | None:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def _cpu_flags() -> set[str]:
+    flags = _cpuinfo_field("flags")
+    if flags is not None:
+        return set(flags.split())
     # Not Linux: ask torch's own CPU detection (private helpers, hence the guards).
     flags = set()
     if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():

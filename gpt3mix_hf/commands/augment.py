@@ -206,7 +206,9 @@ def _from_config(args: AugmentArguments, given: DataArguments):
                                  max_concurrency=args.max_concurrency, cache_path=args.cache_path, identity=identity)
     augmenter = augmenter_from_config(config, dataset=dataset, backend=backend)
     map_batch_size = run_settings.get("map_batch_size") or args.map_batch_size
-    return augmenter, dataset, recorded, map_batch_size
+    # Processes decide which rows decode together: bf16 rows depend on it (RunSettings).
+    num_proc = args.num_proc if args.num_proc is not None else run_settings.get("num_proc")
+    return augmenter, dataset, recorded, map_batch_size, num_proc
 
 
 def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: SamplingConfig,
@@ -214,7 +216,7 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     if args.disable_tqdm:
         disable_progress_bar()
     if args.config is not None:
-        augmenter, dataset, data, map_batch_size = _from_config(args, data_args)
+        augmenter, dataset, data, map_batch_size, num_proc = _from_config(args, data_args)
     else:
         dataset = load_rows_to_augment(data_args)
         label_names = list(dataset.features[data_args.label_column].names)
@@ -225,10 +227,10 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
             text_column=data_args.text_column, label_column=data_args.label_column, max_attempts=args.max_attempts,
             keep_prompt=args.keep_prompt, **options,
         )
-        data, map_batch_size = vars(data_args), args.map_batch_size
+        data, map_batch_size, num_proc = vars(data_args), args.map_batch_size, args.num_proc
     output_dir = Path(args.output_dir)
     synthetic = augmenter.augment(
-        dataset, batch_size=map_batch_size, num_proc=args.num_proc, checkpoint_dir=output_dir / "checkpoints"
+        dataset, batch_size=map_batch_size, num_proc=num_proc, checkpoint_dir=output_dir / "checkpoints"
     )
     # One shard even for 0 rows: datasets cannot load back a folder saved without one.
     synthetic.save_to_disk(output_dir / "synthetic", num_shards=1 if len(synthetic) == 0 else None)
@@ -236,7 +238,8 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     report = augmenter.report
     (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
     data = {key: value for key, value in data.items() if key not in ("num_rows", "sha256")}
-    save_config(build_config(augmenter, dataset, data=data, map_batch_size=map_batch_size), output_dir)
+    config = build_config(augmenter, dataset, data=data, map_batch_size=map_batch_size, num_proc=num_proc)
+    save_config(config, output_dir)
     sys.stdout.write(
         f"rows written: {report.rows_written} of {report.rows_requested} "
         f"({report.failed_rows} rows failed every attempt)\n"
