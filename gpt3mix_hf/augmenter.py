@@ -19,6 +19,7 @@ from .augment_run import OCCURRENCE_COLUMN, AugmentRunMixin
 from .augment_run import AugmentationReport as AugmentationReport  # re-exported: its home is augment_run.py
 from .augment_run import number_duplicates as number_duplicates  # re-exported: its home is augment_run.py
 from .backends.base import Backend, SamplingConfig
+from .credentials import backend_secrets, redact_secrets, secret_in
 from .data import _validate_dataset
 from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
 from .labels import LABEL_MODES, LabellingMixin
@@ -27,6 +28,7 @@ from .prompt import GenerationParser, PromptTemplate, has_visible_text
 from .selection import ANCHOR, STRATEGIES, ExampleSelector, content_key, row_rng
 from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
+from .validation import check_arguments
 
 logger = logging.get_logger(__name__)
 
@@ -127,6 +129,12 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
     ):
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a gpt3mix_hf Backend, got {type(backend).__name__}.")
+        check_arguments(
+            GPT3MixAugmenter.__init__,
+            {"spec": spec, "k": k, "ratio": ratio, "calibrate": calibrate, "seed": seed, "sampling": sampling,
+             "template": template, "text_column": text_column, "label_column": label_column,
+             "max_attempts": max_attempts, "keep_prompt": keep_prompt},
+        )
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < math.inf:
             raise ValueError(f"ratio (synthetic rows per real row) must be a finite number > 0, got {ratio!r}.")
         if selection not in STRATEGIES:
@@ -377,6 +385,9 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             key: {"failed_attempts": [], "generated_tokens": 0} for key in pending
         }
         attempts = dict.fromkeys(pending, 0)
+        # A generation that repeats a secret of this process (the API key, the Hub token) is a failed attempt,
+        # recorded without the secret: rows, failures and checkpoints never hold one.
+        secrets = backend_secrets(self.backend)
         while pending:
             # A failed generation is tried again at once, in its slot (`next_attempt`); a row whose calibration
             # fails after its generation was accepted goes again in the next round. Either way attempt a + 1
@@ -389,12 +400,17 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 key = pending[j]
                 result = results[key]
                 result["generated_tokens"] += completion.num_tokens
-                outcome = self._read_completion(completion)
+                leaked = secret_in(completion.text, secrets)
+                if leaked is not None:
+                    outcome = f"the generation holds {leaked}: discarded, and recorded without it"
+                else:
+                    outcome = self._read_completion(completion)
                 if not isinstance(outcome, str):
                     accepted[key] = (completion, *outcome)
                     self._row_written()
                     return None
-                result["failed_attempts"].append({"generation": completion.text, "error": outcome})
+                generation = redact_secrets(completion.text, secrets)
+                result["failed_attempts"].append({"generation": generation, "error": outcome})
                 attempts[key] += 1
                 if attempts[key] == self.max_attempts:
                     return None

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from transformers.utils import logging
 
 from .spec import TaskSpec
+from .validation import check_fields
 
 logger = logging.get_logger(__name__)
 
@@ -82,9 +83,7 @@ class PromptTemplate:
     item: str = DEFAULT_ITEM
 
     def __post_init__(self):
-        for name in ("header", "item"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"PromptTemplate.{name} must be a string, got {type(getattr(self, name)).__name__}.")
+        check_fields(self)
         text_at, label_at = self.item.find("{text}"), self.item.find("{label}")
         if text_at < 0 or label_at < 0 or label_at < text_at:
             raise ValueError(

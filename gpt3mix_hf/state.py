@@ -39,7 +39,15 @@ def write_json(path: str | Path, record: Any) -> Path:
 def read_json(path: str | Path) -> Any:
     """Read a JSON state file; a cut-off or corrupted one raises a `ValueError` that names it and the fix."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {error.start} cannot be decoded): the file is damaged or is not the "
+            "JSON file it should be. Delete it to redo the step that wrote it, or restore it from a copy."
+        ) from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder where a JSON file was expected: move it away.") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from datasets.utils.logging import disable_progress_bar
+from transformers.utils import logging
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
@@ -23,12 +24,15 @@ from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_spl
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
 from ..selection import STRATEGIES
+from ..validation import check_fields
 
 BACKENDS = ("transformers", "openai", "tgi")
 SERVED = ("openai", "tgi")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LABEL_MODES = ("soft", "hard", "written")
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -43,6 +47,7 @@ class DataArguments(DataSourceArguments):
     sample_seed: int = field(default=0, metadata={"help": "Seed of the sub-sample."})
 
     def __post_init__(self):
+        check_fields(self)
         if self.sample_fraction is not None and self.sample_per_class is not None:
             raise ValueError("Give one of --sample_fraction and --sample_per_class, not both.")
 
@@ -112,6 +117,7 @@ class AugmentArguments:
     )
 
     def __post_init__(self):
+        check_fields(self)
         if not math.isfinite(self.ratio) or self.ratio <= 0:
             raise ValueError(f"--ratio must be a finite number > 0, got {self.ratio}.")
         for name in ("k", "max_attempts", "generation_batch_size", "map_batch_size"):
@@ -147,6 +153,14 @@ def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: 
     options = {name: value for name, value in (("max_concurrency", max_concurrency), ("cache_path", cache_path))
                if value is not None}
     variable = api_key_env or DEFAULT_KEY_ENV[kind]
+    if not os.environ.get(variable):
+        if api_key_env is not None:
+            raise ValueError(
+                f"--api_key_env {api_key_env}: the environment variable {api_key_env} is not set (or is empty) in "
+                f"this shell: export {api_key_env}=<the key>, or leave --api_key_env out for a server without a key."
+            )
+        logger.warning(f"{variable} is not set: no API key is sent to {base_url}. A server that needs one answers "
+                       f"401: then export {variable}=<the key> (or name another variable with --api_key_env).")
     settings = {"config": ServedConfig(**options), "api_key_env": variable if os.environ.get(variable) else None}
     if identity is not None:
         return backend_class.from_identity(identity, base_url=base_url, **settings)

@@ -16,6 +16,7 @@ from datasets import Dataset, DatasetDict, load_from_disk
 
 from ..hub import push_augmented_dataset, push_classifier
 from ..provenance import CONFIG_NAME, GPT3MixConfig
+from ..validation import check_fields
 
 
 @dataclass
@@ -37,6 +38,9 @@ class PushArguments:
     license: str | None = field(default=None, metadata={"help": "License id for the card, e.g. 'mit'."})
     language: str = field(default="en", metadata={"help": "Language of the texts, for the card."})
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 @dataclass
 class DatasetArguments:
@@ -53,6 +57,9 @@ class DatasetArguments:
     pretty_name: str | None = field(default=None, metadata={"help": "The dataset's title on its card."})
     max_shard_size: str = field(default="500MB", metadata={"help": "Largest parquet shard."})
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 @dataclass
 class ModelArguments:
@@ -65,6 +72,9 @@ class ModelArguments:
     dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the training data, for the card."})
     base_model: str | None = field(default=None, metadata={"help": "Hub id of the encoder it was fine-tuned from."})
     eval_split: str | None = field(default=None, metadata={"help": "Split the results were measured on."})
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def arguments(name: str) -> tuple[type, ...]:

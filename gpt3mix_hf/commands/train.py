@@ -23,6 +23,7 @@ from ..models import DEFAULT_CLASSIFIER, resolve_classifier
 from ..provenance import CONFIG_NAME, load_config
 from ..trainer import GPT3MixTrainer
 from ..training_args import GPT3MixTrainingArguments
+from ..validation import check_fields
 from .augment import config_sections
 
 logger = logging.get_logger(__name__)
@@ -53,6 +54,9 @@ class TrainArguments:
     )
     real_only: bool = field(default=False, metadata={"help": "Train on the real rows only (a NoAug baseline)."})
     max_length: int = field(default=128, metadata={"help": "Tokens per input (longer texts are cut)."})
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def arguments(name: str) -> tuple[type, ...]:

@@ -10,6 +10,7 @@ from datasets import ClassLabel, Dataset, load_dataset
 
 from ..data import BENCHMARKS, load_benchmark
 from ..spec import PRESETS, TaskSpec
+from ..validation import check_fields
 
 SPLIT_SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -43,6 +44,9 @@ class DataSourceArguments:
     text_column: str = field(default="text", metadata={"help": "The column holding the text."})
     label_column: str = field(default="label", metadata={"help": "The column holding the label."})
 
+    def __post_init__(self):
+        check_fields(self)
+
     @property
     def is_benchmark(self) -> bool:
         return self.dataset.lower().replace("-", "") in BENCHMARKS and not Path(self.dataset).exists()
@@ -66,6 +70,9 @@ class TaskSpecArguments:
         default=None,
         metadata={"help": "label=word pairs, e.g. --verbalizer 1=positive 0=negative; default: the label names."},
     )
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def split_files(folder: Path) -> dict[str, Path]:
