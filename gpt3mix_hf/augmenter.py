@@ -20,7 +20,7 @@ from .augment_run import AugmentationReport as AugmentationReport  # re-exported
 from .augment_run import number_duplicates as number_duplicates  # re-exported: its home is augment_run.py
 from .backends.base import Backend, SamplingConfig
 from .credentials import backend_secrets, redact_secrets, secret_in
-from .data import _validate_dataset
+from .data import _validate_dataset, batch_label_names
 from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
 from .labels import LABEL_MODES, LabellingMixin
 from .labels import relabel as relabel  # re-exported: its home is labels.py
@@ -287,8 +287,11 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 "features=augmenter.features)."
             )
         occurrences = batch.get(OCCURRENCE_COLUMN) or [0] * len(texts)
+        remap = self._remap_by_name(batch_label_names(batch, self.label_column))
         rows = []
         for text, label, occurrence in zip(texts, labels, occurrences, strict=True):
+            if remap is not None and isinstance(label, int | np.integer) and 0 <= label < len(remap):
+                label = remap[label]
             label_id = self._label_id(label)
             if not has_visible_text(text):
                 raise ValueError(
@@ -299,6 +302,19 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             key = content_key(text, self.label_names[label_id])
             rows.append(_Row(text, label_id, int(occurrence), key))
         return rows
+
+    def _remap_by_name(self, names: list[str] | None) -> list[int] | None:
+        """For a batch whose `ClassLabel` lists the pool's label names in another order, the pool's id of each of
+        its ids (label ids are compared by name, never by position); None when the orders agree or are unknown."""
+        if names is None or names == self.label_names:
+            return None
+        if sorted(names) != sorted(self.label_names):
+            raise ValueError(
+                f"The mapped dataset's labels are {names}, the pool's {self.label_names}: they are not the same "
+                "classes, so no prompt could show them right. Map a dataset of the pool's task, or build the "
+                "augmenter with a pool of this one."
+            )
+        return [self.label_names.index(name) for name in names]
 
     def _label_id(self, label) -> int:
         if isinstance(label, str) and label in self.label_names:
@@ -381,6 +397,7 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         rows = self._read_batch(batch)
         # (row, copy) pairs still to make, and what has been collected for each.
         pending = [(i, copy) for i, row in enumerate(rows) for copy in range(self._copies(row))]
+        self._warn_on_uncarried_columns(batch, len(rows), len(pending))
         results: dict[tuple[int, int], dict] = {
             key: {"failed_attempts": [], "generated_tokens": 0} for key in pending
         }
@@ -435,6 +452,20 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 self._accept(results[key], *outcome)
             pending = [key for key in pending if key not in accepted and attempts[key] < self.max_attempts]
         return self._columns([results[key] for key in results])
+
+    def _warn_on_uncarried_columns(self, batch: Mapping[str, list], rows: int, made: int) -> None:
+        """Before any generation: say which argument a `map` call needs when the batch has columns the augmenter
+        does not read and it makes another number of rows than it was given. `datasets` keeps such columns unless
+        they are in `remove_columns`, and then fails with a pyarrow length error after the batch was generated.
+        The batch cannot tell whether `remove_columns` was passed, so this is a warning, once per process."""
+        extra = [column for column in batch if column not in (self.text_column, self.label_column, OCCURRENCE_COLUMN)]
+        if extra and made != rows:
+            logger.warning_once(
+                f"The mapped dataset has the columns {extra}, which GPT3MixAugmenter does not carry: it makes {made} "
+                f"rows from {rows}. Unless the map call removes them, datasets fails with a column length error: "
+                "pass remove_columns=dataset.column_names (and features=augmenter.features), or call "
+                "augmenter.augment(dataset)."
+            )
 
     def _columns(self, results: list[dict]) -> dict[str, list]:
         columns = {name: [] for name in self.features}

@@ -102,6 +102,15 @@ class PromptTemplate:
                 "the parser finds where the LM's text ends by that label marker. Put one there, e.g. "
                 "'{text} (Label: {label})'."
             )
+        marker = between.strip()
+        if all(char.isalnum() or char.isspace() or char in "{}_" for char in marker):
+            # Matched anywhere, case-insensitively: a marker of letters alone ("x", "is") would be found inside the
+            # words of every text, and neutralising it would cut those words.
+            raise ValueError(
+                f"PromptTemplate.item {self.item!r} has the label marker {marker!r}, made of letters and digits only: "
+                "the parser would find it inside ordinary words. Use a marker with punctuation, e.g. "
+                "'{text} (Label: {label})' or '{text} => {label}'."
+            )
         # What is refused here is what the parser could not read back: check the round trip on a sample.
         GenerationParser(self, _SAMPLE_SPEC, list(_SAMPLE_SPEC.verbalizer))
 

@@ -195,3 +195,12 @@ def test_constructors_check_their_keywords():
 def test_check_fields_takes_only_dataclasses():
     with pytest.raises(TypeError):
         check_fields(object())
+
+
+def test_the_baselines_check_their_keywords():
+    from gpt3mix_hf.baselines import EDAAugmenter
+
+    for kwargs, message in (({"num_aug": 2.5}, "num_aug=2.5"), ({"alpha_sr": math.nan}, "alpha_sr=nan"),
+                            ({"clean": "no"}, "clean='no'"), ({"seed": True}, "seed=True")):
+        with pytest.raises(ValueError, match=rf"EDAAugmenter.{message}"):
+            EDAAugmenter(**kwargs)

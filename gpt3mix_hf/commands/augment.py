@@ -19,11 +19,13 @@ from transformers.utils import logging
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
+from ..backends.credentials import check_base_url
 from ..data import class_balanced_sample
 from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
 from ..selection import STRATEGIES
+from ..state import check_folder_path
 from ..validation import check_fields
 
 BACKENDS = ("transformers", "openai", "tgi")
@@ -136,6 +138,14 @@ class AugmentArguments:
             raise ValueError(
                 f"--backend {self.backend} needs --base_url, the server's address (e.g. http://127.0.0.1:8000/v1)."
             )
+        if self.base_url is not None:
+            check_base_url(self.base_url)  # a key in it is refused before any data is read
+        if self.api_key_env is not None and not os.environ.get(self.api_key_env):
+            raise ValueError(
+                f"--api_key_env {self.api_key_env}: the environment variable {self.api_key_env} is not set (or is "
+                f"empty) in this shell: export {self.api_key_env}=<the key>, or leave --api_key_env out for a "
+                "server without a key."
+            )
 
 
 def arguments(name: str) -> tuple[type, ...]:
@@ -154,11 +164,6 @@ def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: 
                if value is not None}
     variable = api_key_env or DEFAULT_KEY_ENV[kind]
     if not os.environ.get(variable):
-        if api_key_env is not None:
-            raise ValueError(
-                f"--api_key_env {api_key_env}: the environment variable {api_key_env} is not set (or is empty) in "
-                f"this shell: export {api_key_env}=<the key>, or leave --api_key_env out for a server without a key."
-            )
         logger.warning(f"{variable} is not set: no API key is sent to {base_url}. A server that needs one answers "
                        f"401: then export {variable}=<the key> (or name another variable with --api_key_env).")
     settings = {"config": ServedConfig(**options), "api_key_env": variable if os.environ.get(variable) else None}
@@ -227,6 +232,7 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
         args: AugmentArguments) -> int:
     if args.disable_tqdm:
         disable_progress_bar()
+    check_folder_path(args.output_dir, "--output_dir")  # before the LM is loaded and the rows are made
     if args.config is not None:
         augmenter, dataset, data, map_batch_size = _from_config(args, data_args)
     else:

@@ -12,10 +12,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict
 
 from ..hub import push_augmented_dataset, push_classifier
 from ..provenance import CONFIG_NAME, GPT3MixConfig
+from ..state import load_saved_rows
 from ..validation import check_fields
 
 
@@ -97,14 +98,15 @@ def _load_dataset(args: DatasetArguments) -> tuple[Dataset | DatasetDict, Path]:
     if not folder.exists():
         raise FileNotFoundError(f"No folder {folder}: give the folder written by save_to_disk or `gpt3mix augment`.")
     synthetic_dir = folder / "synthetic" if (folder / "synthetic").is_dir() else folder
-    dataset = load_from_disk(str(synthetic_dir))
+    fix = "give the folder written by save_to_disk or `gpt3mix augment`, whole"
+    dataset = load_saved_rows(synthetic_dir, fix)
     if args.with_real:
         from ..augmenter import concatenate_with_real
 
         real_dir = synthetic_dir.parent / "real"
         if not real_dir.is_dir():
             raise FileNotFoundError(f"--with_real needs the real rows in {real_dir}, as `gpt3mix augment` saves them.")
-        dataset = concatenate_with_real(load_from_disk(str(real_dir)), dataset)
+        dataset = concatenate_with_real(load_saved_rows(real_dir, fix), dataset)
     return dataset, synthetic_dir
 
 
