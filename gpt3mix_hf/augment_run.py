@@ -20,6 +20,7 @@ from transformers.utils import logging
 
 from .data import _validate_dataset, align_label_names, check_columns
 from .state import check_folder_path, load_rows, read_json, save_rows, write_json
+from .validation import check_arguments
 
 logger = logging.get_logger(__name__)
 
@@ -89,6 +90,9 @@ class AugmentRunMixin:
                 from them.
             shard_size (`int`): real rows per saved shard.
         """
+        check_arguments(AugmentRunMixin.augment, {"split": split, "batch_size": batch_size, "num_proc": num_proc,
+                                                  "load_from_cache_file": load_from_cache_file,
+                                                  "shard_size": shard_size}, owner="augment")
         if pool is not None:
             names = list(_validate_dataset(pool, self.text_column, self.label_column)[2].names)
             if sorted(names) != sorted(self.label_names):

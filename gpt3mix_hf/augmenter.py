@@ -133,7 +133,7 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             GPT3MixAugmenter.__init__,
             {"spec": spec, "k": k, "ratio": ratio, "calibrate": calibrate, "seed": seed, "sampling": sampling,
              "template": template, "text_column": text_column, "label_column": label_column,
-             "max_attempts": max_attempts, "keep_prompt": keep_prompt},
+             "max_attempts": max_attempts, "keep_prompt": keep_prompt, "content_free_texts": content_free_texts},
         )
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < math.inf:
             raise ValueError(f"ratio (synthetic rows per real row) must be a finite number > 0, got {ratio!r}.")

@@ -12,6 +12,7 @@ only) are left alone: the check refuses what is surely wrong, never what might b
 from __future__ import annotations
 
 import math
+import re
 import sys
 import types
 import typing
@@ -28,6 +29,8 @@ class ConfigTypeError(TypeError, ValueError):
 
 
 _NO_CHECK = object()
+# A setting whose value is a credential: a message names it, never shows it.
+_SECRET_NAME = re.compile(r"(^|_)(token|api_key|key|secret|password)$", re.IGNORECASE)
 
 
 def _resolved_hints(owner) -> dict[str, Any]:
@@ -141,12 +144,13 @@ def _problem(value: Any, hint: Any) -> str | None:
 
 def check_value(owner: str, name: str, value: Any, hint: Any = _NO_CHECK, choices=None) -> None:
     """Raise a `ConfigTypeError` naming `owner.name`, the value and what is expected when `value` does not fit
-    `hint`, or is not one of `choices`."""
+    `hint`, or is not one of `choices`. The value of a setting named like a credential is never shown."""
     if hint is not _NO_CHECK:
         problem = _problem(value, hint)
         if problem is not None:
             expected = problem if problem.startswith("expected") else f"expected {problem}"
-            raise ConfigTypeError(f"{owner}.{name}={_describe(value)}: {expected}.")
+            shown = f"<hidden> ({type(value).__name__})" if _SECRET_NAME.search(name) else _describe(value)
+            raise ConfigTypeError(f"{owner}.{name}={shown}: {expected}.")
     if choices is not None and value is not None:
         choices = list(choices)
         # The choices of a list field (an `nargs` flag) are those of each item.

@@ -204,3 +204,24 @@ def test_the_baselines_check_their_keywords():
                             ({"clean": "no"}, "clean='no'"), ({"seed": True}, "seed=True")):
         with pytest.raises(ValueError, match=rf"EDAAugmenter.{message}"):
             EDAAugmenter(**kwargs)
+
+
+def test_augment_and_the_local_backend_check_before_the_work():
+    from gpt3mix_hf import TransformersBackend
+
+    with pytest.raises(ValueError, match=r"TransformersBackend.batch_size=2.5"):
+        TransformersBackend.from_pretrained("/no/such/model", batch_size=2.5)  # refused before any loading
+    pool = make_dataset(["a fine film", "a dull film", "great", "awful"], [1, 0, 1, 0], ["negative", "positive"])
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), pool)
+    for kwargs, message in (({"batch_size": 2.5}, "augment.batch_size=2.5"), ({"shard_size": "8"}, "shard_size='8'"),
+                            ({"num_proc": True}, "num_proc=True")):
+        with pytest.raises(ValueError, match=message):
+            augmenter.augment(pool, **kwargs)
+    with pytest.raises(ValueError, match=r"content_free_texts='N/A'"):
+        GPT3MixAugmenter(ScriptedBackend(), pool, content_free_texts="N/A")
+
+
+def test_a_credential_of_the_wrong_kind_is_named_not_shown():
+    with pytest.raises(ValueError, match=r"api_key=<hidden> \(bytes\)") as error:
+        OpenAIBackend("http://127.0.0.1:1/v1", api_key=b"sk-abcdefghijklmnopqrstuvwxyz")
+    assert "abcdefghij" not in str(error.value)

@@ -136,5 +136,6 @@ def check_base_url(base_url: str) -> str:
                 "api_key_env=<name of the environment variable holding it> and give the URL without it."
             )
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"base_url must start with http:// or https:// and name a host, got {base_url!r}.")
+        shown = TOKEN_SHAPE.sub("***", base_url)  # a key pasted in the wrong place is not repeated
+        raise ValueError(f"base_url must start with http:// or https:// and name a host, got {shown!r}.")
     return base_url.strip().rstrip("/")

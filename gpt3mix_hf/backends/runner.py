@@ -174,12 +174,12 @@ class RequestRunner:
         return result
 
     def _store(self, cache: RequestCache, key: str, answer: Any, describe: str):
-        text = json.dumps(answer, ensure_ascii=False)
+        text = key + json.dumps(answer, ensure_ascii=False)
         secrets = backend_secrets(self)  # its `credentials` and the Hub token
         found = secret_in(text, secrets)
         if found is not None:
-            logger.warning(f"The answer to {describe} repeats {found}: not stored in the request cache (the "
-                           "augmenter counts such a generation as a failed attempt).")
+            logger.warning(f"The request or answer of {describe} holds {found}: not stored in the request cache (the "
+                           "augmenter counts a generation holding it as a failed attempt).")
             return
         cache.put(key, answer)
 

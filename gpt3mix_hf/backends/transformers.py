@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreT
 from transformers.utils import logging
 
 from ..models import resolve_lm
+from ..validation import check_arguments
 from .base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
 from .kv_cache import DecodeBatch, move_prefix_next_to_rows
 from .sampling import sample_tokens
@@ -86,6 +87,7 @@ class TransformersBackend(LabelScoringMixin, Backend):
         batch_size: int | None = None,
         source: dict | None = None,
     ):
+        check_arguments(TransformersBackend.__init__, {"batch_size": batch_size, "source": source})
         if batch_size is None:
             batch_size = DEFAULT_SLOTS.get(model.device.type, DEFAULT_SLOTS["cpu"])
         if batch_size < 1:
@@ -121,6 +123,9 @@ class TransformersBackend(LabelScoringMixin, Backend):
             device (`str`, *optional*): default: `cuda` when available, else `cpu`.
             batch_size (`int`, *optional*): decoding slots; default `DEFAULT_SLOTS[device type]`.
         """
+        # Checked before the weights are loaded (seconds to minutes).
+        check_arguments(TransformersBackend.from_pretrained, {"model_name_or_path": model_name_or_path,
+                                                              "revision": revision, "batch_size": batch_size})
         source = {
             "model_name_or_path": model_name_or_path,
             "revision": revision,
