@@ -203,10 +203,12 @@ def concatenate_with_real(real: Dataset, synthetic: Dataset, text_column: str = 
             f"synthetic needs 'text', 'label' and 'soft_labels' columns; it has {synthetic.column_names}. Pass the "
             "rows an augmenter wrote (GPT3MixAugmenter, EDAAugmenter, BackTranslationAugmenter)."
         )
-    if synthetic_names != names:
+    if list(synthetic_names) != names and sorted(synthetic_names) == sorted(names):
+        synthetic = _align_synthetic(synthetic, names)
+    elif list(synthetic_names) != names:
         raise ValueError(
-            f"Label names differ: real {names}, synthetic {synthetic_names}. Make the synthetic rows from this "
-            "real data, or cast one label column to the other's ClassLabel."
+            f"Label names differ: real {names}, synthetic {synthetic_names}: they are not the same classes. Make the "
+            "synthetic rows from this real data."
         )
     features = training_features(names, is_synthetic=True)
     real_part = Dataset.from_dict(
@@ -224,6 +226,21 @@ def concatenate_with_real(real: Dataset, synthetic: Dataset, text_column: str = 
         synthetic_part = synthetic_part.select(keep)
     synthetic_part = synthetic_part.add_column("is_synthetic", [True] * len(synthetic_part)).cast(features)
     return concatenate_datasets([real_part, synthetic_part])
+
+
+def _align_synthetic(synthetic: Dataset, names: list[str]) -> Dataset:
+    """Synthetic rows whose `ClassLabel` lists `names` in another order, re-encoded by name: the label through
+    `align_label_names`, and each soft label's values put in the order of `names`."""
+    old = list(synthetic.features["label"].names)
+    order = [old.index(name) for name in names]
+
+    def reorder(batch):
+        return {"soft_labels": [[soft[i] for i in order] if soft and len(soft) == len(order) else soft
+                                for soft in batch["soft_labels"]]}
+
+    synthetic = synthetic.select_columns(["text", "label", "soft_labels"])
+    synthetic = synthetic.map(reorder, batched=True, desc="Aligning soft labels by name")
+    return align_label_names(synthetic, "label", names)
 
 
 def _usable_synthetic_rows(synthetic: Dataset, num_labels: int) -> list[int]:

@@ -24,7 +24,7 @@ from datasets import Dataset
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
 from .credentials import check_no_secrets, find_secret
-from .data import class_balanced_sample
+from .data import align_label_names, class_balanced_sample
 from .prompt import PromptTemplate
 from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
@@ -363,10 +363,13 @@ class GPT3MixConfig:
             ).load(data_dir)
         column = settings.label_column
         names = list(dataset.features[column].names) if column in dataset.column_names else None
+        if names is not None and names != settings.label_names and sorted(names) == sorted(settings.label_names):
+            dataset = align_label_names(dataset, column, settings.label_names)  # the same classes: by name
+            names = settings.label_names
         if names is not None and names != settings.label_names:
             raise ValueError(
                 f"The real rows have labels {names}, the provenance file {settings.label_names}: the label ids "
-                "would not mean the same. Cast the label column to ClassLabel(names=<the file's label_names>)."
+                "would not mean the same: regenerate from rows with the file's label_names."
             )
         if check_data and source.sha256 is not None:
             found = dataset_sha256(dataset, settings.text_column, column)

@@ -291,6 +291,14 @@ class GPT3MixTrainer(Trainer):
         self._check_model(model)
         eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
         train_names = _class_names(train_dataset)
+        model_names = [str(name) for _, name in sorted((getattr(model.config, "id2label", None) or {}).items())]
+        if train_names is not None and model_names != train_names and sorted(model_names) == sorted(train_names):
+            raise ValueError(
+                f"The model's id2label lists {model_names}, train_dataset's labels are {train_names}: the same "
+                "classes in another order, so its outputs would be read as the wrong class. Re-encode the data by "
+                "name (from gpt3mix_hf.data import align_label_names; align_label_names(dataset, 'label', "
+                f"{model_names})), or load the model with id2label in the data's order."
+            )
         for name, dataset in {"train_dataset": train_dataset, **eval_sets}.items():
             self._check_dataset(dataset, model.config.num_labels, args.soft_label_tolerance, name)
             names = _class_names(dataset)

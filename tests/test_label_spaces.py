@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 from conftest import ScriptedBackend, make_dataset
-from datasets import ClassLabel, Dataset, Features, IterableDataset, Value
+from datasets import ClassLabel, Dataset, Features, IterableDataset, Sequence, Value
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from gpt3mix_hf import GPT3MixAugmenter, GPT3MixTrainer, GPT3MixTrainingArguments, TaskSpec
@@ -153,3 +153,41 @@ def test_an_eval_set_without_labels_is_refused_when_the_trainer_is_built(tokeniz
         GPT3MixTrainer(_model(tokenizer), _args(tmp_path), train_dataset=train, eval_dataset=stream,
                        processing_class=tokenizer)
     assert ClassLabel(names=NAMES).names == NAMES
+
+
+def test_concatenate_with_real_aligns_synthetic_rows_and_their_soft_labels_by_name():
+    from gpt3mix_hf import concatenate_with_real
+
+    real = make_dataset(TEXTS, LABELS, NAMES)
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["positive", "negative"]),
+                         "soft_labels": Sequence(Value("float32"))})
+    synthetic = Dataset.from_dict({"text": ["lovely", "awful"], "label": [0, 1],
+                                   "soft_labels": [[0.9, 0.1], [0.2, 0.8]]}, features=features)
+    mixed = concatenate_with_real(real, synthetic).filter(lambda row: row["is_synthetic"])
+    assert [mixed.features["label"].int2str(i) for i in mixed["label"]] == ["positive", "negative"]
+    for row, expected in zip(mixed["soft_labels"], [[0.1, 0.9], [0.8, 0.2]], strict=True):
+        assert row == pytest.approx(expected)
+    other = synthetic.cast_column("label", ClassLabel(names=["bad", "good"]))
+    with pytest.raises(ValueError, match="not the same classes"):
+        concatenate_with_real(real, other)
+
+
+def test_the_trainer_refuses_a_model_whose_id2label_is_the_datas_classes_in_another_order(tokenizer, tmp_path):
+    model = _model(tokenizer)
+    model.config.id2label = {0: "positive", 1: "negative"}
+    model.config.label2id = {"positive": 0, "negative": 1}
+    with pytest.raises(ValueError, match=r"id2label lists \['positive', 'negative'\].*another order"):
+        GPT3MixTrainer(model, _args(tmp_path, eval_strategy="no", early_stopping_patience=None),
+                       train_dataset=make_dataset(TEXTS, LABELS, NAMES), processing_class=tokenizer)
+    GPT3MixTrainer(_model(tokenizer), _args(tmp_path, eval_strategy="no", early_stopping_patience=None),
+                   train_dataset=make_dataset(TEXTS, LABELS, NAMES), processing_class=tokenizer)
+
+
+def test_regeneration_aligns_rows_of_the_files_classes_by_name():
+    from gpt3mix_hf import GPT3MixConfig
+
+    augmenter = _augmenter()
+    config = GPT3MixConfig.from_augmenter(augmenter, make_dataset(TEXTS, LABELS, NAMES))
+    rebuilt = config.make_augmenter(dataset=_flipped(), backend=ScriptedBackend(parse_rate=1.0))
+    assert rebuilt.label_names == NAMES
+    assert rebuilt.augment()["prompt"] == augmenter.augment()["prompt"]
