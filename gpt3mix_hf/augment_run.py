@@ -18,8 +18,9 @@ from datasets.utils.logging import is_progress_bar_enabled
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from .data import _validate_dataset, check_columns
-from .state import load_rows, read_json, save_rows, write_json
+from .data import _validate_dataset, align_label_names, check_columns
+from .state import check_folder_path, load_rows, read_json, save_rows, write_json
+from .validation import check_arguments
 
 logger = logging.get_logger(__name__)
 
@@ -89,13 +90,17 @@ class AugmentRunMixin:
                 from them.
             shard_size (`int`): real rows per saved shard.
         """
+        check_arguments(AugmentRunMixin.augment, {"split": split, "batch_size": batch_size, "num_proc": num_proc,
+                                                  "load_from_cache_file": load_from_cache_file,
+                                                  "shard_size": shard_size}, owner="augment")
         if pool is not None:
             names = list(_validate_dataset(pool, self.text_column, self.label_column)[2].names)
-            if names != self.label_names:
+            if sorted(names) != sorted(self.label_names):
                 raise ValueError(
-                    f"The pool has the labels {names}, the augmenter {self.label_names}: cast the pool's label "
-                    f"column: pool.cast_column({self.label_column!r}, ClassLabel(names={self.label_names}))."
+                    f"The pool has the labels {names}, the augmenter {self.label_names}: they are not the same "
+                    "classes. Build a new augmenter with this pool."
                 )
+            pool = align_label_names(pool, self.label_column, self.label_names)
             other = type(self)(self.backend, pool, **self._settings())
             synthetic = other.augment(
                 dataset if dataset is not None else self.pool_dataset(), split=split, batch_size=batch_size,
@@ -161,12 +166,13 @@ class AugmentRunMixin:
         if not isinstance(dataset, Dataset):
             raise TypeError(f"augment() needs a datasets.Dataset, got {type(dataset).__name__}.")
         feature = check_columns(dataset, self.text_column, self.label_column)
-        if list(feature.names) != self.label_names:
-            raise ValueError(
-                f"The dataset's labels are {feature.names}, the pool's {self.label_names}: label ids would not mean "
-                f"the same. Cast it: dataset.cast_column({self.label_column!r}, ClassLabel(names={self.label_names}))."
-            )
-        return dataset
+        if sorted(feature.names) == sorted(self.label_names):
+            # The same classes in another order: re-encoded by name, so that a prompt shows each row's own label.
+            return align_label_names(dataset, self.label_column, self.label_names)
+        raise ValueError(
+            f"The dataset's labels are {feature.names}, the pool's {self.label_names}: they are not the same classes. "
+            "Augment a dataset of the pool's task, or build the augmenter with a pool of this one."
+        )
 
     def _map(self, dataset: Dataset, **map_kwargs) -> Dataset:
         return dataset.map(
@@ -179,8 +185,9 @@ class AugmentRunMixin:
         )
 
     def _augment_in_shards(self, dataset: Dataset, folder: Path, shard_size: int, **map_kwargs) -> Dataset:
-        if shard_size < 1:
-            raise ValueError(f"shard_size must be >= 1, got {shard_size}.")
+        if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+            raise ValueError(f"shard_size must be a whole number >= 1, got {shard_size!r}.")
+        check_folder_path(folder, "checkpoint_dir")
         columns = [self.text_column, self.label_column, OCCURRENCE_COLUMN]
         manifest = {
             "augmenter": Hasher.hash([self.config(), self._texts, self._labels]),

@@ -19,7 +19,8 @@ from .augment_run import OCCURRENCE_COLUMN, AugmentRunMixin
 from .augment_run import AugmentationReport as AugmentationReport  # re-exported: its home is augment_run.py
 from .augment_run import number_duplicates as number_duplicates  # re-exported: its home is augment_run.py
 from .backends.base import Backend, SamplingConfig
-from .data import _validate_dataset
+from .credentials import backend_secrets, redact_secrets, secret_in
+from .data import _validate_dataset, batch_label_names
 from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
 from .labels import LABEL_MODES, LabellingMixin
 from .labels import relabel as relabel  # re-exported: its home is labels.py
@@ -27,6 +28,7 @@ from .prompt import GenerationParser, PromptTemplate, has_visible_text
 from .selection import ANCHOR, STRATEGIES, ExampleSelector, content_key, row_rng
 from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
+from .validation import check_arguments
 
 logger = logging.get_logger(__name__)
 
@@ -127,6 +129,12 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
     ):
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a gpt3mix_hf Backend, got {type(backend).__name__}.")
+        check_arguments(
+            GPT3MixAugmenter.__init__,
+            {"spec": spec, "k": k, "ratio": ratio, "calibrate": calibrate, "seed": seed, "sampling": sampling,
+             "template": template, "text_column": text_column, "label_column": label_column,
+             "max_attempts": max_attempts, "keep_prompt": keep_prompt, "content_free_texts": content_free_texts},
+        )
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < math.inf:
             raise ValueError(f"ratio (synthetic rows per real row) must be a finite number > 0, got {ratio!r}.")
         if selection not in STRATEGIES:
@@ -279,8 +287,11 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 "features=augmenter.features)."
             )
         occurrences = batch.get(OCCURRENCE_COLUMN) or [0] * len(texts)
+        remap = self._remap_by_name(batch_label_names(batch, self.label_column))
         rows = []
         for text, label, occurrence in zip(texts, labels, occurrences, strict=True):
+            if remap is not None and isinstance(label, int | np.integer) and 0 <= label < len(remap):
+                label = remap[label]
             label_id = self._label_id(label)
             if not has_visible_text(text):
                 raise ValueError(
@@ -291,6 +302,19 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             key = content_key(text, self.label_names[label_id])
             rows.append(_Row(text, label_id, int(occurrence), key))
         return rows
+
+    def _remap_by_name(self, names: list[str] | None) -> list[int] | None:
+        """For a batch whose `ClassLabel` lists the pool's label names in another order, the pool's id of each of
+        its ids (label ids are compared by name, never by position); None when the orders agree or are unknown."""
+        if names is None or names == self.label_names:
+            return None
+        if sorted(names) != sorted(self.label_names):
+            raise ValueError(
+                f"The mapped dataset's labels are {names}, the pool's {self.label_names}: they are not the same "
+                "classes, so no prompt could show them right. Map a dataset of the pool's task, or build the "
+                "augmenter with a pool of this one."
+            )
+        return [self.label_names.index(name) for name in names]
 
     def _label_id(self, label) -> int:
         if isinstance(label, str) and label in self.label_names:
@@ -373,10 +397,14 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         rows = self._read_batch(batch)
         # (row, copy) pairs still to make, and what has been collected for each.
         pending = [(i, copy) for i, row in enumerate(rows) for copy in range(self._copies(row))]
+        self._warn_on_uncarried_columns(batch, len(rows), len(pending))
         results: dict[tuple[int, int], dict] = {
             key: {"failed_attempts": [], "generated_tokens": 0} for key in pending
         }
         attempts = dict.fromkeys(pending, 0)
+        # A generation that repeats a secret of this process (the API key, the Hub token) is a failed attempt,
+        # recorded without the secret: rows, failures and checkpoints never hold one.
+        secrets = backend_secrets(self.backend)
         while pending:
             # A failed generation is tried again at once, in its slot (`next_attempt`); a row whose calibration
             # fails after its generation was accepted goes again in the next round. Either way attempt a + 1
@@ -389,12 +417,17 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 key = pending[j]
                 result = results[key]
                 result["generated_tokens"] += completion.num_tokens
-                outcome = self._read_completion(completion)
+                leaked = secret_in(completion.text, secrets)
+                if leaked is not None:
+                    outcome = f"the generation holds {leaked}: discarded, and recorded without it"
+                else:
+                    outcome = self._read_completion(completion)
                 if not isinstance(outcome, str):
                     accepted[key] = (completion, *outcome)
                     self._row_written()
                     return None
-                result["failed_attempts"].append({"generation": completion.text, "error": outcome})
+                generation = redact_secrets(completion.text, secrets)
+                result["failed_attempts"].append({"generation": generation, "error": outcome})
                 attempts[key] += 1
                 if attempts[key] == self.max_attempts:
                     return None
@@ -419,6 +452,20 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 self._accept(results[key], *outcome)
             pending = [key for key in pending if key not in accepted and attempts[key] < self.max_attempts]
         return self._columns([results[key] for key in results])
+
+    def _warn_on_uncarried_columns(self, batch: Mapping[str, list], rows: int, made: int) -> None:
+        """Before any generation: say which argument a `map` call needs when the batch has columns the augmenter
+        does not read and it makes another number of rows than it was given. `datasets` keeps such columns unless
+        they are in `remove_columns`, and then fails with a pyarrow length error after the batch was generated.
+        The batch cannot tell whether `remove_columns` was passed, so this is a warning, once per process."""
+        extra = [column for column in batch if column not in (self.text_column, self.label_column, OCCURRENCE_COLUMN)]
+        if extra and made != rows:
+            logger.warning_once(
+                f"The mapped dataset has the columns {extra}, which GPT3MixAugmenter does not carry: it makes {made} "
+                f"rows from {rows}. Unless the map call removes them, datasets fails with a column length error: "
+                "pass remove_columns=dataset.column_names (and features=augmenter.features), or call "
+                "augmenter.augment(dataset)."
+            )
 
     def _columns(self, results: list[dict]) -> dict[str, list]:
         columns = {name: [] for name in self.features}

@@ -19,6 +19,7 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from .data import align_label_names
 from .metrics import compute_metrics
 from .models import DEFAULT_CLASSIFIER, resolve_classifier
 from .trainer import GPT3MixTrainer
@@ -165,7 +166,9 @@ def train_classifier(
     """
     names = _label_names(train_dataset, "train_dataset")
     eval_names = _label_names(eval_dataset, "eval_dataset")
-    if eval_names != names:
+    if eval_names != names and sorted(eval_names) == sorted(names):
+        eval_dataset = align_label_names(eval_dataset, "label", names)  # the same classes: compared by name
+    elif eval_names != names:
         raise ValueError(f"Label names differ: train_dataset {names}, eval_dataset {eval_names}.")
     if args is None:
         args = GPT3MixTrainingArguments(output_dir=tempfile.mkdtemp(prefix="gpt3mix-classifier-"))

@@ -45,12 +45,36 @@ def check_no_secrets(value: Any, where: str = "config") -> None:
         )
 
 
-def known_secrets(token: str | None = None) -> dict[str, str]:
+def known_secrets(token: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The secrets this process holds, by where they came from: the upload token, the one `hf auth login` saved,
-    and the environment variables named like a token or key."""
+    the environment variables named like a token or key, and `extra` (e.g. a served backend's API key)."""
     secrets = {"your access token": token, "the saved Hugging Face token": get_token()}
     secrets.update({f"${name}": value for name, value in os.environ.items() if _SECRET_ENV.search(name.upper())})
+    secrets.update(extra or {})
     return {where: value for where, value in secrets.items() if value and len(value) >= _MIN_SECRET_LENGTH}
+
+
+def backend_secrets(backend: Any) -> dict[str, str]:
+    """`known_secrets` plus the API key of a served `backend` (given as `api_key=` or through `api_key_env=`)."""
+    credentials = getattr(backend, "credentials", None)
+    keys = credentials.secrets() if credentials is not None else []
+    return known_secrets(extra={f"the backend's API key ({i + 1})" if i else "the backend's API key": key
+                                for i, key in enumerate(keys)})
+
+
+def secret_in(text: str, secrets: dict[str, str]) -> str | None:
+    """Where the first of `secrets` (`known_secrets`) found in `text` came from, or None. Never the secret."""
+    for where, value in secrets.items():
+        if value in text:
+            return where
+    return None
+
+
+def redact_secrets(text: str, secrets: dict[str, str]) -> str:
+    """`text` with every one of `secrets` replaced by `***`, longest first."""
+    for value in sorted(secrets.values(), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
 
 
 def find_secret(text: str, token: str | None = None, shapes: bool = True) -> str | None:
@@ -67,16 +91,60 @@ def find_secret(text: str, token: str | None = None, shapes: bool = True) -> str
 
 
 def check_folder_has_no_secrets(folder: str | Path, token: str | None = None, published: tuple[str, ...] = ()) -> None:
-    """Refuse a folder whose text files hold a secret of this process (`known_secrets`), or whose `published`
-    files (the card, the provenance file) hold anything shaped like a token or a URL password. The dry run and
-    the upload both call it, so `local_dir=` refuses exactly what the upload would."""
+    """Refuse a folder any of whose files holds a secret of this process (`known_secrets`), or whose `published`
+    files (the card, the provenance file) hold anything shaped like a token or a URL password. Every file is
+    read: text and binary files as bytes, parquet shards row by row (they are compressed), so that a refusal names
+    the row and the column. The dry run and the upload both call it, so `local_dir=` refuses exactly what the
+    upload would."""
     folder = Path(folder)
+    secrets = known_secrets(token)
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix not in _TEXT_SUFFIXES:
+        if not path.is_file():
             continue
-        found = find_secret(path.read_text(encoding="utf-8", errors="ignore"), token, path.name in published)
+        name = path.relative_to(folder)
+        if path.suffix == ".parquet":
+            _check_parquet(path, name, secrets)
+            continue
+        data = path.read_bytes()
+        found = next((where for where, value in secrets.items() if value.encode() in data), None)
+        if found is None and path.name in published and path.suffix in _TEXT_SUFFIXES:
+            found = find_secret(data.decode("utf-8", errors="ignore"), token, shapes=True)
         if found:
             raise ValueError(
-                f"{path.relative_to(folder)} contains {found}: nothing was written or uploaded. Remove it from the "
-                "model config, tokenizer files, card arguments or dataset rows."
+                f"{name} contains {found}: nothing was written or uploaded. Remove it from the model config, "
+                "tokenizer files, card arguments or dataset rows."
             )
+
+
+def _check_parquet(path: Path, name: Path, secrets: dict[str, str]) -> None:
+    """Refuse a parquet shard with a secret in any cell, naming the row (in the shard) and the column."""
+    import pyarrow.parquet as pq
+
+    if secrets:
+        _check_batches(pq.ParquetFile(path).iter_batches(batch_size=1024), str(name), secrets)
+
+
+def check_dataset_has_no_secrets(dataset: Any, where: str, token: str | None = None) -> None:
+    """Refuse a `datasets.Dataset` with a secret of this process (`known_secrets`) in any cell, naming the row and
+    the column: a user's row is published as it is, never rewritten."""
+    secrets = known_secrets(token)
+    if secrets and len(dataset):
+        table = dataset.with_format("arrow")[:]
+        _check_batches(table.to_batches(max_chunksize=1024), where, secrets)
+
+
+def _check_batches(batches, where: str, secrets: dict[str, str]) -> None:
+    offset = 0
+    for batch in batches:
+        for column, values in zip(batch.schema.names, batch.columns, strict=True):
+            for row, value in enumerate(values.to_pylist()):
+                if value is None:
+                    continue
+                found = secret_in(value if isinstance(value, str) else repr(value), secrets)
+                if found:
+                    raise ValueError(
+                        f"{where}: row {offset + row}, column {column!r} holds {found}: nothing was written or "
+                        "uploaded. Remove the secret from that row, or drop the row (dataset.filter(...)), before "
+                        "publishing."
+                    )
+        offset += batch.num_rows

@@ -203,10 +203,12 @@ def concatenate_with_real(real: Dataset, synthetic: Dataset, text_column: str = 
             f"synthetic needs 'text', 'label' and 'soft_labels' columns; it has {synthetic.column_names}. Pass the "
             "rows an augmenter wrote (GPT3MixAugmenter, EDAAugmenter, BackTranslationAugmenter)."
         )
-    if synthetic_names != names:
+    if list(synthetic_names) != names and sorted(synthetic_names) == sorted(names):
+        synthetic = _align_synthetic(synthetic, names)
+    elif list(synthetic_names) != names:
         raise ValueError(
-            f"Label names differ: real {names}, synthetic {synthetic_names}. Make the synthetic rows from this "
-            "real data, or cast one label column to the other's ClassLabel."
+            f"Label names differ: real {names}, synthetic {synthetic_names}: they are not the same classes. Make the "
+            "synthetic rows from this real data."
         )
     features = training_features(names, is_synthetic=True)
     real_part = Dataset.from_dict(
@@ -224,6 +226,21 @@ def concatenate_with_real(real: Dataset, synthetic: Dataset, text_column: str = 
         synthetic_part = synthetic_part.select(keep)
     synthetic_part = synthetic_part.add_column("is_synthetic", [True] * len(synthetic_part)).cast(features)
     return concatenate_datasets([real_part, synthetic_part])
+
+
+def _align_synthetic(synthetic: Dataset, names: list[str]) -> Dataset:
+    """Synthetic rows whose `ClassLabel` lists `names` in another order, re-encoded by name: the label through
+    `align_label_names`, and each soft label's values put in the order of `names`."""
+    old = list(synthetic.features["label"].names)
+    order = [old.index(name) for name in names]
+
+    def reorder(batch):
+        return {"soft_labels": [[soft[i] for i in order] if soft and len(soft) == len(order) else soft
+                                for soft in batch["soft_labels"]]}
+
+    synthetic = synthetic.select_columns(["text", "label", "soft_labels"])
+    synthetic = synthetic.map(reorder, batched=True, desc="Aligning soft labels by name")
+    return align_label_names(synthetic, "label", names)
 
 
 def _usable_synthetic_rows(synthetic: Dataset, num_labels: int) -> list[int]:
@@ -315,7 +332,11 @@ def load_benchmark(name: str, split: str = "train", data_dir: str | Path | None 
         if not path.exists():
             found = sorted(p.stem for p in path.parent.glob("*.jsonl")) if path.parent.exists() else []
             raise FileNotFoundError(f"No {path}. Splits found for {key!r} in {data_dir}: {found or 'none'}.")
-        dataset = load_dataset("json", data_files=str(path), split="train")
+        dataset = load_data_file(path)
+        missing = [column for column in ("text", "label") if column not in dataset.column_names]
+        if missing:
+            raise ValueError(f"{path} has no {missing} field(s) (it has {dataset.column_names}): each line needs "
+                             '{"text": ..., "label": <label name>}.')
         return _encode_labels(dataset.select_columns(["text", "label"]), class_label, str(path))
     hub_split = {ours: theirs for theirs, ours in benchmark.hub_splits}.get(split)
     if hub_split is None:
@@ -335,7 +356,94 @@ def load_benchmark(name: str, split: str = "train", data_dir: str | Path | None 
     return _encode_labels(dataset, class_label, f"{benchmark.hub_path} ({hub_split})")
 
 
+def batch_label_names(batch, label_column: str) -> list[str] | None:
+    """The `ClassLabel` names of `label_column` in a batch `Dataset.map` hands its function (the features travel
+    in the batch's Arrow schema), or None where the batch does not carry them (a plain dict, a stream)."""
+    table = getattr(batch, "pa_table", None)
+    if table is None or not table.schema.metadata or b"huggingface" not in table.schema.metadata:
+        return None
+    try:
+        feature = Features.from_arrow_schema(table.schema).get(label_column)
+    except Exception:  # noqa: BLE001 - metadata we cannot read tells us nothing
+        return None
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def align_label_names(dataset: Dataset, label_column: str, names: list[str]) -> Dataset:
+    """`dataset` with its `ClassLabel` column re-encoded to `names` (the same classes in another order), by name:
+    a row labelled "positive" stays "positive" whatever id each order gives it."""
+    feature = dataset.features[label_column]
+    if sorted(feature.names) != sorted(names):
+        raise ValueError(f"Cannot align the labels {feature.names} with {names}: they are not the same classes.")
+    if list(feature.names) == list(names):
+        return dataset
+    ids = [names.index(name) for name in feature.names]
+
+    def realign(batch):
+        # -1 (datasets' "no label") and None stay as they are.
+        return {label_column: [label if label is None or label < 0 else ids[label] for label in batch[label_column]]}
+
+    dataset = dataset.map(realign, batched=True, desc="Aligning label ids by name")
+    return dataset.cast_column(label_column, ClassLabel(names=list(names)))
+
+
+def load_data_file(path: str | Path) -> Dataset:
+    """The rows of one `.jsonl`/`.json`/`.csv` file, or a `ValueError` that names the file and what to do when it is
+    missing, empty, blank, not UTF-8 or not readable as rows."""
+    path = Path(path)
+    kind = "CSV" if path.suffix == ".csv" else "JSON Lines"
+    if not path.is_file():
+        raise FileNotFoundError(f"No file {path}" + (" (it is a folder)" if path.exists() else "") + ".")
+    fix = "one labelled row per line (JSON Lines), or a header line and rows (CSV)"
+    has_content = False
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path} is not UTF-8 text (line {number}): save it as UTF-8, then retry.") from None
+            has_content = has_content or bool(line.strip())
+    if not has_content:
+        raise ValueError(f"{path} is empty or holds only blank lines: it needs {fix}.")
+    try:
+        dataset = load_dataset("csv" if path.suffix == ".csv" else "json", data_files=str(path), split="train")
+    except Exception as error:  # noqa: BLE001 - datasets' parse errors have many types; all mean "not readable"
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(f"{path} could not be read as {kind} ({type(error).__name__}: {reason}): it needs {fix}.") \
+            from None
+    if len(dataset) == 0:
+        raise ValueError(f"{path} holds no rows: it needs {fix}.")
+    return dataset
+
+
+def check_label_values(values: list, column: str, origin: str) -> None:
+    """Refuse a label column whose values are neither all label names (strings) nor all integer ids, with how to
+    write or encode them."""
+    kinds = {type(value).__name__ for value in values if value is not None}
+    strings = any(isinstance(value, str) for value in values)
+    numbers = any(isinstance(value, int | float) and not isinstance(value, bool) for value in values)
+    others = kinds - {"str", "int", "float"}
+    if (strings and numbers) or others:
+        examples = []
+        for value in values:
+            if value is not None and type(value).__name__ not in {type(e).__name__ for e in examples}:
+                examples.append(value)
+        raise ValueError(
+            f"{origin}: the label column {column!r} mixes kinds of values ({', '.join(sorted(kinds))}; e.g. "
+            f"{examples[:4]}): write every label the same way, all as label names (\"positive\") or all as integer "
+            "ids (1), then load it again. In Python: dataset.map(lambda row: {"
+            f"{column!r}: str(row[{column!r}])}}) then dataset.class_encode_column({column!r})."
+        )
+    fractions = [value for value in values if isinstance(value, float) and not float(value).is_integer()]
+    if fractions:
+        raise ValueError(
+            f"{origin}: the label column {column!r} holds fractions ({fractions[:3]}): a label is one class. Give "
+            "each row its class (an integer id or a name), and probabilities, if any, in a 'soft_labels' column."
+        )
+
+
 def _encode_labels(dataset: Dataset, class_label: ClassLabel, origin: str) -> Dataset:
+    check_label_values(list(dataset["label"]), "label", origin)
     unknown = set(dataset.unique("label")) - set(class_label.names)
     if unknown:
         raise ValueError(f"{origin} has labels {sorted(unknown)} outside the expected {class_label.names}.")

@@ -23,8 +23,9 @@ from transformers.utils import logging
 
 from .cards import build_dataset_card, hub_id_of, model_card_from_folder, model_card_from_trainer
 from .cards.model_card import label_names_of
-from .credentials import check_folder_has_no_secrets
+from .credentials import check_dataset_has_no_secrets, check_folder_has_no_secrets
 from .provenance import CONFIG_NAME, as_config
+from .validation import check_arguments
 
 logger = logging.get_logger(__name__)
 
@@ -201,6 +202,8 @@ def push_augmented_dataset(
     >>> push_augmented_dataset(synthetic, "me/sst2-gpt3mix", provenance=augmenter, local_dir="preview")
     """
     check_repo_id(repo_id)
+    check_arguments(push_augmented_dataset, {"private": private, "commit_message": commit_message,
+                                             "revision": revision, "create_pr": create_pr}, owner="push")
     if not isinstance(dataset, Dataset | DatasetDict):
         raise TypeError(f"dataset must be a datasets.Dataset or DatasetDict, got {type(dataset).__name__}.")
     if local_dir is None:
@@ -213,6 +216,8 @@ def push_augmented_dataset(
             f"Publishing {repo_id} with no rows in split(s) {empty}: the augmentation wrote nothing there (see the "
             "report's failures), or the wrong dataset was given."
         )
+    for name, part in splits.items():
+        check_dataset_has_no_secrets(part, f"split {name!r}", token)
     card = build_dataset_card(dataset, repo_id, config, split=split, **card_kwargs)
 
     def write(folder: Path) -> None:
@@ -296,6 +301,8 @@ def push_classifier(
     from transformers import PreTrainedModel, Trainer
 
     check_repo_id(repo_id)
+    check_arguments(push_augmented_dataset, {"private": private, "commit_message": commit_message,
+                                             "revision": revision, "create_pr": create_pr}, owner="push")
     trainer = card_folder = None
     if isinstance(model_or_trainer, Trainer):
         trainer, model = model_or_trainer, model_or_trainer.model

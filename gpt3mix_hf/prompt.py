@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from transformers.utils import logging
 
 from .spec import TaskSpec
+from .validation import check_fields
 
 logger = logging.get_logger(__name__)
 
@@ -82,9 +83,7 @@ class PromptTemplate:
     item: str = DEFAULT_ITEM
 
     def __post_init__(self):
-        for name in ("header", "item"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"PromptTemplate.{name} must be a string, got {type(getattr(self, name)).__name__}.")
+        check_fields(self)
         text_at, label_at = self.item.find("{text}"), self.item.find("{label}")
         if text_at < 0 or label_at < 0 or label_at < text_at:
             raise ValueError(
@@ -102,6 +101,15 @@ class PromptTemplate:
                 f"PromptTemplate.item {self.item!r} has nothing but whitespace between '{{text}}' and '{{label}}': "
                 "the parser finds where the LM's text ends by that label marker. Put one there, e.g. "
                 "'{text} (Label: {label})'."
+            )
+        marker = between.strip()
+        if all(char.isalnum() or char.isspace() or char in "{}_" for char in marker):
+            # Matched anywhere, case-insensitively: a marker of letters alone ("x", "is") would be found inside the
+            # words of every text, and neutralising it would cut those words.
+            raise ValueError(
+                f"PromptTemplate.item {self.item!r} has the label marker {marker!r}, made of letters and digits only: "
+                "the parser would find it inside ordinary words. Use a marker with punctuation, e.g. "
+                "'{text} (Label: {label})' or '{text} => {label}'."
             )
         # What is refused here is what the parser could not read back: check the round trip on a sample.
         GenerationParser(self, _SAMPLE_SPEC, list(_SAMPLE_SPEC.verbalizer))

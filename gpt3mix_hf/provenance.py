@@ -26,11 +26,12 @@ from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
 from .backends.transformers import machine_kind
 from .credentials import check_no_secrets, find_secret
-from .data import class_balanced_sample
+from .data import align_label_names, class_balanced_sample
 from .prompt import PromptTemplate
 from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
 from .state import read_json, write_json
+from .validation import ConfigTypeError, check_fields
 
 logger = logging.get_logger(__name__)
 
@@ -64,21 +65,23 @@ def dataset_sha256(dataset: Dataset, text_column: str = "text", label_column: st
 _FILE_FIX = "the file was written by another gpt3mix_hf version, or edited"
 
 
-def _from_section(cls, values: Any, section: str, fix: str = _FILE_FIX):
+def _from_section(cls, values: Any, section: str, fix: str = _FILE_FIX, where: str = CONFIG_NAME):
     """`cls(**values)` for one section of the file, refusing keys the schema does not have."""
     if not isinstance(values, dict):
-        raise ValueError(f"gpt3mix_config.json: `{section}` must be an object, got {type(values).__name__}.")
+        raise ValueError(f"{where}: `{section}` must be an object, got {type(values).__name__}: {fix}.")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(
-            f"gpt3mix_config.json: `{section}` has keys {unknown} that {cls.__name__} does not define (it has "
+            f"{where}: `{section}` has keys {unknown} that {cls.__name__} does not define (it has "
             f"{sorted(known)}): {fix}."
         )
     try:
         return cls(**values)
+    except ConfigTypeError as error:
+        raise ValueError(f"{where}: `{section}` holds a value of the wrong kind: {error} ({fix})") from None
     except TypeError as error:
-        raise ValueError(f"gpt3mix_config.json: `{section}` is incomplete: {error}.") from None
+        raise ValueError(f"{where}: `{section}` is incomplete: {error}.") from None
 
 
 @dataclass
@@ -107,6 +110,7 @@ class DataSource:
         if self.sample_seed is None:
             # Files of the first release wrote null for a seed not given, which meant 0.
             self.sample_seed = 0
+        check_fields(self)
         if self.sample_fraction is not None and self.sample_per_class is not None:
             raise ValueError(
                 f"data has both sample_fraction={self.sample_fraction} and sample_per_class={self.sample_per_class}: "
@@ -164,6 +168,7 @@ class AugmenterSettings:
             self.template = PromptTemplate(**self.template)
         if isinstance(self.sampling, dict):
             self.sampling = SamplingConfig(**self.sampling)
+        check_fields(self)
 
     def to_dict(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -185,6 +190,7 @@ class RunSettings:
     machine: str | None = None
 
     def __post_init__(self):
+        check_fields(self)
         for name in ("map_batch_size", "generation_batch_size", "num_proc"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -218,6 +224,9 @@ class GPT3MixConfig:
     report: dict | None = None
     versions: dict[str, str] = field(default_factory=library_versions)
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self):
+        check_fields(self)
 
     @classmethod
     def from_augmenter(
@@ -284,6 +293,11 @@ class GPT3MixConfig:
         if not isinstance(values, dict) or values.get("format", FORMAT) != FORMAT or "augmenter" not in values:
             raise ValueError(f"{where} is not a gpt3mix_config.json: it has no 'augmenter' section.")
         version = values.get("format_version", FORMAT_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(
+                f"{where} has format_version {version!r}: it must be a whole number >= 1 (this gpt3mix_hf writes "
+                f"{FORMAT_VERSION}): {_FILE_FIX}."
+            )
         if version > FORMAT_VERSION:
             raise ValueError(
                 f"{where} has format_version {version}, newer than this gpt3mix_hf reads ({FORMAT_VERSION}): "
@@ -292,14 +306,17 @@ class GPT3MixConfig:
         unknown = sorted(set(values) - {"format", "format_version", "data", "augmenter", "run", "report", "versions"})
         if unknown:
             raise ValueError(f"{where} has sections {unknown} that gpt3mix_config.json does not define.")
-        return cls(
-            augmenter=_from_section(AugmenterSettings, values["augmenter"], "augmenter"),
-            data=_from_section(DataSource, values.get("data") or {}, "data"),
-            run=_from_section(RunSettings, values.get("run") or {}, "run"),
-            report=values.get("report"),
-            versions=values.get("versions") or {},
-            format_version=version,
-        )
+        try:
+            return cls(
+                augmenter=_from_section(AugmenterSettings, values["augmenter"], "augmenter", where=where),
+                data=_from_section(DataSource, values.get("data") or {}, "data", where=where),
+                run=_from_section(RunSettings, values.get("run") or {}, "run", where=where),
+                report=values.get("report"),
+                versions=values.get("versions") or {},
+                format_version=version,
+            )
+        except ConfigTypeError as error:
+            raise ValueError(f"{where}: {error} ({_FILE_FIX})") from None
 
     def save_pretrained(self, save_directory: str | Path) -> Path:
         """Write `save_directory/gpt3mix_config.json` atomically; refused if it holds a credential."""
@@ -357,10 +374,13 @@ class GPT3MixConfig:
             ).load(data_dir)
         column = settings.label_column
         names = list(dataset.features[column].names) if column in dataset.column_names else None
+        if names is not None and names != settings.label_names and sorted(names) == sorted(settings.label_names):
+            dataset = align_label_names(dataset, column, settings.label_names)  # the same classes: by name
+            names = settings.label_names
         if names is not None and names != settings.label_names:
             raise ValueError(
                 f"The real rows have labels {names}, the provenance file {settings.label_names}: the label ids "
-                "would not mean the same. Cast the label column to ClassLabel(names=<the file's label_names>)."
+                "would not mean the same: regenerate from rows with the file's label_names."
             )
         if check_data and source.sha256 is not None:
             found = dataset_sha256(dataset, settings.text_column, column)

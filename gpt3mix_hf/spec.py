@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 from datasets import ClassLabel
 
+from .validation import check_fields
+
 _SENTIMENT = {"negative": "negative", "positive": "positive", "neg": "negative", "pos": "positive"}
 
 # The paper's Table 7. Keys are the label names of the benchmarks (`data.BENCHMARKS`); the short names the
@@ -58,6 +60,8 @@ class TaskSpec:
 
     def __post_init__(self):
         from .prompt import has_visible_text  # prompt.py imports this module
+
+        check_fields(self)
 
         # Every string here is written into one line of the prompt and read back from the LM's line.
         for name in ("text_type", "label_type"):

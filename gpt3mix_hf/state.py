@@ -20,10 +20,47 @@ from datasets import Dataset, load_from_disk
 META_NAME = "meta.json"
 
 
+def check_folder_path(folder: str | Path, what: str = "the folder") -> Path:
+    """`folder` as a `Path`, refused with a `ValueError` that names it when it, or a folder above it, is a file
+    (where `mkdir` would fail with a bare `FileExistsError` or `NotADirectoryError`)."""
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = "" if part == folder else f" (it is above {folder})"
+                raise ValueError(
+                    f"{part} is a file, not a folder{where}: {what} must be a folder. Pass another path, or move the "
+                    "file away."
+                )
+            break
+    return folder
+
+
+def make_folder(folder: str | Path, what: str = "the folder") -> Path:
+    """`mkdir -p folder`, with `check_folder_path`'s message when a file is in the way."""
+    folder = check_folder_path(folder, what)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def load_saved_rows(folder: str | Path, fix: str) -> Dataset:
+    """`load_from_disk(folder)`, or an error that names the folder and `fix` when it is missing or damaged (a file
+    of it deleted or cut off)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No saved rows at {folder}: {fix}.")
+    try:
+        return load_from_disk(str(folder))
+    except Exception as error:  # noqa: BLE001 - datasets fails in many ways on a half-deleted folder
+        reason = " ".join(str(error).split())[:160]
+        raise ValueError(f"{folder} is not a whole saved dataset ({type(error).__name__}: {reason}): {fix}.") \
+            from None
+
+
 def write_json(path: str | Path, record: Any) -> Path:
     """Write `record` as JSON to `path` atomically (a temporary file in the same folder, then a rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, f"the folder of {path.name}")
     descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -39,7 +76,15 @@ def write_json(path: str | Path, record: Any) -> Path:
 def read_json(path: str | Path) -> Any:
     """Read a JSON state file; a cut-off or corrupted one raises a `ValueError` that names it and the fix."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {error.start} cannot be decoded): the file is damaged or is not the "
+            "JSON file it should be. Delete it to redo the step that wrote it, or restore it from a copy."
+        ) from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder where a JSON file was expected: move it away.") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -51,8 +96,7 @@ def read_json(path: str | Path) -> Any:
 
 def save_rows(folder: str | Path, dataset: Dataset, meta: dict) -> Path:
     """Save `dataset` under `folder/data`, then `folder/meta.json` last: a folder without it is unfinished."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder, "a folder of saved rows")
     (folder / META_NAME).unlink(missing_ok=True)
     shutil.rmtree(folder / "data", ignore_errors=True)
     # datasets (5.2) writes no shard for 0 rows and then cannot load the folder back: one shard always.
@@ -66,4 +110,5 @@ def load_rows(folder: str | Path) -> tuple[Dataset, dict] | None:
     folder = Path(folder)
     if not (folder / META_NAME).exists():
         return None
-    return load_from_disk(str(folder / "data")), read_json(folder / META_NAME)
+    rows = load_saved_rows(folder / "data", f"delete the folder {folder} to make its rows again")
+    return rows, read_json(folder / META_NAME)

@@ -60,6 +60,26 @@ def _label_error(label: Any, num_labels: int, where: str) -> ValueError:
     )
 
 
+def _label_kind_error(label: Any, key: str, where: str) -> ValueError | None:
+    """Why `label` cannot be a class id (a name, a fraction), with how to encode the column; None when it can."""
+    if getattr(label, "ndim", None) == 0 and hasattr(label, "item"):
+        label = label.item()  # a numpy scalar or a 0-d tensor (a dataset formatted as torch)
+    if isinstance(label, str):
+        return ValueError(
+            f"{where} has the label {label!r}, a name: the trainer needs class ids. Encode the column first: dataset "
+            f"= dataset.class_encode_column({key!r}) (names in sorted order), or dataset.cast_column({key!r}, "
+            "ClassLabel(names=[...])) to choose the order, then load the model with num_labels=<number of names>."
+        )
+    if isinstance(label, float | np.floating) and not float(label).is_integer():
+        return ValueError(
+            f"{where} has the label {label!r}, a fraction: a label is one class id. Give each row its class id, and "
+            "a row's probabilities, if any, in a 'soft_labels' column (one value per class, summing to 1)."
+        )
+    if isinstance(label, bool) or not isinstance(label, int | float | np.integer | np.floating):
+        return ValueError(f"{where} has the label {label!r} ({type(label).__name__}): give class ids (integers).")
+    return None
+
+
 def validate_soft_labels(
     soft_labels: Any, num_labels: int, tolerance: float, where: str = "", row_ids: list[int] | None = None
 ) -> np.ndarray:
@@ -75,10 +95,18 @@ def validate_soft_labels(
         index = row_ids[position]
         if row is None or len(row) != num_labels:
             width = None if row is None else len(row)
+            if not width:
+                fix = (
+                    "An empty soft label marks a synthetic row that failed: drop such rows (concatenate_with_real "
+                    "does), or give the row one probability per label."
+                )
+            elif width < 2:
+                fix = "A classifier needs at least 2 labels: give every row one probability per label."
+            else:
+                fix = f"Give every row one probability per label, or load the model with num_labels={width}."
             raise ValueError(
-                f"soft_labels{where}: row {index} has {width} values but the model has {num_labels} labels "
-                f"(config.num_labels). Give every row one probability per label, or load the model with "
-                f"num_labels={width}."
+                f"soft_labels{where}: row {index} has {width or 0} values but the model has {num_labels} labels "
+                f"(config.num_labels). {fix}"
             )
     array = np.asarray(rows, dtype=np.float32).reshape(len(rows), num_labels)
     bad = ~np.isfinite(array).all(axis=1)
@@ -126,6 +154,10 @@ class SoftLabelCollator:
         synthetic_rows = [feature.pop("is_synthetic", None) for feature in features]
         label_rows = [next((feature[key] for key in LABEL_KEYS if feature.get(key) is not None), None)
                       for feature in features]
+        for row, label in enumerate(label_rows):
+            error = None if label is None else _label_kind_error(label, "label", f"Row {row} of the batch")
+            if error is not None:
+                raise error
         has_labels = any(label is not None for label in label_rows) or any(soft is not None for soft in soft_rows)
         if has_labels:
             for row, feature in enumerate(features):
@@ -259,18 +291,31 @@ class GPT3MixTrainer(Trainer):
         self._check_model(model)
         eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
         train_names = _class_names(train_dataset)
+        model_names = [str(name) for _, name in sorted((getattr(model.config, "id2label", None) or {}).items())]
+        if train_names is not None and model_names != train_names and sorted(model_names) == sorted(train_names):
+            raise ValueError(
+                f"The model's id2label lists {model_names}, train_dataset's labels are {train_names}: the same "
+                "classes in another order, so its outputs would be read as the wrong class. Re-encode the data by "
+                "name (from gpt3mix_hf.data import align_label_names; align_label_names(dataset, 'label', "
+                f"{model_names})), or load the model with id2label in the data's order."
+            )
         for name, dataset in {"train_dataset": train_dataset, **eval_sets}.items():
             self._check_dataset(dataset, model.config.num_labels, args.soft_label_tolerance, name)
             names = _class_names(dataset)
             if name != "train_dataset" and train_names is not None and names is not None and names != train_names:
+                # Casting to the other ClassLabel would keep the ids and so flip the classes: re-encode by name.
+                fix = (
+                    f"re-encode it by name: from gpt3mix_hf.data import align_label_names; {name} = "
+                    f"align_label_names({name}, 'label', {train_names})"
+                    if sorted(names) == sorted(train_names) else "evaluate on data with train_dataset's classes"
+                )
                 raise ValueError(
                     f"{name}'s label names {names} differ from train_dataset's {train_names}: the same label id "
-                    "would mean different classes. Cast both to the same ClassLabel, e.g. "
-                    f"{name}.cast_column('label', train_dataset.features['label'])) when only the names differ, "
-                    "or map the labels first."
+                    f"would mean different classes. To compare them by name, {fix}."
                 )
         for name, dataset in eval_sets.items():
             self._check_real_rows(dataset, name)
+            self._check_eval_columns(dataset, name)
 
         callbacks = list(callbacks or [])
         if args.early_stopping_patience is not None and not any(
@@ -331,6 +376,10 @@ class GPT3MixTrainer(Trainer):
         label_key = next((key for key in LABEL_KEYS if key in dataset.column_names), None)
         if label_key is None:
             return
+        for index, label in enumerate(dataset[label_key]):
+            error = None if label is None else _label_kind_error(label, label_key, f"{name} row {index}")
+            if error is not None:
+                raise error
         labels = np.asarray([MISSING_LABEL if label is None else label for label in dataset[label_key]])
         has_soft = np.zeros(len(labels), dtype=bool) if soft is None else np.array([row is not None for row in soft])
         valid = (labels >= 0) & (labels < num_labels)
@@ -338,6 +387,20 @@ class GPT3MixTrainer(Trainer):
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
             raise _label_error(int(labels[index]), num_labels, f"{name} row {index}")
+
+    @staticmethod
+    def _check_eval_columns(dataset, name: str) -> None:
+        """An evaluation set needs labels (`label`/`labels`/`label_ids` or `soft_labels`): refused here rather
+        than at the first evaluation, after an epoch of training."""
+        features = getattr(dataset, "features", None)
+        if dataset is None or not features:
+            return  # a stream of unknown features is checked batch by batch
+        if not any(key in features for key in (*LABEL_KEYS, "soft_labels")):
+            raise ValueError(
+                f"{name} has no labels: it has the columns {list(features)}, and neither 'label' nor 'soft_labels'. "
+                "The metrics and early stopping compare predictions with labels: keep the label column when you "
+                "tokenize (e.g. remove_columns=['text'] only), or rename it to 'label'."
+            )
 
     @staticmethod
     def _check_real_rows(dataset, name: str) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields
 from transformers import IntervalStrategy, TrainingArguments
 from transformers.utils import logging
 
+from .validation import check_fields
+
 logger = logging.get_logger(__name__)
 
 LOSS_TYPES = ("soft_ce", "kl")
@@ -111,6 +113,7 @@ class GPT3MixTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        check_fields(self, inherited_from=TrainingArguments)
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type={self.loss_type!r} is not supported: use one of {LOSS_TYPES}.")
         if not (math.isfinite(self.temperature) and self.temperature > 0):

@@ -142,6 +142,6 @@ def test_bad_inputs(augmenter, marian_pair, toy_sentiment, tiny_lm_dir):
     ({"max_new_tokens": float("inf")}, "max_new_tokens must be an integer >= 1"),
 ])
 def test_bad_numbers_are_refused(augmenter, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"{message}|BackTranslationAugmenter.{next(iter(kwargs))}="):
         BackTranslationAugmenter(augmenter.forward_model, augmenter.forward_tokenizer, augmenter.backward_model,
                                  augmenter.backward_tokenizer, **kwargs)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
+from ..validation import check_fields
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -26,6 +28,7 @@ class SamplingConfig:
     max_new_tokens: int = field(default=64, metadata={"help": "Most tokens per generation."})
 
     def __post_init__(self):
+        check_fields(self)
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
             raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}.")
         if not 0 < self.top_p <= 1:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
+import re
+from urllib.parse import parse_qsl, urlsplit
 
+from ..credentials import TOKEN_SHAPE
 from .errors import ServedBackendError
 
 REDACTED = "***"
+# A query parameter that carries a credential (?api_key=..., ?access_token=..., ?sig=...).
+_SECRET_PARAMETER = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
 
 
 class Credentials:
@@ -119,11 +123,19 @@ def check_base_url(base_url: str) -> str:
     if not isinstance(base_url, str) or not base_url.strip():
         raise ValueError(f"base_url must be the server's URL, e.g. 'http://127.0.0.1:8000/v1', got {base_url!r}.")
     parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"base_url must start with http:// or https:// and name a host, got {base_url!r}.")
+    # Credentials are looked for first: the messages below show the URL.
     if parts.username or parts.password:
         raise ValueError(
             "base_url carries credentials (user:token@host): pass the token as api_key_env=<name of the "
             "environment variable holding it> and give the URL without them."
         )
+    for name, value in parse_qsl(parts.query, keep_blank_values=True) + parse_qsl(parts.fragment):
+        if _SECRET_PARAMETER.search(name) or TOKEN_SHAPE.search(value) or TOKEN_SHAPE.search(name):
+            raise ValueError(
+                f"base_url carries a credential in its query string (the parameter {name!r}): pass the key as "
+                "api_key_env=<name of the environment variable holding it> and give the URL without it."
+            )
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        shown = TOKEN_SHAPE.sub("***", base_url)  # a key pasted in the wrong place is not repeated
+        raise ValueError(f"base_url must start with http:// or https:// and name a host, got {shown!r}.")
     return base_url.strip().rstrip("/")

@@ -7,6 +7,7 @@ import re
 
 from transformers.utils import logging
 
+from ..validation import check_arguments
 from .base import Completion, SamplingConfig
 from .errors import BadResponseError, RequestFailedError, ServedBackendError
 from .runner import gather_in_order
@@ -77,6 +78,7 @@ class OpenAIBackend(ServedBackend):
         top_logprobs: int = 20,
         config: ServedConfig | None = None,
     ):
+        check_arguments(OpenAIBackend.__init__, {"top_logprobs": top_logprobs})
         if not isinstance(top_logprobs, int) or top_logprobs < 1:
             raise ValueError(f"top_logprobs must be an integer >= 1, got {top_logprobs!r}.")
         root = base_url.rstrip("/") if isinstance(base_url, str) else base_url

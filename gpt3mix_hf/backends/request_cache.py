@@ -11,6 +11,8 @@ from pathlib import Path
 
 from transformers.utils import logging
 
+from ..state import make_folder
+
 logger = logging.get_logger(__name__)
 
 _SCHEMA = """
@@ -45,14 +47,23 @@ class RequestCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent, "the folder of the request cache")
+        if self.path.is_dir():
+            raise ValueError(f"{self.path} is a folder: cache_path must name a SQLite file (e.g. requests.sqlite).")
         self._lock = threading.Lock()
         # Used from the backend's event loop, which may run in a helper thread: guarded by the lock instead.
         self._connection = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-        with self._lock:
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute(_SCHEMA)
-            self._connection.commit()
+        try:
+            with self._lock:
+                self._connection.execute("PRAGMA journal_mode=WAL")
+                self._connection.execute(_SCHEMA)
+                self._connection.commit()
+        except sqlite3.DatabaseError as error:
+            self._connection.close()
+            raise ValueError(
+                f"{self.path} is not a request cache ({error}): it is damaged or another kind of file. Pass another "
+                "cache_path, or delete this one (its answers are then asked for again)."
+            ) from None
 
     @staticmethod
     def _hash(key: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from transformers.utils import logging
 
+from ..credentials import backend_secrets, secret_in
 from .credentials import Credentials
 from .errors import RequestFailedError, RetryableError, ServedBackendError, ServerUnreachableError, UsageLimitError
 from .request_cache import RequestCache
@@ -173,9 +174,12 @@ class RequestRunner:
         return result
 
     def _store(self, cache: RequestCache, key: str, answer: Any, describe: str):
-        text = json.dumps(answer)
-        if any(secret in text for secret in self.credentials.secrets()):
-            logger.warning(f"The answer to {describe} repeats the API key: used, but not stored in the request cache.")
+        text = key + json.dumps(answer, ensure_ascii=False)
+        secrets = backend_secrets(self)  # its `credentials` and the Hub token
+        found = secret_in(text, secrets)
+        if found is not None:
+            logger.warning(f"The request or answer of {describe} holds {found}: not stored in the request cache (the "
+                           "augmenter counts a generation holding it as a failed attempt).")
             return
         cache.put(key, answer)
 

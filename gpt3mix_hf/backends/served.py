@@ -9,6 +9,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from ..validation import check_arguments
 from .base import Backend, Completion, SamplingConfig, ScoringContext
 from .client import JSONHTTPClient
 from .credentials import Credentials, check_base_url
@@ -47,6 +48,9 @@ class ServedBackend(Backend):
         label_scoring: str = "auto",
         config: ServedConfig | None = None,
     ):
+        check_arguments(ServedBackend.__init__, {"base_url": base_url, "model": model, "api_key": api_key,
+                                                 "api_key_env": api_key_env, "config": config},
+                        owner=type(self).__name__)
         if label_scoring not in self.label_scoring_modes:
             raise ValueError(f"label_scoring must be one of {self.label_scoring_modes}, got {label_scoring!r}.")
         if config is not None and not isinstance(config, ServedConfig):

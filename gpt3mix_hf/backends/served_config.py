@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..validation import check_fields
+
 
 @dataclass
 class ServedConfig:
@@ -44,6 +46,7 @@ class ServedConfig:
     progress: bool = field(default=False, metadata={"help": "Show a progress bar per batch of requests."})
 
     def __post_init__(self):
+        check_fields(self)
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}.")
         if not (math.isfinite(self.timeout) and self.timeout > 0):

@@ -14,6 +14,7 @@ import re
 
 from transformers.utils import logging
 
+from ..validation import check_arguments
 from .base import Completion, SamplingConfig
 from .errors import BadResponseError, RequestFailedError, ServedBackendError
 from .runner import gather_in_order
@@ -72,6 +73,7 @@ class TGIBackend(ServedBackend):
         top_n_tokens: int = 5,
         config: ServedConfig | None = None,
     ):
+        check_arguments(TGIBackend.__init__, {"top_n_tokens": top_n_tokens})
         if not isinstance(top_n_tokens, int) or top_n_tokens < 1:
             raise ValueError(f"top_n_tokens must be an integer >= 1, got {top_n_tokens!r}.")
         super().__init__(base_url, model=model, api_key=api_key, api_key_env=api_key_env, label_scoring=label_scoring,

@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreT
 from transformers.utils import logging
 
 from ..models import resolve_lm
+from ..validation import check_arguments
 from .base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
 from .kv_cache import DecodeBatch, move_prefix_next_to_rows
 from .sampling import sample_tokens
@@ -101,6 +102,8 @@ class TransformersBackend(LabelScoringMixin, Backend):
         score_dtype: str | None = "float32",
         scorer: PreTrainedModel | None = None,
     ):
+        check_arguments(TransformersBackend.__init__,
+                        {"batch_size": batch_size, "source": source, "score_dtype": score_dtype})
         if score_dtype not in ("float32", None):
             raise ValueError(f"score_dtype must be 'float32' or None (the model's dtype), got {score_dtype!r}.")
         if batch_size is None:
@@ -149,6 +152,10 @@ class TransformersBackend(LabelScoringMixin, Backend):
             score_dtype (`str`, *optional*): `"float32"` (default): label scores in float32, from the float32
                 weights, whatever `dtype` is; None: at `dtype`.
         """
+        # Checked before the weights are loaded (seconds to minutes).
+        check_arguments(TransformersBackend.from_pretrained, {"model_name_or_path": model_name_or_path,
+                                                              "revision": revision, "batch_size": batch_size,
+                                                              "score_dtype": score_dtype})
         source = {
             "model_name_or_path": model_name_or_path,
             "revision": revision,

@@ -18,6 +18,7 @@ from transformers.utils import logging
 
 from ..data import check_columns
 from ..selection import row_seed
+from ..validation import check_arguments
 from .rows import RowAugmenter
 
 logger = logging.get_logger(__name__)
@@ -51,6 +52,11 @@ class BackTranslationAugmenter(RowAugmenter):
     def __init__(self, forward_model, forward_tokenizer, backward_model, backward_tokenizer, *, num_aug: int = 1,
                  temperature: float = 1.0, top_k: int = 0, num_beams: int = 4, max_new_tokens: int = 128,
                  seed: int = 0, text_column: str = "text", label_column: str = "label", source: dict | None = None):
+        check_arguments(BackTranslationAugmenter.__init__, {
+            "num_aug": num_aug, "temperature": temperature, "top_k": top_k, "num_beams": num_beams,
+            "max_new_tokens": max_new_tokens, "seed": seed, "text_column": text_column, "label_column": label_column,
+            "source": source,
+        })
         for name, model in (("forward_model", forward_model), ("backward_model", backward_model)):
             if not getattr(model.config, "is_encoder_decoder", False):
                 raise ValueError(

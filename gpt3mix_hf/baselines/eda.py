@@ -21,6 +21,7 @@ from transformers.utils import logging
 
 from ..data import check_columns
 from ..selection import row_seed
+from ..validation import check_arguments
 from .rows import RowAugmenter
 
 logger = logging.get_logger(__name__)
@@ -212,6 +213,10 @@ class EDAAugmenter(RowAugmenter):
     def __init__(self, num_aug: int = 9, alpha_sr: float = 0.1, alpha_ri: float = 0.1, alpha_rs: float = 0.1,
                  p_rd: float = 0.1, clean: bool = True, seed: int = 0, text_column: str = "text",
                  label_column: str = "label"):
+        check_arguments(EDAAugmenter.__init__, {
+            "num_aug": num_aug, "alpha_sr": alpha_sr, "alpha_ri": alpha_ri, "alpha_rs": alpha_rs, "p_rd": p_rd,
+            "clean": clean, "seed": seed, "text_column": text_column, "label_column": label_column,
+        })
         if not isinstance(num_aug, int) or num_aug < 1:
             raise ValueError(f"num_aug (EDA rows per real row) must be an integer >= 1, got {num_aug!r}.")
         for name, value in (("alpha_sr", alpha_sr), ("alpha_ri", alpha_ri), ("alpha_rs", alpha_rs), ("p_rd", p_rd)):

@@ -18,6 +18,7 @@ from huggingface_hub import CardData, DatasetCard, DatasetCardData
 from transformers.utils import logging
 
 from ..provenance import GPT3MixConfig, library_versions
+from ..validation import check_fields
 from .common import CITATION, TEMPLATES, provenance_table, sample_description, source_hub_id, table
 
 logger = logging.get_logger(__name__)
@@ -111,6 +112,7 @@ class GPT3MixDatasetCardData(CardData):
     counts_from_data: dict | None = field(default=None, init=False)
 
     def __post_init__(self):
+        check_fields(self)
         for tag in ("gpt3mix", "synthetic"):
             if tag not in self.tags:
                 self.tags = [*self.tags, tag]

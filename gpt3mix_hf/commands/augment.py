@@ -15,20 +15,26 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from datasets.utils.logging import disable_progress_bar
+from transformers.utils import logging
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
+from ..backends.credentials import check_base_url
 from ..data import class_balanced_sample
 from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
 from ..selection import STRATEGIES
+from ..state import check_folder_path
+from ..validation import check_fields
 
 BACKENDS = ("transformers", "openai", "tgi")
 SERVED = ("openai", "tgi")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LABEL_MODES = ("soft", "hard", "written")
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -43,6 +49,7 @@ class DataArguments(DataSourceArguments):
     sample_seed: int = field(default=0, metadata={"help": "Seed of the sub-sample."})
 
     def __post_init__(self):
+        check_fields(self)
         if self.sample_fraction is not None and self.sample_per_class is not None:
             raise ValueError("Give one of --sample_fraction and --sample_per_class, not both.")
 
@@ -112,6 +119,7 @@ class AugmentArguments:
     )
 
     def __post_init__(self):
+        check_fields(self)
         if not math.isfinite(self.ratio) or self.ratio <= 0:
             raise ValueError(f"--ratio must be a finite number > 0, got {self.ratio}.")
         for name in ("k", "max_attempts", "generation_batch_size", "map_batch_size"):
@@ -130,6 +138,14 @@ class AugmentArguments:
             raise ValueError(
                 f"--backend {self.backend} needs --base_url, the server's address (e.g. http://127.0.0.1:8000/v1)."
             )
+        if self.base_url is not None:
+            check_base_url(self.base_url)  # a key in it is refused before any data is read
+        if self.api_key_env is not None and not os.environ.get(self.api_key_env):
+            raise ValueError(
+                f"--api_key_env {self.api_key_env}: the environment variable {self.api_key_env} is not set (or is "
+                f"empty) in this shell: export {self.api_key_env}=<the key>, or leave --api_key_env out for a "
+                "server without a key."
+            )
 
 
 def arguments(name: str) -> tuple[type, ...]:
@@ -147,6 +163,9 @@ def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: 
     options = {name: value for name, value in (("max_concurrency", max_concurrency), ("cache_path", cache_path))
                if value is not None}
     variable = api_key_env or DEFAULT_KEY_ENV[kind]
+    if not os.environ.get(variable):
+        logger.warning(f"{variable} is not set: no API key is sent to {base_url}. A server that needs one answers "
+                       f"401: then export {variable}=<the key> (or name another variable with --api_key_env).")
     settings = {"config": ServedConfig(**options), "api_key_env": variable if os.environ.get(variable) else None}
     if identity is not None:
         return backend_class.from_identity(identity, base_url=base_url, **settings)
@@ -215,6 +234,7 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
         args: AugmentArguments) -> int:
     if args.disable_tqdm:
         disable_progress_bar()
+    check_folder_path(args.output_dir, "--output_dir")  # before the LM is loaded and the rows are made
     if args.config is not None:
         augmenter, dataset, data, map_batch_size, num_proc = _from_config(args, data_args)
     else:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..backends.base import SamplingConfig
 from ..experiment import ExperimentArguments, run_experiment, write_summary
 from ..experiment.summary import METRICS
+from ..validation import check_fields
 
 
 @dataclass
@@ -18,6 +19,9 @@ class SummaryArguments:
         default=False, metadata={"help": "Only rebuild the table and plot from the run JSONs in output_dir."}
     )
     metric: str = field(default="accuracy", metadata={"help": "Metric of the plot.", "choices": list(METRICS)})
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def arguments(name: str) -> tuple[type, ...]:

@@ -12,10 +12,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict
 
 from ..hub import push_augmented_dataset, push_classifier
 from ..provenance import CONFIG_NAME, GPT3MixConfig
+from ..state import load_saved_rows
+from ..validation import check_fields
 
 
 @dataclass
@@ -37,6 +39,9 @@ class PushArguments:
     license: str | None = field(default=None, metadata={"help": "License id for the card, e.g. 'mit'."})
     language: str = field(default="en", metadata={"help": "Language of the texts, for the card."})
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 @dataclass
 class DatasetArguments:
@@ -53,6 +58,9 @@ class DatasetArguments:
     pretty_name: str | None = field(default=None, metadata={"help": "The dataset's title on its card."})
     max_shard_size: str = field(default="500MB", metadata={"help": "Largest parquet shard."})
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 @dataclass
 class ModelArguments:
@@ -65,6 +73,9 @@ class ModelArguments:
     dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the training data, for the card."})
     base_model: str | None = field(default=None, metadata={"help": "Hub id of the encoder it was fine-tuned from."})
     eval_split: str | None = field(default=None, metadata={"help": "Split the results were measured on."})
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def arguments(name: str) -> tuple[type, ...]:
@@ -87,14 +98,15 @@ def _load_dataset(args: DatasetArguments) -> tuple[Dataset | DatasetDict, Path]:
     if not folder.exists():
         raise FileNotFoundError(f"No folder {folder}: give the folder written by save_to_disk or `gpt3mix augment`.")
     synthetic_dir = folder / "synthetic" if (folder / "synthetic").is_dir() else folder
-    dataset = load_from_disk(str(synthetic_dir))
+    fix = "give the folder written by save_to_disk or `gpt3mix augment`, whole"
+    dataset = load_saved_rows(synthetic_dir, fix)
     if args.with_real:
         from ..augmenter import concatenate_with_real
 
         real_dir = synthetic_dir.parent / "real"
         if not real_dir.is_dir():
             raise FileNotFoundError(f"--with_real needs the real rows in {real_dir}, as `gpt3mix augment` saves them.")
-        dataset = concatenate_with_real(load_from_disk(str(real_dir)), dataset)
+        dataset = concatenate_with_real(load_saved_rows(real_dir, fix), dataset)
     return dataset, synthetic_dir
 
 

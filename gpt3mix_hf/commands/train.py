@@ -12,7 +12,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import load_from_disk
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, IntervalStrategy, set_seed
 from transformers.utils import logging
 
@@ -21,8 +20,10 @@ from ..data import concatenate_with_real
 from ..experiment.source import DataSourceArguments, load_split
 from ..models import DEFAULT_CLASSIFIER, resolve_classifier
 from ..provenance import CONFIG_NAME, load_config
+from ..state import load_saved_rows
 from ..trainer import GPT3MixTrainer
 from ..training_args import GPT3MixTrainingArguments
+from ..validation import check_fields
 from .augment import config_sections
 
 logger = logging.get_logger(__name__)
@@ -54,6 +55,9 @@ class TrainArguments:
     real_only: bool = field(default=False, metadata={"help": "Train on the real rows only (a NoAug baseline)."})
     max_length: int = field(default=128, metadata={"help": "Tokens per input (longer texts are cut)."})
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 def arguments(name: str) -> tuple[type, ...]:
     return TrainArguments, GPT3MixTrainingArguments
@@ -69,7 +73,9 @@ def _load_augmented(folder: Path):
     settings = config_sections(config)[0] if config is not None else {}
     text_column = settings.get("text_column", "text")
     label_column = settings.get("label_column", "label")
-    return load_from_disk(folder / "real"), load_from_disk(folder / "synthetic"), config, text_column, label_column
+    fix = f"{folder} is not a whole `gpt3mix augment` output: run gpt3mix augment again into a new --output_dir"
+    real, synthetic = load_saved_rows(folder / "real", fix), load_saved_rows(folder / "synthetic", fix)
+    return real, synthetic, config, text_column, label_column
 
 
 def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments) -> int:

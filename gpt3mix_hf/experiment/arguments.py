@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from ..models import DEFAULT_CLASSIFIER, DEFAULT_LM
+from ..validation import check_fields
 from .source import DataSourceArguments, TaskSpecArguments
 
 # GPT3Mix methods all come from one generation per sub-sample (see `caches.derive_method_rows`).
@@ -106,6 +107,7 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     disable_tqdm: bool = field(default=False, metadata={"help": "Switch progress bars off."})
 
     def __post_init__(self):
+        check_fields(self)
         for item in fields(self):
             value = getattr(self, item.name)
             for number in value if isinstance(value, list) else [value]:

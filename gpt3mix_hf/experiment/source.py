@@ -8,8 +8,10 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, load_dataset
 
-from ..data import BENCHMARKS, load_benchmark
+from ..data import BENCHMARKS, align_label_names, check_label_values, load_benchmark, load_data_file
+from ..prompt import has_visible_text
 from ..spec import PRESETS, TaskSpec
+from ..validation import check_fields
 
 SPLIT_SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -43,6 +45,9 @@ class DataSourceArguments:
     text_column: str = field(default="text", metadata={"help": "The column holding the text."})
     label_column: str = field(default="label", metadata={"help": "The column holding the label."})
 
+    def __post_init__(self):
+        check_fields(self)
+
     @property
     def is_benchmark(self) -> bool:
         return self.dataset.lower().replace("-", "") in BENCHMARKS and not Path(self.dataset).exists()
@@ -67,6 +72,9 @@ class TaskSpecArguments:
         metadata={"help": "label=word pairs, e.g. --verbalizer 1=positive 0=negative; default: the label names."},
     )
 
+    def __post_init__(self):
+        check_fields(self)
+
 
 def split_files(folder: Path) -> dict[str, Path]:
     """`{split: file}` for the `<split>.jsonl` / `.json` / `.csv` files of `folder`."""
@@ -81,13 +89,7 @@ def split_files(folder: Path) -> dict[str, Path]:
 
 
 def _load_file(path: Path) -> Dataset:
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path} is empty: it needs one labelled row per line (JSONL) or a header and rows (CSV).")
-    builder = "csv" if path.suffix == ".csv" else "json"
-    dataset = load_dataset(builder, data_files=str(path), split="train")
-    if len(dataset) == 0:
-        raise ValueError(f"{path} holds no rows.")
-    return dataset
+    return load_data_file(path)
 
 
 def load_split(source: DataSourceArguments, split: str, names: list[str] | None = None) -> Dataset:
@@ -137,14 +139,26 @@ def encode_labels(dataset: Dataset, text_column: str, label_column: str, *, orig
     for flag, column in (("--text_column", text_column), ("--label_column", label_column)):
         if column not in dataset.column_names:
             raise ValueError(f"{origin} has no column {column!r} (it has {dataset.column_names}): pass {flag}.")
+    texts = dataset[text_column]
+    empty = [index for index, text in enumerate(texts) if not isinstance(text, str) or not has_visible_text(text)]
+    if empty:
+        # Said in terms of the data, not of Python: this is what `gpt3mix` commands read.
+        raise ValueError(
+            f"{origin} has {len(empty)} row(s) without a visible text in {text_column!r} (rows {empty[:5]}, counting "
+            "from 0): remove those rows from the data or give them a text, then run again."
+        )
     feature = dataset.features[label_column]
     if isinstance(feature, ClassLabel):
+        if names is not None and list(feature.names) != list(names) and sorted(feature.names) == sorted(names):
+            # The same classes in another order: the ids are remapped by name, never reused.
+            return align_label_names(dataset, label_column, list(names))
         if names is not None and list(feature.names) != list(names):
             raise ValueError(
                 f"{origin} has the labels {feature.names}, train has {names}: the label ids would not mean the same. "
                 "Use an evaluation set with train's labels."
             )
         return dataset
+    check_label_values(list(dataset[label_column]), label_column, origin)
     values = dataset.unique(label_column)
     if any(value is None for value in values):
         raise ValueError(f"{origin} has rows without a label in {label_column!r}: drop or label them.")
