@@ -17,7 +17,11 @@ Label modes, all from the same scores:
   themselves (Batch Calibration as Zhou et al. 2024 apply it, on the test batch);
 - `debiased-cf`: `averaged` divided by a task-level content-free prior, the mean of the rows' own prompts';
 - `soft-batch`: `soft` divided by the mean `soft` distribution of the scored rows (one order, Batch
-  Calibration only).
+  Calibration only);
+- with --class_cycled (tried here only, not an augmenter mode): `classes-averaged`, the mean over one prompt per
+  class whose last example is a pool row of that class (the first k - 1 examples the row's own), and
+  `classes-batch`, that mean divided by its mean over the scored rows. Their prompts do not hold the own prompt's
+  last example, so their recency rate only says how often they pick that label.
 
 Each mode: accuracy, macro-F1, mean log-likelihood of the true label, each label's predicted share, and the
 recency rate: on prompts whose examples do not all have one label, the share of rows whose argmax is the last
@@ -71,6 +75,11 @@ class CheckArguments:
     pool_per_class: int = field(default=8, metadata={"help": "Pool rows per class (from train) for the prompts."})
     k: int = field(default=2, metadata={"help": "Examples per prompt."})
     orders: int = field(default=2, metadata={"help": "m: example orders averaged by the debiased modes (<= k!)."})
+    class_cycled: bool = field(
+        default=False,
+        metadata={"help": "Also try (in this script only) prompts whose last example is a pool row of each class in "
+                  "turn, the other examples the row's own: modes classes-averaged and classes-batch."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the samples and the example draws."})
     chunk: int = field(default=25, metadata={"help": "Rows scored per backend call."})
     output_dir: str | None = field(default=None, metadata={"help": "Write <task>.json here."})
@@ -113,11 +122,19 @@ def check_task(args: CheckArguments, task: str, backend) -> dict:
     cf_contexts = [scoring(spec, names, text)[0] for text in CONTENT_FREE_TEXTS]
     m = args.orders
 
-    texts, gold, last, mixed, prompts = [], [], [], [], []
+    texts, gold, last, mixed, prompts, class_prompts = [], [], [], [], [], []
     for row in held_out:
         chosen = selector.select(row_rng(args.seed, content_key(row["text"], names[row["label"]])))
         examples = [(pool[j]["text"], pool[j]["label"]) for j in chosen]
         prompts.append(augmenter.order_prompts(examples))
+        if args.class_cycled:
+            rng = row_rng(args.seed, content_key(row["text"], names[row["label"]]), -5)
+            cycled = []
+            for label in range(len(names)):
+                rows_of_class = [j for j, y in enumerate(pool["label"]) if y == label and j not in chosen]
+                last_example = pool[int(rows_of_class[rng.integers(len(rows_of_class))])]
+                cycled.append(augmenter.order_prompts([*examples[:-1], (last_example["text"], label)])[0])
+            class_prompts.append(cycled)
         texts.append(row["text"])
         gold.append(row["label"])
         last.append(examples[-1][1])
@@ -156,6 +173,20 @@ def check_task(args: CheckArguments, task: str, backend) -> dict:
     pool_prior = augmenter.task_prior()
     prior_seconds = time.perf_counter() - start
 
+    extra_modes = {}
+    if args.class_cycled:
+        start = time.perf_counter()
+        flat = augmenter.label_distributions([p for row in class_prompts for p in row],
+                                             [t for t, row in zip(texts, class_prompts, strict=True) for _ in row])
+        seconds["class_cycled"] = time.perf_counter() - start
+        if any(isinstance(d, str) for d in flat):
+            raise RuntimeError(f"{task}: a class-cycled prompt gave no label probability")
+        per_class = np.asarray(flat).reshape(len(texts), len(names), len(names))
+        class_averaged = np.asarray([mean_distribution(d.tolist()) for d in per_class])
+        class_prior = mean_distribution(class_averaged.tolist())
+        extra_modes = {"classes-averaged": class_averaged,
+                       "classes-batch": np.asarray([calibrate(d.tolist(), class_prior) for d in class_averaged])}
+
     gold, last, mixed = np.asarray(gold), np.asarray(last), np.asarray(mixed)
     soft = per_order[:, 0]
     averaged = np.asarray([mean_distribution(d.tolist()) for d in per_order])
@@ -170,6 +201,7 @@ def check_task(args: CheckArguments, task: str, backend) -> dict:
         "debiased-batch": np.asarray([calibrate(d.tolist(), batch_prior) for d in averaged]),
         "debiased-cf": np.asarray([calibrate(d.tolist(), cf_task_prior) for d in averaged]),
         "soft-batch": np.asarray([calibrate(d.tolist(), soft_batch_prior) for d in soft]),
+        **extra_modes,
     }
     tokens = {"own_order": 0, "other_orders": 0}
     for row_prompts, text in zip(prompts, texts, strict=True):
