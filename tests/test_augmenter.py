@@ -666,3 +666,30 @@ def test_smollm2_calibration_scores_the_prior_in_each_rows_prompt(sst2_sample):
         np.testing.assert_allclose(row["soft_labels"], calibrate(row["uncalibrated_soft_labels"], prior), atol=1e-4)
     # Prompts differ, so do their priors: the prior is the prompt's, not one constant.
     assert len({tuple(np.round(p, 4)) for p in synthetic["label_prior"]}) == len(synthetic)
+
+
+@pytest.mark.slow
+def test_smollm2_debiased_labels_whatever_the_batch_size(sst2_sample):
+    # fp32 pinned: the soft labels are compared with an fp32 reference (dtype "auto" may resolve to bf16).
+    sampling = SamplingConfig(max_new_tokens=40)
+
+    def run(batch_size, generation_batch_size):
+        backend = TransformersBackend.from_pretrained("smollm2", batch_size=generation_batch_size, dtype="float32")
+        augmenter = GPT3MixAugmenter(backend, sst2_sample, SST2, seed=1, sampling=sampling, max_attempts=4,
+                                     label_mode="debiased", keep_prompt=True)
+        return augmenter.augment(batch_size=batch_size, load_from_cache_file=False), augmenter
+
+    reference, augmenter = run(4, 4)
+    assert len(reference) >= 2, augmenter.report.failures
+    other, _ = run(1, 1)
+    assert other["text"] == reference["text"] and other["label"] == reference["label"]
+    np.testing.assert_allclose(other["debias_prior"], reference["debias_prior"], atol=1e-5)
+    np.testing.assert_allclose(other["soft_labels"], reference["soft_labels"], atol=1e-5)
+    # Each text's second order is scored as the labeller check scores a held-out row.
+    for row in rows(reference):
+        examples = [(sst2_sample[i]["text"], sst2_sample[i]["label"]) for i in row["source_ids"]]
+        own, swapped = augmenter.order_prompts(examples)
+        assert own == row["prompt"]
+        other_order = augmenter.label_distributions([swapped], [row["text"]])[0]
+        np.testing.assert_allclose(row["order_averaged_soft_labels"],
+                                   mean_distribution([row["uncalibrated_soft_labels"], other_order]), atol=1e-4)
