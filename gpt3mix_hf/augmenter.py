@@ -22,7 +22,7 @@ from .backends.base import Backend, SamplingConfig
 from .credentials import backend_secrets, redact_secrets, secret_in
 from .data import _validate_dataset, batch_label_names
 from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
-from .labels import LABEL_MODES, LabellingMixin
+from .labels import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES, LabellingMixin
 from .labels import relabel as relabel  # re-exported: its home is labels.py
 from .prompt import GenerationParser, PromptTemplate, has_visible_text
 from .selection import ANCHOR, STRATEGIES, ExampleSelector, content_key, row_rng
@@ -84,8 +84,12 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             row only seeds the draw) or `"class_balanced"` (the mapped row and k - 1 partners, each from a
             class drawn uniformly).
         label_mode (`str`): `"soft"` (the LM's label distribution), `"hard"` (the paper's hard label: the
-            argmax of that distribution, one-hot) or `"written"` (one-hot on the label the LM sampled after its
-            text; no label scoring).
+            argmax of that distribution, one-hot), `"written"` (one-hot on the label the LM sampled after its
+            text; no label scoring) or `"debiased"` (this package's variant, not the paper's: the text's label
+            distribution averaged over `debias_orders` orders of the prompt's examples, divided by the task's
+            label prior `task_prior()` and renormalised; the same generations as `"soft"`, more prefill). In
+            that mode the rows also have `order_averaged_soft_labels` (the average before the prior) and
+            `debias_prior`, and `calibrate=True` only records the content-free prior (for `relabel`).
         calibrate (`bool`): divide the LM's content-free label prior out of each distribution ("Calibrate
             Before Use", Zhao et al., 2021): the label words are scored after each of `content_free_texts` in
             the same prompt. The raw distribution stays in `uncalibrated_soft_labels`.
@@ -97,6 +101,9 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             mapped batches.
         max_attempts (`int`): generations tried per synthetic row before it is recorded as failed.
         keep_prompt (`bool`): store the full prompt of each row.
+        debias_orders (`int`): with `label_mode="debiased"`, m, the example orders each text is scored in
+            (`selection.scoring_orders`: the row's own order first, then its rotations), at most k!.
+        debias_prior_rows (`int`): with `label_mode="debiased"`, the most pool rows scored for the task prior.
 
     Example:
 
@@ -126,6 +133,8 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         label_column: str = "label",
         max_attempts: int = 4,
         keep_prompt: bool = False,
+        debias_orders: int = DEFAULT_DEBIAS_ORDERS,
+        debias_prior_rows: int = DEFAULT_DEBIAS_PRIOR_ROWS,
     ):
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a gpt3mix_hf Backend, got {type(backend).__name__}.")
@@ -147,6 +156,21 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}: 'soft' is the LM's label "
                 "distribution, 'hard' its argmax (the paper), 'written' the label the LM sampled."
             )
+        if label_mode == "debiased":
+            if not isinstance(debias_orders, int) or isinstance(debias_orders, bool) or not (
+                1 <= debias_orders <= math.factorial(k)
+            ):
+                raise ValueError(
+                    f"debias_orders must be an integer in [1, {math.factorial(k)}] (the orders of k={k} examples), "
+                    f"got {debias_orders!r}."
+                )
+            if not isinstance(debias_prior_rows, int) or isinstance(debias_prior_rows, bool) or debias_prior_rows < 1:
+                raise ValueError(f"debias_prior_rows must be an integer >= 1, got {debias_prior_rows!r}.")
+            if len(pool) <= k:
+                raise ValueError(
+                    f"label_mode='debiased' scores pool rows in prompts of k={k} other pool rows for its task "
+                    f"prior, but the pool has only {len(pool)} rows: give a pool of more than k rows, or lower k."
+                )
         if calibrate and label_mode == "written":
             raise ValueError(
                 "calibrate=True changes the LM's label distribution, which label_mode='written' does not use: "
@@ -170,6 +194,7 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         self.calibrate, self.content_free_texts = bool(calibrate), content_free_texts
         self.text_column, self.label_column = text_column, label_column
         self.max_attempts, self.keep_prompt = max_attempts, keep_prompt
+        self.debias_orders, self.debias_prior_rows = debias_orders, debias_prior_rows
         self._texts, self._labels = texts, labels
         self._build_helpers()
         self._check_label_words()
@@ -206,13 +231,16 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             "generated_tokens": Value("int32"),
             "label_mass": Value("float32"),
         }
+        if self.label_mode == "debiased":
+            features["order_averaged_soft_labels"] = Sequence(Value("float32"))
+            features["debias_prior"] = Sequence(Value("float32"))
         if self.keep_prompt:
             features["prompt"] = Value("string")
         return Features(features)
 
     def config(self) -> dict:
         """Everything that decides the synthetic rows, as plain data (provenance for cards and config files)."""
-        return {
+        config = {
             "backend": self.backend.identity,
             "spec": self.spec.to_dict(),
             "template": self.template.to_dict(),
@@ -229,6 +257,11 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             "label_column": self.label_column,
             "label_names": self.label_names,
         }
+        if self.label_mode == "debiased":
+            # Only in this mode, so that the other modes' configs (and the fingerprints made from them) stay as
+            # they were before the mode existed.
+            config.update(debias_orders=self.debias_orders, debias_prior_rows=self.debias_prior_rows)
+        return config
 
     def to_config(self, dataset: Dataset | None = None, **kwargs):
         """This augmenter's provenance as a `GPT3MixConfig` (`gpt3mix_config.json`); keyword arguments as
@@ -251,6 +284,7 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             "label_mode": self.label_mode, "calibrate": self.calibrate, "content_free_texts": self.content_free_texts,
             "seed": self.seed, "sampling": self.sampling, "template": self.template, "text_column": self.text_column,
             "label_column": self.label_column, "max_attempts": self.max_attempts, "keep_prompt": self.keep_prompt,
+            "debias_orders": self.debias_orders, "debias_prior_rows": self.debias_prior_rows,
         }
 
     def __getstate__(self):
@@ -258,7 +292,8 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         # pickles as its source where it has one, and the pool is kept as plain lists. The report of the last
         # run (wall-clock seconds) is left out so that it never changes the fingerprint.
         state = self.__dict__.copy()
-        for name in ("_selector", "_parser", "_pool_rows", "report", "_rows_bar"):
+        # The debiased label's task prior is left out too: it is recomputed, the same, from the pool.
+        for name in ("_selector", "_parser", "_pool_rows", "report", "_rows_bar", "_task_prior"):
             state.pop(name, None)
         return state
 
@@ -337,6 +372,11 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         return whole
 
     def _prompt(self, row: _Row, copy: int, attempt: int) -> tuple[str, list[int], int]:
+        examples, source_ids, generation_seed = self._draw(row, copy, attempt)
+        return self._fit(examples), source_ids, generation_seed
+
+    def _draw(self, row: _Row, copy: int, attempt: int) -> tuple[list[tuple[str, int]], list[int], int]:
+        """The examples of attempt `attempt` of (row, copy), in prompt order, their pool ids, and its seed."""
         rng = row_rng(self.seed, row.key, row.occurrence, copy, attempt)
         copies_in_pool = self._pool_rows.get((row.text, row.label), [])
         chosen = self._selector.select(rng, exclude=copies_in_pool)
@@ -350,12 +390,13 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             else:
                 examples.append((self._texts[choice], self._labels[choice]))
                 source_ids.append(choice)
-        return self._fit(examples), source_ids, generation_seed
+        return examples, source_ids, generation_seed
 
     def _start_attempt(self, rows: list[_Row], key: tuple[int, int], result: dict, attempt: int) -> tuple[str, int]:
         """Set `result`'s prompt, seed and source ids for attempt `attempt` of (row, copy) `key`; (prompt, seed)."""
-        prompt, source_ids, seed = self._prompt(rows[key[0]], key[1], attempt)
-        result.update(prompt=prompt, seed=seed, source_ids=source_ids)
+        examples, source_ids, seed = self._draw(rows[key[0]], key[1], attempt)
+        prompt = self._fit(examples)
+        result.update(prompt=prompt, seed=seed, source_ids=source_ids, examples=examples)
         return prompt, seed
 
     def _fit(self, examples: list[tuple[str, int]]) -> str:
@@ -437,17 +478,33 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 [results[key]["prompt"] for key in pending], [results[key]["seed"] for key in pending], self.sampling,
                 self._scoring_context, self._continuations, next_attempt,
             )
+            def reject(key: tuple[int, int], error: str, accepted=accepted):
+                """Send an accepted generation whose extra scoring failed to another attempt."""
+                self._row_written(-1)
+                completion = accepted.pop(key)[0]
+                results[key]["failed_attempts"].append({"generation": completion.text, "error": error})
+                attempts[key] += 1
+
             if self.calibrate:
                 keys = [key for key in pending if key in accepted]  # in row order, whenever each finished
                 priors = self._content_free_priors([results[key]["prompt"] for key in keys])
                 for key, prior in zip(keys, priors, strict=True):
                     if isinstance(prior, str):
-                        self._row_written(-1)
-                        completion = accepted.pop(key)[0]
-                        results[key]["failed_attempts"].append({"generation": completion.text, "error": prior})
-                        attempts[key] += 1
+                        reject(key, prior)
                     else:
                         accepted[key] = (*accepted[key], prior)
+            if self.label_mode == "debiased":
+                keys = [key for key in pending if key in accepted]
+                averaged = self._order_averaged(
+                    [results[key]["examples"] for key in keys], [accepted[key][1].text for key in keys],
+                    [accepted[key][2] for key in keys],
+                )
+                task_prior = self.task_prior() if keys else None
+                for key, distribution in zip(keys, averaged, strict=True):
+                    if isinstance(distribution, str):
+                        reject(key, distribution)
+                    else:
+                        results[key].update(order_averaged_soft_labels=distribution, debias_prior=task_prior)
             for key, outcome in accepted.items():
                 self._accept(results[key], *outcome)
             pending = [key for key in pending if key not in accepted and attempts[key] < self.max_attempts]
@@ -482,6 +539,9 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             columns["failed_attempts"].append(result["failed_attempts"])
             columns["generated_tokens"].append(result["generated_tokens"])
             columns["label_mass"].append(result["label_mass"] if done else 0.0)
+            if self.label_mode == "debiased":
+                columns["order_averaged_soft_labels"].append(result["order_averaged_soft_labels"] if done else [])
+                columns["debias_prior"].append(result["debias_prior"] if done else [])
             if self.keep_prompt:
                 columns["prompt"].append(result["prompt"])
         return columns

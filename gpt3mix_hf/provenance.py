@@ -159,6 +159,9 @@ class AugmenterSettings:
     max_attempts: int = 4
     text_column: str = "text"
     label_column: str = "label"
+    # label_mode="debiased" only (None otherwise, and then left out of the file, as files before the mode).
+    debias_orders: int | None = None
+    debias_prior_rows: int | None = None
 
     def __post_init__(self):
         # Read back from JSON, the nested settings are plain dicts: make them the objects they describe.
@@ -173,6 +176,9 @@ class AugmenterSettings:
     def to_dict(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(spec=self.spec.to_dict(), template=self.template.to_dict(), sampling=self.sampling.to_dict())
+        for name in ("debias_orders", "debias_prior_rows"):
+            if values[name] is None:
+                del values[name]
         return values
 
 
@@ -409,6 +415,8 @@ class GPT3MixConfig:
             # Passed only when set, so files from before calibration existed build on any augmenter version.
             options["calibrate"] = True
             options["content_free_texts"] = tuple(settings.content_free_texts)
+        if settings.label_mode == "debiased":
+            options.update(debias_orders=settings.debias_orders, debias_prior_rows=settings.debias_prior_rows)
         return GPT3MixAugmenter(
             backend,
             dataset,

@@ -17,6 +17,8 @@ the batch size, number of processes, order or subset of the mapped rows.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -116,3 +118,25 @@ class ExampleSelector:
             return int(rng.integers(self.num_rows))
         rows = self._by_class[self._classes_with_rows[int(rng.integers(len(self._classes_with_rows)))]]
         return int(rows[rng.integers(len(rows))])
+
+
+def scoring_orders(k: int, m: int) -> list[tuple[int, ...]]:
+    """The orders of a prompt's k examples under which the debiased label scores a text: `m` permutations of
+    `range(k)`, the prompt's own order first, then its rotations (so that with m = k each example is last
+    once), then the other permutations in lexicographic order.
+
+    Example:
+
+    >>> scoring_orders(3, 4)
+    [(0, 1, 2), (1, 2, 0), (2, 0, 1), (0, 2, 1)]
+    """
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k (examples per prompt) must be an integer >= 1, got {k!r}.")
+    if not isinstance(m, int) or isinstance(m, bool) or not 1 <= m <= math.factorial(k):
+        raise ValueError(
+            f"debias_orders must be an integer in [1, {math.factorial(k)}] (the {k}! orders of {k} examples), "
+            f"got {m!r}: lower it, or raise k."
+        )
+    orders = [tuple((i + shift) % k for i in range(k)) for shift in range(k)]
+    orders += [order for order in itertools.permutations(range(k)) if order not in orders]
+    return orders[:m]

@@ -126,3 +126,54 @@ def top_k_label_logprobs(alternatives: dict[str, float], continuations: list[str
             found[i] = bound
     logprobs = [math.log(p) if p > 0 else -math.inf for p in found]
     return logprobs, covered, len(missing)
+
+
+def mean_distribution(distributions: list[list[float]]) -> list[float]:
+    """The mean of label distributions, renormalised.
+
+    Two uses: the order-averaged label of one text (its distributions under the m scoring prompts of
+    `selection.scoring_orders`), and the task's label prior of Batch Calibration (Zhou et al., 2024): the mean
+    label distribution over many scored texts.
+
+    Args:
+        distributions (`list[list[float]]`): one distribution per prompt (or per text), one entry per label.
+
+    Example:
+
+    >>> mean_distribution([[0.9, 0.1], [0.3, 0.7]])  # (0.6, 0.4)
+    [0.6, 0.399...]
+    """
+    if not distributions or not distributions[0]:
+        raise ValueError("No label distributions to average: give at least one, with one entry per label.")
+    num_labels = len(distributions[0])
+    if any(len(row) != num_labels for row in distributions):
+        raise ValueError(
+            f"Every label distribution needs {num_labels} entries (one per label); got lengths "
+            f"{sorted({len(row) for row in distributions})}."
+        )
+    sums = [sum(row[label] for row in distributions) for label in range(num_labels)]
+    total = sum(sums)
+    if not math.isfinite(total) or total <= 0:
+        raise ValueError(f"The label distributions {distributions} have no probability to average.")
+    return [value / total for value in sums]
+
+
+def debias(distributions: list[list[float]], prior: list[float]) -> list[float]:
+    """The debiased soft label (a variant of this package, not the paper's): the mean of one text's label
+    distributions under m scoring prompts whose examples differ in order, with the task's label prior divided
+    out and renormalised, q(y) ∝ mean_j p_j(y) / prior(y).
+
+    Averaging over orders cancels the LM's pull towards the last example's label; dividing by a task-level
+    prior (Batch Calibration's mean label distribution, Zhou et al. 2024) removes the label words' own bias
+    without dividing out the examples' signal, as a per-prompt prior does.
+
+    Args:
+        distributions (`list[list[float]]`): the text's label distribution under each scoring prompt.
+        prior (`list[float]`): the task's label prior, every entry > 0 (a uniform prior only averages).
+
+    Example:
+
+    >>> debias([[0.9, 0.1], [0.3, 0.7]], [0.75, 0.25])  # mean (0.6, 0.4) / prior (0.75, 0.25) = (0.8, 1.6)
+    [0.333..., 0.666...]
+    """
+    return calibrate(mean_distribution(distributions), prior)

@@ -1,5 +1,6 @@
 import logging
 import math
+import pickle
 import zlib
 
 import numpy as np
@@ -17,7 +18,7 @@ from gpt3mix_hf import (
 )
 from gpt3mix_hf.augmenter import OCCURRENCE_COLUMN, number_duplicates, relabel
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
-from gpt3mix_hf.soft_labels import calibrate, content_free_prior
+from gpt3mix_hf.soft_labels import calibrate, content_free_prior, mean_distribution, normalize_logprobs
 
 SST2 = TaskSpec.from_preset("sst2")
 
@@ -170,6 +171,125 @@ def test_a_prior_without_probability_for_a_label_fails_the_attempt(toy_sentiment
     assert len(augmenter.augment()) == 0
     errors = {a["error"] for failure in augmenter.report.failures for a in failure["failed_attempts"]}
     assert len(errors) == 1 and errors.pop().startswith("calibration failed")
+
+
+class OrderSensitiveBackend(ScriptedBackend):
+    """Scores that depend on the prompt too (so on the examples' order), as a real LM's do."""
+
+    def score(self, prompts, contexts, continuations):
+        scores = []
+        for prompt, context in zip(prompts, contexts, strict=True):
+            rng = np.random.default_rng(zlib.crc32((prompt + context).encode()))
+            scores.append(np.log(rng.dirichlet([1.0] * len(continuations))).tolist())
+        return scores
+
+
+def test_debiased_labels_average_the_example_orders_and_divide_the_task_prior_out(toy_sentiment):
+    options = {"ratio": 2, "seed": 3, "selection": "uniform"}
+    plain = GPT3MixAugmenter(OrderSensitiveBackend(), toy_sentiment, SST2, **options).augment()
+    backend = OrderSensitiveBackend()
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, label_mode="debiased", keep_prompt=True, **options)
+    debiased = augmenter.augment()
+    # The same generations as the soft pass: only label columns are added.
+    assert debiased["text"] == plain["text"]
+    assert debiased["uncalibrated_soft_labels"] == plain["soft_labels"]
+    prior = augmenter.task_prior()
+    assert max(prior) > 0.5 + 1e-3  # not uniform: dividing it out moves labels
+    continuations = [" negative", " positive"]
+    for row in rows(debiased):
+        examples = [(toy_sentiment[i]["text"], toy_sentiment[i]["label"]) for i in row["source_ids"]]
+        own, swapped = augmenter.order_prompts(examples)
+        assert own == row["prompt"]
+        assert swapped == augmenter.order_prompts(examples[::-1])[0]
+        other = normalize_logprobs(backend.score([swapped], [f" {row['text']} (Sentiment:"], continuations)[0])
+        expected = mean_distribution([row["uncalibrated_soft_labels"], other])
+        assert row["order_averaged_soft_labels"] == pytest.approx(expected, abs=1e-6)
+        assert row["debias_prior"] == pytest.approx(prior, abs=1e-6)
+        assert row["soft_labels"] == pytest.approx(calibrate(expected, prior), abs=1e-6)
+        assert row["label"] == int(np.argmax(row["soft_labels"]))
+    assert debiased["label"] != plain["label"]
+    # relabel derives the debiased label again, or with another task prior (e.g. over the rows themselves).
+    np.testing.assert_allclose(relabel(debiased, "debiased")["soft_labels"], debiased["soft_labels"], atol=1e-6)
+    own_rows_prior = mean_distribution(debiased["order_averaged_soft_labels"])
+    np.testing.assert_allclose(
+        relabel(debiased, "debiased", prior=own_rows_prior)["soft_labels"],
+        [calibrate(row, own_rows_prior) for row in debiased["order_averaged_soft_labels"]], atol=1e-6,
+    )
+    assert relabel(debiased, "soft")["soft_labels"] == plain["soft_labels"]
+    with pytest.raises(ValueError, match="label_mode='debiased'"):
+        relabel(plain, "debiased")
+    with pytest.raises(ValueError, match="prior="):
+        relabel(debiased, "soft", prior=prior)
+
+
+def test_task_prior_is_the_mean_order_averaged_distribution_of_the_pool_rows(toy_sentiment):
+    backend = OrderSensitiveBackend()
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, label_mode="debiased", seed=1)
+    averaged = []
+    for row in rows(toy_sentiment):
+        # Each pool row is scored in prompts of k other pool rows: it never sees itself as an example.
+        prompts = [prompt for prompt, context in backend_scored(augmenter, row["text"])]
+        assert len(prompts) == 2 and all(row["text"] not in prompt for prompt in prompts)
+        scores = backend.score(prompts, [f" {row['text']} (Sentiment:"] * 2, [" negative", " positive"])
+        averaged.append(mean_distribution([normalize_logprobs(s) for s in scores]))
+    assert augmenter.task_prior() == pytest.approx(mean_distribution(averaged), abs=1e-9)
+
+
+def backend_scored(augmenter, text):
+    """The (prompt, context) pairs the augmenter's task prior scored for pool row `text`."""
+    scored = []
+
+    class Spy(OrderSensitiveBackend):
+        def score(self, prompts, contexts, continuations):
+            scored.extend(zip(prompts, contexts, strict=True))
+            return super().score(prompts, contexts, continuations)
+
+    GPT3MixAugmenter(Spy(), augmenter.pool_dataset(), SST2, label_mode="debiased", seed=augmenter.seed).task_prior()
+    return [(prompt, context) for prompt, context in scored if context == f" {text} (Sentiment:"]
+
+
+def test_debiased_rows_do_not_depend_on_the_batch_size_or_the_mapped_subset(toy_sentiment):
+    def augmenter():
+        return GPT3MixAugmenter(OrderSensitiveBackend(), toy_sentiment, SST2, label_mode="debiased", ratio=2, seed=7)
+
+    runs = [augmenter().augment(batch_size=size) for size in (1, 4, 16)]
+    assert rows(runs[0]) == rows(runs[1]) == rows(runs[2])
+    # map sees one batch at a time, and a subset of the rows: the task prior comes from the pool, not the batch.
+    full = mapped_blocks(toy_sentiment, augmenter(), 2)
+    for batch_size in (1, 2):
+        for text, block in mapped_blocks(toy_sentiment.select([4, 1]), augmenter(), 2, batch_size).items():
+            assert block == full[text]
+    # A worker process (num_proc) gets the augmenter pickled without its prior, and recomputes the same one.
+    built = augmenter()
+    prior = built.task_prior()
+    assert pickle.loads(pickle.dumps(built)).task_prior() == prior
+
+
+def test_debiased_scoring_that_fails_sends_the_row_to_another_attempt(toy_sentiment):
+    class SwappedOrderBlind(OrderSensitiveBackend):
+        """No label has probability after a generated text in half of the prompts it was not generated from (the
+        examples' other order)."""
+
+        generated_from: set[str] = set()
+
+        def generate(self, prompts, seeds, sampling):
+            self.generated_from.update(prompts)
+            return super().generate(prompts, seeds, sampling)
+
+        def score(self, prompts, contexts, continuations):
+            scores = super().score(prompts, contexts, continuations)
+            for i, (prompt, context) in enumerate(zip(prompts, contexts, strict=True)):
+                blind = prompt not in self.generated_from and zlib.crc32(prompt.encode()) % 2 == 0
+                if "synthetic review" in context and blind:
+                    scores[i] = [-math.inf] * len(continuations)
+            return scores
+
+    augmenter = GPT3MixAugmenter(SwappedOrderBlind(parse_rate=1.0), toy_sentiment, SST2, label_mode="debiased",
+                                 ratio=2, max_attempts=8)
+    synthetic = augmenter.augment()
+    errors = [a["error"] for row in synthetic["failed_attempts"] for a in row]
+    assert errors and all(error.startswith("debiased scoring failed") for error in errors)
+    assert all(len(row) == 2 for row in synthetic["order_averaged_soft_labels"])
 
 
 def test_fractional_ratio_is_a_per_row_coin_flip():
@@ -404,6 +524,10 @@ def test_label_without_examples_warns_and_keeps_its_share(caplog):
     ({"ratio": 0}, "ratio"), ({"label_mode": "argmax"}, "label_mode"), ({"max_attempts": 0}, "max_attempts"),
     ({"selection": "nearest"}, "selection"), ({"label_mode": "written", "calibrate": True}, "calibrate"),
     ({"calibrate": True, "content_free_texts": []}, "content_free_texts"),
+    ({"label_mode": "debiased", "debias_orders": 3}, "debias_orders"),
+    ({"label_mode": "debiased", "debias_orders": 0}, "debias_orders"),
+    ({"label_mode": "debiased", "debias_prior_rows": 0}, "debias_prior_rows"),
+    ({"label_mode": "debiased", "k": 6}, "more than k rows"),
 ])
 def test_bad_settings(toy_sentiment, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -544,3 +668,30 @@ def test_smollm2_calibration_scores_the_prior_in_each_rows_prompt(sst2_sample):
         np.testing.assert_allclose(row["soft_labels"], calibrate(row["uncalibrated_soft_labels"], prior), atol=1e-4)
     # Prompts differ, so do their priors: the prior is the prompt's, not one constant.
     assert len({tuple(np.round(p, 4)) for p in synthetic["label_prior"]}) == len(synthetic)
+
+
+@pytest.mark.slow
+def test_smollm2_debiased_labels_whatever_the_batch_size(sst2_sample):
+    # fp32 pinned: the soft labels are compared with an fp32 reference (dtype "auto" may resolve to bf16).
+    sampling = SamplingConfig(max_new_tokens=40)
+
+    def run(batch_size, generation_batch_size):
+        backend = TransformersBackend.from_pretrained("smollm2", batch_size=generation_batch_size, dtype="float32")
+        augmenter = GPT3MixAugmenter(backend, sst2_sample, SST2, seed=1, sampling=sampling, max_attempts=4,
+                                     label_mode="debiased", keep_prompt=True)
+        return augmenter.augment(batch_size=batch_size, load_from_cache_file=False), augmenter
+
+    reference, augmenter = run(4, 4)
+    assert len(reference) >= 2, augmenter.report.failures
+    other, _ = run(1, 1)
+    assert other["text"] == reference["text"] and other["label"] == reference["label"]
+    np.testing.assert_allclose(other["debias_prior"], reference["debias_prior"], atol=1e-5)
+    np.testing.assert_allclose(other["soft_labels"], reference["soft_labels"], atol=1e-5)
+    # Each text's second order is scored as the labeller check scores a held-out row.
+    for row in rows(reference):
+        examples = [(sst2_sample[i]["text"], sst2_sample[i]["label"]) for i in row["source_ids"]]
+        own, swapped = augmenter.order_prompts(examples)
+        assert own == row["prompt"]
+        other_order = augmenter.label_distributions([swapped], [row["text"]])[0]
+        np.testing.assert_allclose(row["order_averaged_soft_labels"],
+                                   mean_distribution([row["uncalibrated_soft_labels"], other_order]), atol=1e-4)

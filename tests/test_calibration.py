@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gpt3mix_hf.soft_labels import calibrate, content_free_prior, normalize_logprobs
+from gpt3mix_hf.soft_labels import calibrate, content_free_prior, debias, mean_distribution, normalize_logprobs
 
 
 def test_hand_computed_calibration():
@@ -82,3 +82,56 @@ def test_bad_prior_input():
         content_free_prior([[0.0, 0.0], [0.0]])
     with pytest.raises(ValueError, match="zero probability"):
         content_free_prior([[-math.inf, -math.inf]])
+
+
+# The debiased label (this package's variant): order averaging and a task-level prior.
+
+
+def test_hand_computed_mean_distribution():
+    assert mean_distribution([[0.9, 0.1], [0.3, 0.7]]) == pytest.approx([0.6, 0.4])
+    # Three labels, three rows: column sums (1.2, 0.9, 0.9) / 3.
+    assert mean_distribution([[0.5, 0.25, 0.25], [0.1, 0.6, 0.3], [0.6, 0.05, 0.35]]) == pytest.approx([0.4, 0.3, 0.3])
+    # Unnormalised rows are renormalised after summing: (2 + 1, 2 + 1) -> uniform.
+    assert mean_distribution([[2.0, 2.0], [1.0, 1.0]]) == pytest.approx([0.5, 0.5])
+    assert mean_distribution([[0.2, 0.8]]) == pytest.approx([0.2, 0.8])
+
+
+def test_hand_computed_debias():
+    # Mean (0.6, 0.4); / (0.75, 0.25) = (0.8, 1.6); renormalised (1/3, 2/3).
+    assert debias([[0.9, 0.1], [0.3, 0.7]], [0.75, 0.25]) == pytest.approx([1 / 3, 2 / 3])
+    # A uniform prior only averages.
+    assert debias([[0.9, 0.1], [0.3, 0.7]], [0.5, 0.5]) == pytest.approx([0.6, 0.4])
+
+
+def test_averaging_two_orders_cancels_a_pull_towards_the_last_example():
+    # The LM gives the last example's label 0.3 more than the text deserves (0.55 / 0.45): in the two orders of
+    # a mixed-label prompt the pull points at each label once, and the average is the text's own distribution.
+    text = np.array([0.55, 0.45])
+    pull = np.array([0.3, -0.3])
+    last_negative, last_positive = (text + pull).tolist(), (text - pull).tolist()
+    assert int(np.argmax(last_negative)) == 0 and int(np.argmax(last_positive)) == 1  # each order follows recency
+    assert debias([last_negative, last_positive], [0.5, 0.5]) == pytest.approx(text.tolist())
+
+
+def test_batch_calibration_prior_makes_the_mean_prediction_uniform():
+    # A label word the LM favours everywhere: dividing the rows' mean out balances the argmax shares.
+    rows = [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]]
+    prior = mean_distribution(rows)
+    assert prior == pytest.approx([0.75, 0.25])
+    labels = [int(np.argmax(debias([row], prior))) for row in rows]
+    assert labels == [0, 0, 1, 1]
+    assert [int(np.argmax(row)) for row in rows] == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("distributions", "match"),
+    [([], "at least one"), ([[]], "at least one"), ([[0.5, 0.5], [1.0]], "entries"), ([[0.0, 0.0]], "no probability")],
+)
+def test_mean_distribution_bad_input(distributions, match):
+    with pytest.raises(ValueError, match=match):
+        mean_distribution(distributions)
+
+
+def test_debias_refuses_a_prior_without_probability_for_a_label():
+    with pytest.raises(ValueError, match="no probability"):
+        debias([[0.5, 0.5]], [1.0, 0.0])

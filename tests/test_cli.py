@@ -95,6 +95,28 @@ def test_augment_through_a_served_lm_writes_rows(augmented, server, capsys):
     assert API_KEY not in text
 
 
+def test_augment_with_debiased_labels(augmented, server, reviews, tmp_path, capsys, monkeypatch):
+    output_dir = tmp_path / "debiased"
+    flags = ["augment", "--dataset", str(reviews), *REVIEW_FLAGS, "--sample_per_class", "3", "--ratio", "2",
+             "--backend", "openai", "--base_url", f"{server.url}/v1", "--model", "tiny", "--max_concurrency", "2",
+             "--max_new_tokens", "8", "--disable_tqdm", "--output_dir", str(output_dir),
+             "--label_mode", "debiased", "--debias_orders", "2", "--debias_prior_rows", "4"]
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    assert main(flags) == 0
+    rows = load_from_disk(output_dir / "synthetic")
+    soft = load_from_disk(augmented / "synthetic")
+    # The same generations as the soft run of the same flags; only the label columns differ.
+    assert rows["text"] == soft["text"] and len(rows) > 0
+    assert np.allclose(rows["uncalibrated_soft_labels"], soft["soft_labels"], atol=1e-6)
+    by_hand = np.asarray(rows["order_averaged_soft_labels"]) / np.asarray(rows["debias_prior"])
+    assert np.allclose(rows["soft_labels"], by_hand / by_hand.sum(axis=1, keepdims=True), atol=1e-5)
+    config = json.loads((output_dir / "gpt3mix_config.json").read_text())["augmenter"]
+    assert (config["label_mode"], config["debias_orders"], config["debias_prior_rows"]) == ("debiased", 2, 4)
+    with pytest.raises(SystemExit):
+        main(["augment", "--help"])
+    assert "--debias_orders" in capsys.readouterr().out
+
+
 def test_augment_through_tgi(engine, reviews, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", API_KEY)
     with FakeTGIServer(engine) as tgi:

@@ -224,6 +224,32 @@ def test_bf16_trains_on_a_machine_without_a_gpu(tmp_path, tiny_classifier):
     assert record["status"] == "ok" and 0 <= record["accuracy"] <= 1 and record["steps"] >= 1
 
 
+def test_debiased_method_shares_the_generation_of_the_other_gpt3mix_methods(tmp_path, tiny_classifier, monkeypatch):
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
+    methods = ["gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-debiased"]
+    args = tiny_args(tmp_path, tiny_classifier, methods=methods)
+    records = run_experiment(args, toy_split(repeat=3), toy_split(), backend=ScriptedBackend(parse_rate=0.8))
+    assert [r["method"] for r in records] == methods and len({r["num_synthetic"] for r in records}) == 1
+    (folder,) = (tmp_path / "sweep" / "augmentations" / "gpt3mix").glob("level=0.1/data0")
+    rows = load_from_disk(folder / "data")
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["augmenter"]["label_mode"] == "debiased" and meta["augmenter"]["calibrate"]
+    assert meta["augmenter"]["debias_orders"] == meta["config"]["debias_orders"] == 2
+    soft = derive_method_rows(rows, "gpt3mix-soft")["soft_labels"]
+    assert np.allclose(soft, rows["uncalibrated_soft_labels"])
+    # Calibrated from the raw distributions and the content-free prior, not from the debiased soft_labels.
+    by_hand = np.asarray(rows["uncalibrated_soft_labels"]) / np.asarray(rows["label_prior"])
+    assert np.allclose(derive_method_rows(rows, "gpt3mix-calibrated")["soft_labels"],
+                       by_hand / by_hand.sum(axis=1, keepdims=True), atol=1e-5)
+    debiased = derive_method_rows(rows, "gpt3mix-debiased")
+    by_hand = np.asarray(rows["order_averaged_soft_labels"]) / np.asarray(rows["debias_prior"])
+    assert np.allclose(debiased["soft_labels"], by_hand / by_hand.sum(axis=1, keepdims=True), atol=1e-5)
+    assert debiased["label"] == np.argmax(by_hand, axis=1).tolist()
+    assert not np.allclose(debiased["soft_labels"], soft)
+    with pytest.raises(ValueError, match="label_mode='debiased'"):
+        derive_method_rows(generation("calibrated"), "gpt3mix-debiased")
+
+
 def test_every_gpt3mix_method_from_one_calibrated_generation():
     rows = generation("calibrated")
     soft = derive_method_rows(rows, "gpt3mix-soft")

@@ -188,6 +188,23 @@ def test_credentials_never_reach_the_file(tmp_path):
     check_no_secrets({"sampling": {"max_new_tokens": 64}, "generated_tokens": 10, "api_key": None})
 
 
+def test_debiased_settings_are_recorded_and_rebuild_the_same_rows(tmp_path, toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, TaskSpec.from_preset("sst2"), ratio=2, seed=2,
+                                 label_mode="debiased", debias_orders=1, debias_prior_rows=4)
+    synthetic = augmenter.augment()
+    config = augmenter.to_config(toy_sentiment)
+    assert (config.augmenter.debias_orders, config.augmenter.debias_prior_rows) == (1, 4)
+    config.save_pretrained(tmp_path)
+    written = json.loads((tmp_path / CONFIG_NAME).read_text())["augmenter"]
+    assert (written["label_mode"], written["debias_orders"], written["debias_prior_rows"]) == ("debiased", 1, 4)
+    rebuilt = GPT3MixAugmenter.from_config(tmp_path, dataset=toy_sentiment, backend=ScriptedBackend())
+    assert (rebuilt.label_mode, rebuilt.debias_orders, rebuilt.debias_prior_rows) == ("debiased", 1, 4)
+    assert rebuilt.augment().to_list() == synthetic.to_list()
+    # Other modes' files are as before the mode existed: no debias keys.
+    plain = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=2).to_config(toy_sentiment).to_dict()
+    assert "debias_orders" not in plain["augmenter"] and "debias_prior_rows" not in plain["augmenter"]
+
+
 def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentiment):
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=3)
     augmenter.augment()

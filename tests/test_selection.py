@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gpt3mix_hf.selection import ANCHOR, ExampleSelector, content_key, row_rng, row_seed
+from gpt3mix_hf.selection import ANCHOR, ExampleSelector, content_key, row_rng, row_seed, scoring_orders
 
 
 def test_row_seed_is_stable_and_distinct():
@@ -83,3 +83,19 @@ def test_bad_k(k):
 def test_unknown_strategy():
     with pytest.raises(ValueError, match="uniform"):
         ExampleSelector([0, 1], 2, strategy="nearest")
+
+
+def test_scoring_orders_put_each_example_last_once_then_the_other_permutations():
+    assert scoring_orders(2, 1) == [(0, 1)]
+    assert scoring_orders(2, 2) == [(0, 1), (1, 0)]
+    three = scoring_orders(3, 6)
+    assert three[:3] == [(0, 1, 2), (1, 2, 0), (2, 0, 1)]
+    assert {order[-1] for order in three[:3]} == {0, 1, 2}
+    assert sorted(three) == sorted(set(three)) and len(three) == 6
+    assert scoring_orders(3, 4) == three[:4]  # m orders are the first m of any larger m
+
+
+@pytest.mark.parametrize(("k", "m"), [(2, 3), (2, 0), (1, 2), (0, 1), (2, True)])
+def test_scoring_orders_bad_m(k, m):
+    with pytest.raises(ValueError, match="must be an integer"):
+        scoring_orders(k, m)

@@ -28,6 +28,8 @@ LABEL_MODES = {
     "soft": "soft (the LM's label distribution)",
     "hard": "hard (the most likely label of the LM's label distribution)",
     "written": "written (the label the LM wrote)",
+    "debiased": "debiased (a variant, not the paper's: the LM's label distribution averaged over orders of the "
+                "prompt's examples, divided by the task's mean label distribution)",
 }
 
 
@@ -146,4 +148,7 @@ def provenance_table(config: GPT3MixConfig) -> str:
     ]
     if settings.calibrate:
         rows.insert(8, ("Label scores", "calibrated"))
+    if settings.label_mode == "debiased":
+        rows.insert(8, ("Debiased label", f"{settings.debias_orders} example orders averaged; task prior from at "
+                                          f"most {settings.debias_prior_rows} pool rows"))
     return table([{"setting": name, "value": value} for name, value in rows])

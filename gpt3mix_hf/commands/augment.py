@@ -22,6 +22,7 @@ from ..backends.base import SamplingConfig
 from ..backends.credentials import check_base_url
 from ..data import class_balanced_sample
 from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
+from ..labels import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
 from ..selection import STRATEGIES
@@ -32,7 +33,6 @@ BACKENDS = ("transformers", "openai", "tgi")
 SERVED = ("openai", "tgi")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-LABEL_MODES = ("soft", "hard", "written")
 
 logger = logging.get_logger(__name__)
 
@@ -95,7 +95,17 @@ class AugmentArguments:
     label_mode: str = field(
         default="soft",
         metadata={"help": "soft: the LM's label distribution; hard: its argmax (the paper); written: the label the "
-                  "LM wrote.", "choices": list(LABEL_MODES)},
+                  "LM wrote; debiased (not the paper's): the distribution averaged over --debias_orders orders of the "
+                  "prompt's examples, divided by the task's label prior (the mean distribution over the pool's rows) "
+                  "- the same generations as soft, more prefill.", "choices": list(LABEL_MODES)},
+    )
+    debias_orders: int = field(
+        default=DEFAULT_DEBIAS_ORDERS,
+        metadata={"help": "debiased: the example orders each text is scored in (at most k!; the README's labeller "
+                  "study chose the default)."},
+    )
+    debias_prior_rows: int = field(
+        default=DEFAULT_DEBIAS_PRIOR_ROWS, metadata={"help": "debiased: the most pool rows scored for the task prior."}
     )
     calibrate: bool = field(
         default=False, metadata={"help": "Divide out the LM's label prior, estimated with content-free texts."}
@@ -241,6 +251,8 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
         dataset = load_rows_to_augment(data_args)
         label_names = list(dataset.features[data_args.label_column].names)
         options = {"calibrate": True} if args.calibrate else {}
+        if args.label_mode == "debiased":
+            options.update(debias_orders=args.debias_orders, debias_prior_rows=args.debias_prior_rows)
         augmenter = GPT3MixAugmenter(
             _backend(args), dataset, task_spec(task, label_names, data_args.dataset), k=args.k, ratio=args.ratio,
             selection=args.selection, label_mode=args.label_mode, seed=args.seed, sampling=sampling,

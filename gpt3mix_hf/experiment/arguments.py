@@ -11,7 +11,7 @@ from ..validation import check_fields
 from .source import DataSourceArguments, TaskSpecArguments
 
 # GPT3Mix methods all come from one generation per sub-sample (see `caches.derive_method_rows`).
-GPT3MIX_METHODS = ("gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard", "gpt3mix-written")
+GPT3MIX_METHODS = ("gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard", "gpt3mix-written", "gpt3mix-debiased")
 METHODS = ("noaug", "eda", "bt", *GPT3MIX_METHODS)
 DEFAULT_METHODS = ("noaug", "eda", "gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard")
 METHOD_NAMES = {
@@ -22,6 +22,7 @@ METHOD_NAMES = {
     "gpt3mix-calibrated": "GPT3Mix soft, calibrated",
     "gpt3mix-hard": "GPT3Mix hard (paper)",
     "gpt3mix-written": "GPT3Mix written label",
+    "gpt3mix-debiased": "GPT3Mix debiased (not the paper's)",
 }
 BASELINE = "noaug"
 

@@ -9,7 +9,11 @@ then reads its labels from the same texts (`derive_method_rows`):
 - `gpt3mix-soft`: the LM's label distribution (uncalibrated);
 - `gpt3mix-calibrated`: the distribution with the LM's content-free label prior divided out (Zhao et al., 2021);
 - `gpt3mix-hard`: the paper's hard label, the argmax of the (uncalibrated) label distribution, one-hot;
-- `gpt3mix-written`: the label the LM wrote after its text, one-hot (a variant, not the paper's).
+- `gpt3mix-written`: the label the LM wrote after its text, one-hot (a variant, not the paper's);
+- `gpt3mix-debiased`: the label distribution averaged over the orders of the prompt's examples and divided by the
+  task's mean label distribution over the pool (`label_mode="debiased"`, a variant, not the paper's). When it is
+  asked for, the generation runs in that mode: the same texts and raw distributions as a soft-mode generation,
+  plus its `order_averaged_soft_labels` and `debias_prior`.
 
 A cache folder is finished when its `meta.json` exists (`gpt3mix_hf.state`); a folder made with other settings
 is made again; a `FileLock` keeps two sweep processes from making the same rows.
@@ -28,9 +32,9 @@ from transformers.utils import logging
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..data import training_features
-from ..labels import label_from_distribution
+from ..labels import DEFAULT_DEBIAS_ORDERS, label_from_distribution
 from ..selection import row_seed
-from ..soft_labels import one_hot
+from ..soft_labels import calibrate, one_hot
 from ..spec import TaskSpec
 from ..state import load_rows, save_rows
 from .arguments import ExperimentArguments
@@ -39,6 +43,7 @@ logger = logging.get_logger(__name__)
 
 UNCALIBRATED_COLUMN = "uncalibrated_soft_labels"
 PRIOR_COLUMN = "label_prior"
+DEBIASED_COLUMNS = ("order_averaged_soft_labels", "debias_prior")
 
 
 def level_name(level: float) -> str:
@@ -72,7 +77,21 @@ def derive_method_rows(generation: Dataset, method: str) -> Dataset:
                 "This generation was made without calibrate=True: it has no calibrated soft labels. Make it again "
                 "with the calibrated method in the sweep."
             )
-        rows = [label_from_distribution(list(row), "soft") for row in generation["soft_labels"]]
+        if all(column in generation.column_names for column in DEBIASED_COLUMNS):
+            # A debiased generation's soft_labels are the debiased ones: calibrate its raw distributions here.
+            calibrated = [calibrate(raw, list(prior))
+                          for raw, prior in zip(_raw_distributions(generation), generation[PRIOR_COLUMN], strict=True)]
+        else:
+            calibrated = [list(row) for row in generation["soft_labels"]]
+        rows = [label_from_distribution(row, "soft") for row in calibrated]
+    elif method == "gpt3mix-debiased":
+        if not all(column in generation.column_names for column in DEBIASED_COLUMNS):
+            raise ValueError(
+                "This generation was made without label_mode='debiased': it has no order-averaged label "
+                "distributions. Make it again with gpt3mix-debiased in the sweep's methods."
+            )
+        rows = [label_from_distribution(calibrate(list(averaged), list(prior)), "soft") for averaged, prior
+                in zip(generation["order_averaged_soft_labels"], generation["debias_prior"], strict=True)]
     elif method in ("gpt3mix-soft", "gpt3mix-hard"):
         mode = "hard" if method == "gpt3mix-hard" else "soft"
         rows = [label_from_distribution(row, mode) for row in _raw_distributions(generation)]
@@ -110,6 +129,7 @@ class Augmentations:
         self._bt = None
         self._bt_error: str | None = None
         self.calibrate = "gpt3mix-calibrated" in args.methods
+        self.debiased = "gpt3mix-debiased" in args.methods
 
     @property
     def backend(self):
@@ -156,6 +176,8 @@ class Augmentations:
             "spec": self.spec.to_dict(), "k": self.args.k, "ratio": self.args.ratio, "selection": "uniform",
             "calibrate": self.calibrate, "seed": row_seed(split.seed, 2) % 2**31,
             "sampling": self.sampling.to_dict(), **_fingerprint(split.train),
+            # Only when asked for, so that the caches of sweeps without the debiased method keep their keys.
+            **({"label_mode": "debiased", "debias_orders": DEFAULT_DEBIAS_ORDERS} if self.debiased else {}),
         }
 
     def _load(self, folder: Path, key: dict) -> tuple[Dataset, dict] | None:
@@ -180,9 +202,12 @@ class Augmentations:
             if cached is not None:
                 return cached
             options = {"calibrate": True} if self.calibrate else {}
+            if self.debiased:
+                options.update(debias_orders=key["debias_orders"])
             augmenter = GPT3MixAugmenter(
                 self.backend, split.train, self.spec, k=self.args.k, ratio=self.args.ratio, selection="uniform",
-                label_mode="soft", seed=key["seed"], sampling=self.sampling, **options,
+                label_mode="debiased" if self.debiased else "soft", seed=key["seed"], sampling=self.sampling,
+                **options,
             )
             # Shards of 64 real rows (a full set of decoding slots, twice) are saved as they finish: an interrupted
             # generation resumes from them.
