@@ -173,6 +173,13 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         self._texts, self._labels = texts, labels
         self._build_helpers()
         self._check_label_words()
+        limit = self.backend.max_context
+        if limit is not None and limit - self.sampling.max_new_tokens - _SCORING_MARGIN < 1:
+            # Said here, not at the first prompt of a map.
+            raise ValueError(
+                f"max_new_tokens={self.sampling.max_new_tokens} leaves no room for a prompt in the model's context of "
+                f"{limit} tokens: lower max_new_tokens (SamplingConfig) below {limit - _SCORING_MARGIN}."
+            )
         empty = sorted(set(range(len(self.label_names))) - set(labels))
         if empty:
             logger.warning(

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import (
     EarlyStoppingCallback,
+    EvalPrediction,
     IntervalStrategy,
     PreTrainedModel,
     SchedulerType,
@@ -316,6 +317,8 @@ class GPT3MixTrainer(Trainer):
         for name, dataset in eval_sets.items():
             self._check_real_rows(dataset, name)
             self._check_eval_columns(dataset, name)
+        if compute_metrics is None and eval_dataset is not None:
+            self._check_metric_for_best_model(args)
 
         callbacks = list(callbacks or [])
         if args.early_stopping_patience is not None and not any(
@@ -387,6 +390,21 @@ class GPT3MixTrainer(Trainer):
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
             raise _label_error(int(labels[index]), num_labels, f"{name} row {index}")
+
+    @staticmethod
+    def _check_metric_for_best_model(args) -> None:
+        """With the default `compute_metrics`, a `metric_for_best_model` it does not report would fail at the first
+        evaluation, after an epoch of training: refused here, with the names it does report."""
+        metric = args.metric_for_best_model
+        if metric is None or IntervalStrategy(args.eval_strategy) == IntervalStrategy.NO:
+            return
+        sample = EvalPrediction(predictions=np.array([[1.0, 0.0], [0.0, 1.0]]), label_ids=np.array([0, 1]))
+        reported = {"loss", *default_compute_metrics(sample)}
+        if metric.removeprefix("eval_") not in reported:
+            raise ValueError(
+                f"metric_for_best_model={metric!r}, but the evaluation reports {sorted(reported)}: choose one of "
+                "them, or pass a compute_metrics that reports it."
+            )
 
     @staticmethod
     def _check_eval_columns(dataset, name: str) -> None:
