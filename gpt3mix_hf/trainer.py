@@ -24,6 +24,7 @@ from transformers.utils import logging
 
 from .losses import kl_divergence, soft_cross_entropy
 from .metrics import compute_metrics as default_compute_metrics
+from .state import check_folder_path
 from .training_args import SOFT_LABEL_COLUMNS, GPT3MixTrainingArguments
 
 logger = logging.get_logger(__name__)
@@ -290,6 +291,8 @@ class GPT3MixTrainer(Trainer):
                 save_strategy="no" if args.save_strategy == "best" else args.save_strategy,
             )
         self._check_model(model)
+        if args.output_dir is not None:
+            check_folder_path(args.output_dir, "args.output_dir")  # saved into after training: said now
         eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
         train_names = _class_names(train_dataset)
         model_names = [str(name) for _, name in sorted((getattr(model.config, "id2label", None) or {}).items())]
