@@ -198,6 +198,13 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
         self._texts, self._labels = texts, labels
         self._build_helpers()
         self._check_label_words()
+        limit = self.backend.max_context
+        if limit is not None and limit - self.sampling.max_new_tokens - _SCORING_MARGIN < 1:
+            # Said here, not at the first prompt of a map.
+            raise ValueError(
+                f"max_new_tokens={self.sampling.max_new_tokens} leaves no room for a prompt in the model's context of "
+                f"{limit} tokens: lower max_new_tokens (SamplingConfig) below {limit - _SCORING_MARGIN}."
+            )
         empty = sorted(set(range(len(self.label_names))) - set(labels))
         if empty:
             logger.warning(
@@ -322,7 +329,15 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
                 "features=augmenter.features)."
             )
         occurrences = batch.get(OCCURRENCE_COLUMN) or [0] * len(texts)
-        remap = self._remap_by_name(batch_label_names(batch, self.label_column))
+        names = batch_label_names(batch, self.label_column)
+        if names is None and any(isinstance(label, int | np.integer) for label in labels):
+            # A stream's batches (IterableDataset.map) carry no features: its ids cannot be checked by name here.
+            logger.warning_once(
+                f"The mapped batch carries label ids without label names (a streaming dataset): they are read as "
+                f"ids of the pool's labels {self.label_names}. If the stream's ClassLabel lists them in another "
+                "order, re-encode it by name first, or give the label column as names."
+            )
+        remap = self._remap_by_name(names)
         rows = []
         for text, label, occurrence in zip(texts, labels, occurrences, strict=True):
             if remap is not None and isinstance(label, int | np.integer) and 0 <= label < len(remap):

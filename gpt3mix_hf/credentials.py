@@ -15,6 +15,11 @@ from huggingface_hub import get_token
 SECRET_KEY = re.compile(r"(^|[_-])(token|api[_-]?key|secret|password|authorization)$", re.IGNORECASE)
 TOKEN_SHAPE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})")
 URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/@:\s]*:[^/@\s]+@", re.IGNORECASE)
+# A URL whose query string or fragment carries a credential (?api_key=..., &access_token=..., #token=...).
+URL_QUERY_SECRET = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://\S*[?&#][^=&#\s]*(key|token|secret|passw|auth|sig|credential)[^=&#\s]*=[^&#\s]+",
+    re.IGNORECASE,
+)
 # Environment variables whose values are secrets (HF_TOKEN, OPENAI_API_KEY, ...); values this short are not checked.
 _SECRET_ENV = re.compile(r"(TOKEN|API_KEY|SECRET|PASSWORD)$")
 _MIN_SECRET_LENGTH = 8
@@ -38,10 +43,11 @@ def check_no_secrets(value: Any, where: str = "config") -> None:
             check_no_secrets(item, f"{where}[{i}]")
     elif isinstance(value, str) and TOKEN_SHAPE.search(value):
         raise ValueError(f"{where} looks like an access token: it must not be written to a published file.")
-    elif isinstance(value, str) and URL_PASSWORD.search(value):
+    elif isinstance(value, str) and (URL_PASSWORD.search(value) or URL_QUERY_SECRET.search(value)):
         raise ValueError(
-            f"{where} is a URL with a password in it: it must not be written to a published file. Give the "
-            "server's URL without credentials and the key through the environment."
+            f"{where} is a URL with credentials in it (a password, or a key in its query string): it must not be "
+            "written to a published file. Give the server's URL without credentials and the key through the "
+            "environment."
         )
 
 
@@ -87,6 +93,8 @@ def find_secret(text: str, token: str | None = None, shapes: bool = True) -> str
         return "a string shaped like an access token"
     if shapes and URL_PASSWORD.search(text):
         return "a URL with a password"
+    if shapes and URL_QUERY_SECRET.search(text):
+        return "a URL with a credential in its query string"
     return None
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import (
     EarlyStoppingCallback,
+    EvalPrediction,
     IntervalStrategy,
     PreTrainedModel,
     SchedulerType,
@@ -23,6 +24,7 @@ from transformers.utils import logging
 
 from .losses import kl_divergence, soft_cross_entropy
 from .metrics import compute_metrics as default_compute_metrics
+from .state import check_folder_path
 from .training_args import SOFT_LABEL_COLUMNS, GPT3MixTrainingArguments
 
 logger = logging.get_logger(__name__)
@@ -289,6 +291,8 @@ class GPT3MixTrainer(Trainer):
                 save_strategy="no" if args.save_strategy == "best" else args.save_strategy,
             )
         self._check_model(model)
+        if args.output_dir is not None:
+            check_folder_path(args.output_dir, "args.output_dir")  # saved into after training: said now
         eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
         train_names = _class_names(train_dataset)
         model_names = [str(name) for _, name in sorted((getattr(model.config, "id2label", None) or {}).items())]
@@ -316,6 +320,8 @@ class GPT3MixTrainer(Trainer):
         for name, dataset in eval_sets.items():
             self._check_real_rows(dataset, name)
             self._check_eval_columns(dataset, name)
+        if compute_metrics is None and eval_dataset is not None:
+            self._check_metric_for_best_model(args)
 
         callbacks = list(callbacks or [])
         if args.early_stopping_patience is not None and not any(
@@ -387,6 +393,21 @@ class GPT3MixTrainer(Trainer):
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
             raise _label_error(int(labels[index]), num_labels, f"{name} row {index}")
+
+    @staticmethod
+    def _check_metric_for_best_model(args) -> None:
+        """With the default `compute_metrics`, a `metric_for_best_model` it does not report would fail at the first
+        evaluation, after an epoch of training: refused here, with the names it does report."""
+        metric = args.metric_for_best_model
+        if metric is None or IntervalStrategy(args.eval_strategy) == IntervalStrategy.NO:
+            return
+        sample = EvalPrediction(predictions=np.array([[1.0, 0.0], [0.0, 1.0]]), label_ids=np.array([0, 1]))
+        reported = {"loss", *default_compute_metrics(sample)}
+        if metric.removeprefix("eval_") not in reported:
+            raise ValueError(
+                f"metric_for_best_model={metric!r}, but the evaluation reports {sorted(reported)}: choose one of "
+                "them, or pass a compute_metrics that reports it."
+            )
 
     @staticmethod
     def _check_eval_columns(dataset, name: str) -> None:

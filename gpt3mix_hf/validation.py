@@ -11,6 +11,7 @@ only) are left alone: the check refuses what is surely wrong, never what might b
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -33,6 +34,7 @@ _NO_CHECK = object()
 _SECRET_NAME = re.compile(r"(^|_)(token|api_key|key|secret|password)$", re.IGNORECASE)
 
 
+@functools.cache
 def _resolved_hints(owner) -> dict[str, Any]:
     """The type hints of a class or function; one that cannot be resolved (a name imported for type checking
     only) is left out instead of failing them all."""
@@ -57,7 +59,9 @@ def _resolved_hints(owner) -> dict[str, Any]:
 
 
 def _describe(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return f"{shown} ({type(value).__name__})"
 
 
 def _is_int(value: Any) -> bool:

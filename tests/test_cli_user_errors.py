@@ -78,3 +78,9 @@ def test_a_config_of_the_wrong_kinds(capsys, data, tmp_path):
 def test_push_private_no(capsys, tmp_path):
     line = run(capsys, ["push-dataset", "--repo_id", "me/x", "--dataset_dir", str(tmp_path), "--private", "maybe"])
     assert "private" in line
+
+
+def test_sample_flags_are_checked_before_the_data_is_read(capsys, tmp_path):
+    line = run(capsys, ["augment", "--dataset", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "out"),
+                        "--sample_fraction", "2"])
+    assert "--sample_fraction must be in (0, 1]" in line

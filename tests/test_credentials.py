@@ -130,3 +130,28 @@ def test_known_secrets_include_a_backends_key():
     assert API_KEY in backend_secrets(LeakyBackend(API_KEY, api_key=API_KEY)).values()
     assert API_KEY not in known_secrets().values()
     assert Completion("x", 1).text == "x"
+
+
+def test_a_401_after_sending_no_key_says_so(tiny_lm_dir):
+    from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLMEngine
+
+    from gpt3mix_hf import SamplingConfig, ServedConfig
+    from gpt3mix_hf.backends import AuthenticationError
+
+    engine = TinyLMEngine(CannedTransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=1))
+    with FakeOpenAIServer(engine) as server:
+        server.api_key = API_KEY
+        backend = OpenAIBackend(server.url, config=ServedConfig(max_retries=0, connect_retries=0))
+        with pytest.raises(AuthenticationError, match="No key was sent"):
+            backend.generate(["Hi"], [0], SamplingConfig(max_new_tokens=2))
+
+
+def test_a_published_file_with_a_key_in_a_urls_query_string_is_refused(tmp_path):
+    from gpt3mix_hf.credentials import check_no_secrets
+
+    with pytest.raises(ValueError, match="config.server is a URL with credentials in it"):
+        check_no_secrets({"server": "http://127.0.0.1:8000/v1?api_key=abc123"})
+    check_no_secrets({"server": "http://127.0.0.1:8000/v1?model=gpt2"})
+    (tmp_path / "README.md").write_text("Served at http://host/v1?access_token=abc123 .")
+    with pytest.raises(ValueError, match="README.md contains a URL with a credential in its query string"):
+        check_folder_has_no_secrets(tmp_path, published=("README.md",))

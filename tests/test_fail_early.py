@@ -41,3 +41,35 @@ def test_soft_label_width_errors_never_suggest_fewer_than_two_labels(rows, messa
         validate_soft_labels(rows, 2, 1e-3)
     assert "num_labels=0" not in str(error.value) and "num_labels=1" not in str(error.value)
     assert isinstance(Dataset.from_dict({"a": [1]}), Dataset)
+
+
+def test_a_metric_the_evaluation_does_not_report_is_refused_when_the_trainer_is_built(tmp_path):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from gpt3mix_hf import GPT3MixTrainer, GPT3MixTrainingArguments
+    from gpt3mix_hf.models import resolve_classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_classifier("minilm"))
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, num_labels=2))
+    rows = make_dataset(TEXTS, [1, 0, 1, 0], ["negative", "positive"])
+    args = GPT3MixTrainingArguments(str(tmp_path), report_to="none", use_cpu=True, metric_for_best_model="acc")
+    with pytest.raises(ValueError, match=r"metric_for_best_model='acc', but the evaluation reports \[.*'accuracy'"):
+        GPT3MixTrainer(model, args, train_dataset=rows, eval_dataset=rows, processing_class=tokenizer)
+    args = GPT3MixTrainingArguments(str(tmp_path), report_to="none", use_cpu=True, metric_for_best_model="eval_loss",
+                                    greater_is_better=False)
+    GPT3MixTrainer(model, args, train_dataset=rows, eval_dataset=rows, processing_class=tokenizer)
+
+
+def test_max_new_tokens_that_fill_the_context_are_refused_when_the_augmenter_is_built():
+    from gpt3mix_hf import SamplingConfig
+
+    class ShortContext(ScriptedBackend):
+        max_context = 64
+
+    pool = make_dataset(TEXTS, [1, 0, 1, 0], ["negative", "positive"])
+    with pytest.raises(ValueError, match="max_new_tokens=60 leaves no room"):
+        GPT3MixAugmenter(ShortContext(), pool, sampling=SamplingConfig(max_new_tokens=60))

@@ -128,3 +128,30 @@ def test_a_request_cache_that_is_not_sqlite_is_named(tmp_path):
     (tmp_path / "folder.sqlite").mkdir()
     with pytest.raises(ValueError, match="is a folder"):
         RequestCache(tmp_path / "folder.sqlite")
+
+
+def test_a_trainer_output_dir_that_is_a_file_is_refused_when_it_is_built(tmp_path):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from gpt3mix_hf import GPT3MixTrainer, GPT3MixTrainingArguments
+    from gpt3mix_hf.models import resolve_classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_classifier("minilm"))
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, num_labels=2))
+    (tmp_path / "out").write_text("a file")
+    args = GPT3MixTrainingArguments(str(tmp_path / "out"), report_to="none", use_cpu=True, eval_strategy="no",
+                                    early_stopping_patience=None)
+    rows = make_dataset(TEXTS, [1, 0, 1, 0], ["negative", "positive"])
+    with pytest.raises(ValueError, match=r"out is a file, not a folder: args.output_dir must be a folder"):
+        GPT3MixTrainer(model, args, train_dataset=rows, processing_class=tokenizer)
+
+
+def test_the_experiment_refuses_an_output_dir_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "results").write_text("a file")
+    status = main(["experiment", "--dataset", "sst2", "--output_dir", str(tmp_path / "results")])
+    line = _one_line("\n".join(line for line in capsys.readouterr().err.splitlines() if "examples/s" not in line))
+    assert status == 2 and "results is a file, not a folder: output_dir" in line

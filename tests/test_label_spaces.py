@@ -191,3 +191,22 @@ def test_regeneration_aligns_rows_of_the_files_classes_by_name():
     rebuilt = config.make_augmenter(dataset=_flipped(), backend=ScriptedBackend(parse_rate=1.0))
     assert rebuilt.label_names == NAMES
     assert rebuilt.augment()["prompt"] == augmenter.augment()["prompt"]
+
+
+def test_map_remaps_by_name_in_worker_processes_and_warns_for_streams(caplog):
+    import logging
+
+    augmenter = _augmenter()
+    flipped = _flipped()
+    mapped = flipped.map(augmenter, batched=True, batch_size=1, num_proc=2, remove_columns=flipped.column_names,
+                         features=augmenter.features)
+    for text, label, line in zip(flipped["text"], flipped["label"], _anchor_lines(mapped["prompt"]), strict=True):
+        assert line == f"Movie review: {text} (Sentiment: {flipped.features['label'].int2str(label)})"
+    logger = logging.getLogger("gpt3mix_hf")
+    logger.addHandler(caplog.handler)
+    try:
+        list(flipped.to_iterable_dataset().map(augmenter, batched=True, remove_columns=flipped.column_names,
+                                               features=augmenter.features))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "label ids without label names (a streaming dataset)" in caplog.text

@@ -15,7 +15,14 @@ from transformers.utils import logging
 
 from ..credentials import backend_secrets, secret_in
 from .credentials import Credentials
-from .errors import RequestFailedError, RetryableError, ServedBackendError, ServerUnreachableError, UsageLimitError
+from .errors import (
+    AuthenticationError,
+    RequestFailedError,
+    RetryableError,
+    ServedBackendError,
+    ServerUnreachableError,
+    UsageLimitError,
+)
 from .request_cache import RequestCache
 from .served_config import ServedConfig
 from .usage import UsageReport
@@ -104,6 +111,9 @@ class RequestRunner:
         except Exception as error:
             # The one door every failure leaves by: whatever a server echoed back, the key stays in.
             self.credentials.redact_error(error)
+            if isinstance(error, AuthenticationError) and not self.credentials.secrets() and error.args:
+                error.args = (f"{error.args[0]} No key was sent: the backend was built without api_key= or "
+                              "api_key_env= (or its variable is empty).", *error.args[1:])
             raise
         finally:
             self.usage.seconds += time.perf_counter() - start

@@ -16,7 +16,7 @@ from transformers.modelcard import extract_hyperparameters_from_trainer, parse_l
 from ..credentials import find_secret
 from ..provenance import GPT3MixConfig, as_config, library_versions
 from ..state import read_json
-from ..validation import check_fields
+from ..validation import check_fields, check_value
 from .common import CITATION, TEMPLATES, hub_id_of, provenance_table, rounded, source_hub_id, table
 
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
@@ -102,7 +102,9 @@ class GPT3MixModelCardData(CardData):
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        check_fields(self)
+        # eval_results is read from result files as they are: a dict, of which the numeric entries are kept below.
+        check_fields(self, skip=("eval_results",))
+        check_value(type(self).__name__, "eval_results", self.eval_results, dict)
         for tag in ("gpt3mix", "text-classification"):
             if tag not in self.tags:
                 self.tags = [*self.tags, tag]

@@ -52,6 +52,10 @@ class DataArguments(DataSourceArguments):
         check_fields(self)
         if self.sample_fraction is not None and self.sample_per_class is not None:
             raise ValueError("Give one of --sample_fraction and --sample_per_class, not both.")
+        if self.sample_fraction is not None and not 0 < self.sample_fraction <= 1:
+            raise ValueError(f"--sample_fraction must be in (0, 1], got {self.sample_fraction}.")
+        if self.sample_per_class is not None and self.sample_per_class < 1:
+            raise ValueError(f"--sample_per_class must be >= 1, got {self.sample_per_class}.")
 
 
 @dataclass

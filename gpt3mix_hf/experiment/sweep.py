@@ -23,7 +23,7 @@ from transformers.utils import logging
 from ..backends.base import SamplingConfig
 from ..data import class_balanced_sample, concatenate_with_real, per_class_for, training_features
 from ..selection import row_seed
-from ..state import read_json, write_json
+from ..state import check_folder_path, read_json, write_json
 from .arguments import GPT3MIX_METHODS, ExperimentArguments
 from .caches import Augmentations, level_name
 from .source import encode_labels, load_split, task_spec
@@ -190,6 +190,7 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
         backend (`Backend`, *optional*): the GPT3Mix LM (any backend, e.g. a served one); default:
             `TransformersBackend.from_pretrained(args.lm)`, loaded only if generation is needed.
     """
+    check_folder_path(args.output_dir, "output_dir")  # before any data is loaded or model trained
     if args.disable_tqdm:
         from datasets.utils.logging import disable_progress_bar
 
