@@ -24,6 +24,8 @@ COMMANDS = {
 }
 USAGE_ERROR = 2
 DEBUG_FLAG = "--debug"
+# Secrets are never flags: a flag stays in the shell history and the process list.
+SECRET_FLAGS = ("--hub_token", "--api_key", "--token")
 
 
 class UsageError(ValueError):
@@ -92,9 +94,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        sys.stderr.write(f"gpt3mix: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}.\n")
+        hint = ""
+        if name.startswith("push"):
+            hint = " To publish, use push-dataset (an augmented dataset) or push-model (a trained classifier)."
+        sys.stderr.write(f"gpt3mix: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}.{hint}\n")
         return USAGE_ERROR
     prog = f"gpt3mix {name}"
+    secret = next((arg.split("=")[0] for arg in rest if arg.split("=")[0] in SECRET_FLAGS), None)
+    if secret is not None:
+        sys.stderr.write(
+            f"{prog}: error: {secret} is not a flag: a token is never passed on the command line. Log in with "
+            "`hf auth login` or set the HF_TOKEN environment variable (a served LM's key: --api_key_env names the "
+            "variable that holds it).\n"
+        )
+        return USAGE_ERROR
     try:
         module = importlib.import_module(COMMANDS[name][0])
         parser = CommandParser(module.arguments(name), prog=prog)

@@ -134,6 +134,40 @@ def test_train_on_the_augmented_rows_writes_model_and_card(augmented, reviews, t
     assert "gpt3mix" in (output_dir / "README.md").read_text().lower()
 
 
+def test_the_card_of_gpt3mix_train_then_push_model_tells_what_was_done(augmented, reviews, tiny_classifier, tmp_path,
+                                                                       capsys):
+    from huggingface_hub import ModelCard
+
+    output_dir = tmp_path / "model"
+    assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--eval_dataset",
+                 str(reviews), "--eval_split", "test", "--output_dir", str(output_dir), "--num_train_epochs", "1",
+                 "--learning_rate", "3e-5", "--per_device_train_batch_size", "4", "--report_to", "none",
+                 "--disable_tqdm", "true"]) == 0
+    preview = tmp_path / "preview"
+    assert main(["push-model", "--repo_id", "me/tiny", "--model_dir", str(output_dir), "--dry_run",
+                 "--local_dir", str(preview)]) == 0
+    for card_path in (output_dir / "README.md", preview / "README.md"):
+        card = ModelCard.load(card_path, ignore_metadata_errors=False)
+        assert "Soft cross-entropy" in card.text and "Cross-entropy on the hard" not in card.text
+        assert "- learning_rate: 3e-05" in card.text
+        (result, *_) = card.data.eval_results
+        # The evaluation was on reviews' test split, not on the training file.
+        assert (result.dataset_name, result.dataset_split) == ("reviews", "test")
+        assert str(tmp_path) not in card.content
+
+
+def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, capsys):
+    line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
+                                   "--eval_dataset", str(reviews / "test.jsonl"), "--output_dir", str(tmp_path)])
+    assert "--eval_split train" in line
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--hub_token" not in capsys.readouterr().out
+    line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--hub_token", "x",
+                                   "--output_dir", str(tmp_path)])
+    assert "hf auth login" in line and "HF_TOKEN" in line
+
+
 def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_classifier, tmp_path, capsys):
     output_dir = tmp_path / "model"
     assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--output_dir",

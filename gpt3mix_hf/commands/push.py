@@ -58,13 +58,19 @@ class DatasetArguments:
 class ModelArguments:
     model_dir: str = field(
         metadata={
-            "help": "A classifier saved with save_pretrained (with its tokenizer); training_args.json, "
-            "trainer_state.json and test_results.json / eval_results.json beside it go into the card."
+            "help": "A classifier saved with save_pretrained (with its tokenizer); what the Trainer and `gpt3mix "
+            "train` wrote beside it (gpt3mix_training.json or training_args.bin, trainer_state.json, "
+            "test_results.json / eval_results.json) goes into the card."
         }
     )
     dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the training data, for the card."})
     base_model: str | None = field(default=None, metadata={"help": "Hub id of the encoder it was fine-tuned from."})
-    eval_split: str | None = field(default=None, metadata={"help": "Split the results were measured on."})
+    eval_dataset: str | None = field(
+        default=None, metadata={"help": "Hub id of the data the results were measured on (default: as recorded)."}
+    )
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Split the results were measured on (default: as recorded)."}
+    )
 
 
 def arguments(name: str) -> tuple[type, ...]:
@@ -138,6 +144,7 @@ def run(name: str, args: PushArguments, specific) -> int:
             args.repo_id,
             provenance=_find_config(args, folder),
             dataset_id=specific.dataset_id,
+            eval_dataset_id=specific.eval_dataset,
             eval_split=specific.eval_split,
             base_model=specific.base_model,
             private=args.private,
