@@ -21,6 +21,7 @@ COMMANDS = {
     "experiment": ("gpt3mix_hf.commands.experiment", "Run the paper's protocol: NoAug vs EDA vs BT vs GPT3Mix."),
     "push-dataset": ("gpt3mix_hf.commands.push", "Publish an augmented dataset to the Hub, with its card."),
     "push-model": ("gpt3mix_hf.commands.push", "Publish a trained classifier to the Hub, with its card."),
+    "report": ("gpt3mix_hf.commands.report", "Print the quality report of the synthetic rows of an augmented folder."),
 }
 USAGE_ERROR = 2
 DEBUG_FLAG = "--debug"
@@ -110,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE_ERROR
     try:
         module = importlib.import_module(COMMANDS[name][0])
+        positional = getattr(module, "POSITIONAL", None)
+        if positional is not None and rest and not rest[0].startswith("-"):
+            # `gpt3mix report <folder>`: the command's one positional argument is its flag's value.
+            rest = [f"--{positional}", *rest]
         parser = CommandParser(module.arguments(name), prog=prog)
         parsed = parser.parse_args_into_dataclasses(args=rest)
         return module.run(name, *parsed) or 0

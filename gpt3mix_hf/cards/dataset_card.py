@@ -18,6 +18,7 @@ from huggingface_hub import CardData, DatasetCard, DatasetCardData
 from transformers.utils import logging
 
 from ..provenance import GPT3MixConfig, library_versions
+from ..quality import quality_rows
 from .common import CITATION, TEMPLATES, provenance_table, sample_description, source_hub_id, table
 
 logger = logging.get_logger(__name__)
@@ -215,6 +216,14 @@ class GPT3MixDatasetCardData(CardData):
             rows.append({"count": name, "value": value})
         return rows
 
+    def _quality_rows(self) -> list[dict]:
+        report = self.provenance.report if self.provenance is not None else None
+        quality = (report or {}).get("quality")
+        if not quality:
+            return []
+        names = self.provenance.augmenter.label_names or self.label_names
+        return quality_rows(quality, names)
+
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         config = self.provenance
@@ -232,6 +241,7 @@ class GPT3MixDatasetCardData(CardData):
             columns=self._columns(),
             settings_table=provenance_table(config) if config is not None else "",
             counts_table=table(self._counts_rows()),
+            quality_table=table(self._quality_rows()),
             sample_table=table(self.sample_rows),
             citation=CITATION,
         )

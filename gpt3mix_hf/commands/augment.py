@@ -22,6 +22,7 @@ from ..data import class_balanced_sample
 from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
+from ..quality import format_quality
 from ..selection import STRATEGIES
 
 BACKENDS = ("transformers", "openai", "tgi")
@@ -244,6 +245,8 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
         f"tokens generated: {report.generated_tokens}\n"
         f"seconds: {report.seconds:.1f}\n"
         f"samples per second: {report.samples_per_second:.2f}\n"
+        f"quality of the synthetic rows (`gpt3mix report {output_dir}` prints it again):\n"
+        f"{format_quality(report.quality or {}, augmenter.label_names)}\n"
         f"saved to: {output_dir}\n"
     )
     return 0

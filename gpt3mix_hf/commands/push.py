@@ -124,10 +124,16 @@ def run(name: str, args: PushArguments, specific) -> int:
     card_kwargs = {"license": args.license, "language": args.language}
     if name == "push-dataset":
         dataset, folder = _load_dataset(specific)
+        config = _find_config(args, folder)
+        if config is not None and not (config.report or {}).get("quality") and (folder.parent / "real").is_dir():
+            # A folder made before the quality report existed: measure its rows now, for the card.
+            from .report import folder_quality
+
+            config.report = {**(config.report or {}), "quality": folder_quality(folder.parent)[0]}
         result = push_augmented_dataset(
             dataset,
             args.repo_id,
-            provenance=_find_config(args, folder),
+            provenance=config,
             private=args.private,
             local_dir=local_dir,
             commit_message=args.commit_message,
