@@ -61,13 +61,33 @@ def augmented(server, reviews, tmp_path_factory):
 def test_usage_lists_the_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    for command in ("augment", "train", "experiment", "push-dataset", "push-model"):
+    for command in ("augment", "train", "experiment", "push-dataset", "push-model", "report"):
         assert command in out
 
 
 def test_unknown_command(capsys):
     assert main(["agument"]) == 2
     assert "unknown command 'agument'" in capsys.readouterr().err
+    assert main(["push"]) == 2
+    err = capsys.readouterr().err
+    assert "push-dataset" in err and "push-model" in err
+
+
+def test_the_cli_and_python_share_their_defaults():
+    import inspect
+
+    from gpt3mix_hf import GPT3MixAugmenter
+    from gpt3mix_hf.commands.augment import AugmentArguments
+
+    python = inspect.signature(GPT3MixAugmenter).parameters
+    cli = AugmentArguments(output_dir="unused")
+    for name in ("selection", "k", "ratio", "label_mode", "seed", "max_attempts"):
+        assert getattr(cli, name) == python[name].default, name
+
+
+def test_augment_without_a_dataset_says_which_flag_is_missing(tmp_path, capsys):
+    line = one_error_line(capsys, ["augment", "--output_dir", str(tmp_path / "out")])
+    assert "--dataset" in line and "No dataset given" in line
 
 
 def test_augment_help_lists_flags(capsys):

@@ -7,6 +7,7 @@ flag: a flag would stay in the shell history and the process list, and could rea
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -30,6 +31,8 @@ SERVED = ("openai", "tgi")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LABEL_MODES = ("soft", "hard", "written")
+# One default for the CLI and the Python API: GPT3MixAugmenter's own.
+DEFAULT_SELECTION = inspect.signature(GPT3MixAugmenter).parameters["selection"].default
 
 
 @dataclass
@@ -84,7 +87,12 @@ class AugmentArguments:
     k: int = field(default=2, metadata={"help": "Real examples per prompt."})
     ratio: float = field(default=1.0, metadata={"help": "Synthetic rows per real row."})
     selection: str = field(
-        default="uniform", metadata={"help": "How the examples of a prompt are chosen.", "choices": list(STRATEGIES)}
+        default=DEFAULT_SELECTION,
+        metadata={"help": "How the k examples of a prompt are chosen. anchored (the default, as in Python): the "
+                  "augmented row and k - 1 rows drawn from the pool, so every real row is shown in its own "
+                  "synthetic rows' prompts; uniform: k rows drawn from the pool for each synthetic row (the "
+                  "paper's protocol, what `gpt3mix experiment` runs); class_balanced: the row and k - 1 rows of "
+                  "uniformly drawn classes.", "choices": list(STRATEGIES)},
     )
     label_mode: str = field(
         default="soft",
