@@ -388,6 +388,7 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     # The layout `gpt3mix augment` writes: synthetic/, real/ and gpt3mix_config.json.
     synthetic.save_to_disk(tmp_path / "run" / "synthetic")
     toy_sentiment.save_to_disk(tmp_path / "run" / "real")
+    quality = config.report.pop("quality")  # a folder made before the quality report: measured when published
     save_config(config, tmp_path / "run")
     code = cli.main(["push-dataset", "--repo_id", "me/sst2-gpt3mix", "--dataset_dir", str(tmp_path / "run"),
                      "--with_real", "--dry-run", "--local_dir", str(tmp_path / "preview"), "--license", "mit"])
@@ -398,6 +399,11 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     assert loaded.num_rows == len(synthetic) + len(toy_sentiment)
     assert sum(loaded["is_synthetic"]) == len(synthetic)
     assert json.loads((tmp_path / "preview" / CONFIG_NAME).read_text())["augmenter"] == config.to_dict()["augmenter"]
+    card = DatasetCard.load(tmp_path / "preview" / "README.md", ignore_metadata_errors=False)
+    assert card.data.annotations_creators == ["machine-generated"] and card.data.license == "mit"
+    assert "### Quality of the synthetic rows" in card.text
+    assert f"| recency_rate | {quality['recency_rate']:.4g} |" in card.text
+    assert str(tmp_path) not in card.content
 
 
 def test_push_model_command_uploads_through_the_hub(hub, classifier, tokenizer, augmented, tmp_path, capsys):
