@@ -147,7 +147,7 @@ def test_train_on_the_augmented_rows_writes_model_and_card(augmented, reviews, t
                  "--per_device_train_batch_size", "4", "--report_to", "none", "--disable_tqdm", "true"]) == 0
     out = capsys.readouterr().out
     synthetic = len(load_from_disk(augmented / "synthetic"))
-    assert f"trained on 6 real + {synthetic} synthetic rows" in out and "validation accuracy" in out
+    assert f"trained on 6 real + {synthetic} synthetic rows" in out and f"the test split of {reviews}: accuracy" in out
     for name in ("config.json", "model.safetensors", "README.md", "eval_results.json", "gpt3mix_config.json"):
         assert (output_dir / name).exists(), name
     assert json.loads((output_dir / "config.json").read_text())["id2label"] == {"0": "bad", "1": "good"}

@@ -153,7 +153,10 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
     if evaluation is not None:
         metrics = trainer.evaluate()
         trainer.save_metrics("eval", metrics)
-        lines.append(f"validation accuracy: {metrics['eval_accuracy']:.4f}, macro-F1: {metrics['eval_macro_f1']:.4f}")
+        where = f"{args.eval_split} split of {args.eval_dataset}" if not Path(args.eval_dataset).is_file() \
+            else args.eval_dataset
+        lines.append(f"evaluation on the {where}: accuracy {metrics['eval_accuracy']:.4f}, "
+                     f"macro-F1 {metrics['eval_macro_f1']:.4f}")
     eval_card = _eval_source(args) if evaluation is not None else {}
     trainer.create_model_card(provenance=config, finetuned_from=hub_id_of(args.model), **eval_card)
     lines.append(f"saved to: {training_args.output_dir} (model, tokenizer, README.md model card)")
