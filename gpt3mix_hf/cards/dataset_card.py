@@ -40,6 +40,8 @@ COLUMN_DESCRIPTIONS = {
     "text": "the text (written by the LM for synthetic rows)",
     "label": "the label (see the label mode under 'How it was made')",
     "soft_labels": "probability of each label, in the order of the `label` names",
+    "uncalibrated_soft_labels": "the LM's label distribution before calibration (empty where it was not scored)",
+    "label_prior": "the LM's content-free label prior divided out by calibration (empty without calibration)",
     "written_label": "the label word the LM wrote after its text",
     "source_ids": "the real rows (ids in the source sample) shown in the prompt",
     "generation": "the LM's raw line, before parsing",
