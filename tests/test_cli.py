@@ -113,6 +113,13 @@ def test_augment_through_a_served_lm_writes_rows(augmented, server, capsys):
     assert server.url not in text  # the model is recorded, not where it was served
     assert config["augmenter"]["spec"]["verbalizer"] == {"bad": "negative", "good": "positive"}
     assert API_KEY not in text
+    # The quality report is kept with the provenance, and `gpt3mix report` computes it again from the folder
+    # (the user's own column names read from the provenance).
+    quality = config["report"]["quality"]
+    assert quality["rows"] == len(synthetic) and quality["real_label_fractions"] == [0.5, 0.5]
+    capsys.readouterr()
+    assert main(["report", str(augmented), "--json", "true"]) == 0
+    assert json.loads(capsys.readouterr().out) == quality
 
 
 def test_augment_through_tgi(engine, reviews, tmp_path, capsys, monkeypatch):
