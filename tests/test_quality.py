@@ -92,6 +92,14 @@ def test_a_debiased_column_is_compared_when_present(augmented):
     assert "debiased_lm_agreement" not in quality_report(synthetic, real["text"], real["label"])
 
 
+def test_rows_without_a_label_distribution_have_no_balance_rather_than_zeros():
+    rows = Dataset.from_dict({"text": ["good film"], "label": [1], "soft_labels": [[0.0, 1.0]],
+                              "uncalibrated_soft_labels": [[]], "label_prior": [[]], "written_label": [1]})
+    quality = quality_report(rows, ["x"], [0], label_mode="written", num_labels=2)
+    assert quality["label_fractions"] is None and quality["label_balance_tvd"] is None
+    assert quality["mean_label_confidence"] is None and quality["written_lm_agreement"] is None
+
+
 def test_hard_rows_are_measured_on_the_lms_distribution_not_the_one_hot():
     rows = Dataset.from_dict({"text": ["good film"], "label": [1], "soft_labels": [[0.0, 1.0]],
                               "uncalibrated_soft_labels": [[0.3, 0.7]], "label_prior": [[]]})

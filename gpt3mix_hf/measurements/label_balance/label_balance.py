@@ -18,7 +18,7 @@ Args:
     real_labels (`list[int]`, *optional*): the label id of each real row.
     num_labels (`int`, *optional*): how many labels there are; default: one more than the largest id seen.
 Returns:
-    label_fractions (`list[float]`): share of each label id among the synthetic rows.
+    label_fractions (`list[float]`): share of each label id among the synthetic rows (None without rows).
     real_label_fractions (`list[float]`): the same among the real rows (with `real_labels`).
     label_balance_tvd (`float`): total variation distance between the two (with `real_labels`).
 Examples:
@@ -29,9 +29,10 @@ Examples:
 
 
 def _fractions(labels, num_labels):
+    if not len(labels):
+        return None
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_labels)[:num_labels]
-    total = counts.sum()
-    return (counts / total if total else np.zeros(num_labels)).tolist()
+    return (counts / counts.sum()).tolist()
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -53,5 +54,10 @@ class LabelBalance(evaluate.Measurement):
         if real_labels is not None:
             real = _fractions(real_labels, num_labels)
             result["real_label_fractions"] = real
-            result["label_balance_tvd"] = 0.5 * float(np.abs(np.subtract(result["label_fractions"], real)).sum())
+            synthetic = result["label_fractions"]
+            # No rows on one side: there is no balance to compare.
+            tvd = None
+            if synthetic is not None and real is not None:
+                tvd = 0.5 * float(np.abs(np.subtract(synthetic, real)).sum())
+            result["label_balance_tvd"] = tvd
         return result
