@@ -72,11 +72,13 @@ class GPT3MixModelCardData(CardData):
         dataset_id (`str`, *optional*): the Hub id of the (augmented) training data.
         dataset_name (`str`, *optional*): its readable name.
         eval_results (`dict[str, float]`): metric -> value on `eval_split` of `eval_dataset_id`.
-        eval_dataset_id, eval_dataset_name, eval_split (`str`, *optional*): where `eval_results` were measured;
-            default: the real data of the provenance.
+        eval_dataset_id, eval_dataset_name, eval_split (`str`, *optional*): where `eval_results` were measured
+            (the Hub id, a readable name, the split). Never guessed: without a name, the scores are shown but no
+            `model-index` entry credits them to a dataset.
         provenance (`GPT3MixConfig`, *optional*): the provenance of the training data.
         hyperparameters (`dict`): training hyper-parameters.
-        loss (`dict`): `loss_type`, `temperature`, `synthetic_weight` (empty: hard-label cross-entropy).
+        loss (`dict`): `loss_type`, `temperature`, `synthetic_weight`, and `soft_targets` (whether the rows had
+            `soft_labels`); empty: the stock `Trainer`'s hard-label cross-entropy.
         training_log (`list[dict]`): rows of the training-results table.
         label_names (`list[str]`): the model's labels, by id.
         language, license, tags: metadata passed through (`gpt3mix` and `text-classification` always tagged).
