@@ -112,8 +112,11 @@ def test_dataset_card_says_how_it_was_made(augmented):
 def test_dataset_card_of_real_plus_synthetic_shows_a_real_prompt(augmented, toy_sentiment):
     synthetic, config = augmented
     mixed = concatenate_with_real(toy_sentiment, synthetic)
-    text = build_dataset_card(mixed, "me/sst2-mixed", config).text
+    card = build_dataset_card(mixed, "me/sst2-mixed", config)
+    text = card.text
     assert "Movie review: a gripping , funny and moving film . (Sentiment: positive)" in text
+    # The real rows' labels are not the LM's.
+    assert card.data.annotations_creators == ["machine-generated", "found"] and card.data.language_creators is None
     sample_part = text.split("## A sample of synthetic rows")[1]
     assert "a gripping" not in sample_part.split("## Limitations")[0], "real rows are not synthetic samples"
 
@@ -213,6 +216,7 @@ def test_model_card_from_trainer(trained, augmented, tmp_path):
     text = card.text
     assert "- loss_type: kl" in text and "- temperature: 2.0" in text and "- synthetic_weight: 0.5" in text
     assert "- learning_rate: 0.001" in text and "- train_batch_size: 4" in text and "- seed: 0" in text
+    assert f"Use {trained.args.optim.value} with" in text and "OptimizerNames" not in text
     assert "scaled by T²" in text and "`synthetic_weight=0.5`" in text
     assert "no `soft_labels` column" not in text  # the rows had soft labels
     assert "### Training results" in text and "| Validation Loss |" in text

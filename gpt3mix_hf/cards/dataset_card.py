@@ -256,8 +256,9 @@ class GPT3MixDatasetCardData(CardData):
             hub_id = source_hub_id(self.provenance.data)
             source_datasets = [hub_id] if hub_id else None
         card_data = DatasetCardData(
-            # The labels are the LM's; so are the texts, unless real rows were published with them.
-            annotations_creators=["machine-generated"],
+            # The synthetic rows' labels and texts are the LM's; real rows published with them bring their own
+            # ("found": taken from an existing dataset).
+            annotations_creators=["machine-generated", "found"] if self.has_real_rows else ["machine-generated"],
             language_creators=None if self.has_real_rows else ["machine-generated"],
             language=self.language,
             license=self.license,

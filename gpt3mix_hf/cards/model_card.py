@@ -220,6 +220,10 @@ def training_hyperparameters(args) -> dict[str, Any]:
     """The hyper-parameters of a run, read from its `TrainingArguments` as the stock `Trainer` card reads them,
     plus the GPT3Mix loss settings and early stopping; values at full precision (3e-05 stays 3e-05)."""
     hyperparameters = extract_hyperparameters_from_trainer(SimpleNamespace(args=args))
+    optim = getattr(args, "optim", None)
+    if "optimizer" in hyperparameters and hasattr(optim, "value"):
+        # transformers formats the enum itself ("OptimizerNames.ADAMW_TORCH"): show the name one passes.
+        hyperparameters["optimizer"] = hyperparameters["optimizer"].replace(str(optim), optim.value)
     if getattr(args, "weight_decay", 0.0):
         hyperparameters["weight_decay"] = args.weight_decay
     if getattr(args, "bf16", False):
