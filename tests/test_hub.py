@@ -400,7 +400,8 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     assert sum(loaded["is_synthetic"]) == len(synthetic)
     assert json.loads((tmp_path / "preview" / CONFIG_NAME).read_text())["augmenter"] == config.to_dict()["augmenter"]
     card = DatasetCard.load(tmp_path / "preview" / "README.md", ignore_metadata_errors=False)
-    assert card.data.annotations_creators == ["machine-generated"] and card.data.license == "mit"
+    # --with_real: the real rows' labels come from the real data, not from the LM.
+    assert card.data.annotations_creators == ["machine-generated", "found"] and card.data.license == "mit"
     assert "### Quality of the synthetic rows" in card.text
     assert f"| recency_rate | {quality['recency_rate']:.4g} |" in card.text
     assert str(tmp_path) not in card.content
