@@ -7,8 +7,10 @@ from .classification import evaluate_classifier, train_classifier
 from .data import check_columns, training_features
 from .hub import push_augmented_dataset, push_classifier
 from .losses import kl_divergence, soft_cross_entropy
+from .metrics import compute_metrics, make_compute_metrics
 from .prompt import GenerationParser, ParsedGeneration, PromptTemplate
 from .provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, regenerate, save_config
+from .quality import quality_report
 from .selection import ExampleSelector
 from .spec import PRESETS, TaskSpec
 from .trainer import GPT3MixTrainer
@@ -42,13 +44,16 @@ __all__ = [
     "build_config",
     "build_dataset_card",
     "check_columns",
+    "compute_metrics",
     "concatenate_with_real",
     "evaluate_classifier",
     "kl_divergence",
     "load_config",
+    "make_compute_metrics",
     "model_card_from_trainer",
     "push_augmented_dataset",
     "push_classifier",
+    "quality_report",
     "regenerate",
     "save_config",
     "soft_cross_entropy",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,8 @@ class AugmentationReport:
     generated_tokens: int
     seconds: float
     failures: list[dict]
+    # The quality measurements of the rows (`gpt3mix_hf.quality.quality_report`).
+    quality: dict | None = field(default=None)
 
     @property
     def samples_per_second(self) -> float:
@@ -136,6 +138,12 @@ class AugmentRunMixin:
             generated_tokens=int(np.sum(generated["generated_tokens"])),
             seconds=seconds,
             failures=failed.to_list(),
+        )
+        from .quality import quality_report
+
+        self.report.quality = quality_report(
+            synthetic, self._texts, self._labels, label_mode=self.label_mode, num_labels=len(self.label_names),
+            dropped_failures=sum(len(attempts) for attempts in failed["failed_attempts"]),
         )
         if len(failed):
             logger.warning(

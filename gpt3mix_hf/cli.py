@@ -21,9 +21,12 @@ COMMANDS = {
     "experiment": ("gpt3mix_hf.commands.experiment", "Run the paper's protocol: NoAug vs EDA vs BT vs GPT3Mix."),
     "push-dataset": ("gpt3mix_hf.commands.push", "Publish an augmented dataset to the Hub, with its card."),
     "push-model": ("gpt3mix_hf.commands.push", "Publish a trained classifier to the Hub, with its card."),
+    "report": ("gpt3mix_hf.commands.report", "Print the quality report of the synthetic rows of an augmented folder."),
 }
 USAGE_ERROR = 2
 DEBUG_FLAG = "--debug"
+# Secrets are never flags: a flag stays in the shell history and the process list.
+SECRET_FLAGS = ("--hub_token", "--api_key", "--token")
 
 
 class UsageError(ValueError):
@@ -92,11 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        sys.stderr.write(f"gpt3mix: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}.\n")
+        hint = ""
+        if name.startswith("push"):
+            hint = " To publish, use push-dataset (an augmented dataset) or push-model (a trained classifier)."
+        sys.stderr.write(f"gpt3mix: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}.{hint}\n")
         return USAGE_ERROR
     prog = f"gpt3mix {name}"
+    secret = next((arg.split("=")[0] for arg in rest if arg.split("=")[0] in SECRET_FLAGS), None)
+    if secret is not None:
+        sys.stderr.write(
+            f"{prog}: error: {secret} is not a flag: a token is never passed on the command line. Log in with "
+            "`hf auth login` or set the HF_TOKEN environment variable (a served LM's key: --api_key_env names the "
+            "variable that holds it).\n"
+        )
+        return USAGE_ERROR
     try:
         module = importlib.import_module(COMMANDS[name][0])
+        positional = getattr(module, "POSITIONAL", None)
+        if positional is not None and rest and not rest[0].startswith("-"):
+            # `gpt3mix report <folder>`: the command's one positional argument is its flag's value.
+            rest = [f"--{positional}", *rest]
         parser = CommandParser(module.arguments(name), prog=prog)
         parsed = parser.parse_args_into_dataclasses(args=rest)
         return module.run(name, *parsed) or 0

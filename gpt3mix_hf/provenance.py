@@ -37,7 +37,15 @@ logger = logging.get_logger(__name__)
 
 CONFIG_NAME = "gpt3mix_config.json"
 FORMAT = "gpt3mix_config"
-FORMAT_VERSION = 1
+# 2: rows seeded by their content (not their position), label_mode "hard" = the arg-max of the LM's label
+# distribution, selection "uniform" = the paper's (k rows of the pool), the LM's weights recorded. Files of
+# format_version 1 (and files without one, from the first release) may have been made under the older rules:
+# rows seeded by position, "hard" meaning the written label, "uniform" meaning today's "anchored".
+FORMAT_VERSION = 2
+OLDER_FORMAT_RULES = (
+    "rows seeded by their position in the data, label_mode 'hard' meaning the label the LM wrote (today's "
+    "'written'), selection 'uniform' meaning the mapped row plus partners (today's 'anchored')"
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -61,6 +69,8 @@ def dataset_sha256(dataset: Dataset, text_column: str = "text", label_column: st
         digest.update(json.dumps([text, names[label]], ensure_ascii=False).encode())
     return digest.hexdigest()
 
+
+logger = logging.get_logger(__name__)
 
 _FILE_FIX = "the file was written by another gpt3mix_hf version, or edited"
 
@@ -298,11 +308,20 @@ class GPT3MixConfig:
         """The config of a parsed `gpt3mix_config.json`, checked: every section has the schema's keys only."""
         if not isinstance(values, dict) or values.get("format", FORMAT) != FORMAT or "augmenter" not in values:
             raise ValueError(f"{where} is not a gpt3mix_config.json: it has no 'augmenter' section.")
-        version = values.get("format_version", FORMAT_VERSION)
+        # A file without a version is from the first release, not from this one.
+        version = values.get("format_version", 1)
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ValueError(
                 f"{where} has format_version {version!r}: it must be a whole number >= 1 (this gpt3mix_hf writes "
                 f"{FORMAT_VERSION}): {_FILE_FIX}."
+            )
+        if version < FORMAT_VERSION:
+            logger.warning(
+                f"{where} has format_version {version}{'' if 'format_version' in values else ' (it has none)'}, older "
+                f"than this gpt3mix_hf writes ({FORMAT_VERSION}): its rows may have been made under older rules "
+                f"({OLDER_FORMAT_RULES}). It is read for its settings; regenerating from it is refused, because "
+                "today's rules may give other rows (regenerate(..., check_format=False) makes rows under today's "
+                "rules anyway)."
             )
         if version > FORMAT_VERSION:
             raise ValueError(
@@ -359,6 +378,7 @@ class GPT3MixConfig:
         data_dir: str | Path | None = None,
         device: str | None = None,
         check_data: bool = True,
+        check_format: bool = True,
         **backend_options,
     ) -> GPT3MixAugmenter:
         """The augmenter this file describes, on the same real rows.
@@ -370,9 +390,19 @@ class GPT3MixConfig:
             data_dir (`str`, *optional*): where the benchmark's JSONL files are, instead of the recorded folder.
             device (`str`, *optional*): where to load a local LM.
             check_data (`bool`): refuse real rows whose hash differs from the recorded one.
+            check_format (`bool`): refuse a file of an older `format_version`, whose rows today's rules may not
+                make again; `False` makes rows under today's rules (they may differ from the published ones).
             backend_options: passed to the backend's `from_identity`: a served backend needs `base_url=` (the
                 file records no URL and no key) and takes `api_key_env=`.
         """
+        if check_format and self.format_version < FORMAT_VERSION:
+            raise ValueError(
+                f"This provenance has format_version {self.format_version}; this gpt3mix_hf makes rows under the "
+                f"rules of format_version {FORMAT_VERSION}, and the file's rows may have been made under older ones "
+                f"({OLDER_FORMAT_RULES}), so they would not come back the same. Install the gpt3mix_hf version the "
+                f"file records ({self.versions.get('gpt3mix_hf', 'unknown')}), or pass check_format=False to make "
+                "rows under today's rules."
+            )
         settings, source = self.augmenter, self.data
         if dataset is None:
             dataset = DataSource(

@@ -6,8 +6,8 @@ model_cards/, from the artifact folders of a real run.
 `--dataset_dir` holds the augmented dataset (saved with `save_to_disk`, either the folder itself or its
 `synthetic/` sub-folder, with `real/` beside it when the real rows were saved) and `gpt3mix_config.json`.
 `--classifier_dir` holds a classifier saved with `save_pretrained` (model and tokenizer), and what the Trainer
-wrote beside it when it did: `trainer_state.json` (training log), `training_args.json`, `test_results.json` /
-`eval_results.json` (`Trainer.save_metrics`).
+wrote beside it when it did: `trainer_state.json` (training log), `training_args.bin` or `gpt3mix_training.json`,
+`test_results.json` / `eval_results.json` (`Trainer.save_metrics`).
 
 With `--make_reference DIR`, the script first makes such artifacts itself with a small real run on the embedded
 default models (SmolLM2-135M-Instruct augments a class-balanced SST-2 sample, all-MiniLM-L6-v2 is trained on
@@ -35,8 +35,10 @@ CLASSIFIER_REPO = "your-namespace/minilm-sst2-gpt3mix"
 def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float, epochs: int, seed: int) -> None:
     """A small real run: augment a class-balanced SST-2 sample with the embedded LM, train and test a classifier."""
     from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend, concatenate_with_real
+    from gpt3mix_hf.cards.model_card import TRAINING_RECORD_NAME, read_training_record
     from gpt3mix_hf.classification import evaluate_classifier, train_classifier
-    from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+    from gpt3mix_hf.data import BENCHMARKS, class_balanced_sample, load_benchmark
+    from gpt3mix_hf.state import write_json
     from gpt3mix_hf.training_args import GPT3MixTrainingArguments
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -76,10 +78,13 @@ def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float
     test_metrics = evaluate_classifier(trainer, test, max_length=64)
     print(f"test: {test_metrics}")
     classifier_dir = output_dir / "classifier"
-    trainer.save_model(str(classifier_dir))
+    trainer.save_model(str(classifier_dir))  # with the training_args.bin the card reads
     trainer.state.save_to_json(str(classifier_dir / "trainer_state.json"))
-    (classifier_dir / "training_args.json").write_text(args.to_json_string())
     (classifier_dir / "test_results.json").write_text(json.dumps(test_metrics, indent=2))
+    # What this run evaluated on, beside the hyper-parameters and loss read from its arguments.
+    record = read_training_record(classifier_dir)
+    record.update(eval_dataset_id=BENCHMARKS["sst2"].hub_path, eval_dataset_name="sst2", eval_split="test")
+    write_json(classifier_dir / TRAINING_RECORD_NAME, record)
 
 
 def load_dataset_artifact(dataset_dir: Path):

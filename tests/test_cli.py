@@ -61,13 +61,33 @@ def augmented(server, reviews, tmp_path_factory):
 def test_usage_lists_the_commands(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    for command in ("augment", "train", "experiment", "push-dataset", "push-model"):
+    for command in ("augment", "train", "experiment", "push-dataset", "push-model", "report"):
         assert command in out
 
 
 def test_unknown_command(capsys):
     assert main(["agument"]) == 2
     assert "unknown command 'agument'" in capsys.readouterr().err
+    assert main(["push"]) == 2
+    err = capsys.readouterr().err
+    assert "push-dataset" in err and "push-model" in err
+
+
+def test_the_cli_and_python_share_their_defaults():
+    import inspect
+
+    from gpt3mix_hf import GPT3MixAugmenter
+    from gpt3mix_hf.commands.augment import AugmentArguments
+
+    python = inspect.signature(GPT3MixAugmenter).parameters
+    cli = AugmentArguments(output_dir="unused")
+    for name in ("selection", "k", "ratio", "label_mode", "seed", "max_attempts"):
+        assert getattr(cli, name) == python[name].default, name
+
+
+def test_augment_without_a_dataset_says_which_flag_is_missing(tmp_path, capsys):
+    line = one_error_line(capsys, ["augment", "--output_dir", str(tmp_path / "out")])
+    assert "--dataset" in line and "No dataset given" in line
 
 
 def test_augment_help_lists_flags(capsys):
@@ -93,6 +113,13 @@ def test_augment_through_a_served_lm_writes_rows(augmented, server, capsys):
     assert server.url not in text  # the model is recorded, not where it was served
     assert config["augmenter"]["spec"]["verbalizer"] == {"bad": "negative", "good": "positive"}
     assert API_KEY not in text
+    # The quality report is kept with the provenance, and `gpt3mix report` computes it again from the folder
+    # (the user's own column names read from the provenance).
+    quality = config["report"]["quality"]
+    assert quality["rows"] == len(synthetic) and quality["real_label_fractions"] == [0.5, 0.5]
+    capsys.readouterr()
+    assert main(["report", str(augmented), "--json", "true"]) == 0
+    assert json.loads(capsys.readouterr().out) == quality
 
 
 def test_augment_with_debiased_labels(augmented, server, reviews, tmp_path, capsys, monkeypatch):
@@ -149,11 +176,45 @@ def test_train_on_the_augmented_rows_writes_model_and_card(augmented, reviews, t
                  "--per_device_train_batch_size", "4", "--report_to", "none", "--disable_tqdm", "true"]) == 0
     out = capsys.readouterr().out
     synthetic = len(load_from_disk(augmented / "synthetic"))
-    assert f"trained on 6 real + {synthetic} synthetic rows" in out and "validation accuracy" in out
+    assert f"trained on 6 real + {synthetic} synthetic rows" in out and f"the test split of {reviews}: accuracy" in out
     for name in ("config.json", "model.safetensors", "README.md", "eval_results.json", "gpt3mix_config.json"):
         assert (output_dir / name).exists(), name
     assert json.loads((output_dir / "config.json").read_text())["id2label"] == {"0": "bad", "1": "good"}
     assert "gpt3mix" in (output_dir / "README.md").read_text().lower()
+
+
+def test_the_card_of_gpt3mix_train_then_push_model_tells_what_was_done(augmented, reviews, tiny_classifier, tmp_path,
+                                                                       capsys):
+    from huggingface_hub import ModelCard
+
+    output_dir = tmp_path / "model"
+    assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--eval_dataset",
+                 str(reviews), "--eval_split", "test", "--output_dir", str(output_dir), "--num_train_epochs", "1",
+                 "--learning_rate", "3e-5", "--per_device_train_batch_size", "4", "--report_to", "none",
+                 "--disable_tqdm", "true"]) == 0
+    preview = tmp_path / "preview"
+    assert main(["push-model", "--repo_id", "me/tiny", "--model_dir", str(output_dir), "--dry_run",
+                 "--local_dir", str(preview)]) == 0
+    for card_path in (output_dir / "README.md", preview / "README.md"):
+        card = ModelCard.load(card_path, ignore_metadata_errors=False)
+        assert "Soft cross-entropy" in card.text and "Cross-entropy on the hard" not in card.text
+        assert "- learning_rate: 3e-05" in card.text
+        (result, *_) = card.data.eval_results
+        # The evaluation was on reviews' test split, not on the training file.
+        assert (result.dataset_name, result.dataset_split) == ("reviews", "test")
+        assert str(tmp_path) not in card.content
+
+
+def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, capsys):
+    line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
+                                   "--eval_dataset", str(reviews / "test.jsonl"), "--output_dir", str(tmp_path)])
+    assert "--eval_split train" in line
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--hub_token" not in capsys.readouterr().out
+    line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--hub_token", "x",
+                                   "--output_dir", str(tmp_path)])
+    assert "hf auth login" in line and "HF_TOKEN" in line
 
 
 def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_classifier, tmp_path, capsys):

@@ -14,7 +14,7 @@ from datasets import DatasetDict, load_dataset
 from huggingface_hub import DatasetCard, HfApi, ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, cli
+from gpt3mix_hf import GPT3MixAugmenter, GPT3MixTrainingArguments, TaskSpec, cli
 from gpt3mix_hf.hub import check_repo_id, push_augmented_dataset, push_classifier
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.provenance import CONFIG_NAME, build_config, save_config
@@ -344,9 +344,12 @@ def test_push_classifier_refuses_what_it_cannot_publish(hub, classifier):
 def test_push_classifier_from_a_saved_folder_with_what_the_trainer_wrote(classifier, tokenizer, tmp_path):
     classifier.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    (tmp_path / "model" / "training_args.json").write_text(json.dumps({"learning_rate": 3e-5, "loss_type": "soft_ce"}))
+    # What GPT3MixTrainer.save_model writes beside the model: the arguments it trained with.
+    torch.save(GPT3MixTrainingArguments(output_dir=str(tmp_path), learning_rate=3e-5, loss_type="soft_ce",
+                                        report_to="none", use_cpu=True), tmp_path / "model" / "training_args.bin")
     (tmp_path / "model" / "test_results.json").write_text(json.dumps({"accuracy": 0.8, "macro_f1": 0.79}))
-    folder = push_classifier(tmp_path / "model", "me/tiny", local_dir=tmp_path / "repo")
+    folder = push_classifier(tmp_path / "model", "me/tiny", local_dir=tmp_path / "repo", eval_dataset_id="SetFit/sst2",
+                             eval_split="test")
     reloaded = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     assert torch.allclose(_logits(reloaded, AutoTokenizer.from_pretrained(folder)), _logits(classifier, tokenizer))
     card = ModelCard.load(folder / "README.md", ignore_metadata_errors=False)
@@ -361,6 +364,7 @@ def test_push_classifier_publishes_a_lora_adapter(classifier, tokenizer, tmp_pat
     lora = peft.LoraConfig(task_type="SEQ_CLS", target_modules=["query", "value"], r=4)
     model = peft.get_peft_model(BertForSequenceClassification.from_pretrained(tmp_path / "base"), lora)
     folder = push_classifier(model, "me/tiny-lora", tokenizer=tokenizer, eval_results={"accuracy": 0.5},
+                             eval_dataset_id="SetFit/sst2", eval_split="test",
                              local_dir=tmp_path / "repo")
     assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists()
     reloaded = peft.AutoPeftModelForSequenceClassification.from_pretrained(folder).eval()
@@ -384,6 +388,7 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     # The layout `gpt3mix augment` writes: synthetic/, real/ and gpt3mix_config.json.
     synthetic.save_to_disk(tmp_path / "run" / "synthetic")
     toy_sentiment.save_to_disk(tmp_path / "run" / "real")
+    quality = config.report.pop("quality")  # a folder made before the quality report: measured when published
     save_config(config, tmp_path / "run")
     code = cli.main(["push-dataset", "--repo_id", "me/sst2-gpt3mix", "--dataset_dir", str(tmp_path / "run"),
                      "--with_real", "--dry-run", "--local_dir", str(tmp_path / "preview"), "--license", "mit"])
@@ -394,6 +399,12 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     assert loaded.num_rows == len(synthetic) + len(toy_sentiment)
     assert sum(loaded["is_synthetic"]) == len(synthetic)
     assert json.loads((tmp_path / "preview" / CONFIG_NAME).read_text())["augmenter"] == config.to_dict()["augmenter"]
+    card = DatasetCard.load(tmp_path / "preview" / "README.md", ignore_metadata_errors=False)
+    # --with_real: the real rows' labels come from the real data, not from the LM.
+    assert card.data.annotations_creators == ["machine-generated", "found"] and card.data.license == "mit"
+    assert "### Quality of the synthetic rows" in card.text
+    assert f"| recency_rate | {quality['recency_rate']:.4g} |" in card.text
+    assert str(tmp_path) not in card.content
 
 
 def test_push_model_command_uploads_through_the_hub(hub, classifier, tokenizer, augmented, tmp_path, capsys):

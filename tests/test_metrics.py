@@ -32,3 +32,26 @@ def test_compute_metrics_by_hand():
     metrics = compute_metrics(EvalPrediction(predictions=logits, label_ids=np.array([0, 1, 0, 2])))
     assert metrics["accuracy"] == pytest.approx(3 / 4)
     assert metrics["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+
+
+def test_the_metrics_are_local_evaluate_modules_and_take_any_evaluate_module():
+    import evaluate
+
+    from gpt3mix_hf.metrics import METRICS, default_metrics, load_metric, make_compute_metrics, metric_path
+
+    for name in METRICS:
+        assert isinstance(evaluate.load(metric_path(name)), evaluate.Metric)
+    assert isinstance(default_metrics(), evaluate.CombinedEvaluations)
+    # A user's own combination (here the accuracy module alone) through the same helper.
+    compute = make_compute_metrics(evaluate.combine([load_metric("accuracy")]))
+    logits = np.eye(3)[[0, 1, 1, 2]]
+    assert compute(EvalPrediction(predictions=logits, label_ids=np.array([0, 1, 0, 2]))) == {"accuracy": 0.75}
+    with pytest.raises(TypeError, match="evaluate module"):
+        make_compute_metrics(lambda prediction: {})
+
+
+def test_the_harness_and_the_trainer_share_compute_metrics():
+    from gpt3mix_hf import classification, trainer
+    from gpt3mix_hf.metrics import compute_metrics as shared
+
+    assert classification.compute_metrics is shared and trainer.default_compute_metrics is shared

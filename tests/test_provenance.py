@@ -248,9 +248,6 @@ def test_a_secret_of_the_environment_never_reaches_the_file(tmp_path, monkeypatc
 
 
 def test_files_of_the_first_release_read_back(toy_sentiment):
-    # The reference provenance file in model_cards/ was written before the config was typed.
-    reference = GPT3MixConfig.from_pretrained(Path(__file__).parents[1] / "model_cards")
-    assert reference.data.sample_per_class == 8 and reference.augmenter.spec.text_type == "movie review"
     values = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment).to_config().to_dict()
     values["data"]["sample_seed"] = None  # "not given" was written as null, and meant seed 0
     assert GPT3MixConfig.from_dict(values).data.sample_seed == 0
@@ -316,3 +313,28 @@ def test_bfloat16_rows_regenerate_the_same_with_the_recorded_settings(format_lm_
     with caplog.at_level(logging.WARNING):
         config.make_augmenter(dataset=train, backend=ScriptedBackend())
     assert "same kind of machine only" in caplog.text
+
+
+def test_an_older_format_is_read_with_a_warning_and_not_regenerated(toy_sentiment, tmp_path, caplog):
+    from gpt3mix_hf.provenance import FORMAT_VERSION
+
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=2)
+    values = augmenter.to_config(toy_sentiment).to_dict()
+    assert values["format_version"] == FORMAT_VERSION
+    with caplog.at_level("WARNING"):
+        GPT3MixConfig.from_dict(values)
+    assert not caplog.records
+    # A file of the first release has no format_version: it is not taken for the current one.
+    del values["format_version"]
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(values))
+    with caplog.at_level("WARNING"):
+        old = load_config(tmp_path)
+    assert old.format_version == 1
+    assert any("'hard' meaning the label the LM wrote" in record.message for record in caplog.records)
+    with pytest.raises(ValueError, match="check_format=False"):
+        old.make_augmenter(dataset=toy_sentiment, backend=ScriptedBackend())
+    again = old.make_augmenter(dataset=toy_sentiment, backend=ScriptedBackend(), check_format=False)
+    assert again.seed == 2
+    # Re-saved, it keeps its own version: nothing claims it was made under today's rules.
+    old.save_pretrained(tmp_path / "resaved")
+    assert json.loads((tmp_path / "resaved" / CONFIG_NAME).read_text())["format_version"] == 1

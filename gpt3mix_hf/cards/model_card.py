@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from huggingface_hub import CardData, ModelCard, ModelCardData
@@ -15,9 +16,9 @@ from transformers.modelcard import extract_hyperparameters_from_trainer, parse_l
 
 from ..credentials import find_secret
 from ..provenance import GPT3MixConfig, as_config, library_versions
-from ..state import read_json
+from ..state import read_json, write_json
 from ..validation import check_fields, check_value
-from .common import CITATION, TEMPLATES, hub_id_of, provenance_table, rounded, source_hub_id, table
+from .common import CITATION, TEMPLATES, hub_id_of, provenance_table, rounded, table
 
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
 
@@ -36,13 +37,18 @@ HARD_LOSS_DESCRIPTION = (
     "Cross-entropy on the hard `label` of every row (transformers' `Trainer` default): soft labels, if any, "
     "were not used."
 )
-_LOSS_FIELDS = ("loss_type", "temperature", "synthetic_weight")
-# The hyper-parameters shown on a card built from a saved `training_args.json` (names as in TrainingArguments).
-_CARD_HYPERPARAMETERS = (
-    "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-    "seed", "optim", "weight_decay", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps",
-    "early_stopping_patience", "metric_for_best_model",
+ONE_HOT_NOTE = (
+    " The training rows had no `soft_labels` column, so every target was one-hot: the loss was cross-entropy on "
+    "the hard labels."
 )
+_LOSS_FIELDS = ("loss_type", "temperature", "synthetic_weight")
+# What the card needs from a training run, written beside the model by `create_model_card` (and `gpt3mix train`):
+# the hyper-parameters and loss read from the arguments actually used, and where the evaluation was made.
+TRAINING_RECORD_NAME = "gpt3mix_training.json"
+# Read from a folder without that record: the arguments the `Trainer` pickles beside its checkpoints.
+TRAINING_ARGS_NAME = "training_args.bin"
+_RECORDED_CARD_FIELDS = ("base_model", "dataset_id", "dataset_name", "eval_dataset_id", "eval_dataset_name",
+                         "eval_split")
 _NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "step", "total_flos"}
 # model-index metric types for the usual metric names.
 _METRIC_TYPES = {"accuracy": "accuracy", "f1": "f1", "macro_f1": "f1", "f1_macro": "f1", "precision": "precision",
@@ -67,11 +73,13 @@ class GPT3MixModelCardData(CardData):
         dataset_id (`str`, *optional*): the Hub id of the (augmented) training data.
         dataset_name (`str`, *optional*): its readable name.
         eval_results (`dict[str, float]`): metric -> value on `eval_split` of `eval_dataset_id`.
-        eval_dataset_id, eval_dataset_name, eval_split (`str`, *optional*): where `eval_results` were measured;
-            default: the real data of the provenance.
+        eval_dataset_id, eval_dataset_name, eval_split (`str`, *optional*): where `eval_results` were measured
+            (the Hub id, a readable name, the split). Never guessed: without a name, the scores are shown but no
+            `model-index` entry credits them to a dataset.
         provenance (`GPT3MixConfig`, *optional*): the provenance of the training data.
         hyperparameters (`dict`): training hyper-parameters.
-        loss (`dict`): `loss_type`, `temperature`, `synthetic_weight` (empty: hard-label cross-entropy).
+        loss (`dict`): `loss_type`, `temperature`, `synthetic_weight`, and `soft_targets` (whether the rows had
+            `soft_labels`); empty: the stock `Trainer`'s hard-label cross-entropy.
         training_log (`list[dict]`): rows of the training-results table.
         label_names (`list[str]`): the model's labels, by id.
         language, license, tags: metadata passed through (`gpt3mix` and `text-classification` always tagged).
@@ -110,27 +118,26 @@ class GPT3MixModelCardData(CardData):
                 self.tags = [*self.tags, tag]
         if self.model_name is None:
             self.model_name = self.model_id.split("/")[-1]
-        data = self.provenance.data if self.provenance is not None else None
-        if self.eval_dataset_id is None:
-            self.eval_dataset_id = source_hub_id(data) or self.dataset_id
+        # The evaluation data is what the caller (or the training record) says it was, never a guess: without it
+        # the scores are shown, but no `model-index` entry credits them to a dataset.
         if self.eval_dataset_name is None:
-            self.eval_dataset_name = (data.dataset if data else None) or self.eval_dataset_id or "the evaluation data"
-        if self.eval_split is None:
-            self.eval_split = "validation"
+            self.eval_dataset_name = self.eval_dataset_id
         self.eval_results = {_metric_name(k): v for k, v in self.eval_results.items() if _metric_name(k) not in
                              _NOT_METRICS and isinstance(v, int | float)}
 
     def _eval_results(self) -> list[EvalResult]:
+        if self.eval_dataset_name is None:
+            return []
         return [
             EvalResult(
                 task_type="text-classification",
                 task_name="Text Classification",
-                dataset_type=self.eval_dataset_id or "unknown",
+                dataset_type=self.eval_dataset_id or self.eval_dataset_name,
                 dataset_name=self.eval_dataset_name,
                 dataset_split=self.eval_split,
                 metric_type=_METRIC_TYPES.get(name, name),
                 metric_name=name.replace("_", " ").title(),
-                metric_value=rounded(float(value)),
+                metric_value=float(value),
                 metric_config="macro" if "macro" in name else None,
             )
             for name, value in self.eval_results.items()
@@ -149,12 +156,15 @@ class GPT3MixModelCardData(CardData):
                 f"synthetic rows weighted by `synthetic_weight={self.loss['synthetic_weight']}`, real rows by 1; the "
                 "weighted sum is divided by the number of rows"
             )
-        return f"{text} ({', '.join(details)}.)"
+        text = f"{text} ({', '.join(details)}.)"
+        if self.loss.get("soft_targets") is False:
+            text += ONE_HOT_NOTE
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(
-            metric_lines=[f"{name.replace('_', ' ')}: {rounded(float(v))}" for name, v in self.eval_results.items()],
+            metric_lines=[f"{name.replace('_', ' ')}: {float(v)}" for name, v in self.eval_results.items()],
             loss_description=self._loss_description(),
             provenance_table=provenance_table(self.provenance) if self.provenance is not None else "",
             training_table=table([{key: rounded(value) for key, value in row.items()} for row in self.training_log]),
@@ -210,13 +220,75 @@ def _render(provenance: Any, **values) -> ModelCard:
     return ModelCard.from_template(card_data, template_path=str(MODEL_CARD_TEMPLATE))
 
 
+def training_hyperparameters(args) -> dict[str, Any]:
+    """The hyper-parameters of a run, read from its `TrainingArguments` as the stock `Trainer` card reads them,
+    plus the GPT3Mix loss settings and early stopping; values at full precision (3e-05 stays 3e-05)."""
+    hyperparameters = extract_hyperparameters_from_trainer(SimpleNamespace(args=args))
+    optim = getattr(args, "optim", None)
+    if "optimizer" in hyperparameters and hasattr(optim, "value"):
+        # transformers formats the enum itself ("OptimizerNames.ADAMW_TORCH"): show the name one passes.
+        hyperparameters["optimizer"] = hyperparameters["optimizer"].replace(str(optim), optim.value)
+    if getattr(args, "weight_decay", 0.0):
+        hyperparameters["weight_decay"] = args.weight_decay
+    if getattr(args, "bf16", False):
+        hyperparameters["bf16"] = True
+    for name in ("early_stopping_patience", "metric_for_best_model", *_LOSS_FIELDS):
+        value = getattr(args, name, None)
+        if value is not None and (name != "metric_for_best_model" or getattr(args, "load_best_model_at_end", False)):
+            hyperparameters[name] = value
+    return {name: value.value if hasattr(value, "value") else value for name, value in hyperparameters.items()}
+
+
+def training_loss(args, train_dataset=None) -> dict[str, Any]:
+    """The loss a run used: the GPT3Mix loss settings when the arguments have them (`GPT3MixTrainer`), else
+    nothing (the stock `Trainer`'s cross-entropy); `soft_targets` says whether the rows had soft labels."""
+    if getattr(args, "loss_type", None) is None:
+        return {}
+    loss = {name: getattr(args, name) for name in _LOSS_FIELDS if getattr(args, name, None) is not None}
+    columns = getattr(train_dataset, "column_names", None)
+    if columns is not None:
+        loss["soft_targets"] = "soft_labels" in columns
+    return loss
+
+
+def eval_dataset_description(dataset) -> dict[str, str]:
+    """`eval_dataset_name` / `eval_split` read from a `datasets.Dataset`'s own info, when it was loaded from the
+    Hub under a name (a dataset built from files or in memory has none: the caller names it)."""
+    info = getattr(dataset, "info", None)
+    name = getattr(info, "dataset_name", None)
+    if not name or name in ("json", "csv", "parquet", "text", "arrow", "generator", "pandas"):
+        return {}
+    described = {"eval_dataset_name": name}
+    split = getattr(dataset, "split", None)
+    if split is not None:
+        described["eval_split"] = str(split)
+    return described
+
+
+def _fill_from_trainer(trainer, card_kwargs: dict) -> None:
+    """The card fields a trainer knows and the caller did not give: the base model, the labels, and the
+    evaluation data where the eval dataset names itself."""
+    if card_kwargs.get("eval_dataset_name") is None and card_kwargs.get("eval_dataset_id") is None:
+        for name, value in eval_dataset_description(getattr(trainer, "eval_dataset", None)).items():
+            if card_kwargs.get(name) is None:
+                card_kwargs[name] = value
+    if card_kwargs.get("base_model") is None:
+        card_kwargs["base_model"] = hub_id_of(getattr(trainer.model.config, "_name_or_path", None))
+    card_kwargs.setdefault("label_names", label_names_of(trainer.model.config))
+
+
 def model_card_from_trainer(
     trainer, *, model_id: str | None = None, provenance: Any = None, **card_kwargs
 ) -> ModelCard:
     """The model card of a classifier read from its `Trainer` (a `GPT3MixTrainer` or any `transformers.Trainer`):
-    hyper-parameters from `trainer.args`, the soft-label loss settings (`loss_type`, `temperature`,
-    `synthetic_weight`), the training-results table and the last evaluation from `trainer.state.log_history`
-    (unless `eval_results` is given; with `load_best_model_at_end`, the evaluation of the best checkpoint).
+    hyper-parameters from `trainer.args` at full precision, the loss that was used (`loss_type`, `temperature`,
+    `synthetic_weight` of a `GPT3MixTrainer`, else the stock cross-entropy), the training-results table and the
+    last evaluation from `trainer.state.log_history` (unless `eval_results` is given; with
+    `load_best_model_at_end`, the evaluation of the best checkpoint).
+
+    The evaluation data is named by `eval_dataset_name` / `eval_dataset_id` / `eval_split`; without them it is
+    read from the eval dataset's own info where it has one (a Hub dataset), else the card shows the scores
+    without crediting them to any dataset.
 
     `GPT3MixTrainer.create_model_card` and `push_classifier(trainer, ...)` both render this card.
 
@@ -232,32 +304,46 @@ def model_card_from_trainer(
     >>> card.save("outputs/classifier/README.md")
     """
     args = trainer.args
-    hyperparameters = extract_hyperparameters_from_trainer(trainer)
-    loss = {name: getattr(args, name) for name in _LOSS_FIELDS if getattr(args, "loss_type", None) is not None}
-    hyperparameters.update({name: value for name, value in loss.items() if value is not None})
     log_history = list(trainer.state.log_history or [])
     _, lines, _ = parse_log_history(log_history)
     if card_kwargs.get("eval_results") is None:
         best_step = trainer.state.best_global_step if args.load_best_model_at_end else None
         card_kwargs["eval_results"] = final_eval_results(log_history, best_step)
+    _fill_from_trainer(trainer, card_kwargs)
     if model_id is None:
         # Not published yet: the card names the output folder, which from_pretrained / pipeline load as it is.
         model_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id or Path(args.output_dir).name
-    card_kwargs.setdefault("base_model", hub_id_of(getattr(trainer.model.config, "_name_or_path", None)))
-    card_kwargs.setdefault("label_names", label_names_of(trainer.model.config))
     return _render(
         provenance,
         model_id=model_id,
-        hyperparameters={name: rounded(value) for name, value in hyperparameters.items()},
-        loss=loss,
+        hyperparameters=training_hyperparameters(args),
+        loss=training_loss(args, getattr(trainer, "train_dataset", None)),
         training_log=[{key: rounded(value) for key, value in line.items()} for line in lines or []],
         **card_kwargs,
     )
 
 
+def read_training_record(folder: str | Path) -> dict[str, Any]:
+    """What a model folder says about its training: `gpt3mix_training.json` (written by `create_model_card` and
+    `gpt3mix train`), else the `training_args.bin` the `Trainer` saved beside the model. That file is a pickle:
+    it is read with `torch.load(weights_only=False)`, as the `Trainer` reads it when it resumes, so only read
+    folders you trust. Returns `hyperparameters`, `loss` and the recorded card fields; `{}` when neither exists."""
+    folder = Path(folder)
+    if (folder / TRAINING_RECORD_NAME).exists():
+        record = read_json(folder / TRAINING_RECORD_NAME)
+        return {key: value for key, value in record.items() if value is not None}
+    if (folder / TRAINING_ARGS_NAME).exists():
+        import torch
+
+        args = torch.load(folder / TRAINING_ARGS_NAME, weights_only=False)
+        return {"hyperparameters": training_hyperparameters(args), "loss": training_loss(args)}
+    return {}
+
+
 def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any = None, **card_kwargs) -> ModelCard:
-    """The model card of a classifier saved in `folder` (`save_pretrained`), with what the `Trainer` wrote beside
-    it: `training_args.json` (hyper-parameters and the soft-label loss), `trainer_state.json` (training log),
+    """The model card of a classifier saved in `folder` (`save_pretrained`), with what was written beside it:
+    `gpt3mix_training.json` or the `Trainer`'s `training_args.bin` (hyper-parameters, the loss that was used, the
+    base model and the evaluation data: `read_training_record`), `trainer_state.json` (training log),
     `test_results.json` or `eval_results.json` (`Trainer.save_metrics`). Nothing else is invented; keyword
     arguments (the fields of `GPT3MixModelCardData`) replace what the files say.
 
@@ -271,25 +357,23 @@ def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any
         found["label_names"] = label_names_of(AutoConfig.from_pretrained(folder))
     elif not (folder / "adapter_config.json").exists():  # a peft adapter has no config.json of its own
         raise FileNotFoundError(f"{folder} has no config.json: save the classifier there with save_pretrained().")
-    if (folder / "training_args.json").exists():
-        saved = read_json(folder / "training_args.json")
-        # max_steps=-1 means "train num_train_epochs": not a setting worth showing.
-        shown = [name for name in _CARD_HYPERPARAMETERS if saved.get(name) is not None and saved.get(name) != -1]
-        found["hyperparameters"] = {name: saved[name] for name in shown}
-        found["loss"] = {name: saved[name] for name in _LOSS_FIELDS if name in saved}
+    record = read_training_record(folder)
+    for name in ("hyperparameters", "loss", *_RECORDED_CARD_FIELDS):
+        if name in record:
+            found[name] = record[name]
     state = read_json(folder / "trainer_state.json") if (folder / "trainer_state.json").exists() else {}
     log_history = state.get("log_history") or []
     if log_history:
         _, lines, _ = parse_log_history(log_history)
         found["training_log"] = [{key: rounded(value) for key, value in line.items()} for line in lines or []]
-    for name, split in (("test_results.json", "test"), ("eval_results.json", "validation")):
+    for name in ("test_results.json", "eval_results.json"):
         if (folder / name).exists():
-            found["eval_results"], found["eval_split"] = read_json(folder / name), split
+            found["eval_results"] = read_json(folder / name)
             break
     else:
         results = final_eval_results(log_history, state.get("best_global_step"))
         if results:
-            found["eval_results"], found["eval_split"] = results, "validation"
+            found["eval_results"] = results
     found.update({key: value for key, value in card_kwargs.items() if value is not None})
     return _render(provenance, model_id=model_id, **found)
 
@@ -306,8 +390,10 @@ def write_trainer_model_card(
     provenance: Any = None,
     **card_kwargs,
 ) -> Path:
-    """`GPT3MixTrainer.create_model_card`: write `model_card_from_trainer`'s card to `output_dir/README.md` and
-    the provenance beside it, so that `trainer.push_to_hub(provenance=..., dataset_tags=...)` uploads both.
+    """`GPT3MixTrainer.create_model_card`: write `model_card_from_trainer`'s card to `output_dir/README.md`, the
+    provenance beside it, and `gpt3mix_training.json` (what the card read from the run, so that a card made
+    later from the saved folder says the same), so that `trainer.push_to_hub(provenance=..., dataset_tags=...)`
+    uploads them.
 
     `Trainer.create_model_card`'s arguments map to the card: `finetuned_from` is the base model, `dataset_tags`
     the training data's Hub id, `dataset` its name; `language`, `license`, `tags`, `model_name` as they are.
@@ -315,8 +401,8 @@ def write_trainer_model_card(
     """
     if dataset_args is not None:
         raise ValueError(
-            "dataset_args has no place on the GPT3Mix model card: the evaluation data comes from the provenance "
-            "(or pass eval_dataset_id= / eval_dataset_name= / eval_split=)."
+            "dataset_args has no place on the GPT3Mix model card: name the evaluation data with eval_dataset_id= / "
+            "eval_dataset_name= / eval_split=."
         )
     task_list = [tasks] if isinstance(tasks, str) else list(tasks or [])
     if any(task != "text-classification" for task in task_list):
@@ -329,6 +415,7 @@ def write_trainer_model_card(
              "dataset_name": names[0] if names else None, "tags": [tags] if isinstance(tags, str) else tags}
     card_kwargs.update({key: value for key, value in given.items() if value is not None})
     config = as_config(provenance)
+    _fill_from_trainer(trainer, card_kwargs)
     card = model_card_from_trainer(trainer, provenance=config, **card_kwargs)
     # `push_to_hub` uploads what is written here: refuse what push_classifier would refuse.
     found = find_secret(card.content, trainer.args.hub_token)
@@ -337,6 +424,10 @@ def write_trainer_model_card(
     output_dir = Path(trainer.args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     card.save(output_dir / "README.md")
+    record = {"hyperparameters": training_hyperparameters(trainer.args),
+              "loss": training_loss(trainer.args, getattr(trainer, "train_dataset", None))}
+    record.update({name: card_kwargs.get(name) for name in _RECORDED_CARD_FIELDS})
+    write_json(output_dir / TRAINING_RECORD_NAME, record)
     if config is not None:
         config.save_pretrained(output_dir)
     return output_dir / "README.md"

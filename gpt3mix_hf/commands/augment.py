@@ -7,6 +7,7 @@ flag: a flag would stay in the shell history and the process list, and could rea
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_spl
 from ..labels import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
+from ..quality import format_quality
 from ..selection import STRATEGIES
 from ..state import check_folder_path
 from ..validation import check_fields
@@ -33,6 +35,8 @@ BACKENDS = ("transformers", "openai", "tgi")
 SERVED = ("openai", "tgi")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# One default for the CLI and the Python API: GPT3MixAugmenter's own.
+DEFAULT_SELECTION = inspect.signature(GPT3MixAugmenter).parameters["selection"].default
 
 logger = logging.get_logger(__name__)
 
@@ -94,7 +98,12 @@ class AugmentArguments:
     k: int = field(default=2, metadata={"help": "Real examples per prompt."})
     ratio: float = field(default=1.0, metadata={"help": "Synthetic rows per real row."})
     selection: str = field(
-        default="uniform", metadata={"help": "How the examples of a prompt are chosen.", "choices": list(STRATEGIES)}
+        default=DEFAULT_SELECTION,
+        metadata={"help": "How the k examples of a prompt are chosen. anchored (the default, as in Python): the "
+                  "augmented row and k - 1 rows drawn from the pool, so every real row is shown in its own "
+                  "synthetic rows' prompts; uniform: k rows drawn from the pool for each synthetic row (the "
+                  "paper's protocol, what `gpt3mix experiment` runs); class_balanced: the row and k - 1 rows of "
+                  "uniformly drawn classes.", "choices": list(STRATEGIES)},
     )
     label_mode: str = field(
         default="soft",
@@ -283,6 +292,8 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
         f"tokens generated: {report.generated_tokens}\n"
         f"seconds: {report.seconds:.1f}\n"
         f"samples per second: {report.samples_per_second:.2f}\n"
+        f"quality of the synthetic rows (`gpt3mix report {output_dir}` prints it again):\n"
+        f"{format_quality(report.quality or {}, augmenter.label_names)}\n"
         f"saved to: {output_dir}\n"
     )
     return 0

@@ -66,13 +66,19 @@ class DatasetArguments:
 class ModelArguments:
     model_dir: str = field(
         metadata={
-            "help": "A classifier saved with save_pretrained (with its tokenizer); training_args.json, "
-            "trainer_state.json and test_results.json / eval_results.json beside it go into the card."
+            "help": "A classifier saved with save_pretrained (with its tokenizer); what the Trainer and `gpt3mix "
+            "train` wrote beside it (gpt3mix_training.json or training_args.bin, trainer_state.json, "
+            "test_results.json / eval_results.json) goes into the card."
         }
     )
     dataset_id: str | None = field(default=None, metadata={"help": "Hub id of the training data, for the card."})
     base_model: str | None = field(default=None, metadata={"help": "Hub id of the encoder it was fine-tuned from."})
-    eval_split: str | None = field(default=None, metadata={"help": "Split the results were measured on."})
+    eval_dataset: str | None = field(
+        default=None, metadata={"help": "Hub id of the data the results were measured on (default: as recorded)."}
+    )
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Split the results were measured on (default: as recorded)."}
+    )
 
     def __post_init__(self):
         check_fields(self)
@@ -130,10 +136,16 @@ def run(name: str, args: PushArguments, specific) -> int:
     card_kwargs = {"license": args.license, "language": args.language}
     if name == "push-dataset":
         dataset, folder = _load_dataset(specific)
+        config = _find_config(args, folder)
+        if config is not None and not (config.report or {}).get("quality") and (folder.parent / "real").is_dir():
+            # A folder made before the quality report existed: measure its rows now, for the card.
+            from .report import folder_quality
+
+            config.report = {**(config.report or {}), "quality": folder_quality(folder.parent)[0]}
         result = push_augmented_dataset(
             dataset,
             args.repo_id,
-            provenance=_find_config(args, folder),
+            provenance=config,
             private=args.private,
             local_dir=local_dir,
             commit_message=args.commit_message,
@@ -150,6 +162,7 @@ def run(name: str, args: PushArguments, specific) -> int:
             args.repo_id,
             provenance=_find_config(args, folder),
             dataset_id=specific.dataset_id,
+            eval_dataset_id=specific.eval_dataset,
             eval_split=specific.eval_split,
             base_model=specific.base_model,
             private=args.private,

@@ -15,6 +15,7 @@ from pathlib import Path
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, IntervalStrategy, set_seed
 from transformers.utils import logging
 
+from ..cards.common import hub_id_of
 from ..classification import tokenize_dataset
 from ..data import concatenate_with_real
 from ..experiment.source import DataSourceArguments, load_split
@@ -59,8 +60,34 @@ class TrainArguments:
         check_fields(self)
 
 
+@dataclass
+class TrainCommandArguments(GPT3MixTrainingArguments):
+    """`GPT3MixTrainingArguments` without the one field that is a secret: `--hub_token` is not a flag (a flag stays
+    in the shell history and the process list); `--push_to_hub` uses the token of `hf auth login` or HF_TOKEN."""
+
+    hub_token: str | None = field(default=None, init=False, repr=False)
+
+
 def arguments(name: str) -> tuple[type, ...]:
-    return TrainArguments, GPT3MixTrainingArguments
+    return TrainArguments, TrainCommandArguments
+
+
+def _eval_source(args: TrainArguments) -> dict:
+    """The card's description of the evaluation data: a Hub id where there is one, and names without local
+    folders (a card is published; the machine's paths mean nothing there)."""
+    from ..cards.common import source_hub_id
+    from ..provenance import DataSource
+
+    path = Path(args.eval_dataset)
+    single_file = path.is_file()
+    hub_id = source_hub_id(DataSource(dataset=args.eval_dataset))
+    if hub_id is not None and not path.exists():
+        name = args.eval_dataset
+    else:
+        name = path.name
+        hub_id = None
+    split = None if single_file else args.eval_split
+    return {"eval_dataset_id": hub_id, "eval_dataset_name": name, "eval_split": split}
 
 
 def _load_augmented(folder: Path):
@@ -86,6 +113,12 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
     train = concatenate_with_real(real, synthetic, text_column, label_column)
     evaluation = None
     if args.eval_dataset is not None:
+        if Path(args.eval_dataset).is_file() and args.eval_split != "train":
+            raise ValueError(
+                f"--eval_dataset {args.eval_dataset} is a single file, whose rows are read as the split 'train': "
+                f"pass --eval_split train to validate on it (--eval_split {args.eval_split} needs a folder holding "
+                f"{args.eval_split}.jsonl)."
+            )
         source = DataSourceArguments(dataset=args.eval_dataset, data_dir=args.eval_data_dir,
                                      text_column=text_column, label_column=label_column)
         evaluation = load_split(source, args.eval_split, names=names)
@@ -126,8 +159,12 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
     if evaluation is not None:
         metrics = trainer.evaluate()
         trainer.save_metrics("eval", metrics)
-        lines.append(f"validation accuracy: {metrics['eval_accuracy']:.4f}, macro-F1: {metrics['eval_macro_f1']:.4f}")
-    trainer.create_model_card(provenance=config, eval_split=args.eval_split if evaluation is not None else None)
+        where = f"{args.eval_split} split of {args.eval_dataset}" if not Path(args.eval_dataset).is_file() \
+            else args.eval_dataset
+        lines.append(f"evaluation on the {where}: accuracy {metrics['eval_accuracy']:.4f}, "
+                     f"macro-F1 {metrics['eval_macro_f1']:.4f}")
+    eval_card = _eval_source(args) if evaluation is not None else {}
+    trainer.create_model_card(provenance=config, finetuned_from=hub_id_of(args.model), **eval_card)
     lines.append(f"saved to: {training_args.output_dir} (model, tokenizer, README.md model card)")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

@@ -155,7 +155,7 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     @property
     def name(self) -> str:
         """A short name for the data, for file names and tables."""
-        return self.dataset.rstrip("/").replace("\\", "/").split("/")[-1].split(".")[0] or "dataset"
+        return (self.dataset or "").rstrip("/").replace("\\", "/").split("/")[-1].split(".")[0] or "dataset"
 
     def to_dict(self) -> dict:
         return asdict(self)

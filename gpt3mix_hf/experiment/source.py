@@ -27,11 +27,12 @@ class DataSourceArguments:
     >>> train = load_split(source, "train")
     """
 
-    dataset: str = field(
-        default="sst2",
+    # No default: a command that silently read SST-2 when the flag was forgotten would report on the wrong data.
+    dataset: str | None = field(
+        default=None,
         metadata={
-            "help": f"A benchmark ({', '.join(BENCHMARKS)}), a folder of <split>.jsonl/.json/.csv files, one such "
-            "file, or a Hub dataset id."
+            "help": f"Required: a benchmark ({', '.join(BENCHMARKS)}), a folder of <split>.jsonl/.json/.csv files, "
+            "one such file, or a Hub dataset id."
         },
     )
     dataset_config: str | None = field(
@@ -50,6 +51,8 @@ class DataSourceArguments:
 
     @property
     def is_benchmark(self) -> bool:
+        if self.dataset is None:
+            return False
         return self.dataset.lower().replace("-", "") in BENCHMARKS and not Path(self.dataset).exists()
 
 
@@ -100,6 +103,11 @@ def load_split(source: DataSourceArguments, split: str, names: list[str] | None 
     train does not have is an error). Raises a `ValueError` naming the fix when the split, a column or the
     rows are missing.
     """
+    if source.dataset is None:
+        raise ValueError(
+            f"No dataset given: pass --dataset (dataset= in Python): a benchmark ({', '.join(BENCHMARKS)}, e.g. "
+            "--dataset sst2 with --data_dir), a folder of <split>.jsonl files, one such file, or a Hub dataset id."
+        )
     if source.is_benchmark:
         dataset = load_benchmark(source.dataset, split, source.data_dir)
         columns = {"text": source.text_column, "label": source.label_column}
