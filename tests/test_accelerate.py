@@ -56,6 +56,7 @@ def run(output: Path) -> None:
         warmup_steps=0, eval_strategy="no", save_strategy="no", early_stopping_patience=None,
         synthetic_weight=0.5, loss_type="kl", temperature=2.0, seed=0,
     )
+    initial = [parameter.detach().double().clone() for parameter in model.parameters()]
     trainer = GPT3MixTrainer(model, args, train_dataset=tokenize_dataset(dataset, tokenizer),
                              processing_class=tokenizer)
     trainer.train()
@@ -66,6 +67,8 @@ def run(output: Path) -> None:
             "losses": [log["loss"] for log in trainer.state.log_history if "loss" in log],
             "parameters": [parameter.detach().double().sum().item() for parameter in model.parameters()],
             "magnitudes": [parameter.detach().double().abs().sum().item() for parameter in model.parameters()],
+            "moved": [(parameter.detach().double() - start).abs().sum().item()
+                      for parameter, start in zip(model.parameters(), initial, strict=True)],
         }
         output.write_text(json.dumps(result))
 
@@ -90,11 +93,14 @@ def test_two_processes_give_the_loss_of_one(tmp_path):
     assert (one["world_size"], two["world_size"], two["backend"]) == (1, 2, "gloo")
     assert len(one["losses"]) == STEPS
     assert two["losses"] == pytest.approx(one["losses"], rel=1e-4)
-    # Each tensor's sum within 1e-4 of the tensor's magnitude: a sum that cancels to ~0 (a bias whose elements
-    # moved both ways) must not shrink the tolerance below the round-off of two processes' all-reduce (a
-    # 1e-5 difference on a sum of 8e-6 was seen on an AVX512 machine).
-    for found, expected, magnitude in zip(two["parameters"], one["parameters"], one["magnitudes"], strict=True):
-        assert abs(found - expected) <= 1e-4 * magnitude + 1e-7, (found, expected, magnitude)
+    # Each trained tensor's sum within 1e-4 of the tensor's magnitude (a sum that cancels to ~0 must not shrink the
+    # tolerance). A tensor whose gradient is at round-off level (a bias that moved ~1e-5 in all, where Adam's
+    # steps are ~1e-2) moves by the round-off of the processes' all-reduce, differently run to run: it is left out.
+    trained = [i for i, moved in enumerate(one["moved"]) if moved > 1e-3]
+    assert len(trained) >= 0.9 * len(one["moved"])
+    for i in trained:
+        found, expected, magnitude = two["parameters"][i], one["parameters"][i], one["magnitudes"][i]
+        assert abs(found - expected) <= 1e-4 * magnitude + 1e-7, (i, found, expected, magnitude)
     # The weights moved: the comparison is of trained models, not of two untouched initialisations.
     assert len(set(one["losses"])) > 1
 

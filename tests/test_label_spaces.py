@@ -204,6 +204,9 @@ def test_map_remaps_by_name_in_worker_processes_and_warns_for_streams(caplog):
         assert line == f"Movie review: {text} (Sentiment: {flipped.features['label'].int2str(label)})"
     logger = logging.getLogger("gpt3mix_hf")
     logger.addHandler(caplog.handler)
+    # The warning is logged once per process (transformers' warning_once): another test in this worker may have
+    # had it already.
+    logging.Logger.warning_once.cache_clear()
     try:
         list(flipped.to_iterable_dataset().map(augmenter, batched=True, remove_columns=flipped.column_names,
                                                features=augmenter.features))
