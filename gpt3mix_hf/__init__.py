@@ -7,6 +7,7 @@ from .classification import evaluate_classifier, train_classifier
 from .data import check_columns, training_features
 from .hub import push_augmented_dataset, push_classifier
 from .losses import kl_divergence, soft_cross_entropy
+from .pooling import PooledBertConfig, PooledBertForSequenceClassification, checkpoint_pooling
 from .prompt import GenerationParser, ParsedGeneration, PromptTemplate
 from .provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, regenerate, save_config
 from .selection import ExampleSelector
@@ -31,6 +32,8 @@ __all__ = [
     "GenerationParser",
     "OpenAIBackend",
     "ParsedGeneration",
+    "PooledBertConfig",
+    "PooledBertForSequenceClassification",
     "PromptTemplate",
     "SamplingConfig",
     "ServedConfig",
@@ -41,6 +44,7 @@ __all__ = [
     "augmenter_from_config",
     "build_config",
     "build_dataset_card",
+    "checkpoint_pooling",
     "check_columns",
     "concatenate_with_real",
     "evaluate_classifier",
