@@ -99,7 +99,7 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     num_train_epochs: float = field(
         default=100,
         metadata={"help": "Most training epochs; early stopping usually ends a run well before (50 cut NoAug off on "
-                  "TREC6 at 1 %)."},
+                  "TREC6 at the 1 percent level)."},
     )
     early_stopping_patience: int = field(
         default=20, metadata={"help": "Epochs without a better validation accuracy before stopping (the paper: 20)."}
