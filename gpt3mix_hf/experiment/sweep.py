@@ -91,7 +91,7 @@ def held_out_validation(full_train: Dataset, per_class: int, seed: int) -> HeldO
     except ValueError as error:
         raise ValueError(
             f"The held-out validation set of {per_class} rows per class cannot be drawn: {error} Lower "
-            "validation_per_class."
+            "validation_per_class, or use validation_set='per-sample' (a set as large as each sub-sample)."
         ) from error
     return HeldOut(rows=list(chosen["_row"]), validation=chosen.remove_columns("_row"))
 
