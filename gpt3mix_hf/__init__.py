@@ -8,6 +8,7 @@ from .data import check_columns, training_features
 from .hub import push_augmented_dataset, push_classifier
 from .losses import kl_divergence, soft_cross_entropy
 from .metrics import compute_metrics, make_compute_metrics
+from .pooling import PooledBertConfig, PooledBertForSequenceClassification, checkpoint_pooling
 from .prompt import GenerationParser, ParsedGeneration, PromptTemplate
 from .provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, regenerate, save_config
 from .quality import quality_report
@@ -33,6 +34,8 @@ __all__ = [
     "GenerationParser",
     "OpenAIBackend",
     "ParsedGeneration",
+    "PooledBertConfig",
+    "PooledBertForSequenceClassification",
     "PromptTemplate",
     "SamplingConfig",
     "ServedConfig",
@@ -43,6 +46,7 @@ __all__ = [
     "augmenter_from_config",
     "build_config",
     "build_dataset_card",
+    "checkpoint_pooling",
     "check_columns",
     "compute_metrics",
     "concatenate_with_real",

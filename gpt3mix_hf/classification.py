@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from datasets import ClassLabel, Dataset
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     EvalPrediction,
@@ -20,8 +21,9 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from .data import align_label_names
-from .metrics import compute_metrics
+from .metrics import compute_metrics, compute_selection_metrics
 from .models import DEFAULT_CLASSIFIER, resolve_classifier
+from .pooling import POOLING_MODES, PooledBertConfig, PooledBertForSequenceClassification, checkpoint_pooling
 from .trainer import GPT3MixTrainer
 from .training_args import GPT3MixTrainingArguments
 
@@ -29,6 +31,7 @@ logger = logging.get_logger(__name__)
 
 TARGET_COLUMNS = ("label", "soft_labels", "is_synthetic")
 CLASSIFIER_HEADS = ("default", "mlp")
+ENCODER_ONLY_KEYS = ("model_type", "architectures", "pooling_mode", "classifier_head", "transformers_version")
 
 
 def _label_names(dataset: Dataset, name: str) -> list[str]:
@@ -70,35 +73,58 @@ def tokenize_dataset(
 
 
 def load_classifier(
-    model_name_or_path: str, label_names: list[str], classifier_head: str = "default"
+    model_name_or_path: str, label_names: list[str], classifier_head: str = "default", pooling: str = "auto"
 ) -> PreTrainedModel:
     """A sequence classifier for `label_names` on a pre-trained encoder, with a fresh classification head.
 
     Args:
         model_name_or_path (`str`): a Hub id, a folder, or `"minilm"` (the embedded all-MiniLM-L6-v2).
         label_names (`list[str]`): the classes, by id (written into the model's `id2label` / `label2id`).
+        pooling (`str`, *optional*, defaults to `"auto"`): the sentence vector the head reads. `"auto"`: the
+            pooling the checkpoint was trained with, read from a sentence-transformers folder's `modules.json` and
+            `1_Pooling/config.json` (all-MiniLM-L6-v2: mean pooling), else the architecture's own head (a plain
+            BERT checkpoint keeps its pre-trained pooler). `"mean"` / `"cls"`: mean or first-token pooling without
+            a pooler ([`PooledBertForSequenceClassification`], BERT-type encoders). `"pooler"`: the
+            architecture's own head (`AutoModelForSequenceClassification`).
         classifier_head (`str`, *optional*, defaults to `"default"`):
             `"default"`: the head `AutoModelForSequenceClassification` builds for the architecture (BERT: one new
             linear layer on the pre-trained pooler; DistilBERT, RoBERTa, ELECTRA, DeBERTa: two new layers).
             `"mlp"`: the GPT3Mix paper's classifier, two fully connected layers trained from scratch on the
             encoder's first-token state. For BERT-like models this re-initialises the pooler (dense + tanh), so
             the saved model is a stock `BertForSequenceClassification` that reloads with `from_pretrained`;
-            architectures whose own head already has two new layers keep it.
+            architectures whose own head already has two new layers keep it. With mean or first-token pooling,
+            the two layers (dense + tanh, then linear) sit on the pooled vector.
 
     Example:
 
     >>> model = load_classifier("minilm", ["negative", "positive"], classifier_head="mlp")
-    >>> model.config.classifier_head
-    'mlp'
+    >>> model.config.classifier_head, model.config.pooling_mode
+    ('mlp', 'mean')
     """
     if classifier_head not in CLASSIFIER_HEADS:
         raise ValueError(f"classifier_head={classifier_head!r} is not supported: use one of {CLASSIFIER_HEADS}.")
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_classifier(model_name_or_path),
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: index for index, name in enumerate(label_names)},
-    )
+    if pooling not in POOLING_MODES:
+        raise ValueError(f"pooling={pooling!r} is not supported: use one of {POOLING_MODES}.")
+    path = resolve_classifier(model_name_or_path)
+    labels = {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: index for index, name in enumerate(label_names)},
+    }
+    mode = (checkpoint_pooling(path) or "pooler") if pooling == "auto" else pooling
+    if mode != "pooler":
+        encoder_config = AutoConfig.from_pretrained(path)
+        if encoder_config.model_type not in ("bert", PooledBertConfig.model_type):
+            raise ValueError(
+                f"pooling={mode!r} is implemented for BERT-type encoders; {model_name_or_path!r} is a "
+                f"{encoder_config.model_type!r} model. Pass pooling='pooler' to use its own classification head."
+            )
+        # The encoder's own fields only: the type, head and labels are the new model's.
+        values = {key: value for key, value in encoder_config.to_dict().items() if key not in ENCODER_ONLY_KEYS}
+        config = PooledBertConfig(**{**values, **labels}, pooling_mode=mode, classifier_head=classifier_head)
+        logger.info(f"{model_name_or_path}: {mode} pooling ({'the checkpoint' if pooling == 'auto' else 'asked'}).")
+        return PooledBertForSequenceClassification.from_pretrained(path, config=config)
+    model = AutoModelForSequenceClassification.from_pretrained(path, **labels)
     if classifier_head == "mlp":
         _two_layer_head(model)
     # Saved with the model, so that its card and config say which head it was trained with.
@@ -138,6 +164,7 @@ def train_classifier(
     callbacks: list | None = None,
     keep_checkpoints: bool = True,
     classifier_head: str = "default",
+    pooling: str = "auto",
 ) -> GPT3MixTrainer:
     """Fine-tune a sequence classifier with [`GPT3MixTrainer`] and return the trainer (best model loaded).
 
@@ -156,6 +183,11 @@ def train_classifier(
             many runs.
         classifier_head (`str`, *optional*, defaults to `"default"`): `"mlp"` for the paper's two fully
             connected layers (see [`load_classifier`]).
+        pooling (`str`, *optional*, defaults to `"auto"`): the pooling the checkpoint was trained with (mean for
+            all-MiniLM-L6-v2), or `"mean"`, `"cls"`, `"pooler"` (see [`load_classifier`]).
+
+    The validation metrics also hold `nll` and `accuracy_then_nll` ([`compute_selection_metrics`]): set
+    `metric_for_best_model="accuracy_then_nll"` to break ties in validation accuracy by the validation loss.
 
     Example:
 
@@ -178,7 +210,7 @@ def train_classifier(
     tokenizer = AutoTokenizer.from_pretrained(resolve_classifier(model_name_or_path))
     # The new classification head is drawn at random: seed it so that runs repeat.
     set_seed(args.seed)
-    model = load_classifier(model_name_or_path, names, classifier_head)
+    model = load_classifier(model_name_or_path, names, classifier_head, pooling)
     trainer = GPT3MixTrainer(
         model=model,
         args=args,
@@ -186,6 +218,7 @@ def train_classifier(
         eval_dataset=tokenize_dataset(eval_dataset, tokenizer, text_column, max_length),
         processing_class=tokenizer,
         callbacks=callbacks,
+        compute_metrics=compute_selection_metrics,
     )
     trainer.train()
     if not keep_checkpoints:

@@ -100,6 +100,19 @@ def test_augment_help_lists_flags(capsys):
     assert "--api_key " not in out
 
 
+@pytest.mark.parametrize(("command", "flags"), [
+    ("experiment", ("--pooling", "--validation_set", "--num_train_epochs")),
+    ("train", ("--pooling", "--classifier_head")),
+])
+def test_classifier_flags_in_help(capsys, command, flags):
+    # argparse formats help strings with %: a stray "%" in one breaks --help for the whole command.
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    for flag in flags:
+        assert flag in out
+
+
 def test_augment_through_a_served_lm_writes_rows(augmented, server, capsys):
     synthetic = load_from_disk(augmented / "synthetic")
     assert len(synthetic) > 0

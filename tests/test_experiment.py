@@ -20,6 +20,8 @@ from gpt3mix_hf.experiment import (
     ExperimentArguments,
     derive_method_rows,
     export_synthetic,
+    held_out_seed,
+    held_out_validation,
     load_runs,
     load_task_data,
     make_split,
@@ -88,6 +90,8 @@ def tiny_args(tmp_path, tiny_classifier, **overrides) -> ExperimentArguments:
         "methods": ["noaug", "gpt3mix-soft", "gpt3mix-hard", "gpt3mix-written", "bt"], "classifier": tiny_classifier,
         "bt_models": ["/no/such/opus-mt-en-de", "/no/such/opus-mt-de-en"], "num_train_epochs": 1,
         "early_stopping_patience": 1, "per_device_train_batch_size": 8, "disable_tqdm": True,
+        # The toy data has 10-30 rows per class, fewer than the default held-out set's 50 (tested on its own below).
+        "validation_set": "per-sample",
     }
     return ExperimentArguments(**{**settings, **overrides})
 
@@ -383,6 +387,50 @@ def test_split_is_class_balanced_and_disjoint():
     again = make_split(numbered, 0.1, 0, seed=3)
     assert not set(again.train["text"]) & set(again.validation["text"])
     assert [t.split(":", 1)[1] for t in again.train["text"]] == list(split.train["text"])
+
+
+def test_held_out_validation_is_fixed_and_never_sampled(tmp_path, tiny_classifier, monkeypatch):
+    train = toy_split(repeat=3)
+    numbered = train.add_column("text_id", [f"{i}:{t}" for i, t in enumerate(train["text"])])
+    numbered = numbered.remove_columns("text").rename_column("text_id", "text")
+    held_out = held_out_validation(numbered, per_class=4, seed=held_out_seed(42))
+    assert sorted(held_out.validation["label"]) == [0] * 4 + [1] * 4
+    assert held_out.validation["text"] == [numbered["text"][row] for row in held_out.rows]
+    for level in (0.1, 0.3):
+        for index, seed in enumerate((3, 4, 5)):
+            split = make_split(numbered, level, index, seed, held_out=held_out)
+            # The same rows for every level and data seed, none of them ever in a sub-sample.
+            assert split.validation["text"] == held_out.validation["text"]
+            assert not set(split.train["text"]) & set(held_out.validation["text"])
+            assert len(split.train) == len(make_split(numbered, level, index, seed).train)
+    with pytest.raises(ValueError, match="validation_per_class"):
+        held_out_validation(numbered, per_class=31, seed=0)
+
+    # Through the harness: every run validates on the one held-out set.
+    seen = []
+
+    def record_validation(args, train, validation, test, seed, work_dir):
+        seen.append((tuple(validation["text"]), set(train["text"])))
+        return fake_training()(args, train, validation, test, seed, work_dir)
+
+    monkeypatch.setattr(sweep, "_train_and_evaluate", record_validation)
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug"], data_seeds=3, levels=[0.1, 0.2],
+                     validation_set="held-out", validation_per_class=5)
+    records = run_experiment(args, numbered, toy_split())
+    assert len(records) == 6 and {r["num_validation"] for r in records} == {10}
+    assert len({validation for validation, _ in seen}) == 1
+    assert all(not set(validation) & train for validation, train in seen)
+    assert len({frozenset(train) for _, train in seen}) == 6
+    with pytest.raises(ValueError, match="validation_set"):
+        tiny_args(tmp_path, tiny_classifier, validation_set="dev")
+
+
+def test_best_epoch_is_read_from_the_selection_score():
+    history = [{"loss": 0.7, "epoch": 1.0},
+               {"eval_accuracy": 0.75, "eval_nll": 0.6, "eval_accuracy_then_nll": 0.70, "epoch": 1.0},
+               {"eval_accuracy": 0.75, "eval_nll": 0.4, "eval_accuracy_then_nll": 0.71, "epoch": 2.0}]
+    assert sweep._best_evaluation(history, 0.71)["epoch"] == 2.0
+    assert sweep._best_evaluation(history, None) == {}
 
 
 def test_folder_data_is_encoded_with_trains_labels(tmp_path, tiny_classifier):

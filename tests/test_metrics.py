@@ -55,3 +55,24 @@ def test_the_harness_and_the_trainer_share_compute_metrics():
     from gpt3mix_hf.metrics import compute_metrics as shared
 
     assert classification.compute_metrics is shared and trainer.default_compute_metrics is shared
+
+
+def test_selection_score_orders_by_accuracy_then_loss():
+    from gpt3mix_hf.metrics import compute_selection_metrics, validation_loss
+
+    labels = np.array([0, 1, 1, 0])
+
+    def score(logits):
+        return compute_selection_metrics(EvalPrediction(predictions=np.array(logits), label_ids=labels))
+
+    unsure = score([[0.1, 0.0], [0.0, 0.1], [0.0, 0.1], [0.0, 0.1]])  # 3 of 4 right, barely
+    sure = score([[5.0, 0.0], [0.0, 5.0], [0.0, 5.0], [0.0, 0.1]])  # 3 of 4 right, confidently
+    better = score([[0.1, 0.0], [0.0, 0.1], [0.0, 0.1], [20.0, -20.0]])  # 4 of 4, whatever the loss
+    worse_but_sure = score([[9.0, 0.0], [0.0, 9.0], [9.0, 0.0], [0.0, 9.0]])  # 2 of 4
+    assert unsure["accuracy"] == sure["accuracy"] == 0.75
+    # A tie in accuracy goes to the lower validation loss; a higher accuracy always wins.
+    assert sure["nll"] < unsure["nll"] and sure["accuracy_then_nll"] > unsure["accuracy_then_nll"]
+    assert better["accuracy_then_nll"] > sure["accuracy_then_nll"] > worse_but_sure["accuracy_then_nll"]
+    assert abs(sure["accuracy_then_nll"] - sure["accuracy"]) < 1 / (2 * len(labels))
+    log_softmax = np.log(np.exp([0.1, 0.0]) / np.exp([0.1, 0.0]).sum())
+    assert validation_loss(np.array([[0.1, 0.0]]), np.array([0])) == pytest.approx(-log_softmax[0])

@@ -12,11 +12,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, IntervalStrategy, set_seed
+from transformers import AutoTokenizer, IntervalStrategy, set_seed
 from transformers.utils import logging
 
 from ..cards.common import hub_id_of
-from ..classification import tokenize_dataset
+from ..classification import load_classifier, tokenize_dataset
 from ..data import concatenate_with_real
 from ..experiment.source import DataSourceArguments, load_split
 from ..models import DEFAULT_CLASSIFIER, resolve_classifier
@@ -52,6 +52,12 @@ class TrainArguments:
         default="default",
         metadata={"help": "default: the architecture's own head; mlp: two fully connected layers (the paper's).",
                   "choices": ["default", "mlp"]},
+    )
+    pooling: str = field(
+        default="auto",
+        metadata={"help": "The sentence vector the head reads: auto (what the checkpoint was trained with: mean for "
+                  "all-MiniLM-L6-v2, BERT's pooler for a plain BERT), mean, cls or pooler.",
+                  "choices": ["auto", "pooler", "mean", "cls"]},
     )
     real_only: bool = field(default=False, metadata={"help": "Train on the real rows only (a NoAug baseline)."})
     max_length: int = field(default=128, metadata={"help": "Tokens per input (longer texts are cut)."})
@@ -132,19 +138,10 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
 
-    path = resolve_classifier(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_classifier(args.model))
     # The new classification head is drawn at random: seed it so that runs repeat.
     set_seed(training_args.seed)
-    if args.classifier_head == "default":
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={label: index for index, label in enumerate(names)},
-        )
-    else:
-        from ..classification import load_classifier
-
-        model = load_classifier(args.model, names, classifier_head=args.classifier_head)
+    model = load_classifier(args.model, names, classifier_head=args.classifier_head, pooling=args.pooling)
     trainer = GPT3MixTrainer(
         model=model,
         args=training_args,

@@ -21,7 +21,18 @@ from .summary import (
     summarize,
     write_summary,
 )
-from .sweep import Split, data_seed, load_task_data, make_split, run_experiment, run_path, train_seed
+from .sweep import (
+    HeldOut,
+    Split,
+    data_seed,
+    held_out_seed,
+    held_out_validation,
+    load_task_data,
+    make_split,
+    run_experiment,
+    run_path,
+    train_seed,
+)
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -31,11 +42,14 @@ __all__ = [
     "Augmentations",
     "DataSourceArguments",
     "ExperimentArguments",
+    "HeldOut",
     "Split",
     "TaskSpecArguments",
     "data_seed",
     "derive_method_rows",
     "export_synthetic",
+    "held_out_seed",
+    "held_out_validation",
     "load_runs",
     "load_split",
     "load_task_data",

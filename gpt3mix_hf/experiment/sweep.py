@@ -24,7 +24,7 @@ from ..backends.base import SamplingConfig
 from ..data import class_balanced_sample, concatenate_with_real, per_class_for, training_features
 from ..selection import row_seed
 from ..state import check_folder_path, read_json, write_json
-from .arguments import GPT3MIX_METHODS, ExperimentArguments
+from .arguments import GPT3MIX_METHODS, HELD_OUT_PER_CLASS, ExperimentArguments
 from .caches import Augmentations, level_name
 from .source import encode_labels, load_split, task_spec
 
@@ -61,9 +61,46 @@ class Split:
     validation: Dataset
 
 
+@dataclass
+class HeldOut:
+    """The fixed validation set: `validation` holds the rows of `full_train` at `rows`, which no sub-sample takes."""
+
+    rows: list[int]
+    validation: Dataset
+
+
+def held_out_seed(master_seed: int) -> int:
+    return row_seed(master_seed, 2) % 2**31
+
+
+def held_out_validation(full_train: Dataset, per_class: int, seed: int) -> HeldOut:
+    """A class-balanced set of `per_class` rows per class of `full_train`, the same for every level, data seed
+    and method: early stopping then compares epochs on enough rows to mean something (at 0.1 % a set as large as
+    the sample has 6 rows on SST-2), and every run's best epoch is chosen on the same rows.
+
+    Raises a `ValueError` naming the class and the fix when a class has fewer than `per_class` rows.
+
+    Example:
+
+    >>> held_out = held_out_validation(train, per_class=50, seed=held_out_seed(42))
+    >>> split = make_split(train, 0.01, 0, seed=7, held_out=held_out)
+    """
+    numbered = full_train.add_column("_row", list(range(len(full_train))))
+    try:
+        chosen = class_balanced_sample(numbered, per_class=per_class, seed=seed)
+    except ValueError as error:
+        raise ValueError(
+            f"The held-out validation set of {per_class} rows per class cannot be drawn: {error} Lower "
+            "validation_per_class, or use validation_set='per-sample' (a set as large as each sub-sample)."
+        ) from error
+    return HeldOut(rows=list(chosen["_row"]), validation=chosen.remove_columns("_row"))
+
+
 def make_split(full_train: Dataset, level: float, index: int, seed: int,
-               validation_per_class: int | None = None) -> Split:
-    """A class-balanced sample of `level` of `full_train`, and a class-balanced validation set from the rest.
+               validation_per_class: int | None = None, held_out: HeldOut | None = None) -> Split:
+    """A class-balanced sample of `level` of `full_train`, and a validation set: `held_out`'s rows when given (the
+    sample then never takes them), else a class-balanced set from the rest of train (`validation_per_class` rows
+    per class, default as many as the sample).
 
     Raises a `ValueError` that names the class and the fix when a class has too few rows for either.
     """
@@ -78,9 +115,12 @@ def make_split(full_train: Dataset, level: float, index: int, seed: int,
     per_class = per_class_for(level, len(full_train), len(names))
     numbered = full_train.add_column("_row", list(range(len(full_train))))
     try:
-        train = class_balanced_sample(numbered, per_class=per_class, seed=seed)
+        train = class_balanced_sample(numbered, per_class=per_class, seed=seed,
+                                      exclude=held_out.rows if held_out is not None else None)
     except ValueError as error:
         raise ValueError(f"Level {level:g} ({per_class} rows per class) cannot be drawn: {error}") from error
+    if held_out is not None:
+        return Split(level, index, seed, train.remove_columns("_row"), held_out.validation)
     val_per_class = validation_per_class or per_class
     left = counts - per_class
     short = [f"{names[i]} ({left[i]} left)" for i in range(len(names)) if left[i] < val_per_class]
@@ -136,6 +176,8 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
         per_device_train_batch_size=args.per_device_train_batch_size,
         per_device_eval_batch_size=args.per_device_eval_batch_size,
         early_stopping_patience=args.early_stopping_patience,
+        # Ties in validation accuracy go to the epoch with the lower validation loss, not to the first one.
+        metric_for_best_model="accuracy_then_nll",
         # Only an epoch that beats the best so far is written: the best epoch is all a run restores.
         save_strategy="best",
         save_only_model=True,
@@ -146,6 +188,7 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
     )
     # Passed only when not the default, so the harness runs with train_classifier versions without heads.
     head = {"classifier_head": args.classifier_head} if args.classifier_head != "default" else {}
+    head["pooling"] = args.pooling
     start = time.perf_counter()
     trainer = train_classifier(
         train, validation, model_name_or_path=args.classifier, args=training_args, max_length=args.max_length, **head
@@ -155,15 +198,26 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
     metrics = evaluate_classifier(trainer, test, max_length=args.max_length)
     eval_seconds = time.perf_counter() - start
     state = trainer.state
+    best = _best_evaluation(state.log_history, state.best_metric)
     return {
         "accuracy": float(metrics["accuracy"]),
         "macro_f1": float(metrics["macro_f1"]),
-        "best_validation_accuracy": state.best_metric,
+        "best_validation_accuracy": best.get("eval_accuracy"),
+        "best_validation_nll": best.get("eval_nll"),
+        "best_epoch": best.get("epoch"),
         "epochs": state.epoch,
         "steps": state.global_step,
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
     }
+
+
+def _best_evaluation(log_history: list[dict], best_metric: float | None) -> dict:
+    """The evaluation log entry of the epoch kept (the first whose selection score is the best one)."""
+    for entry in log_history:
+        if best_metric is not None and entry.get("eval_accuracy_then_nll") == best_metric:
+            return entry
+    return {}
 
 
 def _finished(path: Path) -> dict | None:
@@ -224,6 +278,10 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
     write_json(output_dir / "experiment.json", {**args.to_dict(), "sampling": sampling.to_dict(),
                                                 "spec": spec.to_dict()})
     augmentations = Augmentations(args, spec, sampling, backend)
+    held_out = None
+    if args.validation_set == "held-out":
+        held_out = held_out_validation(train, args.validation_per_class or HELD_OUT_PER_CLASS,
+                                       held_out_seed(args.master_seed))
     records = []
     for index in range(args.data_seeds):
         seed = data_seed(args.master_seed, index)
@@ -238,7 +296,7 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
                         records.append(finished)
                         continue
                     if split is None:
-                        split = make_split(train, level, index, seed, args.validation_per_class)
+                        split = make_split(train, level, index, seed, args.validation_per_class, held_out)
                     if args.skip_uncached and method in GPT3MIX_METHODS and not augmentations.cached(split):
                         logger.info(f"Skipping {path}: its GPT3Mix generation is not cached yet.")
                         continue
