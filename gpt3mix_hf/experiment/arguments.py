@@ -66,8 +66,9 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     )
     validation_per_class: int | None = field(
         default=None,
-        metadata={"help": f"Validation rows per class; default: {HELD_OUT_PER_CLASS} for held-out, as many as the "
-                  "sample for per-sample."},
+        metadata={"help": f"Validation rows per class; default: {HELD_OUT_PER_CLASS} for held-out (half the "
+                  f"smallest class where it has {HELD_OUT_PER_CLASS} rows or fewer), as many as the sample for "
+                  "per-sample."},
     )
     max_test_rows: int | None = field(
         default=None,

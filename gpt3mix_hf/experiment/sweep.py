@@ -280,8 +280,19 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
     augmentations = Augmentations(args, spec, sampling, backend)
     held_out = None
     if args.validation_set == "held-out":
-        held_out = held_out_validation(train, args.validation_per_class or HELD_OUT_PER_CLASS,
-                                       held_out_seed(args.master_seed))
+        per_class = args.validation_per_class
+        if per_class is None:
+            per_class = HELD_OUT_PER_CLASS
+            smallest = int(np.bincount(np.asarray(train["label"], dtype=np.int64), minlength=len(names)).min())
+            if smallest <= per_class:
+                # A small dataset (the package's users'): half of its smallest class, the rest left to sample from.
+                per_class = max(1, smallest // 2)
+                logger.warning(
+                    f"The smallest class has {smallest} rows, too few for a held-out validation set of "
+                    f"{HELD_OUT_PER_CLASS} per class: holding out {per_class} per class "
+                    "(--validation_per_class sets it)."
+                )
+        held_out = held_out_validation(train, per_class, held_out_seed(args.master_seed))
     records = []
     for index in range(args.data_seeds):
         seed = data_seed(args.master_seed, index)
