@@ -276,10 +276,7 @@ def relabel(
         soft, label = label_from_distribution(distribution, label_mode)
         labels.append(label)
         soft_labels.append(soft)
-    relabelled = synthetic.remove_columns(["label", "soft_labels"])
-    relabelled = relabelled.add_column("label", labels, feature=synthetic.features["label"])
-    relabelled = relabelled.add_column("soft_labels", soft_labels, feature=synthetic.features["soft_labels"])
-    return relabelled.select_columns(synthetic.column_names)
+    return _with_labels(synthetic, labels, soft_labels)
 
 
 
@@ -295,6 +292,11 @@ def _relabel_debiased(synthetic: Dataset, prior: list[float] | None) -> Dataset:
         soft, label = label_from_distribution(calibrate(averaged, prior if prior is not None else own_prior), "soft")
         labels.append(label)
         soft_labels.append(soft)
+    return _with_labels(synthetic, labels, soft_labels)
+
+
+def _with_labels(synthetic: Dataset, labels: list[int], soft_labels: list[list[float]]) -> Dataset:
+    """`synthetic` with its `label` and `soft_labels` columns replaced, the columns in their order."""
     relabelled = synthetic.remove_columns(["label", "soft_labels"])
     relabelled = relabelled.add_column("label", labels, feature=synthetic.features["label"])
     relabelled = relabelled.add_column("soft_labels", soft_labels, feature=synthetic.features["soft_labels"])
