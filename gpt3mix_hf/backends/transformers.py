@@ -335,6 +335,8 @@ class TransformersBackend(LabelScoringMixin, Backend):
                     completions[index].label_logprobs = self._traced_scores(context, tokens[index], label_trace[index])
                 if context is None or completions[index].label_logprobs is not None:
                     done(index)
+                elif self._scorer is not None:
+                    to_score.append((index, context))  # the float32 twin runs the prompt again: no cache copy
                 else:
                     to_score.append((index, context, *batch.prompt_cache(position)))
             if len(staying) < len(batch.rows):
@@ -347,7 +349,7 @@ class TransformersBackend(LabelScoringMixin, Backend):
                 if self._scorer is None:
                     scores = self._score_prompt_caches(to_score, continuations)
                 else:
-                    scores = self._scorer.score([prompts[i] for i, *_ in to_score], [c for _, c, *_ in to_score],
+                    scores = self._scorer.score([prompts[i] for i, _ in to_score], [c for _, c in to_score],
                                                 continuations)
                 scored, to_score = to_score, []
                 for (index, *_), logprobs in zip(scored, scores, strict=True):
