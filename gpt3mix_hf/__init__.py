@@ -2,20 +2,20 @@
 
 from .augmenter import AugmentationReport, GPT3MixAugmenter, concatenate_with_real
 from .backends import Backend, Completion, OpenAIBackend, SamplingConfig, ServedConfig, TGIBackend, TransformersBackend
-from .cards import GPT3MixDatasetCardData, GPT3MixModelCardData, build_dataset_card, model_card_from_trainer
-from .classification import evaluate_classifier, train_classifier
 from .data import check_columns, training_features
-from .hub import push_augmented_dataset, push_classifier
-from .losses import kl_divergence, soft_cross_entropy
-from .metrics import compute_metrics, make_compute_metrics
-from .pooling import PooledBertConfig, PooledBertForSequenceClassification, checkpoint_pooling
+from .hub.cards import GPT3MixDatasetCardData, GPT3MixModelCardData, build_dataset_card, model_card_from_trainer
+from .hub.push import push_augmented_dataset, push_classifier
 from .prompt import GenerationParser, ParsedGeneration, PromptTemplate
 from .provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, regenerate, save_config
 from .quality import quality_report
 from .selection import ExampleSelector
 from .spec import PRESETS, TaskSpec
-from .trainer import GPT3MixTrainer
-from .training_args import GPT3MixTrainingArguments
+from .training.arguments import GPT3MixTrainingArguments
+from .training.classification import evaluate_classifier, train_classifier
+from .training.losses import kl_divergence, soft_cross_entropy
+from .training.metrics import compute_metrics, make_compute_metrics
+from .training.pooling import PooledBertConfig, PooledBertForSequenceClassification, checkpoint_pooling
+from .training.trainer import GPT3MixTrainer
 
 __version__ = "0.1.0"
 

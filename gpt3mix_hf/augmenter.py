@@ -22,11 +22,11 @@ from .backends.base import Backend, SamplingConfig
 from .credentials import backend_secrets, redact_secrets, secret_in
 from .data import _validate_dataset, batch_label_names
 from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
-from .labels import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES, LabellingMixin
-from .labels import relabel as relabel  # re-exported: its home is labels.py
+from .labelling import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES, LabellingMixin
+from .labelling import relabel as relabel  # re-exported: its home is labels.py
+from .labels import CONTENT_FREE_TEXTS
 from .prompt import GenerationParser, PromptTemplate, has_visible_text
 from .selection import ANCHOR, STRATEGIES, ExampleSelector, content_key, row_rng
-from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
 from .validation import check_arguments
 

@@ -23,8 +23,8 @@ from datasets import (
 )
 from transformers.utils import logging
 
+from .labels import one_hot
 from .prompt import has_visible_text
-from .soft_labels import one_hot
 
 logger = logging.get_logger(__name__)
 

@@ -1,303 +1,179 @@
-"""From each generation to its synthetic row's label: the label words' scores, the content-free prior, the
-label mode, and `relabel` to derive the other label variants from rows already made.
+"""From the LM's label-sequence log-probabilities to the soft label p(y | x'), and its calibration.
+
+Calibration follows "Calibrate Before Use" (Zhao et al., 2021): the LM's bias towards some label words is
+estimated by scoring the label words after content-free texts ("N/A", "", "[MASK]") in the same prompt, and
+divided out of each row's distribution (their W = diag(p_cf)^-1, b = 0), which is then renormalised.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from datasets import Dataset
+import math
 
-from .selection import content_key, row_rng, scoring_orders
-from .soft_labels import calibrate, content_free_prior, mean_distribution, normalize_logprobs, one_hot
-
-# "soft": the LM's label distribution; "hard": its argmax (the paper's hard label, Table 5); "written": the
-# label the LM sampled after its text; "debiased" (this package's variant, not the paper's): the distribution
-# averaged over example orders, with the task's label prior divided out.
-LABEL_MODES = ("soft", "hard", "written", "debiased")
-# m, the scoring prompts averaged by the debiased label: with the paper's k = 2, both orders of the examples
-# (each example last once). Chosen by scripts/labeller_check.py (README, "Debiased labels").
-DEFAULT_DEBIAS_ORDERS = 2
-# The most pool rows scored for the debiased label's task prior.
-DEFAULT_DEBIAS_PRIOR_ROWS = 256
-# The `row_rng` key of a pool row's prompt when it is scored for the task prior (synthetic rows use keys >= 0).
-_PRIOR_DRAW = -2
+# Zhao et al.'s content-free inputs, averaged.
+CONTENT_FREE_TEXTS = ("N/A", "", "[MASK]")
 
 
-def label_from_distribution(distribution: list[float], label_mode: str) -> tuple[list[float], int]:
-    """(soft label, label id) from a label distribution: the distribution itself in `"soft"` mode, its argmax
-    one-hot in `"hard"` mode (the paper's hard label); the label id is the argmax in both."""
-    label = int(np.argmax(distribution))
-    return (distribution if label_mode == "soft" else one_hot(label, len(distribution))), label
+def normalize_logprobs(logprobs: list[float]) -> list[float]:
+    """p(y) ∝ exp(logprobs[y]), computed stably. Raises if no label has any probability."""
+    if not logprobs:
+        raise ValueError("No label log-probabilities to normalise.")
+    top = max(logprobs)
+    if not math.isfinite(top):
+        raise ValueError(f"Every label has zero probability (log-probabilities {logprobs}): nothing to normalise.")
+    weights = [math.exp(value - top) for value in logprobs]
+    total = sum(weights)
+    return [weight / total for weight in weights]
 
 
-class LabellingMixin:
-    """The label side of `GPT3MixAugmenter`: what is scored after each generation, and the label it gives."""
-
-    def _check_label_words(self):
-        continuations = self.template.scoring_parts(self.spec, self.label_names, "")[1]
-        token_ids = [self.backend.tokenize(c) for c in continuations]
-        if any(ids is None for ids in token_ids):
-            return
-        for i, a in enumerate(token_ids):
-            for j, b in enumerate(token_ids):
-                if i != j and b[: len(a)] == a:
-                    raise ValueError(
-                        f"After tokenisation the label word {continuations[i]!r} is a prefix of "
-                        f"{continuations[j]!r}: the probability of the shorter would include the longer. "
-                        "Choose verbalizer words that differ from their first token on."
-                    )
-
-    def _scoring_context(self, generation: str) -> str | None:
-        parsed = self._parser(generation)
-        if not parsed.ok:
-            return None
-        return self.template.scoring_parts(self.spec, self.label_names, parsed.text)[0]
-
-    @property
-    def _continuations(self) -> list[str] | None:
-        """The label continuations to score, or None where no label distribution is needed."""
-        if self.label_mode == "written":
-            return None
-        return self.template.scoring_parts(self.spec, self.label_names, "")[1]
-
-    def _read_completion(self, completion) -> tuple | str:
-        """(parsed generation, raw label distribution or None), or why the completion is rejected."""
-        parsed = self._parser(completion.text)
-        if not parsed.ok:
-            return parsed.error
-        if self.label_mode == "written":
-            return parsed, None
-        if completion.label_logprobs is None:
-            return "the backend returned no label scores"
-        try:
-            return parsed, normalize_logprobs(completion.label_logprobs)
-        except ValueError as error:
-            return str(error)
-
-    def _content_free_priors(self, prompts: list[str]) -> list[list[float] | str]:
-        """For each prompt, the LM's label prior after the content-free texts, or why it cannot be had."""
-        if not prompts:
-            return []
-        contexts = [
-            self.template.scoring_parts(self.spec, self.label_names, text)[0] for text in self.content_free_texts
-        ]
-        flat_prompts = [prompt for prompt in prompts for _ in contexts]
-        flat_contexts = [context for _ in prompts for context in contexts]
-        scores = self.backend.score(flat_prompts, flat_contexts, self._continuations)
-        priors: list[list[float] | str] = []
-        for start in range(0, len(scores), len(contexts)):
-            try:
-                prior = content_free_prior(scores[start : start + len(contexts)])
-                if min(prior) <= 0:
-                    raise ValueError(f"the content-free prior {prior} gives a label no probability")
-                priors.append(prior)
-            except ValueError as error:
-                priors.append(f"calibration failed: {error}")
-        return priors
-
-    # -- the debiased label -------------------------------------------------------------------------------
-
-    def order_prompts(self, examples: list[tuple[str, int]]) -> list[str]:
-        """The `debias_orders` scoring prompts of a text whose own prompt shows `examples` ((text, label id)
-        pairs, in prompt order): the same examples in each order of `selection.scoring_orders`, the own order
-        first, built (and shortened to fit the context) as the generation prompts are."""
-        orders = scoring_orders(len(examples), self.debias_orders)
-        return [self._fit([examples[i] for i in order]) for order in orders]
-
-    def label_distributions(self, prompts: list[str], texts: list[str]) -> list[list[float] | str]:
-        """The LM's label distribution after `texts[i]` in `prompts[i]`, scored as a generated text is: the
-        prompt, the text's scoring context (`" <text> (<Label type>:"`), then every label's full verbalizer
-        sequence, normalised over the labels. An entry is a string saying why where no label had probability.
-
-        Example:
-
-        >>> prompts = augmenter.order_prompts([("a great film", 1), ("dull", 0)])
-        >>> augmenter.label_distributions(prompts, ["a real held-out review"] * len(prompts))
-        """
-        if len(prompts) != len(texts):
-            raise ValueError(f"Got {len(prompts)} prompts but {len(texts)} texts: give one text per prompt.")
-        if not prompts:
-            return []
-        spec, names = self.spec, self.label_names
-        contexts = [self.template.scoring_parts(spec, names, text)[0] for text in texts]
-        continuations = self.template.scoring_parts(spec, names, "")[1]
-        distributions: list[list[float] | str] = []
-        for logprobs in self.backend.score(prompts, contexts, continuations):
-            try:
-                distributions.append(normalize_logprobs(logprobs))
-            except ValueError as error:
-                distributions.append(str(error))
-        return distributions
-
-    def _order_averaged(
-        self, examples: list[list[tuple[str, int]]], texts: list[str], own: list[list[float]]
-    ) -> list[list[float] | str]:
-        """For each text, the mean of its label distributions under its `order_prompts`; `own[i]`, the
-        distribution already scored in the text's own prompt, stands for the first order."""
-        prompts, owners = [], []
-        for row, row_examples in enumerate(examples):
-            for prompt in self.order_prompts(row_examples)[1:]:
-                prompts.append(prompt)
-                owners.append(row)
-        per_row: list[list[list[float]]] = [[distribution] for distribution in own]
-        errors: dict[int, str] = {}
-        scored = self.label_distributions(prompts, [texts[row] for row in owners])
-        for row, distribution in zip(owners, scored, strict=True):
-            if isinstance(distribution, str):
-                errors[row] = distribution
-            else:
-                per_row[row].append(distribution)
-        return [
-            f"debiased scoring failed: {errors[row]}" if row in errors else mean_distribution(per_row[row])
-            for row in range(len(own))
-        ]
-
-    def task_prior(self) -> list[float]:
-        """The task's label prior that `label_mode="debiased"` divides out: Batch Calibration's mean label
-        distribution (Zhou et al., 2024), taken over the pool's real rows, so that it is the same for every
-        batch, `num_proc` and subset a `Dataset.map` hands over.
-
-        Each of (at most `debias_prior_rows`, a seeded sample of) the pool's rows is scored as a synthetic text
-        is, in prompts of k other pool rows drawn uniformly and put in each of the `debias_orders` orders; the
-        prior is the mean of the rows' order-averaged distributions. It is computed once per augmenter (and once
-        per worker process under `num_proc`), at the cost of rows x `debias_orders` scoring prefills.
-        """
-        prior = getattr(self, "_task_prior", None)
-        if prior is not None:
-            return prior
-        num_rows = len(self._texts)
-        rows = list(range(num_rows))
-        if num_rows > self.debias_prior_rows:
-            chosen = row_rng(self.seed, _PRIOR_DRAW).choice(num_rows, size=self.debias_prior_rows, replace=False)
-            rows = sorted(int(i) for i in chosen)
-        all_examples = []
-        for row in rows:
-            key = content_key(self._texts[row], self.label_names[self._labels[row]])
-            others = [i for i in range(num_rows) if i != row]
-            picked = row_rng(self.seed, key, _PRIOR_DRAW).choice(len(others), size=self.k, replace=False)
-            all_examples.append([(self._texts[others[i]], self._labels[others[i]]) for i in picked])
-        prompts, owners = [], []
-        for position, examples in enumerate(all_examples):
-            for prompt in self.order_prompts(examples):
-                prompts.append(prompt)
-                owners.append(position)
-        scored = self.label_distributions(prompts, [self._texts[rows[position]] for position in owners])
-        per_row: dict[int, list[list[float]]] = {}
-        failed = set()
-        for position, distribution in zip(owners, scored, strict=True):
-            if isinstance(distribution, str):
-                failed.add(position)
-            else:
-                per_row.setdefault(position, []).append(distribution)
-        averaged = [mean_distribution(per_row[p]) for p in sorted(per_row) if p not in failed]
-        if not averaged:
-            raise ValueError(
-                "No pool row could be scored for the debiased label's task prior (every label had zero "
-                "probability): check the verbalizer words, or use label_mode='soft'."
-            )
-        prior = mean_distribution(averaged)
-        if min(prior) <= 0:
-            raise ValueError(
-                f"The task prior {prior} gives a label no probability, so it cannot be divided out: use "
-                "label_mode='soft', or a served backend with more top_logprobs."
-            )
-        self._task_prior = prior
-        return prior
-
-    def _accept(self, result: dict, completion, parsed, raw: list[float] | None, prior: list[float] | None = None):
-        """Fill `result` from an accepted completion."""
-        if self.label_mode == "written":
-            soft, label = one_hot(parsed.label, len(self.label_names)), parsed.label
-        elif self.label_mode == "debiased":
-            soft, label = label_from_distribution(
-                calibrate(result["order_averaged_soft_labels"], result["debias_prior"]), "soft"
-            )
-        else:
-            soft, label = label_from_distribution(calibrate(raw, prior) if prior is not None else raw, self.label_mode)
-        result.update(
-            text=parsed.text,
-            label=label,
-            soft_labels=soft,
-            uncalibrated_soft_labels=raw or [],
-            label_prior=prior or [],
-            written_label=parsed.label,
-            generation=completion.text,
-            label_mass=completion.label_mass,
-        )
+def one_hot(label: int, num_labels: int) -> list[float]:
+    return [1.0 if i == label else 0.0 for i in range(num_labels)]
 
 
-def relabel(
-    synthetic: Dataset, label_mode: str = "soft", calibrated: bool = False, prior: list[float] | None = None
-) -> Dataset:
-    """The same synthetic rows with the labels of another variant, without generating again.
+def content_free_prior(logprobs: list[list[float]]) -> list[float]:
+    """The LM's label prior p_cf from the label log-probabilities after each content-free text.
 
-    One `label_mode="soft"` (or `"hard"`) pass with `calibrate=True` holds the raw label distribution
-    (`uncalibrated_soft_labels`) and the content-free prior (`label_prior`) of every row, which is all the soft,
-    calibrated and hard (argmax) variants need: they pick the same rows, as a pass of their own would.
+    As in Zhao et al.'s code (`get_p_content_free`), the label probabilities are averaged over the
+    content-free texts, then normalised: p_cf(y) ∝ mean_j exp(logprobs[j][y]).
 
     Args:
-        synthetic (`Dataset`): rows made by `GPT3MixAugmenter` in `"soft"` or `"hard"` mode.
-        label_mode (`str`): `"soft"`, `"hard"` or `"debiased"` (needs a `label_mode="debiased"` pass: its
-            `order_averaged_soft_labels` divided by its `debias_prior`, or by `prior`).
-        calibrated (`bool`): divide the content-free prior out (needs a `calibrate=True` pass).
-        prior (`list[float]`, *optional*): with `"debiased"`, the task prior to divide out instead of the one the
-            rows were made with, e.g. Batch Calibration over the synthetic rows themselves,
-            `mean_distribution(rows["order_averaged_soft_labels"])`.
+        logprobs (`list[list[float]]`): one row per content-free text, one log-probability per label.
 
     Example:
 
-    >>> rows = GPT3MixAugmenter(backend, train, spec, calibrate=True).augment()
-    >>> paper_hard = relabel(rows, "hard")
-    >>> calibrated_soft = relabel(rows, "soft", calibrated=True)
+    >>> content_free_prior([[math.log(0.2), math.log(0.6)], [math.log(0.4), math.log(0.2)]])  # mean (0.3, 0.4)
+    [0.428..., 0.571...]
     """
-    if label_mode == "debiased":
-        return _relabel_debiased(synthetic, prior)
-    if prior is not None:
-        raise ValueError("prior= is the debiased label's task prior: pass it with label_mode='debiased'.")
-    if label_mode not in ("soft", "hard"):
+    if not logprobs or not logprobs[0]:
+        raise ValueError("No content-free label log-probabilities: score at least one content-free text.")
+    num_labels = len(logprobs[0])
+    if any(len(row) != num_labels for row in logprobs):
+        raise ValueError(f"Every content-free text needs one log-probability per label; got {logprobs}.")
+    # log mean_j exp(l_jy), by a log-sum-exp per label; the constant log(J) cancels in the normalisation.
+    summed = []
+    for label in range(num_labels):
+        column = [row[label] for row in logprobs]
+        top = max(column)
+        summed.append(top + math.log(sum(math.exp(v - top) for v in column)) if math.isfinite(top) else top)
+    return normalize_logprobs(summed)
+
+
+def calibrate(probabilities: list[float], prior: list[float]) -> list[float]:
+    """q(y) ∝ p(y) / p_cf(y): the label distribution with the LM's content-free prior divided out.
+
+    A uniform prior leaves `probabilities` as they are; scaling the prior changes nothing; a row that only
+    repeats the prior becomes uniform.
+
+    Args:
+        probabilities (`list[float]`): the row's label distribution.
+        prior (`list[float]`): the content-free prior (`content_free_prior`), every entry > 0.
+
+    Example:
+
+    >>> calibrate([0.6, 0.4], [0.75, 0.25])  # (0.8, 1.6) renormalised
+    [0.333..., 0.666...]
+    """
+    if len(probabilities) != len(prior) or not prior:
         raise ValueError(
-            f"relabel makes the 'soft', 'hard' and 'debiased' variants, got {label_mode!r}: 'written' labels keep "
-            "rows whose scoring failed, so they need a pass of their own (label_mode='written')."
+            f"The label distribution ({len(probabilities)} labels) and the prior ({len(prior)}) must have the "
+            "same, non-zero length."
         )
-    for column in ("uncalibrated_soft_labels", "label_prior", "label", "soft_labels"):
-        if column not in synthetic.column_names:
-            raise ValueError(
-                f"relabel needs GPT3MixAugmenter rows with a {column!r} column; got {synthetic.column_names}."
-            )
-    raw = synthetic["uncalibrated_soft_labels"]
-    if any(not distribution for distribution in raw):
-        raise ValueError("Some rows have no uncalibrated_soft_labels: they come from a label_mode='written' pass.")
-    priors = synthetic["label_prior"]
-    if calibrated and any(not prior for prior in priors):
-        raise ValueError("Calibrated labels need the content-free prior: make the rows with calibrate=True.")
-    soft_labels, labels = [], []
-    for distribution, prior in zip(raw, priors, strict=True):
-        distribution = calibrate(distribution, prior) if calibrated else distribution
-        soft, label = label_from_distribution(distribution, label_mode)
-        labels.append(label)
-        soft_labels.append(soft)
-    return _with_labels(synthetic, labels, soft_labels)
+    if any(not math.isfinite(p) or p <= 0 for p in prior):
+        raise ValueError(
+            f"The content-free prior {prior} gives a label no probability: it cannot be divided out. (A served "
+            "backend that only sees its top-k alternatives misses rare label words: raise its top_logprobs.)"
+        )
+    weights = [p / q for p, q in zip(probabilities, prior, strict=True)]
+    total = sum(weights)
+    if not math.isfinite(total) or total <= 0:
+        raise ValueError(f"The label distribution {probabilities} has no probability to calibrate.")
+    return [weight / total for weight in weights]
 
 
+def top_k_label_logprobs(alternatives: dict[str, float], continuations: list[str]) -> tuple[list[float], float, int]:
+    """Label log-probabilities from the top-k alternatives at the label's first token (for servers that cannot
+    score prompt tokens).
 
-def _relabel_debiased(synthetic: Dataset, prior: list[float] | None) -> Dataset:
-    for column in ("order_averaged_soft_labels", "debias_prior", "label", "soft_labels"):
-        if column not in synthetic.column_names:
-            raise ValueError(
-                f"relabel(..., 'debiased') needs rows made with label_mode='debiased' (a {column!r} column); got "
-                f"{synthetic.column_names}."
-            )
-    soft_labels, labels = [], []
-    for averaged, own_prior in zip(synthetic["order_averaged_soft_labels"], synthetic["debias_prior"], strict=True):
-        soft, label = label_from_distribution(calibrate(averaged, prior if prior is not None else own_prior), "soft")
-        labels.append(label)
-        soft_labels.append(soft)
-    return _with_labels(synthetic, labels, soft_labels)
+    A token counts for a label when, without case and surrounding spaces, it is the label word or a prefix of
+    it that no other label word shares; all such variants (" Positive", "positive", " pos"...) are summed. A
+    label with no variant in the top k gets the largest probability it could have: the smallest of the top k's,
+    and at most the mass the top k left over, shared among the missing labels.
+
+    Returns the log-probabilities, the mass the labels' variants covered, and how many labels were missing.
+
+    Example:
+
+    >>> alternatives = {" Positive": -1.2, " negative": -0.9, " the": -2.0}
+    >>> logprobs, mass, missing = top_k_label_logprobs(alternatives, [" negative", " positive"])
+    """
+    words = [c.strip().lower() for c in continuations]
+    found = [0.0] * len(words)
+    for token, logprob in alternatives.items():
+        if logprob is None:
+            continue
+        piece = token.strip().lower()
+        if not piece:
+            continue
+        owners = [i for i, word in enumerate(words) if word.startswith(piece)]
+        if len(owners) == 1:
+            found[owners[0]] += math.exp(logprob)
+    covered = sum(found)
+    missing = [i for i, p in enumerate(found) if p == 0.0]
+    if missing:
+        probabilities = [math.exp(v) for v in alternatives.values() if v is not None]
+        leftover = max(0.0, 1.0 - sum(probabilities))
+        bound = min(min(probabilities), leftover / len(missing)) if probabilities else 0.0
+        for i in missing:
+            found[i] = bound
+    logprobs = [math.log(p) if p > 0 else -math.inf for p in found]
+    return logprobs, covered, len(missing)
 
 
-def _with_labels(synthetic: Dataset, labels: list[int], soft_labels: list[list[float]]) -> Dataset:
-    """`synthetic` with its `label` and `soft_labels` columns replaced, the columns in their order."""
-    relabelled = synthetic.remove_columns(["label", "soft_labels"])
-    relabelled = relabelled.add_column("label", labels, feature=synthetic.features["label"])
-    relabelled = relabelled.add_column("soft_labels", soft_labels, feature=synthetic.features["soft_labels"])
-    return relabelled.select_columns(synthetic.column_names)
+def mean_distribution(distributions: list[list[float]]) -> list[float]:
+    """The mean of label distributions, renormalised.
+
+    Two uses: the order-averaged label of one text (its distributions under the m scoring prompts of
+    `selection.scoring_orders`), and the task's label prior of Batch Calibration (Zhou et al., 2024): the mean
+    label distribution over many scored texts.
+
+    Args:
+        distributions (`list[list[float]]`): one distribution per prompt (or per text), one entry per label.
+
+    Example:
+
+    >>> mean_distribution([[0.9, 0.1], [0.3, 0.7]])  # (0.6, 0.4)
+    [0.6, 0.399...]
+    """
+    if not distributions or not distributions[0]:
+        raise ValueError("No label distributions to average: give at least one, with one entry per label.")
+    num_labels = len(distributions[0])
+    if any(len(row) != num_labels for row in distributions):
+        raise ValueError(
+            f"Every label distribution needs {num_labels} entries (one per label); got lengths "
+            f"{sorted({len(row) for row in distributions})}."
+        )
+    sums = [sum(row[label] for row in distributions) for label in range(num_labels)]
+    total = sum(sums)
+    if not math.isfinite(total) or total <= 0:
+        raise ValueError(f"The label distributions {distributions} have no probability to average.")
+    return [value / total for value in sums]
+
+
+def debias(distributions: list[list[float]], prior: list[float]) -> list[float]:
+    """The debiased soft label (a variant of this package, not the paper's): the mean of one text's label
+    distributions under m scoring prompts whose examples differ in order, with the task's label prior divided
+    out and renormalised, q(y) ∝ mean_j p_j(y) / prior(y).
+
+    Averaging over orders cancels the LM's pull towards the last example's label; dividing by a task-level
+    prior (Batch Calibration's mean label distribution, Zhou et al. 2024) removes the label words' own bias
+    without dividing out the examples' signal, as a per-prompt prior does.
+
+    Args:
+        distributions (`list[list[float]]`): the text's label distribution under each scoring prompt.
+        prior (`list[float]`): the task's label prior, every entry > 0 (a uniform prior only averages).
+
+    Example:
+
+    >>> debias([[0.9, 0.1], [0.3, 0.7]], [0.75, 0.25])  # mean (0.6, 0.4) / prior (0.75, 0.25) = (0.8, 1.6)
+    [0.333..., 0.666...]
+    """
+    return calibrate(mean_distribution(distributions), prior)

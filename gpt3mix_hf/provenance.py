@@ -24,11 +24,11 @@ from transformers.utils import logging
 
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
-from .backends.transformers import machine_kind
+from .backends.local.transformers import machine_kind
 from .credentials import check_no_secrets, find_secret
 from .data import align_label_names, class_balanced_sample
+from .labels import CONTENT_FREE_TEXTS
 from .prompt import PromptTemplate
-from .soft_labels import CONTENT_FREE_TEXTS
 from .spec import TaskSpec
 from .state import read_json, write_json
 from .validation import ConfigTypeError, check_fields

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from datasets import Dataset
 
+from .labels import calibrate
 from .measurements import load_measurement
-from .soft_labels import calibrate
 
 # What each number means, in the order the card and the CLI show them.
 QUALITY_DESCRIPTIONS = {

@@ -28,10 +28,10 @@ import torch
 from transformers import AutoModelForCausalLM, HfArgumentParser
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
-from gpt3mix_hf.backends.transformers import cpu_has_bf16_matmul, resolve_dtype
+from gpt3mix_hf.backends.local.transformers import cpu_has_bf16_matmul, resolve_dtype
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+from gpt3mix_hf.labels import normalize_logprobs
 from gpt3mix_hf.models import resolve_lm
-from gpt3mix_hf.soft_labels import normalize_logprobs
 
 FLAGS_THAT_MATTER = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 

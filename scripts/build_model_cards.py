@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpt3mix_hf.hub import push_augmented_dataset, push_classifier
+from gpt3mix_hf.hub.push import push_augmented_dataset, push_classifier
 from gpt3mix_hf.provenance import GPT3MixConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +35,11 @@ CLASSIFIER_REPO = "your-namespace/minilm-sst2-gpt3mix"
 def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float, epochs: int, seed: int) -> None:
     """A small real run: augment a class-balanced SST-2 sample with the embedded LM, train and test a classifier."""
     from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend, concatenate_with_real
-    from gpt3mix_hf.cards.model_card import TRAINING_RECORD_NAME, read_training_record
-    from gpt3mix_hf.classification import evaluate_classifier, train_classifier
     from gpt3mix_hf.data import BENCHMARKS, class_balanced_sample, load_benchmark
+    from gpt3mix_hf.hub.cards.model_card import TRAINING_RECORD_NAME, read_training_record
     from gpt3mix_hf.state import write_json
-    from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+    from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
+    from gpt3mix_hf.training.classification import evaluate_classifier, train_classifier
 
     output_dir.mkdir(parents=True, exist_ok=True)
     data = {"dataset": "sst2", "data_dir": data_dir, "split": "train", "sample_per_class": per_class,

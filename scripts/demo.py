@@ -15,10 +15,10 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend, concatenate_with_real
-from gpt3mix_hf.classification import evaluate_classifier, train_classifier
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.provenance import build_config, save_config
-from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
+from gpt3mix_hf.training.classification import evaluate_classifier, train_classifier
 
 
 @dataclass

@@ -53,14 +53,14 @@ from transformers import HfArgumentParser
 
 from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, TransformersBackend
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
-from gpt3mix_hf.selection import ExampleSelector, content_key, row_rng
-from gpt3mix_hf.soft_labels import (
+from gpt3mix_hf.labels import (
     CONTENT_FREE_TEXTS,
     calibrate,
     content_free_prior,
     mean_distribution,
     normalize_logprobs,
 )
+from gpt3mix_hf.selection import ExampleSelector, content_key, row_rng
 
 
 @dataclass

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from transformers import HfArgumentParser
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
-from gpt3mix_hf.backends import kv_cache
-from gpt3mix_hf.backends import transformers as engine
+from gpt3mix_hf.backends.local import kv_cache
+from gpt3mix_hf.backends.local import transformers as engine
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 
 

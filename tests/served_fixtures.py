@@ -36,7 +36,7 @@ from huggingface_hub import (
 )
 
 from gpt3mix_hf.backends.base import Backend, Completion, SamplingConfig
-from gpt3mix_hf.backends.transformers import TransformersBackend
+from gpt3mix_hf.backends.local.transformers import TransformersBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 

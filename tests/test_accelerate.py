@@ -27,10 +27,10 @@ def run(output: Path) -> None:
     from datasets import ClassLabel, Dataset, Features, Sequence, Value
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from gpt3mix_hf.classification import tokenize_dataset
     from gpt3mix_hf.models import resolve_classifier
-    from gpt3mix_hf.trainer import GPT3MixTrainer
-    from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+    from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
+    from gpt3mix_hf.training.classification import tokenize_dataset
+    from gpt3mix_hf.training.trainer import GPT3MixTrainer
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     tokenizer = AutoTokenizer.from_pretrained(resolve_classifier("minilm"))

@@ -18,7 +18,7 @@ from gpt3mix_hf import (
 )
 from gpt3mix_hf.augmenter import OCCURRENCE_COLUMN, number_duplicates, relabel
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
-from gpt3mix_hf.soft_labels import calibrate, content_free_prior, mean_distribution, normalize_logprobs
+from gpt3mix_hf.labels import calibrate, content_free_prior, mean_distribution, normalize_logprobs
 
 SST2 = TaskSpec.from_preset("sst2")
 

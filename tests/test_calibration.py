@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gpt3mix_hf.soft_labels import calibrate, content_free_prior, debias, mean_distribution, normalize_logprobs
+from gpt3mix_hf.labels import calibrate, content_free_prior, debias, mean_distribution, normalize_logprobs
 
 
 def test_hand_computed_calibration():

@@ -9,7 +9,7 @@ from huggingface_hub import DatasetCard, ModelCard
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, concatenate_with_real
-from gpt3mix_hf.cards import (
+from gpt3mix_hf.hub.cards import (
     CITATION,
     build_dataset_card,
     final_eval_results,
@@ -19,11 +19,11 @@ from gpt3mix_hf.cards import (
     provenance_table,
     size_category,
 )
-from gpt3mix_hf.classification import tokenize_dataset
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.provenance import GPT3MixConfig, build_config
-from gpt3mix_hf.trainer import GPT3MixTrainer
-from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
+from gpt3mix_hf.training.classification import tokenize_dataset
+from gpt3mix_hf.training.trainer import GPT3MixTrainer
 
 DATA = {"dataset": "sst2", "split": "train", "sample_per_class": 3, "sample_seed": 4}
 
@@ -236,7 +236,7 @@ def test_the_trainer_card_credits_no_dataset_it_was_not_told_of(trained, augment
 
 
 def test_hyperparameters_keep_full_precision(tokenizer, tmp_path):
-    from gpt3mix_hf.cards.model_card import training_hyperparameters
+    from gpt3mix_hf.hub.cards.model_card import training_hyperparameters
 
     args = GPT3MixTrainingArguments(output_dir=str(tmp_path), learning_rate=3e-5, weight_decay=0.0123456,
                                     report_to="none", use_cpu=True)
@@ -285,8 +285,8 @@ def test_create_model_card_records_what_a_later_card_needs(trained, augmented, m
 
 
 def test_a_soft_loss_on_rows_without_soft_labels_says_the_targets_were_one_hot(tokenizer):
-    from gpt3mix_hf.cards import GPT3MixModelCardData
-    from gpt3mix_hf.cards.model_card import training_loss
+    from gpt3mix_hf.hub.cards import GPT3MixModelCardData
+    from gpt3mix_hf.hub.cards.model_card import training_loss
 
     args = GPT3MixTrainingArguments(output_dir="unused", report_to="none", use_cpu=True)
     real = make_dataset(["good", "bad"], [1, 0], ["negative", "positive"])
@@ -296,7 +296,7 @@ def test_a_soft_loss_on_rows_without_soft_labels_says_the_targets_were_one_hot(t
 
 
 def test_trainer_card_is_the_card_push_classifier_publishes(trained, augmented, tmp_path, monkeypatch):
-    from gpt3mix_hf.hub import push_classifier
+    from gpt3mix_hf.hub.push import push_classifier
 
     _, config = augmented
     published = push_classifier(trained, "me/tiny-sst2", provenance=config, dataset_id="me/sst2-gpt3mix",

@@ -14,8 +14,8 @@ from datasets import load_from_disk
 from served_fixtures import ROOT, CannedTransformersBackend, FakeOpenAIServer, FakeTGIServer, TinyLMEngine
 from test_experiment import build_tiny_classifier, write_reviews
 
-from gpt3mix_hf.backends.transformers import resolve_dtype
-from gpt3mix_hf.cli import main
+from gpt3mix_hf.backends.local.transformers import resolve_dtype
+from gpt3mix_hf.cli.main import main
 
 REVIEW_FLAGS = ["--text_column", "review", "--label_column", "stars", "--text_type", "product review",
                 "--label_type", "sentiment", "--verbalizer", "bad=negative", "good=positive"]
@@ -77,7 +77,7 @@ def test_the_cli_and_python_share_their_defaults():
     import inspect
 
     from gpt3mix_hf import GPT3MixAugmenter
-    from gpt3mix_hf.commands.augment import AugmentArguments
+    from gpt3mix_hf.cli.augment import AugmentArguments
 
     python = inspect.signature(GPT3MixAugmenter).parameters
     cli = AugmentArguments(output_dir="unused")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gpt3mix_hf.cli import main
+from gpt3mix_hf.cli.main import main
 
 API_KEY = "sk-test-0123456789abcdefghij"
 

@@ -12,7 +12,7 @@ from datasets import Dataset
 
 from gpt3mix_hf import GPT3MixAugmenter, OpenAIBackend, TaskSpec, TGIBackend, push_augmented_dataset
 from gpt3mix_hf.backends.base import Completion
-from gpt3mix_hf.backends.credentials import Credentials, check_base_url
+from gpt3mix_hf.backends.served.auth import Credentials, check_base_url
 from gpt3mix_hf.credentials import check_folder_has_no_secrets, known_secrets
 
 API_KEY = "sk-test-0123456789abcdefghij"
@@ -111,9 +111,9 @@ def test_a_key_in_the_query_string_is_refused_like_user_key_at_host(url):
 
 
 def test_the_request_cache_keeps_no_answer_holding_the_hub_token(monkeypatch, tmp_path):
-    from gpt3mix_hf.backends.request_cache import RequestCache
-    from gpt3mix_hf.backends.runner import RequestRunner
-    from gpt3mix_hf.backends.served_config import ServedConfig
+    from gpt3mix_hf.backends.served.config import ServedConfig
+    from gpt3mix_hf.backends.served.request_cache import RequestCache
+    from gpt3mix_hf.backends.served.runner import RequestRunner
 
     monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
     runner = RequestRunner(ServedConfig(), "http://127.0.0.1:1", Credentials())

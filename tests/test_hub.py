@@ -15,7 +15,7 @@ from huggingface_hub import DatasetCard, HfApi, ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from gpt3mix_hf import GPT3MixAugmenter, GPT3MixTrainingArguments, TaskSpec, cli
-from gpt3mix_hf.hub import check_repo_id, push_augmented_dataset, push_classifier
+from gpt3mix_hf.hub.push import check_repo_id, push_augmented_dataset, push_classifier
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.provenance import CONFIG_NAME, build_config, save_config
 
@@ -249,7 +249,7 @@ def test_repo_id_without_namespace_is_refused(hub, augmented, repo_id, tmp_path)
 
 def test_no_token_says_how_to_log_in(monkeypatch, augmented):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr("gpt3mix_hf.hub.get_token", lambda: None)
+    monkeypatch.setattr("gpt3mix_hf.hub.push.get_token", lambda: None)
     hub = FakeHub().install(monkeypatch)
     synthetic, config = augmented
     with pytest.raises(OSError, match="hf auth login") as error:

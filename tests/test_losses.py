@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpt3mix_hf.losses import kl_divergence, soft_cross_entropy
+from gpt3mix_hf.training.losses import kl_divergence, soft_cross_entropy
 
 
 def test_soft_cross_entropy_by_hand():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from gpt3mix_hf.metrics import compute_metrics
+from gpt3mix_hf.training.metrics import compute_metrics
 
 
 def test_compute_metrics_is_scikit_learns_accuracy_and_macro_f1():
@@ -37,7 +37,7 @@ def test_compute_metrics_by_hand():
 def test_the_metrics_are_local_evaluate_modules_and_take_any_evaluate_module():
     import evaluate
 
-    from gpt3mix_hf.metrics import METRICS, default_metrics, load_metric, make_compute_metrics, metric_path
+    from gpt3mix_hf.training.metrics import METRICS, default_metrics, load_metric, make_compute_metrics, metric_path
 
     for name in METRICS:
         assert isinstance(evaluate.load(metric_path(name)), evaluate.Metric)
@@ -51,14 +51,14 @@ def test_the_metrics_are_local_evaluate_modules_and_take_any_evaluate_module():
 
 
 def test_the_harness_and_the_trainer_share_compute_metrics():
-    from gpt3mix_hf import classification, trainer
-    from gpt3mix_hf.metrics import compute_metrics as shared
+    from gpt3mix_hf.training import classification, trainer
+    from gpt3mix_hf.training.metrics import compute_metrics as shared
 
     assert classification.compute_metrics is shared and trainer.default_compute_metrics is shared
 
 
 def test_selection_score_orders_by_accuracy_then_loss():
-    from gpt3mix_hf.metrics import compute_selection_metrics, validation_loss
+    from gpt3mix_hf.training.metrics import compute_selection_metrics, validation_loss
 
     labels = np.array([0, 1, 1, 0])
 

@@ -30,12 +30,12 @@ from gpt3mix_hf.backends import (
     UsageLimitError,
 )
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.openai import OpenAIBackend
-from gpt3mix_hf.backends.request_cache import RequestCache
-from gpt3mix_hf.backends.tgi import TGIBackend
-from gpt3mix_hf.backends.transformers import TransformersBackend
+from gpt3mix_hf.backends.local.transformers import TransformersBackend
+from gpt3mix_hf.backends.served.openai import OpenAIBackend
+from gpt3mix_hf.backends.served.request_cache import RequestCache
+from gpt3mix_hf.backends.served.tgi import TGIBackend
+from gpt3mix_hf.labels import top_k_label_logprobs
 from gpt3mix_hf.prompt import PromptTemplate
-from gpt3mix_hf.soft_labels import top_k_label_logprobs
 from gpt3mix_hf.spec import TaskSpec
 
 SECRET = "sk-test-Secret-0123456789abcdef"

@@ -16,11 +16,11 @@ from transformers import (
     BertModel,
 )
 
-from gpt3mix_hf.classification import load_classifier, tokenize_dataset
 from gpt3mix_hf.models import resolve_classifier
-from gpt3mix_hf.pooling import PooledBertForSequenceClassification, checkpoint_pooling, mean_pool
-from gpt3mix_hf.trainer import GPT3MixTrainer
-from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
+from gpt3mix_hf.training.classification import load_classifier, tokenize_dataset
+from gpt3mix_hf.training.pooling import PooledBertForSequenceClassification, checkpoint_pooling, mean_pool
+from gpt3mix_hf.training.trainer import GPT3MixTrainer
 
 NAMES = ["negative", "positive"]
 TEXTS = ["a gripping , funny film .", "dull and lifeless .", "warm and wise , the best this year .", "far too long ."]

@@ -10,7 +10,7 @@ from datasets import Dataset
 from huggingface_hub import DatasetCard
 
 from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, cli
-from gpt3mix_hf.cards import build_dataset_card
+from gpt3mix_hf.hub.cards import build_dataset_card
 from gpt3mix_hf.measurements import MEASUREMENTS, load_measurement, measurement_path
 from gpt3mix_hf.provenance import build_config, save_config
 from gpt3mix_hf.quality import quality_report

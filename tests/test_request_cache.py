@@ -12,9 +12,9 @@ from served_fixtures import CannedTransformersBackend, FakeOpenAIServer, TinyLME
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import ServedBackendError, ServedConfig, UsageLimitError
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.openai import OpenAIBackend
-from gpt3mix_hf.backends.request_cache import RequestCache
-from gpt3mix_hf.backends.runner import cache_key
+from gpt3mix_hf.backends.served.openai import OpenAIBackend
+from gpt3mix_hf.backends.served.request_cache import RequestCache
+from gpt3mix_hf.backends.served.runner import cache_key
 from gpt3mix_hf.spec import TaskSpec
 
 TEXTS = ["a gripping , funny film .", "dull and far too long .", "the best thing this year .", "awful .",

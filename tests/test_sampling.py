@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import stats
 
-from gpt3mix_hf.backends.sampling import counter_uniforms, nucleus_candidates, race_noise, sample_tokens
+from gpt3mix_hf.backends.local.sampling import counter_uniforms, nucleus_candidates, race_noise, sample_tokens
 
 
 def full_sort_nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -27,7 +27,7 @@ from gpt3mix_hf.backends import (
     ServerUnreachableError,
 )
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.tgi import TGIBackend
+from gpt3mix_hf.backends.served.tgi import TGIBackend
 from gpt3mix_hf.spec import TaskSpec
 
 SECRET = "hf_test_Secret_0123456789abcdef"

@@ -18,11 +18,11 @@ from transformers import (
     pipeline,
 )
 
-from gpt3mix_hf.classification import evaluate_classifier, tokenize_dataset, train_classifier
-from gpt3mix_hf.losses import kl_divergence, soft_cross_entropy
 from gpt3mix_hf.models import resolve_classifier
-from gpt3mix_hf.trainer import GPT3MixTrainer, SoftLabelCollator
-from gpt3mix_hf.training_args import GPT3MixTrainingArguments
+from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
+from gpt3mix_hf.training.classification import evaluate_classifier, tokenize_dataset, train_classifier
+from gpt3mix_hf.training.losses import kl_divergence, soft_cross_entropy
+from gpt3mix_hf.training.trainer import GPT3MixTrainer, SoftLabelCollator
 
 NAMES = ["negative", "positive"]
 TEXTS = [*TOY_TEXTS, "a small miracle of a movie ."]
@@ -308,7 +308,7 @@ def test_without_eval_dataset_trains_with_early_stopping_off_and_says_so_once(to
     dataset = tokenize_dataset(soft_dataset(), tokenizer)
     args = make_args(tmp_path, num_train_epochs=1, eval_strategy="epoch", save_strategy="epoch",
                      early_stopping_patience=3)
-    with caplog.at_level("WARNING", logger="gpt3mix_hf.trainer"):
+    with caplog.at_level("WARNING", logger="gpt3mix_hf.training.trainer"):
         trainer = GPT3MixTrainer(tiny_model(tokenizer), args, train_dataset=dataset, processing_class=tokenizer)
         trainer.train()
     warnings = [record for record in caplog.records if "No eval_dataset" in record.getMessage()]
@@ -460,8 +460,8 @@ def test_train_classifier_bad_input(tiny_classifier_dir, tmp_path):
 def test_real_minilm_learns_its_training_rows(data_dir, tmp_path):
     from transformers import set_seed
 
-    from gpt3mix_hf.classification import load_classifier
     from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+    from gpt3mix_hf.training.classification import load_classifier
 
     train = class_balanced_sample(load_benchmark("sst2", "train", data_dir=data_dir), per_class=8, seed=0)
     validation = class_balanced_sample(load_benchmark("sst2", "validation", data_dir=data_dir), per_class=8, seed=0)
@@ -603,7 +603,7 @@ def test_best_checkpoint_is_never_the_untrained_start(tokenizer, tmp_path):
 
 
 def test_mlp_head_is_two_fresh_layers_and_reloads(tiny_classifier_dir, tmp_path):
-    from gpt3mix_hf.classification import load_classifier
+    from gpt3mix_hf.training.classification import load_classifier
 
     default = load_classifier(str(tiny_classifier_dir), NAMES)
     mlp = load_classifier(str(tiny_classifier_dir), NAMES, classifier_head="mlp")
@@ -626,7 +626,7 @@ def test_lora_model_trains_and_publishes(tiny_classifier_dir, tokenizer, tmp_pat
     peft = pytest.importorskip("peft", reason="the peft extra: pip install 'gpt3mix_hf[peft]'")
     from huggingface_hub import ModelCard
 
-    from gpt3mix_hf.hub import push_classifier
+    from gpt3mix_hf.hub.push import push_classifier
 
     base = BertForSequenceClassification.from_pretrained(tiny_classifier_dir)
     model = peft.get_peft_model(base, peft.LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))

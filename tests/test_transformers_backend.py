@@ -5,8 +5,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gpt3mix_hf import PromptTemplate, SamplingConfig, TaskSpec, TransformersBackend
-from gpt3mix_hf.backends import transformers as transformers_backend
-from gpt3mix_hf.backends.transformers import cpu_has_bf16_matmul, line_break_table, resolve_dtype
+from gpt3mix_hf.backends.local import transformers as transformers_backend
+from gpt3mix_hf.backends.local.transformers import cpu_has_bf16_matmul, line_break_table, resolve_dtype
 
 TREC = TaskSpec.from_preset("trec6")
 TREC_NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]

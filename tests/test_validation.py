@@ -27,10 +27,10 @@ from gpt3mix_hf import (
     TaskSpec,
     TGIBackend,
 )
-from gpt3mix_hf.commands.augment import AugmentArguments, DataArguments
-from gpt3mix_hf.commands.experiment import SummaryArguments
-from gpt3mix_hf.commands.push import DatasetArguments, ModelArguments, PushArguments
-from gpt3mix_hf.commands.train import TrainArguments
+from gpt3mix_hf.cli.augment import AugmentArguments, DataArguments
+from gpt3mix_hf.cli.experiment import SummaryArguments
+from gpt3mix_hf.cli.push import DatasetArguments, ModelArguments, PushArguments
+from gpt3mix_hf.cli.train import TrainArguments
 from gpt3mix_hf.experiment import ExperimentArguments
 from gpt3mix_hf.experiment.source import DataSourceArguments, TaskSpecArguments
 from gpt3mix_hf.provenance import AugmenterSettings, DataSource, RunSettings

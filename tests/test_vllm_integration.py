@@ -14,12 +14,12 @@ from served_fixtures import FakeOpenAIServer, VLLMServer
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import ServedBackendError, ServedConfig
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.backends.openai import OpenAIBackend
-from gpt3mix_hf.backends.request_cache import RequestCache
-from gpt3mix_hf.backends.transformers import TransformersBackend
+from gpt3mix_hf.backends.local.transformers import TransformersBackend
+from gpt3mix_hf.backends.served.openai import OpenAIBackend
+from gpt3mix_hf.backends.served.request_cache import RequestCache
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+from gpt3mix_hf.labels import normalize_logprobs
 from gpt3mix_hf.models import resolve_lm
-from gpt3mix_hf.soft_labels import normalize_logprobs
 from gpt3mix_hf.spec import TaskSpec
 
 pytestmark = pytest.mark.slow
@@ -180,7 +180,7 @@ def test_cli_augments_through_the_real_server(vllm, data_dir, tmp_path, monkeypa
     real rows and settings, and its provenance names the served model but neither the URL nor the key."""
     from datasets import load_from_disk
 
-    from gpt3mix_hf.cli import main
+    from gpt3mix_hf.cli.main import main
     from gpt3mix_hf.state import read_json
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-not-a-real-key-0123456789")

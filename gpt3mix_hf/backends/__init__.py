@@ -1,7 +1,10 @@
 """Language-model backends: a local transformers model, and served engines (see `openai.py`, `tgi.py`)."""
 
 from .base import Backend, Completion, SamplingConfig
-from .errors import (
+from .local.transformers import TransformersBackend
+from .served.backend import ServedBackend
+from .served.config import ServedConfig
+from .served.errors import (
     AuthenticationError,
     BadResponseError,
     RequestFailedError,
@@ -9,13 +12,10 @@ from .errors import (
     ServerUnreachableError,
     UsageLimitError,
 )
-from .openai import OpenAIBackend
-from .request_cache import RequestCache
-from .served import ServedBackend
-from .served_config import ServedConfig
-from .tgi import TGIBackend
-from .transformers import TransformersBackend
-from .usage import UsageReport
+from .served.openai import OpenAIBackend
+from .served.request_cache import RequestCache
+from .served.tgi import TGIBackend
+from .served.usage import UsageReport
 
 __all__ = [
     "AuthenticationError",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datasets import Dataset, Features
 
 from ..data import training_features
-from ..soft_labels import one_hot
+from ..labels import one_hot
 
 
 class RowAugmenter:

@@ -32,9 +32,9 @@ from transformers.utils import logging
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..data import training_features
-from ..labels import DEFAULT_DEBIAS_ORDERS, label_from_distribution
+from ..labelling import DEFAULT_DEBIAS_ORDERS, label_from_distribution
+from ..labels import calibrate, one_hot
 from ..selection import row_seed
-from ..soft_labels import calibrate, one_hot
 from ..spec import TaskSpec
 from ..state import load_rows, save_rows
 from .arguments import ExperimentArguments

@@ -162,8 +162,8 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
     """Train the classifier with `GPT3MixTrainer` (early stopping on validation accuracy), score it on test."""
     import torch
 
-    from ..classification import evaluate_classifier, train_classifier
-    from ..training_args import GPT3MixTrainingArguments
+    from ..training.arguments import GPT3MixTrainingArguments
+    from ..training.classification import evaluate_classifier, train_classifier
 
     # transformers accepts bf16 without a GPU only when told the run is on the CPU.
     on_cpu = {"use_cpu": True} if args.bf16 and not torch.cuda.is_available() else {}

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from ..models import resolve_lm, weights_origin
-from ..validation import check_arguments
-from .base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
+from ...models import resolve_lm, weights_origin
+from ...validation import check_arguments
+from ..base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
 from .kv_cache import DecodeBatch, move_prefix_next_to_rows
 from .sampling import sample_tokens
 from .scoring import LabelScoringMixin

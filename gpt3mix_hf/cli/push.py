@@ -14,7 +14,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from ..hub import push_augmented_dataset, push_classifier
+from ..hub.push import push_augmented_dataset, push_classifier
 from ..provenance import CONFIG_NAME, GPT3MixConfig
 from ..state import load_saved_rows
 from ..validation import check_fields

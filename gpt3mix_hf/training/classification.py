@@ -20,12 +20,12 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
-from .data import align_label_names
+from ..data import align_label_names
+from ..models import DEFAULT_CLASSIFIER, resolve_classifier
+from .arguments import GPT3MixTrainingArguments
 from .metrics import compute_metrics, compute_selection_metrics
-from .models import DEFAULT_CLASSIFIER, resolve_classifier
 from .pooling import POOLING_MODES, PooledBertConfig, PooledBertForSequenceClassification, checkpoint_pooling
 from .trainer import GPT3MixTrainer
-from .training_args import GPT3MixTrainingArguments
 
 logger = logging.get_logger(__name__)
 

@@ -7,12 +7,12 @@ import re
 
 from transformers.utils import logging
 
-from ..validation import check_arguments
-from .base import Completion, SamplingConfig
+from ...validation import check_arguments
+from ..base import Completion, SamplingConfig
+from .backend import ServedBackend
+from .config import ServedConfig
 from .errors import BadResponseError, RequestFailedError, ServedBackendError
 from .runner import gather_in_order
-from .served import ServedBackend
-from .served_config import ServedConfig
 
 logger = logging.get_logger(__name__)
 

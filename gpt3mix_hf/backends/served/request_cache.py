@@ -11,7 +11,7 @@ from pathlib import Path
 
 from transformers.utils import logging
 
-from ..state import make_folder
+from ...state import make_folder
 
 logger = logging.get_logger(__name__)
 

@@ -17,9 +17,9 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import CardData, DatasetCard, DatasetCardData
 from transformers.utils import logging
 
-from ..provenance import GPT3MixConfig, library_versions
-from ..quality import quality_rows
-from ..validation import check_fields
+from ...provenance import GPT3MixConfig, library_versions
+from ...quality import quality_rows
+from ...validation import check_fields
 from .common import CITATION, TEMPLATES, provenance_table, sample_description, source_hub_id, table
 
 logger = logging.get_logger(__name__)

@@ -1,4 +1,4 @@
-"""`gpt3mix <command> [--flags]`: each command is a module in `gpt3mix_hf.commands` with argument dataclasses
+"""`gpt3mix <command> [--flags]`: each command is a module in `gpt3mix_hf.cli` with argument dataclasses
 (parsed by `HfArgumentParser`, so every field's help is a flag's help) and a `run` function.
 
 A mistake in the input (a bad flag value, a missing file, split or column, an unknown dataset or model, a server
@@ -16,12 +16,12 @@ import sys
 from transformers import HfArgumentParser
 
 COMMANDS = {
-    "augment": ("gpt3mix_hf.commands.augment", "Augment a labelled dataset with GPT3Mix (local or served LM)."),
-    "train": ("gpt3mix_hf.commands.train", "Train a classifier on the real + synthetic rows of `gpt3mix augment`."),
-    "experiment": ("gpt3mix_hf.commands.experiment", "Run the paper's protocol: NoAug vs EDA vs BT vs GPT3Mix."),
-    "push-dataset": ("gpt3mix_hf.commands.push", "Publish an augmented dataset to the Hub, with its card."),
-    "push-model": ("gpt3mix_hf.commands.push", "Publish a trained classifier to the Hub, with its card."),
-    "report": ("gpt3mix_hf.commands.report", "Print the quality report of the synthetic rows of an augmented folder."),
+    "augment": ("gpt3mix_hf.cli.augment", "Augment a labelled dataset with GPT3Mix (local or served LM)."),
+    "train": ("gpt3mix_hf.cli.train", "Train a classifier on the real + synthetic rows of `gpt3mix augment`."),
+    "experiment": ("gpt3mix_hf.cli.experiment", "Run the paper's protocol: NoAug vs EDA vs BT vs GPT3Mix."),
+    "push-dataset": ("gpt3mix_hf.cli.push", "Publish an augmented dataset to the Hub, with its card."),
+    "push-model": ("gpt3mix_hf.cli.push", "Publish a trained classifier to the Hub, with its card."),
+    "report": ("gpt3mix_hf.cli.report", "Print the quality report of the synthetic rows of an augmented folder."),
 }
 USAGE_ERROR = 2
 DEBUG_FLAG = "--debug"
@@ -41,7 +41,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     an `ImportError` that names the `pip install`; a served LM that cannot be reached or refuses the key with a
     `ServedBackendError`.
     """
-    from .backends import ServedBackendError
+    from ..backends import ServedBackendError
 
     return (ValueError, OSError, ImportError, ServedBackendError)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..validation import check_fields
+from ...validation import check_fields
 
 
 @dataclass

@@ -9,13 +9,13 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-from ..validation import check_arguments
-from .base import Backend, Completion, SamplingConfig, ScoringContext
+from ...validation import check_arguments
+from ..base import Backend, Completion, SamplingConfig, ScoringContext
+from .auth import Credentials, check_base_url
 from .client import JSONHTTPClient
-from .credentials import Credentials, check_base_url
+from .config import ServedConfig
 from .errors import RequestFailedError
 from .runner import RequestRunner, cache_key, gather_in_order
-from .served_config import ServedConfig
 from .usage import UsageReport
 
 T = TypeVar("T")
@@ -180,7 +180,7 @@ class ServedBackend(Backend):
     def _top_k_scores(self, alternatives: dict[str, float], continuations: list[str]) -> tuple[list[float], float]:
         """(label log-probabilities, label mass) from the top-k alternatives at the label position, counted in
         `usage`."""
-        from ..soft_labels import top_k_label_logprobs
+        from ...labels import top_k_label_logprobs
 
         logprobs, mass, missing = top_k_label_logprobs(alternatives, continuations)
         self.usage.record_top_k(mass, missing)

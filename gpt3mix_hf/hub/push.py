@@ -21,11 +21,11 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
+from ..credentials import check_dataset_has_no_secrets, check_folder_has_no_secrets
+from ..provenance import CONFIG_NAME, as_config
+from ..validation import check_arguments
 from .cards import build_dataset_card, hub_id_of, model_card_from_folder, model_card_from_trainer
 from .cards.model_card import label_names_of
-from .credentials import check_dataset_has_no_secrets, check_folder_has_no_secrets
-from .provenance import CONFIG_NAME, as_config
-from .validation import check_arguments
 
 logger = logging.get_logger(__name__)
 

@@ -14,10 +14,10 @@ from huggingface_hub.repocard_data import EvalResult
 from transformers import AutoConfig
 from transformers.modelcard import extract_hyperparameters_from_trainer, parse_log_history
 
-from ..credentials import find_secret
-from ..provenance import GPT3MixConfig, as_config, library_versions
-from ..state import read_json, write_json
-from ..validation import check_fields, check_value
+from ...credentials import find_secret
+from ...provenance import GPT3MixConfig, as_config, library_versions
+from ...state import read_json, write_json
+from ...validation import check_fields, check_value
 from .common import CITATION, TEMPLATES, hub_id_of, provenance_table, rounded, table
 
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"

@@ -22,10 +22,10 @@ from transformers import (
 )
 from transformers.utils import logging
 
+from ..state import check_folder_path
+from .arguments import SOFT_LABEL_COLUMNS, GPT3MixTrainingArguments
 from .losses import kl_divergence, soft_cross_entropy
 from .metrics import compute_metrics as default_compute_metrics
-from .state import check_folder_path
-from .training_args import SOFT_LABEL_COLUMNS, GPT3MixTrainingArguments
 
 logger = logging.get_logger(__name__)
 
@@ -131,7 +131,7 @@ def validate_soft_labels(
         raise ValueError(
             f"soft_labels{where}: row {row_ids[position]} sums to {sums[position]:.6g}, not 1 (tolerance "
             f"{tolerance}): {array[position].tolist()}. Normalise the rows (e.g. "
-            "gpt3mix_hf.soft_labels.normalize_logprobs on log-probabilities) or raise soft_label_tolerance."
+            "gpt3mix_hf.labels.normalize_logprobs on log-probabilities) or raise soft_label_tolerance."
         )
     return array
 
@@ -238,7 +238,7 @@ class GPT3MixTrainer(Trainer):
             `peft` model wrapping one works too).
         args (`GPT3MixTrainingArguments` or `TrainingArguments`, *optional*): defaults to
             `GPT3MixTrainingArguments("<model>-gpt3mix")`.
-        compute_metrics (`Callable`, *optional*): defaults to [`gpt3mix_hf.metrics.compute_metrics`].
+        compute_metrics (`Callable`, *optional*): defaults to [`gpt3mix_hf.training.metrics.compute_metrics`].
         Other arguments are those of [`~transformers.Trainer`].
 
     Example:
@@ -507,6 +507,6 @@ class GPT3MixTrainer(Trainer):
         are `Trainer.create_model_card`'s and the card's fields (`cards.write_trainer_model_card`)."""
         if not self.is_world_process_zero():
             return
-        from .cards import write_trainer_model_card
+        from ..hub.cards import write_trainer_model_card
 
         write_trainer_model_card(self, **kwargs)

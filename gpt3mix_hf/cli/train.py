@@ -15,15 +15,15 @@ from pathlib import Path
 from transformers import AutoTokenizer, IntervalStrategy, set_seed
 from transformers.utils import logging
 
-from ..cards.common import hub_id_of
-from ..classification import load_classifier, tokenize_dataset
 from ..data import concatenate_with_real
 from ..experiment.source import DataSourceArguments, load_split
+from ..hub.cards.common import hub_id_of
 from ..models import DEFAULT_CLASSIFIER, resolve_classifier
 from ..provenance import CONFIG_NAME, load_config
 from ..state import load_saved_rows
-from ..trainer import GPT3MixTrainer
-from ..training_args import GPT3MixTrainingArguments
+from ..training.arguments import GPT3MixTrainingArguments
+from ..training.classification import load_classifier, tokenize_dataset
+from ..training.trainer import GPT3MixTrainer
 from ..validation import check_fields
 from .augment import config_sections
 
@@ -81,7 +81,7 @@ def arguments(name: str) -> tuple[type, ...]:
 def _eval_source(args: TrainArguments) -> dict:
     """The card's description of the evaluation data: a Hub id where there is one, and names without local
     folders (a card is published; the machine's paths mean nothing there)."""
-    from ..cards.common import source_hub_id
+    from ..hub.cards.common import source_hub_id
     from ..provenance import DataSource
 
     path = Path(args.eval_dataset)

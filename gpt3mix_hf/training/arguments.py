@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from transformers import IntervalStrategy, TrainingArguments
 from transformers.utils import logging
 
-from .validation import check_fields
+from ..validation import check_fields
 
 logger = logging.get_logger(__name__)
 

@@ -6,7 +6,7 @@ import os
 import re
 from urllib.parse import parse_qsl, urlsplit
 
-from ..credentials import TOKEN_SHAPE
+from ...credentials import TOKEN_SHAPE
 from .errors import ServedBackendError
 
 REDACTED = "***"

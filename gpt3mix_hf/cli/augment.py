@@ -20,10 +20,10 @@ from transformers.utils import logging
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
-from ..backends.credentials import check_base_url
+from ..backends.served.auth import check_base_url
 from ..data import class_balanced_sample
 from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
-from ..labels import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES
+from ..labelling import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
 from ..quality import format_quality
@@ -197,7 +197,7 @@ def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: 
 
 def _backend(args: AugmentArguments):
     if args.backend == "transformers":
-        from ..backends.transformers import TransformersBackend
+        from ..backends.local.transformers import TransformersBackend
 
         name = args.model or DEFAULT_LM
         if name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists():

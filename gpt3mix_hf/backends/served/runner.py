@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 from transformers.utils import logging
 
-from ..credentials import backend_secrets, secret_in
-from .credentials import Credentials
+from ...credentials import backend_secrets, secret_in
+from .auth import Credentials
+from .config import ServedConfig
 from .errors import (
     AuthenticationError,
     RequestFailedError,
@@ -24,7 +25,6 @@ from .errors import (
     UsageLimitError,
 )
 from .request_cache import RequestCache
-from .served_config import ServedConfig
 from .usage import UsageReport
 
 logger = logging.get_logger(__name__)

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .. import models
-from ..data import BENCHMARKS
-from ..provenance import DataSource, GPT3MixConfig
+from ... import models
+from ...data import BENCHMARKS
+from ...provenance import DataSource, GPT3MixConfig
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 

@@ -1,1 +1,0 @@
-"""`gpt3mix` sub-commands: one module each, with `arguments(name)` and `run(name, *parsed)`."""

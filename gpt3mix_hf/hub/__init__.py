@@ -1,0 +1,1 @@
+"""Publishing: push augmented datasets and classifiers to the Hub, with their cards."""

@@ -1,0 +1,303 @@
+"""From each generation to its synthetic row's label: the label words' scores, the content-free prior, the
+label mode, and `relabel` to derive the other label variants from rows already made.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from datasets import Dataset
+
+from .labels import calibrate, content_free_prior, mean_distribution, normalize_logprobs, one_hot
+from .selection import content_key, row_rng, scoring_orders
+
+# "soft": the LM's label distribution; "hard": its argmax (the paper's hard label, Table 5); "written": the
+# label the LM sampled after its text; "debiased" (this package's variant, not the paper's): the distribution
+# averaged over example orders, with the task's label prior divided out.
+LABEL_MODES = ("soft", "hard", "written", "debiased")
+# m, the scoring prompts averaged by the debiased label: with the paper's k = 2, both orders of the examples
+# (each example last once). Chosen by scripts/labeller_check.py (README, "Debiased labels").
+DEFAULT_DEBIAS_ORDERS = 2
+# The most pool rows scored for the debiased label's task prior.
+DEFAULT_DEBIAS_PRIOR_ROWS = 256
+# The `row_rng` key of a pool row's prompt when it is scored for the task prior (synthetic rows use keys >= 0).
+_PRIOR_DRAW = -2
+
+
+def label_from_distribution(distribution: list[float], label_mode: str) -> tuple[list[float], int]:
+    """(soft label, label id) from a label distribution: the distribution itself in `"soft"` mode, its argmax
+    one-hot in `"hard"` mode (the paper's hard label); the label id is the argmax in both."""
+    label = int(np.argmax(distribution))
+    return (distribution if label_mode == "soft" else one_hot(label, len(distribution))), label
+
+
+class LabellingMixin:
+    """The label side of `GPT3MixAugmenter`: what is scored after each generation, and the label it gives."""
+
+    def _check_label_words(self):
+        continuations = self.template.scoring_parts(self.spec, self.label_names, "")[1]
+        token_ids = [self.backend.tokenize(c) for c in continuations]
+        if any(ids is None for ids in token_ids):
+            return
+        for i, a in enumerate(token_ids):
+            for j, b in enumerate(token_ids):
+                if i != j and b[: len(a)] == a:
+                    raise ValueError(
+                        f"After tokenisation the label word {continuations[i]!r} is a prefix of "
+                        f"{continuations[j]!r}: the probability of the shorter would include the longer. "
+                        "Choose verbalizer words that differ from their first token on."
+                    )
+
+    def _scoring_context(self, generation: str) -> str | None:
+        parsed = self._parser(generation)
+        if not parsed.ok:
+            return None
+        return self.template.scoring_parts(self.spec, self.label_names, parsed.text)[0]
+
+    @property
+    def _continuations(self) -> list[str] | None:
+        """The label continuations to score, or None where no label distribution is needed."""
+        if self.label_mode == "written":
+            return None
+        return self.template.scoring_parts(self.spec, self.label_names, "")[1]
+
+    def _read_completion(self, completion) -> tuple | str:
+        """(parsed generation, raw label distribution or None), or why the completion is rejected."""
+        parsed = self._parser(completion.text)
+        if not parsed.ok:
+            return parsed.error
+        if self.label_mode == "written":
+            return parsed, None
+        if completion.label_logprobs is None:
+            return "the backend returned no label scores"
+        try:
+            return parsed, normalize_logprobs(completion.label_logprobs)
+        except ValueError as error:
+            return str(error)
+
+    def _content_free_priors(self, prompts: list[str]) -> list[list[float] | str]:
+        """For each prompt, the LM's label prior after the content-free texts, or why it cannot be had."""
+        if not prompts:
+            return []
+        contexts = [
+            self.template.scoring_parts(self.spec, self.label_names, text)[0] for text in self.content_free_texts
+        ]
+        flat_prompts = [prompt for prompt in prompts for _ in contexts]
+        flat_contexts = [context for _ in prompts for context in contexts]
+        scores = self.backend.score(flat_prompts, flat_contexts, self._continuations)
+        priors: list[list[float] | str] = []
+        for start in range(0, len(scores), len(contexts)):
+            try:
+                prior = content_free_prior(scores[start : start + len(contexts)])
+                if min(prior) <= 0:
+                    raise ValueError(f"the content-free prior {prior} gives a label no probability")
+                priors.append(prior)
+            except ValueError as error:
+                priors.append(f"calibration failed: {error}")
+        return priors
+
+    # -- the debiased label -------------------------------------------------------------------------------
+
+    def order_prompts(self, examples: list[tuple[str, int]]) -> list[str]:
+        """The `debias_orders` scoring prompts of a text whose own prompt shows `examples` ((text, label id)
+        pairs, in prompt order): the same examples in each order of `selection.scoring_orders`, the own order
+        first, built (and shortened to fit the context) as the generation prompts are."""
+        orders = scoring_orders(len(examples), self.debias_orders)
+        return [self._fit([examples[i] for i in order]) for order in orders]
+
+    def label_distributions(self, prompts: list[str], texts: list[str]) -> list[list[float] | str]:
+        """The LM's label distribution after `texts[i]` in `prompts[i]`, scored as a generated text is: the
+        prompt, the text's scoring context (`" <text> (<Label type>:"`), then every label's full verbalizer
+        sequence, normalised over the labels. An entry is a string saying why where no label had probability.
+
+        Example:
+
+        >>> prompts = augmenter.order_prompts([("a great film", 1), ("dull", 0)])
+        >>> augmenter.label_distributions(prompts, ["a real held-out review"] * len(prompts))
+        """
+        if len(prompts) != len(texts):
+            raise ValueError(f"Got {len(prompts)} prompts but {len(texts)} texts: give one text per prompt.")
+        if not prompts:
+            return []
+        spec, names = self.spec, self.label_names
+        contexts = [self.template.scoring_parts(spec, names, text)[0] for text in texts]
+        continuations = self.template.scoring_parts(spec, names, "")[1]
+        distributions: list[list[float] | str] = []
+        for logprobs in self.backend.score(prompts, contexts, continuations):
+            try:
+                distributions.append(normalize_logprobs(logprobs))
+            except ValueError as error:
+                distributions.append(str(error))
+        return distributions
+
+    def _order_averaged(
+        self, examples: list[list[tuple[str, int]]], texts: list[str], own: list[list[float]]
+    ) -> list[list[float] | str]:
+        """For each text, the mean of its label distributions under its `order_prompts`; `own[i]`, the
+        distribution already scored in the text's own prompt, stands for the first order."""
+        prompts, owners = [], []
+        for row, row_examples in enumerate(examples):
+            for prompt in self.order_prompts(row_examples)[1:]:
+                prompts.append(prompt)
+                owners.append(row)
+        per_row: list[list[list[float]]] = [[distribution] for distribution in own]
+        errors: dict[int, str] = {}
+        scored = self.label_distributions(prompts, [texts[row] for row in owners])
+        for row, distribution in zip(owners, scored, strict=True):
+            if isinstance(distribution, str):
+                errors[row] = distribution
+            else:
+                per_row[row].append(distribution)
+        return [
+            f"debiased scoring failed: {errors[row]}" if row in errors else mean_distribution(per_row[row])
+            for row in range(len(own))
+        ]
+
+    def task_prior(self) -> list[float]:
+        """The task's label prior that `label_mode="debiased"` divides out: Batch Calibration's mean label
+        distribution (Zhou et al., 2024), taken over the pool's real rows, so that it is the same for every
+        batch, `num_proc` and subset a `Dataset.map` hands over.
+
+        Each of (at most `debias_prior_rows`, a seeded sample of) the pool's rows is scored as a synthetic text
+        is, in prompts of k other pool rows drawn uniformly and put in each of the `debias_orders` orders; the
+        prior is the mean of the rows' order-averaged distributions. It is computed once per augmenter (and once
+        per worker process under `num_proc`), at the cost of rows x `debias_orders` scoring prefills.
+        """
+        prior = getattr(self, "_task_prior", None)
+        if prior is not None:
+            return prior
+        num_rows = len(self._texts)
+        rows = list(range(num_rows))
+        if num_rows > self.debias_prior_rows:
+            chosen = row_rng(self.seed, _PRIOR_DRAW).choice(num_rows, size=self.debias_prior_rows, replace=False)
+            rows = sorted(int(i) for i in chosen)
+        all_examples = []
+        for row in rows:
+            key = content_key(self._texts[row], self.label_names[self._labels[row]])
+            others = [i for i in range(num_rows) if i != row]
+            picked = row_rng(self.seed, key, _PRIOR_DRAW).choice(len(others), size=self.k, replace=False)
+            all_examples.append([(self._texts[others[i]], self._labels[others[i]]) for i in picked])
+        prompts, owners = [], []
+        for position, examples in enumerate(all_examples):
+            for prompt in self.order_prompts(examples):
+                prompts.append(prompt)
+                owners.append(position)
+        scored = self.label_distributions(prompts, [self._texts[rows[position]] for position in owners])
+        per_row: dict[int, list[list[float]]] = {}
+        failed = set()
+        for position, distribution in zip(owners, scored, strict=True):
+            if isinstance(distribution, str):
+                failed.add(position)
+            else:
+                per_row.setdefault(position, []).append(distribution)
+        averaged = [mean_distribution(per_row[p]) for p in sorted(per_row) if p not in failed]
+        if not averaged:
+            raise ValueError(
+                "No pool row could be scored for the debiased label's task prior (every label had zero "
+                "probability): check the verbalizer words, or use label_mode='soft'."
+            )
+        prior = mean_distribution(averaged)
+        if min(prior) <= 0:
+            raise ValueError(
+                f"The task prior {prior} gives a label no probability, so it cannot be divided out: use "
+                "label_mode='soft', or a served backend with more top_logprobs."
+            )
+        self._task_prior = prior
+        return prior
+
+    def _accept(self, result: dict, completion, parsed, raw: list[float] | None, prior: list[float] | None = None):
+        """Fill `result` from an accepted completion."""
+        if self.label_mode == "written":
+            soft, label = one_hot(parsed.label, len(self.label_names)), parsed.label
+        elif self.label_mode == "debiased":
+            soft, label = label_from_distribution(
+                calibrate(result["order_averaged_soft_labels"], result["debias_prior"]), "soft"
+            )
+        else:
+            soft, label = label_from_distribution(calibrate(raw, prior) if prior is not None else raw, self.label_mode)
+        result.update(
+            text=parsed.text,
+            label=label,
+            soft_labels=soft,
+            uncalibrated_soft_labels=raw or [],
+            label_prior=prior or [],
+            written_label=parsed.label,
+            generation=completion.text,
+            label_mass=completion.label_mass,
+        )
+
+
+def relabel(
+    synthetic: Dataset, label_mode: str = "soft", calibrated: bool = False, prior: list[float] | None = None
+) -> Dataset:
+    """The same synthetic rows with the labels of another variant, without generating again.
+
+    One `label_mode="soft"` (or `"hard"`) pass with `calibrate=True` holds the raw label distribution
+    (`uncalibrated_soft_labels`) and the content-free prior (`label_prior`) of every row, which is all the soft,
+    calibrated and hard (argmax) variants need: they pick the same rows, as a pass of their own would.
+
+    Args:
+        synthetic (`Dataset`): rows made by `GPT3MixAugmenter` in `"soft"` or `"hard"` mode.
+        label_mode (`str`): `"soft"`, `"hard"` or `"debiased"` (needs a `label_mode="debiased"` pass: its
+            `order_averaged_soft_labels` divided by its `debias_prior`, or by `prior`).
+        calibrated (`bool`): divide the content-free prior out (needs a `calibrate=True` pass).
+        prior (`list[float]`, *optional*): with `"debiased"`, the task prior to divide out instead of the one the
+            rows were made with, e.g. Batch Calibration over the synthetic rows themselves,
+            `mean_distribution(rows["order_averaged_soft_labels"])`.
+
+    Example:
+
+    >>> rows = GPT3MixAugmenter(backend, train, spec, calibrate=True).augment()
+    >>> paper_hard = relabel(rows, "hard")
+    >>> calibrated_soft = relabel(rows, "soft", calibrated=True)
+    """
+    if label_mode == "debiased":
+        return _relabel_debiased(synthetic, prior)
+    if prior is not None:
+        raise ValueError("prior= is the debiased label's task prior: pass it with label_mode='debiased'.")
+    if label_mode not in ("soft", "hard"):
+        raise ValueError(
+            f"relabel makes the 'soft', 'hard' and 'debiased' variants, got {label_mode!r}: 'written' labels keep "
+            "rows whose scoring failed, so they need a pass of their own (label_mode='written')."
+        )
+    for column in ("uncalibrated_soft_labels", "label_prior", "label", "soft_labels"):
+        if column not in synthetic.column_names:
+            raise ValueError(
+                f"relabel needs GPT3MixAugmenter rows with a {column!r} column; got {synthetic.column_names}."
+            )
+    raw = synthetic["uncalibrated_soft_labels"]
+    if any(not distribution for distribution in raw):
+        raise ValueError("Some rows have no uncalibrated_soft_labels: they come from a label_mode='written' pass.")
+    priors = synthetic["label_prior"]
+    if calibrated and any(not prior for prior in priors):
+        raise ValueError("Calibrated labels need the content-free prior: make the rows with calibrate=True.")
+    soft_labels, labels = [], []
+    for distribution, prior in zip(raw, priors, strict=True):
+        distribution = calibrate(distribution, prior) if calibrated else distribution
+        soft, label = label_from_distribution(distribution, label_mode)
+        labels.append(label)
+        soft_labels.append(soft)
+    return _with_labels(synthetic, labels, soft_labels)
+
+
+
+def _relabel_debiased(synthetic: Dataset, prior: list[float] | None) -> Dataset:
+    for column in ("order_averaged_soft_labels", "debias_prior", "label", "soft_labels"):
+        if column not in synthetic.column_names:
+            raise ValueError(
+                f"relabel(..., 'debiased') needs rows made with label_mode='debiased' (a {column!r} column); got "
+                f"{synthetic.column_names}."
+            )
+    soft_labels, labels = [], []
+    for averaged, own_prior in zip(synthetic["order_averaged_soft_labels"], synthetic["debias_prior"], strict=True):
+        soft, label = label_from_distribution(calibrate(averaged, prior if prior is not None else own_prior), "soft")
+        labels.append(label)
+        soft_labels.append(soft)
+    return _with_labels(synthetic, labels, soft_labels)
+
+
+def _with_labels(synthetic: Dataset, labels: list[int], soft_labels: list[list[float]]) -> Dataset:
+    """`synthetic` with its `label` and `soft_labels` columns replaced, the columns in their order."""
+    relabelled = synthetic.remove_columns(["label", "soft_labels"])
+    relabelled = relabelled.add_column("label", labels, feature=synthetic.features["label"])
+    relabelled = relabelled.add_column("soft_labels", soft_labels, feature=synthetic.features["soft_labels"])
+    return relabelled.select_columns(synthetic.column_names)
