@@ -159,7 +159,7 @@ def _sentence(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def _validate_dataset(dataset, text_column: str, label_column: str) -> tuple[list[str], list[int], ClassLabel]:
+def read_labelled_rows(dataset, text_column: str, label_column: str) -> tuple[list[str], list[int], ClassLabel]:
     """The texts, labels and label feature of a real-row pool, after `check_columns` (rows included)."""
     if isinstance(dataset, IterableDataset):
         raise TypeError(

@@ -1,24 +1,22 @@
-"""From each generation to its synthetic row's label: the label words' scores, the content-free prior, the
-label mode, and `relabel` to derive the other label variants from rows already made.
+"""From each generation to its synthetic row's label: `Labeller` scores the label words after a generated text
+(its raw distribution, the content-free prior, the debiased order average and task prior) and gives the row's
+label in the augmenter's label mode; `relabel` derives the other label variants from rows already made.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from datasets import Dataset
 
+from .backends.base import Backend
+from .config import AugmenterConfig
 from .labels import calibrate, content_free_prior, mean_distribution, normalize_logprobs, one_hot
+from .prompt import GenerationParser, PromptTemplate
 from .selection import content_key, row_rng, scoring_orders
+from .spec import TaskSpec
 
-# "soft": the LM's label distribution; "hard": its argmax (the paper's hard label, Table 5); "written": the
-# label the LM sampled after its text; "debiased" (this package's variant, not the paper's): the distribution
-# averaged over example orders, with the task's label prior divided out.
-LABEL_MODES = ("soft", "hard", "written", "debiased")
-# m, the scoring prompts averaged by the debiased label: with the paper's k = 2, both orders of the examples
-# (each example last once). Chosen by scripts/labeller_check.py (README, "Debiased labels").
-DEFAULT_DEBIAS_ORDERS = 2
-# The most pool rows scored for the debiased label's task prior.
-DEFAULT_DEBIAS_PRIOR_ROWS = 256
 # The `row_rng` key of a pool row's prompt when it is scored for the task prior (synthetic rows use keys >= 0).
 _PRIOR_DRAW = -2
 
@@ -30,10 +28,43 @@ def label_from_distribution(distribution: list[float], label_mode: str) -> tuple
     return (distribution if label_mode == "soft" else one_hot(label, len(distribution))), label
 
 
-class LabellingMixin:
-    """The label side of `GPT3MixAugmenter`: what is scored after each generation, and the label it gives."""
+class Labeller:
+    """The label side of `GPT3MixAugmenter`: what is scored after each generation, and the label it gives.
 
-    def _check_label_words(self):
+    Args:
+        backend (`Backend`): the LM that scores the label words.
+        spec (`TaskSpec`), template (`PromptTemplate`), label_names (`list[str]`): the task and its prompt.
+        config (`AugmenterConfig`): the label mode and its settings (calibration, debiasing, seed, k).
+        fit (`Callable`): builds the prompt of a list of (text, label id) examples, fitted to the context, as the
+            augmenter builds its generation prompts.
+        pool_texts, pool_labels: the real rows; the debiased label's task prior is taken over them.
+
+    Example:
+
+    >>> scorer = augmenter.scorer
+    >>> prompts = scorer.order_prompts([("a great film", 1), ("dull", 0)])
+    >>> scorer.label_distributions(prompts, ["a real held-out review"] * len(prompts))
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        spec: TaskSpec,
+        template: PromptTemplate,
+        label_names: list[str],
+        config: AugmenterConfig,
+        fit: Callable[[list[tuple[str, int]]], str],
+        pool_texts: list[str],
+        pool_labels: list[int],
+    ):
+        self.backend, self.spec, self.template, self.label_names = backend, spec, template, label_names
+        self.config, self.fit = config, fit
+        self.pool_texts, self.pool_labels = pool_texts, pool_labels
+        self.parser = GenerationParser(template, spec, label_names)
+        self._task_prior: list[float] | None = None
+
+    def check_label_words(self) -> None:
+        """Refuse label words of which one, tokenised, is a prefix of another."""
         continuations = self.template.scoring_parts(self.spec, self.label_names, "")[1]
         token_ids = [self.backend.tokenize(c) for c in continuations]
         if any(ids is None for ids in token_ids):
@@ -47,25 +78,27 @@ class LabellingMixin:
                         "Choose verbalizer words that differ from their first token on."
                     )
 
-    def _scoring_context(self, generation: str) -> str | None:
-        parsed = self._parser(generation)
+    def scoring_context(self, generation: str) -> str | None:
+        """What follows the prompt before the label words are scored (`" <text> (<Label type>:"`), for a
+        generation that parses; None for one that does not."""
+        parsed = self.parser(generation)
         if not parsed.ok:
             return None
         return self.template.scoring_parts(self.spec, self.label_names, parsed.text)[0]
 
     @property
-    def _continuations(self) -> list[str] | None:
+    def continuations(self) -> list[str] | None:
         """The label continuations to score, or None where no label distribution is needed."""
-        if self.label_mode == "written":
+        if self.config.label_mode == "written":
             return None
         return self.template.scoring_parts(self.spec, self.label_names, "")[1]
 
-    def _read_completion(self, completion) -> tuple | str:
+    def read_completion(self, completion) -> tuple | str:
         """(parsed generation, raw label distribution or None), or why the completion is rejected."""
-        parsed = self._parser(completion.text)
+        parsed = self.parser(completion.text)
         if not parsed.ok:
             return parsed.error
-        if self.label_mode == "written":
+        if self.config.label_mode == "written":
             return parsed, None
         if completion.label_logprobs is None:
             return "the backend returned no label scores"
@@ -74,16 +107,17 @@ class LabellingMixin:
         except ValueError as error:
             return str(error)
 
-    def _content_free_priors(self, prompts: list[str]) -> list[list[float] | str]:
+    def content_free_priors(self, prompts: list[str]) -> list[list[float] | str]:
         """For each prompt, the LM's label prior after the content-free texts, or why it cannot be had."""
         if not prompts:
             return []
         contexts = [
-            self.template.scoring_parts(self.spec, self.label_names, text)[0] for text in self.content_free_texts
+            self.template.scoring_parts(self.spec, self.label_names, text)[0]
+            for text in self.config.content_free_texts
         ]
         flat_prompts = [prompt for prompt in prompts for _ in contexts]
         flat_contexts = [context for _ in prompts for context in contexts]
-        scores = self.backend.score(flat_prompts, flat_contexts, self._continuations)
+        scores = self.backend.score(flat_prompts, flat_contexts, self.continuations)
         priors: list[list[float] | str] = []
         for start in range(0, len(scores), len(contexts)):
             try:
@@ -101,8 +135,8 @@ class LabellingMixin:
         """The `debias_orders` scoring prompts of a text whose own prompt shows `examples` ((text, label id)
         pairs, in prompt order): the same examples in each order of `selection.scoring_orders`, the own order
         first, built (and shortened to fit the context) as the generation prompts are."""
-        orders = scoring_orders(len(examples), self.debias_orders)
-        return [self._fit([examples[i] for i in order]) for order in orders]
+        orders = scoring_orders(len(examples), self.config.debias_orders)
+        return [self.fit([examples[i] for i in order]) for order in orders]
 
     def label_distributions(self, prompts: list[str], texts: list[str]) -> list[list[float] | str]:
         """The LM's label distribution after `texts[i]` in `prompts[i]`, scored as a generated text is: the
@@ -111,8 +145,8 @@ class LabellingMixin:
 
         Example:
 
-        >>> prompts = augmenter.order_prompts([("a great film", 1), ("dull", 0)])
-        >>> augmenter.label_distributions(prompts, ["a real held-out review"] * len(prompts))
+        >>> prompts = augmenter.scorer.order_prompts([("a great film", 1), ("dull", 0)])
+        >>> augmenter.scorer.label_distributions(prompts, ["a real held-out review"] * len(prompts))
         """
         if len(prompts) != len(texts):
             raise ValueError(f"Got {len(prompts)} prompts but {len(texts)} texts: give one text per prompt.")
@@ -129,7 +163,7 @@ class LabellingMixin:
                 distributions.append(str(error))
         return distributions
 
-    def _order_averaged(
+    def order_averaged(
         self, examples: list[list[tuple[str, int]]], texts: list[str], own: list[list[float]]
     ) -> list[list[float] | str]:
         """For each text, the mean of its label distributions under its `order_prompts`; `own[i]`, the
@@ -162,26 +196,26 @@ class LabellingMixin:
         prior is the mean of the rows' order-averaged distributions. It is computed once per augmenter (and once
         per worker process under `num_proc`), at the cost of rows x `debias_orders` scoring prefills.
         """
-        prior = getattr(self, "_task_prior", None)
-        if prior is not None:
-            return prior
-        num_rows = len(self._texts)
+        if self._task_prior is not None:
+            return self._task_prior
+        texts, labels, config = self.pool_texts, self.pool_labels, self.config
+        num_rows = len(texts)
         rows = list(range(num_rows))
-        if num_rows > self.debias_prior_rows:
-            chosen = row_rng(self.seed, _PRIOR_DRAW).choice(num_rows, size=self.debias_prior_rows, replace=False)
+        if num_rows > config.debias_prior_rows:
+            chosen = row_rng(config.seed, _PRIOR_DRAW).choice(num_rows, size=config.debias_prior_rows, replace=False)
             rows = sorted(int(i) for i in chosen)
         all_examples = []
         for row in rows:
-            key = content_key(self._texts[row], self.label_names[self._labels[row]])
+            key = content_key(texts[row], self.label_names[labels[row]])
             others = [i for i in range(num_rows) if i != row]
-            picked = row_rng(self.seed, key, _PRIOR_DRAW).choice(len(others), size=self.k, replace=False)
-            all_examples.append([(self._texts[others[i]], self._labels[others[i]]) for i in picked])
+            picked = row_rng(config.seed, key, _PRIOR_DRAW).choice(len(others), size=config.k, replace=False)
+            all_examples.append([(texts[others[i]], labels[others[i]]) for i in picked])
         prompts, owners = [], []
         for position, examples in enumerate(all_examples):
             for prompt in self.order_prompts(examples):
                 prompts.append(prompt)
                 owners.append(position)
-        scored = self.label_distributions(prompts, [self._texts[rows[position]] for position in owners])
+        scored = self.label_distributions(prompts, [texts[rows[position]] for position in owners])
         per_row: dict[int, list[list[float]]] = {}
         failed = set()
         for position, distribution in zip(owners, scored, strict=True):
@@ -204,16 +238,17 @@ class LabellingMixin:
         self._task_prior = prior
         return prior
 
-    def _accept(self, result: dict, completion, parsed, raw: list[float] | None, prior: list[float] | None = None):
-        """Fill `result` from an accepted completion."""
-        if self.label_mode == "written":
+    def accept(self, result: dict, completion, parsed, raw: list[float] | None, prior: list[float] | None = None):
+        """Fill `result` (a synthetic row's fields) from an accepted completion, in the label mode."""
+        if self.config.label_mode == "written":
             soft, label = one_hot(parsed.label, len(self.label_names)), parsed.label
-        elif self.label_mode == "debiased":
+        elif self.config.label_mode == "debiased":
             soft, label = label_from_distribution(
                 calibrate(result["order_averaged_soft_labels"], result["debias_prior"]), "soft"
             )
         else:
-            soft, label = label_from_distribution(calibrate(raw, prior) if prior is not None else raw, self.label_mode)
+            distribution = calibrate(raw, prior) if prior is not None else raw
+            soft, label = label_from_distribution(distribution, self.config.label_mode)
         result.update(
             text=parsed.text,
             label=label,
@@ -224,6 +259,7 @@ class LabellingMixin:
             generation=completion.text,
             label_mass=completion.label_mass,
         )
+
 
 
 def relabel(
@@ -277,7 +313,6 @@ def relabel(
         labels.append(label)
         soft_labels.append(soft)
     return _with_labels(synthetic, labels, soft_labels)
-
 
 
 def _relabel_debiased(synthetic: Dataset, prior: list[float] | None) -> Dataset:

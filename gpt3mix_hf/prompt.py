@@ -274,3 +274,34 @@ class GenerationParser:
         if word not in self._word_to_label:
             return ParsedGeneration(text, None, f"unknown label {word!r}")
         return ParsedGeneration(text, self._word_to_label[word])
+
+
+def fit_prompt(
+    template: PromptTemplate,
+    spec: TaskSpec,
+    label_names: list[str],
+    examples: list[tuple[str, int]],
+    tokenize,
+    budget: int | None,
+) -> tuple[str, bool]:
+    """The prompt of `examples`, with the longest example halved (by words) until it takes at most `budget`
+    tokens as `tokenize` counts them; and whether any example was shortened. `budget=None` (a model without a
+    known context) or a `tokenize` that returns None leaves the prompt as built."""
+    prompt = template.build(spec, label_names, examples)
+    token_ids = tokenize(prompt) if budget is not None else None
+    if token_ids is None or len(token_ids) <= budget:
+        return prompt, False
+    length = len(token_ids)
+    words = [text.split() for text, _ in examples]
+    while length > budget:
+        longest = max(range(len(words)), key=lambda i: len(words[i]))
+        if len(words[longest]) <= 1:
+            raise ValueError(
+                f"The prompt does not fit in {budget} tokens even with one word per example: use a smaller k, a "
+                "shorter template or a model with a longer context."
+            )
+        words[longest] = words[longest][: len(words[longest]) // 2]
+        examples = [(" ".join(w), label) for w, (_, label) in zip(words, examples, strict=True)]
+        prompt = template.build(spec, label_names, examples)
+        length = len(tokenize(prompt))
+    return prompt, True

@@ -2,10 +2,10 @@
 
 `GPT3MixConfig` *is* the file (peft's `PeftConfig` pattern): one dataclass per section, each key spelled once,
 written with `save_pretrained` and read back typed with `from_pretrained`. It holds the augmenter's settings
-(`GPT3MixAugmenter.config()`: LM, task spec, prompt template, sampling, k, ratio, selection, label mode, seed),
+(its `AugmenterConfig`), the LM's identity, the task (spec, prompt template, label names), sampling,
 where the real rows came from (benchmark, Hub id or file, split, class-balanced sub-sample and its seed, and a
 hash of the rows themselves), the batch sizes that decide which prompts are decoded together, the counts of the
-run, and the library versions. `GPT3MixConfig.make_augmenter` rebuilds the augmenter and `regenerate` runs it
+run, and the library versions. `regeneration.make_augmenter` rebuilds the augmenter and `regenerate` runs it
 again: with the same data, model and versions, the rows are identical.
 """
 
@@ -23,11 +23,10 @@ from datasets import Dataset
 from transformers.utils import logging
 
 from .augmenter import GPT3MixAugmenter
-from .backends.base import Backend, SamplingConfig
-from .backends.local.transformers import machine_kind
+from .backends.base import SamplingConfig
+from .config import AugmenterConfig
 from .credentials import check_no_secrets, find_secret
-from .data import align_label_names, class_balanced_sample
-from .labels import CONTENT_FREE_TEXTS
+from .data import class_balanced_sample
 from .prompt import PromptTemplate
 from .spec import TaskSpec
 from .state import read_json, write_json
@@ -37,15 +36,10 @@ logger = logging.get_logger(__name__)
 
 CONFIG_NAME = "gpt3mix_config.json"
 FORMAT = "gpt3mix_config"
-# 2: rows seeded by their content (not their position), label_mode "hard" = the arg-max of the LM's label
-# distribution, selection "uniform" = the paper's (k rows of the pool), the LM's weights recorded. Files of
-# format_version 1 (and files without one, from the first release) may have been made under the older rules:
-# rows seeded by position, "hard" meaning the written label, "uniform" meaning today's "anchored".
-FORMAT_VERSION = 2
-OLDER_FORMAT_RULES = (
-    "rows seeded by their position in the data, label_mode 'hard' meaning the label the LM wrote (today's "
-    "'written'), selection 'uniform' meaning the mapped row plus partners (today's 'anchored')"
-)
+# 3: the augmenter's settings are an `AugmenterConfig` section (keep_prompt with them), beside `backend`, `task`
+# and `sampling` sections. 2: the same rows, the settings and those objects in one `augmenter` section (read and
+# upgraded). 1 (or no version): rows made under older rules, which this version does not make again.
+FORMAT_VERSION = 3
 
 
 def library_versions() -> dict[str, str]:
@@ -69,8 +63,6 @@ def dataset_sha256(dataset: Dataset, text_column: str = "text", label_column: st
         digest.update(json.dumps([text, names[label]], ensure_ascii=False).encode())
     return digest.hexdigest()
 
-
-logger = logging.get_logger(__name__)
 
 _FILE_FIX = "the file was written by another gpt3mix_hf version, or edited"
 
@@ -117,9 +109,6 @@ class DataSource:
     sha256: str | None = None
 
     def __post_init__(self):
-        if self.sample_seed is None:
-            # Files of the first release wrote null for a seed not given, which meant 0.
-            self.sample_seed = 0
         check_fields(self)
         if self.sample_fraction is not None and self.sample_per_class is not None:
             raise ValueError(
@@ -151,27 +140,12 @@ class DataSource:
 
 
 @dataclass
-class AugmenterSettings:
-    """Everything that decides the synthetic rows: `GPT3MixAugmenter.config()`, typed."""
+class TaskSection:
+    """What the LM is shown: the task spec, the prompt template, and the label names in id order."""
 
-    backend: dict
     spec: TaskSpec
     template: PromptTemplate
-    sampling: SamplingConfig
     label_names: list[str]
-    k: int = 2
-    ratio: float = 1.0
-    selection: str = "uniform"
-    label_mode: str = "soft"
-    calibrate: bool = False
-    content_free_texts: list[str] = field(default_factory=lambda: list(CONTENT_FREE_TEXTS))
-    seed: int = 0
-    max_attempts: int = 4
-    text_column: str = "text"
-    label_column: str = "label"
-    # label_mode="debiased" only (None otherwise, and then left out of the file, as files before the mode).
-    debias_orders: int | None = None
-    debias_prior_rows: int | None = None
 
     def __post_init__(self):
         # Read back from JSON, the nested settings are plain dicts: make them the objects they describe.
@@ -179,17 +153,10 @@ class AugmenterSettings:
             self.spec = TaskSpec(**self.spec)
         if isinstance(self.template, dict):
             self.template = PromptTemplate(**self.template)
-        if isinstance(self.sampling, dict):
-            self.sampling = SamplingConfig(**self.sampling)
         check_fields(self)
 
     def to_dict(self) -> dict:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(spec=self.spec.to_dict(), template=self.template.to_dict(), sampling=self.sampling.to_dict())
-        for name in ("debias_orders", "debias_prior_rows"):
-            if values[name] is None:
-                del values[name]
-        return values
+        return {"spec": self.spec.to_dict(), "template": self.template.to_dict(), "label_names": self.label_names}
 
 
 @dataclass
@@ -201,7 +168,6 @@ class RunSettings:
 
     map_batch_size: int = 16
     generation_batch_size: int | None = None
-    keep_prompt: bool = False
     num_proc: int | None = None
     machine: str | None = None
 
@@ -218,9 +184,12 @@ class GPT3MixConfig:
     """The provenance of one augmentation run: the content of `gpt3mix_config.json`.
 
     Args:
-        augmenter (`AugmenterSettings`): the augmenter's settings.
+        augmenter (`AugmenterConfig`): the augmenter's settings.
+        backend (`dict`): the LM's identity (`Backend.identity`), from which `Backend.from_identity` rebuilds it.
+        task (`TaskSection`): the task spec, prompt template and label names.
+        sampling (`SamplingConfig`): how the LM sampled.
         data (`DataSource`): where the real rows came from.
-        run (`RunSettings`): the batch sizes of the run.
+        run (`RunSettings`): the batch sizes of the run, and the machine.
         report (`dict`, *optional*): the run's counts (`AugmentationReport.to_dict()`).
         versions (`dict[str, str]`): the library versions that made the rows.
         format_version (`int`): the version of this schema.
@@ -234,7 +203,10 @@ class GPT3MixConfig:
     0
     """
 
-    augmenter: AugmenterSettings
+    augmenter: AugmenterConfig
+    backend: dict
+    task: TaskSection
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     data: DataSource = field(default_factory=DataSource)
     run: RunSettings = field(default_factory=RunSettings)
     report: dict | None = None
@@ -278,13 +250,13 @@ class GPT3MixConfig:
             source.sha256 = dataset_sha256(dataset, augmenter.text_column, augmenter.label_column)
         report = report if report is not None else getattr(augmenter, "report", None)
         config = cls(
-            augmenter=_from_section(
-                AugmenterSettings, augmenter.config(), "augmenter",
-                "GPT3MixAugmenter.config() has a setting the provenance schema lacks: add it to AugmenterSettings",
-            ),
+            augmenter=AugmenterConfig(**augmenter.config.to_dict()),
+            backend=augmenter.backend.identity,
+            task=TaskSection(augmenter.spec, augmenter.template, list(augmenter.label_names)),
+            sampling=SamplingConfig(**augmenter.sampling.to_dict()),
             data=source,
-            run=RunSettings(map_batch_size, getattr(augmenter.backend, "batch_size", None), augmenter.keep_prompt,
-                            num_proc, getattr(augmenter.backend, "machine", None)),
+            run=RunSettings(map_batch_size, getattr(augmenter.backend, "batch_size", None), num_proc,
+                            getattr(augmenter.backend, "machine", None)),
             report=report.to_dict() if report is not None else None,
         )
         check_no_secrets(config.to_dict())
@@ -297,6 +269,9 @@ class GPT3MixConfig:
             "format": FORMAT,
             "format_version": self.format_version,
             "data": asdict(self.data),
+            "backend": self.backend,
+            "task": self.task.to_dict(),
+            "sampling": self.sampling.to_dict(),
             "augmenter": self.augmenter.to_dict(),
             "run": asdict(self.run),
             "report": self.report,
@@ -305,40 +280,48 @@ class GPT3MixConfig:
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "gpt3mix_config") -> GPT3MixConfig:
-        """The config of a parsed `gpt3mix_config.json`, checked: every section has the schema's keys only."""
+        """The config of a parsed `gpt3mix_config.json`, checked: every section has the schema's keys only. A file
+        of format_version 2 (the same rows, another layout) is read into this one."""
         if not isinstance(values, dict) or values.get("format", FORMAT) != FORMAT or "augmenter" not in values:
             raise ValueError(f"{where} is not a gpt3mix_config.json: it has no 'augmenter' section.")
-        # A file without a version is from the first release, not from this one.
         version = values.get("format_version", 1)
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ValueError(
                 f"{where} has format_version {version!r}: it must be a whole number >= 1 (this gpt3mix_hf writes "
                 f"{FORMAT_VERSION}): {_FILE_FIX}."
             )
-        if version < FORMAT_VERSION:
-            logger.warning(
-                f"{where} has format_version {version}{'' if 'format_version' in values else ' (it has none)'}, older "
-                f"than this gpt3mix_hf writes ({FORMAT_VERSION}): its rows may have been made under older rules "
-                f"({OLDER_FORMAT_RULES}). It is read for its settings; regenerating from it is refused, because "
-                "today's rules may give other rows (regenerate(..., check_format=False) makes rows under today's "
-                "rules anyway)."
-            )
         if version > FORMAT_VERSION:
             raise ValueError(
                 f"{where} has format_version {version}, newer than this gpt3mix_hf reads ({FORMAT_VERSION}): "
                 "upgrade gpt3mix_hf."
             )
-        unknown = sorted(set(values) - {"format", "format_version", "data", "augmenter", "run", "report", "versions"})
+        if version < 2:
+            made_by = (values.get("versions") or {}).get("gpt3mix_hf", "its first release")
+            raise ValueError(
+                f"{where} has format_version {version}: its rows were made under older rules (seeded by their "
+                "position in the data, label_mode 'hard' meaning the written label, selection 'uniform' meaning "
+                f"today's 'anchored'), which this gpt3mix_hf does not make again: read it with gpt3mix_hf {made_by}."
+            )
+        if version == 2:
+            values = _from_format_2(values)
+        sections = ("format", "format_version", "data", "backend", "task", "sampling", "augmenter", "run", "report",
+                    "versions")
+        unknown = sorted(set(values) - set(sections))
         if unknown:
             raise ValueError(f"{where} has sections {unknown} that gpt3mix_config.json does not define.")
+        backend = values.get("backend")
+        if not isinstance(backend, dict):
+            raise ValueError(f"{where}: `backend` must be an object (the LM's identity): {_FILE_FIX}.")
         try:
             return cls(
-                augmenter=_from_section(AugmenterSettings, values["augmenter"], "augmenter", where=where),
+                augmenter=_from_section(AugmenterConfig, values["augmenter"], "augmenter", where=where),
+                backend=backend,
+                task=_from_section(TaskSection, values.get("task"), "task", where=where),
+                sampling=_from_section(SamplingConfig, values.get("sampling") or {}, "sampling", where=where),
                 data=_from_section(DataSource, values.get("data") or {}, "data", where=where),
                 run=_from_section(RunSettings, values.get("run") or {}, "run", where=where),
                 report=values.get("report"),
                 versions=values.get("versions") or {},
-                format_version=version,
             )
         except ConfigTypeError as error:
             raise ValueError(f"{where}: {error} ({_FILE_FIX})") from None
@@ -368,125 +351,34 @@ class GPT3MixConfig:
             )
         return cls.from_dict(read_json(path), where=str(path))
 
-    # -- regeneration ---------------------------------------------------------------------------------------
 
-    def make_augmenter(
-        self,
-        *,
-        dataset: Dataset | None = None,
-        backend: Backend | None = None,
-        data_dir: str | Path | None = None,
-        device: str | None = None,
-        check_data: bool = True,
-        check_format: bool = True,
-        **backend_options,
-    ) -> GPT3MixAugmenter:
-        """The augmenter this file describes, on the same real rows.
-
-        Args:
-            dataset (`Dataset`, *optional*): the real rows; default: loaded as `data` says.
-            backend (`Backend`, *optional*): the LM; default: rebuilt from the recorded identity with the
-                backend's `from_identity`.
-            data_dir (`str`, *optional*): where the benchmark's JSONL files are, instead of the recorded folder.
-            device (`str`, *optional*): where to load a local LM.
-            check_data (`bool`): refuse real rows whose hash differs from the recorded one.
-            check_format (`bool`): refuse a file of an older `format_version`, whose rows today's rules may not
-                make again; `False` makes rows under today's rules (they may differ from the published ones).
-            backend_options: passed to the backend's `from_identity`: a served backend needs `base_url=` (the
-                file records no URL and no key) and takes `api_key_env=`.
-        """
-        if check_format and self.format_version < FORMAT_VERSION:
-            raise ValueError(
-                f"This provenance has format_version {self.format_version}; this gpt3mix_hf makes rows under the "
-                f"rules of format_version {FORMAT_VERSION}, and the file's rows may have been made under older ones "
-                f"({OLDER_FORMAT_RULES}), so they would not come back the same. Install the gpt3mix_hf version the "
-                f"file records ({self.versions.get('gpt3mix_hf', 'unknown')}), or pass check_format=False to make "
-                "rows under today's rules."
-            )
-        settings, source = self.augmenter, self.data
-        if dataset is None:
-            dataset = DataSource(
-                **{**asdict(source), "text_column": settings.text_column, "label_column": settings.label_column}
-            ).load(data_dir)
-        column = settings.label_column
-        names = list(dataset.features[column].names) if column in dataset.column_names else None
-        if names is not None and names != settings.label_names and sorted(names) == sorted(settings.label_names):
-            dataset = align_label_names(dataset, column, settings.label_names)  # the same classes: by name
-            names = settings.label_names
-        if names is not None and names != settings.label_names:
-            raise ValueError(
-                f"The real rows have labels {names}, the provenance file {settings.label_names}: the label ids "
-                "would not mean the same: regenerate from rows with the file's label_names."
-            )
-        if check_data and source.sha256 is not None:
-            found = dataset_sha256(dataset, settings.text_column, column)
-            if found != source.sha256:
-                raise ValueError(
-                    f"The real rows differ from those the dataset was made from ({len(dataset)} rows, sha256 "
-                    f"{found[:12]}..., recorded {source.num_rows} rows, {source.sha256[:12]}...): check the data "
-                    "folder, split and sub-sample, or pass check_data=False to generate from these rows anyway."
-                )
-        dtype = settings.backend.get("dtype")
-        if dtype not in (None, "float32") and self.run.machine is not None:
-            here = machine_kind(device or settings.backend.get("device") or "cpu")
-            if here != self.run.machine:
-                logger.warning(
-                    f"These rows were generated in {dtype} on another kind of machine ({self.run.machine}; this is "
-                    f"{here}): {dtype} rows are the same for the same settings on the same kind of machine only, so "
-                    "some texts may differ. Rows generated in float32 regenerate the same anywhere."
-                )
-        if backend is None:
-            if settings.backend.get("backend") == "transformers":
-                # The local LM is rebuilt with the recorded batch size: it decides each prompt's padding.
-                backend_options = {"batch_size": self.run.generation_batch_size, "device": device, **backend_options}
-            backend = Backend.from_identity(settings.backend, **backend_options)
-        options = {}
-        if settings.calibrate:
-            # Passed only when set, so files from before calibration existed build on any augmenter version.
-            options["calibrate"] = True
-            options["content_free_texts"] = tuple(settings.content_free_texts)
-        if settings.label_mode == "debiased":
-            options.update(debias_orders=settings.debias_orders, debias_prior_rows=settings.debias_prior_rows)
-        return GPT3MixAugmenter(
-            backend,
-            dataset,
-            settings.spec,
-            k=settings.k,
-            ratio=settings.ratio,
-            selection=settings.selection,
-            label_mode=settings.label_mode,
-            seed=settings.seed,
-            sampling=settings.sampling,
-            template=settings.template,
-            text_column=settings.text_column,
-            label_column=column,
-            max_attempts=settings.max_attempts,
-            keep_prompt=self.run.keep_prompt,
-            **options,
-        )
-
-
-# The functional spelling, as exported by the package.
-
-
-def build_config(augmenter: GPT3MixAugmenter, dataset: Dataset | None = None, **kwargs) -> GPT3MixConfig:
-    """`GPT3MixConfig.from_augmenter`."""
-    return GPT3MixConfig.from_augmenter(augmenter, dataset, **kwargs)
-
-
-def save_config(config: GPT3MixConfig, save_directory: str | Path) -> Path:
-    """`config.save_pretrained(save_directory)`."""
-    return as_config(config).save_pretrained(save_directory)
-
-
-def load_config(path: str | Path) -> GPT3MixConfig:
-    """`GPT3MixConfig.from_pretrained(path)`."""
-    return GPT3MixConfig.from_pretrained(path)
+def _from_format_2(values: dict) -> dict:
+    """A format_version 2 file in this version's layout: its one `augmenter` section held the LM's identity, the
+    task, sampling and the columns beside the settings, and `run` held keep_prompt. Its rows are today's rows."""
+    values = json.loads(json.dumps(values))
+    section = values["augmenter"] if isinstance(values["augmenter"], dict) else {}
+    run = values.get("run") or {}
+    data = values.get("data") or {}
+    for column in ("text_column", "label_column"):
+        if column in section:
+            data[column] = section.pop(column)
+    values["data"] = data
+    values["backend"] = section.pop("backend", None)
+    values["task"] = {name: section.pop(name, None) for name in ("spec", "template", "label_names")}
+    values["sampling"] = section.pop("sampling", None) or {}
+    if "keep_prompt" in run:
+        section["keep_prompt"] = run.pop("keep_prompt")
+    for name in ("debias_orders", "debias_prior_rows"):
+        if section.get(name, 0) is None:
+            del section[name]
+    values["augmenter"], values["run"] = section, run
+    return values
 
 
 def as_config(provenance: Any) -> GPT3MixConfig | None:
     """A provenance given as a `GPT3MixConfig`, its dict, the path of a `gpt3mix_config.json` (or its folder),
-    or the `GPT3MixAugmenter` that made the data, as a checked `GPT3MixConfig` (None stays None)."""
+    or the `GPT3MixAugmenter` that made the data, as a checked `GPT3MixConfig` (None stays None): what the card
+    and push helpers accept."""
     if provenance is None or isinstance(provenance, GPT3MixConfig):
         config = provenance
     elif isinstance(provenance, GPT3MixAugmenter):
@@ -503,26 +395,3 @@ def as_config(provenance: Any) -> GPT3MixConfig | None:
     if config is not None:
         check_no_secrets(config.to_dict())
     return config
-
-
-def augmenter_from_config(config: GPT3MixConfig | str | Path, **kwargs) -> GPT3MixAugmenter:
-    """The augmenter a provenance file describes (keyword arguments as `GPT3MixConfig.make_augmenter`).
-
-    Example:
-
-    >>> augmenter = augmenter_from_config("outputs/sst2/gpt3mix_config.json", data_dir="data")
-    """
-    return as_config(config).make_augmenter(**kwargs)
-
-
-def regenerate(config: GPT3MixConfig | str | Path, **kwargs) -> Dataset:
-    """Make the synthetic rows a provenance file describes again (keyword arguments as `make_augmenter`).
-
-    Example:
-
-    >>> synthetic = regenerate("outputs/sst2/gpt3mix_config.json", data_dir="data")
-    """
-    config = as_config(config)
-    augmenter = config.make_augmenter(**kwargs)
-    return augmenter.augment(batch_size=config.run.map_batch_size, num_proc=config.run.num_proc,
-                             load_from_cache_file=False)

@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gpt3mix_hf import GPT3MixConfig
 from gpt3mix_hf.hub.push import push_augmented_dataset, push_classifier
-from gpt3mix_hf.provenance import GPT3MixConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # Placeholders until the artifacts are published: pass the real repository ids with --dataset_repo/--classifier_repo.
@@ -59,7 +59,7 @@ def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float
     print(f"augmentation: {augmenter.report.rows_written} rows in {time.perf_counter() - start:.0f} s")
     synthetic.save_to_disk(output_dir / "synthetic")
     train.save_to_disk(output_dir / "real")
-    augmenter.to_config(train, data=data, map_batch_size=16).save_pretrained(output_dir)
+    GPT3MixConfig.from_augmenter(augmenter, train, data=data, map_batch_size=16).save_pretrained(output_dir)
 
     args = GPT3MixTrainingArguments(
         output_dir=str(output_dir / "trainer"),

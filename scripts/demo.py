@@ -14,9 +14,15 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend, concatenate_with_real
+from gpt3mix_hf import (
+    GPT3MixAugmenter,
+    GPT3MixConfig,
+    SamplingConfig,
+    TaskSpec,
+    TransformersBackend,
+    concatenate_with_real,
+)
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
-from gpt3mix_hf.provenance import build_config, save_config
 from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
 from gpt3mix_hf.training.classification import evaluate_classifier, train_classifier
 
@@ -83,7 +89,7 @@ def main():
     synthetic.save_to_disk(output_dir / "synthetic")
     data = {"dataset": "sst2", "data_dir": args.data_dir, "split": "train", "sample_fraction": args.fraction,
             "sample_seed": args.seed}
-    save_config(build_config(augmenter, train, data=data), output_dir)
+    GPT3MixConfig.from_augmenter(augmenter, train, data=data).save_pretrained(output_dir)
     print(f"Saved to {output_dir}/ (real, synthetic, gpt3mix_config.json).")
 
     results = {}

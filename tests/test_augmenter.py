@@ -15,8 +15,10 @@ from gpt3mix_hf import (
     TransformersBackend,
     augment_run,
     concatenate_with_real,
+    number_duplicates,
+    relabel,
 )
-from gpt3mix_hf.augmenter import OCCURRENCE_COLUMN, number_duplicates, relabel
+from gpt3mix_hf.batches import OCCURRENCE_COLUMN
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.labels import calibrate, content_free_prior, mean_distribution, normalize_logprobs
 

@@ -8,7 +8,7 @@ from conftest import ScriptedBackend, make_dataset
 from huggingface_hub import DatasetCard, ModelCard
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, concatenate_with_real
+from gpt3mix_hf import GPT3MixAugmenter, GPT3MixConfig, TaskSpec, concatenate_with_real
 from gpt3mix_hf.hub.cards import (
     CITATION,
     build_dataset_card,
@@ -20,7 +20,6 @@ from gpt3mix_hf.hub.cards import (
     size_category,
 )
 from gpt3mix_hf.models import resolve_classifier
-from gpt3mix_hf.provenance import GPT3MixConfig, build_config
 from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
 from gpt3mix_hf.training.classification import tokenize_dataset
 from gpt3mix_hf.training.trainer import GPT3MixTrainer
@@ -33,7 +32,7 @@ def augmented(toy_sentiment):
     augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=0.6), toy_sentiment, TaskSpec.from_preset("sst2"),
                                  ratio=3, seed=5)
     synthetic = augmenter.augment(batch_size=4)
-    return synthetic, build_config(augmenter, toy_sentiment, data=DATA, map_batch_size=4)
+    return synthetic, GPT3MixConfig.from_augmenter(augmenter, toy_sentiment, data=DATA, map_batch_size=4)
 
 
 def _saved(card, tmp_path, name="README.md"):
@@ -97,7 +96,7 @@ def test_dataset_card_says_how_it_was_made(augmented):
     assert "| Seed | 5 |" in text
     assert "temperature 1.0, top-p 0.95, at most 64 new tokens" in text
     assert "text type 'movie review', label type 'sentiment'" in text
-    assert config.augmenter.template.item in text
+    assert config.task.template.item in text
     assert "class-balanced sample of 3 rows per class (seed 4)" in text
     assert f"`gpt3mix_hf` {config.versions['gpt3mix_hf']}" in text
     assert "gpt3mix augment --config gpt3mix_config.json" in text

@@ -14,10 +14,10 @@ from datasets import DatasetDict, load_dataset
 from huggingface_hub import DatasetCard, HfApi, ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from gpt3mix_hf import GPT3MixAugmenter, GPT3MixTrainingArguments, TaskSpec, cli
+from gpt3mix_hf import GPT3MixAugmenter, GPT3MixConfig, GPT3MixTrainingArguments, TaskSpec, cli
 from gpt3mix_hf.hub.push import check_repo_id, push_augmented_dataset, push_classifier
 from gpt3mix_hf.models import resolve_classifier
-from gpt3mix_hf.provenance import CONFIG_NAME, build_config, save_config
+from gpt3mix_hf.provenance import CONFIG_NAME
 
 TOKEN = "hf_" + "TestTokenNeverPublished" + "x" * 12
 
@@ -78,7 +78,7 @@ def hub(monkeypatch):
 def augmented(toy_sentiment):
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, TaskSpec.from_preset("sst2"), ratio=4, seed=2)
     synthetic = augmenter.augment(batch_size=4)
-    config = build_config(augmenter, toy_sentiment, data={"dataset": "sst2", "sample_per_class": 3})
+    config = GPT3MixConfig.from_augmenter(augmenter, toy_sentiment, data={"dataset": "sst2", "sample_per_class": 3})
     return synthetic, config
 
 
@@ -389,7 +389,7 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     synthetic.save_to_disk(tmp_path / "run" / "synthetic")
     toy_sentiment.save_to_disk(tmp_path / "run" / "real")
     quality = config.report.pop("quality")  # a folder made before the quality report: measured when published
-    save_config(config, tmp_path / "run")
+    config.save_pretrained(tmp_path / "run")
     code = cli.main(["push-dataset", "--repo_id", "me/sst2-gpt3mix", "--dataset_dir", str(tmp_path / "run"),
                      "--with_real", "--dry-run", "--local_dir", str(tmp_path / "preview"), "--license", "mit"])
     assert code == 0
@@ -411,7 +411,7 @@ def test_push_model_command_uploads_through_the_hub(hub, classifier, tokenizer, 
     _, config = augmented
     classifier.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    save_config(config, tmp_path)
+    config.save_pretrained(tmp_path)
     code = cli.main(["push-model", "--repo_id", "me/tiny", "--model_dir", str(tmp_path / "model"),
                      "--dataset_id", "me/sst2-gpt3mix", "--private", "true"])
     assert code == 0

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from conftest import ScriptedBackend, make_dataset
 
-from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, load_config
+from gpt3mix_hf import GPT3MixAugmenter, GPT3MixConfig, TaskSpec
 from gpt3mix_hf.backends.served.request_cache import RequestCache
 from gpt3mix_hf.cli.main import main
 from gpt3mix_hf.data import load_benchmark, load_data_file
@@ -56,7 +56,7 @@ def test_a_config_file_that_is_not_utf8_is_named(tmp_path, capsys):
     path = tmp_path / "gpt3mix_config.json"
     path.write_bytes(b'{"format": "gpt3mix_config", "augmenter": {"k": 2, "text": "\xff\xfe"}}')
     with pytest.raises(ValueError, match=rf"{path} is not UTF-8 text"):
-        load_config(path)
+        GPT3MixConfig.from_pretrained(path)
     status = main(["augment", "--config", str(path), "--output_dir", str(tmp_path / "out")])
     line = _one_line(capsys.readouterr().err)
     assert status == 2 and f"{path} is not UTF-8" in line

@@ -12,7 +12,14 @@ from conftest import ScriptedBackend, make_dataset
 from datasets import ClassLabel, Dataset, Features, IterableDataset, Sequence, Value
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from gpt3mix_hf import GPT3MixAugmenter, GPT3MixTrainer, GPT3MixTrainingArguments, TaskSpec
+from gpt3mix_hf import (
+    GPT3MixAugmenter,
+    GPT3MixConfig,
+    GPT3MixTrainer,
+    GPT3MixTrainingArguments,
+    TaskSpec,
+    make_augmenter,
+)
 from gpt3mix_hf.data import align_label_names
 from gpt3mix_hf.experiment.source import DataSourceArguments, encode_labels, load_split
 from gpt3mix_hf.models import resolve_classifier
@@ -184,11 +191,10 @@ def test_the_trainer_refuses_a_model_whose_id2label_is_the_datas_classes_in_anot
 
 
 def test_regeneration_aligns_rows_of_the_files_classes_by_name():
-    from gpt3mix_hf import GPT3MixConfig
 
     augmenter = _augmenter()
     config = GPT3MixConfig.from_augmenter(augmenter, make_dataset(TEXTS, LABELS, NAMES))
-    rebuilt = config.make_augmenter(dataset=_flipped(), backend=ScriptedBackend(parse_rate=1.0))
+    rebuilt = make_augmenter(config, dataset=_flipped(), backend=ScriptedBackend(parse_rate=1.0))
     assert rebuilt.label_names == NAMES
     assert rebuilt.augment()["prompt"] == augmenter.augment()["prompt"]
 

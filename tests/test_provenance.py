@@ -7,23 +7,18 @@ import torch
 from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
+from gpt3mix_hf import (
+    GPT3MixAugmenter,
+    GPT3MixConfig,
+    SamplingConfig,
+    TaskSpec,
+    TransformersBackend,
+    make_augmenter,
+    regenerate,
+)
 from gpt3mix_hf.backends.local.transformers import machine_kind
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
-from gpt3mix_hf.provenance import (
-    CONFIG_NAME,
-    AugmenterSettings,
-    DataSource,
-    GPT3MixConfig,
-    as_config,
-    augmenter_from_config,
-    build_config,
-    check_no_secrets,
-    dataset_sha256,
-    load_config,
-    regenerate,
-    save_config,
-)
+from gpt3mix_hf.provenance import CONFIG_NAME, DataSource, as_config, check_no_secrets, dataset_sha256
 
 FORMAT_LINES = [
     "Movie review: a fine film (Sentiment: positive)\n",
@@ -68,12 +63,12 @@ def _data_section(data_dir, per_class=2, seed=0):
 def test_config_holds_everything_needed_and_round_trips(tmp_path, toy_sentiment):
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, TaskSpec.from_preset("sst2"), ratio=2, seed=7)
     synthetic = augmenter.augment(batch_size=4)
-    config = augmenter.to_config(toy_sentiment, data={"dataset": "toy.jsonl"}, map_batch_size=4)
+    config = GPT3MixConfig.from_augmenter(augmenter, toy_sentiment, data={"dataset": "toy.jsonl"}, map_batch_size=4)
 
     # Each of the augmenter's settings is in the file once, typed.
     written = config.augmenter.to_dict()
     assert {key: written[key] for key in augmenter.config()} == augmenter.config()
-    assert config.augmenter.spec == augmenter.spec and config.augmenter.sampling == augmenter.sampling
+    assert config.task.spec == augmenter.spec and config.sampling == augmenter.sampling
     assert config.data.dataset == "toy.jsonl"
     assert config.data.num_rows == len(toy_sentiment)
     assert config.data.sha256 == dataset_sha256(toy_sentiment)
@@ -100,7 +95,8 @@ def test_regenerates_a_byte_identical_dataset_with_the_local_backend(tmp_path, f
     first = augmenter.augment(batch_size=4)
     assert len(first) > 0, "the format-trained tiny LM should write parseable rows"
     assert all(abs(sum(row) - 1) < 1e-5 for row in first["soft_labels"])
-    augmenter.to_config(train, data=_data_section(data_dir), map_batch_size=4).save_pretrained(tmp_path)
+    config = GPT3MixConfig.from_augmenter(augmenter, train, data=_data_section(data_dir), map_batch_size=4)
+    config.save_pretrained(tmp_path)
 
     # A fresh process would do exactly this: read the file, load the data and the model it names, run.
     second = regenerate(tmp_path / CONFIG_NAME)
@@ -117,9 +113,9 @@ def test_a_different_seed_gives_different_rows(format_lm_dir, data_dir):
     backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=4, dtype="float32")
     settings = {"sampling": SamplingConfig(max_new_tokens=12), "max_attempts": 1}
     augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), seed=1, **settings)
-    config = augmenter.to_config(train)
+    config = GPT3MixConfig.from_augmenter(augmenter, train)
     config.augmenter.seed = 2
-    again = GPT3MixAugmenter.from_config(config, dataset=train, backend=backend)
+    again = make_augmenter(config, dataset=train, backend=backend)
     assert again.seed == 2 and again.config()["sampling"] == augmenter.config()["sampling"]
     a = train.map(augmenter, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 1")
     b = train.map(again, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 2")
@@ -135,27 +131,27 @@ def test_source_rows_are_loaded_and_checked(data_dir):
     data = DataSource(**_data_section(data_dir, per_class=2, seed=5), sha256=dataset_sha256(train))
     assert data.load().to_list() == train.to_list()
 
-    settings = AugmenterSettings(**GPT3MixAugmenter(ScriptedBackend(), train).config())
-    data.sample_seed = 6
+    config = GPT3MixConfig.from_augmenter(GPT3MixAugmenter(ScriptedBackend(), train), data=data)
+    config.data.sample_seed = 6
     with pytest.raises(ValueError, match="differ from those the dataset was made from"):
-        augmenter_from_config(GPT3MixConfig(settings, data), backend=ScriptedBackend())
+        make_augmenter(config, backend=ScriptedBackend())
 
 
 def test_errors_say_what_to_do(tmp_path, toy_sentiment):
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment)
-    config = build_config(augmenter)
+    config = GPT3MixConfig.from_augmenter(augmenter)
     with pytest.raises(ValueError, match="backend="):
-        augmenter_from_config(config, dataset=toy_sentiment)
+        make_augmenter(config, dataset=toy_sentiment)
     with pytest.raises(ValueError, match="pass the rows yourself"):
-        augmenter_from_config(config, backend=ScriptedBackend())
+        make_augmenter(config, backend=ScriptedBackend())
     relabelled = make_dataset(["a", "b"], [0, 1], ["bad", "good"])
     with pytest.raises(ValueError, match="label_names"):
-        augmenter_from_config(config, dataset=relabelled, backend=ScriptedBackend())
+        make_augmenter(config, dataset=relabelled, backend=ScriptedBackend())
     with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
-        load_config(tmp_path)
+        GPT3MixConfig.from_pretrained(tmp_path)
     (tmp_path / CONFIG_NAME).write_text(json.dumps({**config.to_dict(), "format_version": 99}))
     with pytest.raises(ValueError, match="upgrade gpt3mix_hf"):
-        load_config(tmp_path)
+        GPT3MixConfig.from_pretrained(tmp_path)
     # One schema: a key it does not define is refused, not silently kept or dropped.
     for section, key in (("augmenter", "kk"), ("data", "splitt"), ("run", "batch")):
         values = config.to_dict()
@@ -163,10 +159,10 @@ def test_errors_say_what_to_do(tmp_path, toy_sentiment):
         with pytest.raises(ValueError, match=rf"`{section}` has keys \['{key}'\]"):
             GPT3MixConfig.from_dict(values)
     with pytest.raises(ValueError, match="does not define"):
-        build_config(augmenter, data={"dataset": "sst2", "sample_per_clas": 3})
+        GPT3MixConfig.from_augmenter(augmenter, data={"dataset": "sst2", "sample_per_clas": 3})
     (tmp_path / CONFIG_NAME).write_text(json.dumps(config.to_dict())[:200])
     with pytest.raises(ValueError, match="cut off"):
-        load_config(tmp_path)
+        GPT3MixConfig.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="takes a folder"):
         config.save_pretrained(tmp_path / CONFIG_NAME)
 
@@ -178,10 +174,10 @@ def test_credentials_never_reach_the_file(tmp_path):
     with pytest.raises(ValueError, match="password"):
         check_no_secrets({"augmenter": {"backend": {"base_url": "https://user:pa55word@llm.example.com/v1"}}})
     check_no_secrets({"base_url": "https://llm.example.com/v1"})
-    config = GPT3MixConfig(AugmenterSettings(**GPT3MixAugmenter(ScriptedBackend(), _toy()).config()))
-    config.augmenter.backend = {"backend": "openai", "base_url": fake}
+    config = GPT3MixConfig.from_augmenter(GPT3MixAugmenter(ScriptedBackend(), _toy()))
+    config.backend = {"backend": "openai", "base_url": fake}
     with pytest.raises(ValueError, match="access token") as error:
-        save_config(config, tmp_path)
+        config.save_pretrained(tmp_path)
     assert fake not in str(error.value)
     assert not (tmp_path / CONFIG_NAME).exists()
     # Counting fields that merely contain the word are fine.
@@ -192,12 +188,12 @@ def test_debiased_settings_are_recorded_and_rebuild_the_same_rows(tmp_path, toy_
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, TaskSpec.from_preset("sst2"), ratio=2, seed=2,
                                  label_mode="debiased", debias_orders=1, debias_prior_rows=4)
     synthetic = augmenter.augment()
-    config = augmenter.to_config(toy_sentiment)
+    config = GPT3MixConfig.from_augmenter(augmenter, toy_sentiment)
     assert (config.augmenter.debias_orders, config.augmenter.debias_prior_rows) == (1, 4)
     config.save_pretrained(tmp_path)
     written = json.loads((tmp_path / CONFIG_NAME).read_text())["augmenter"]
     assert (written["label_mode"], written["debias_orders"], written["debias_prior_rows"]) == ("debiased", 1, 4)
-    rebuilt = GPT3MixAugmenter.from_config(tmp_path, dataset=toy_sentiment, backend=ScriptedBackend())
+    rebuilt = make_augmenter(tmp_path, dataset=toy_sentiment, backend=ScriptedBackend())
     assert (rebuilt.label_mode, rebuilt.debias_orders, rebuilt.debias_prior_rows) == ("debiased", 1, 4)
     assert rebuilt.augment().to_list() == synthetic.to_list()
     # Other modes' files are as before the mode existed: no debias keys.
@@ -210,7 +206,7 @@ def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentime
     augmenter.augment()
     config = as_config(augmenter)
     assert config.augmenter.seed == 3 and config.report == augmenter.report.to_dict()
-    save_config(config, tmp_path)
+    config.save_pretrained(tmp_path)
     assert as_config(tmp_path) == as_config(tmp_path / CONFIG_NAME) == as_config(config.to_dict()) == config
     assert as_config(None) is None
     with pytest.raises(TypeError, match="gpt3mix_config"):
@@ -226,9 +222,9 @@ def test_regenerates_the_embedded_default_lm_byte_for_byte(tmp_path, data_dir):
                                  sampling=SamplingConfig(max_new_tokens=20), max_attempts=1)
     first = augmenter.augment(batch_size=4)
     data = _data_section(data_dir, per_class=1, seed=3)
-    save_config(build_config(augmenter, train, data=data, map_batch_size=4), tmp_path)
+    GPT3MixConfig.from_augmenter(augmenter, train, data=data, map_batch_size=4).save_pretrained(tmp_path)
 
-    again = GPT3MixAugmenter.from_config(tmp_path / CONFIG_NAME)
+    again = make_augmenter(tmp_path / CONFIG_NAME)
     second = again.augment(batch_size=4)
     first.to_parquet(tmp_path / "first.parquet")
     second.to_parquet(tmp_path / "second.parquet")
@@ -240,8 +236,8 @@ def test_regenerates_the_embedded_default_lm_byte_for_byte(tmp_path, data_dir):
 def test_a_secret_of_the_environment_never_reaches_the_file(tmp_path, monkeypatch):
     secret = "k3y-" + "q" * 30  # not token-shaped: only known as a secret because the environment holds it
     monkeypatch.setenv("SERVER_API_KEY", secret)
-    config = GPT3MixConfig(AugmenterSettings(**GPT3MixAugmenter(ScriptedBackend(), _toy()).config()))
-    config.augmenter.backend = {"backend": "openai", "model": secret}
+    config = GPT3MixConfig.from_augmenter(GPT3MixAugmenter(ScriptedBackend(), _toy()))
+    config.backend = {"backend": "openai", "model": secret}
     with pytest.raises(ValueError, match=r"\$SERVER_API_KEY") as error:
         config.save_pretrained(tmp_path)
     assert secret not in str(error.value) and not (tmp_path / CONFIG_NAME).exists()
@@ -278,11 +274,11 @@ def test_regenerates_through_a_served_backend(tiny_lm_dir, toy_sentiment, tmp_pa
         augmenter = GPT3MixAugmenter(backend, toy_sentiment, TaskSpec.from_preset("sst2"), seed=3,
                                      sampling=SamplingConfig(max_new_tokens=8), max_attempts=1)
         first = augmenter.augment(batch_size=4)
-        augmenter.to_config(toy_sentiment).save_pretrained(tmp_path)
+        GPT3MixConfig.from_augmenter(augmenter, toy_sentiment).save_pretrained(tmp_path)
         assert "127.0.0.1" not in (tmp_path / CONFIG_NAME).read_text()  # the file names the model, not the server
         with pytest.raises(ValueError, match="base_url="):
             regenerate(tmp_path, dataset=toy_sentiment)
-        again = GPT3MixAugmenter.from_config(tmp_path, dataset=toy_sentiment, base_url=server.url)
+        again = make_augmenter(tmp_path, dataset=toy_sentiment, base_url=server.url)
         second = again.augment(batch_size=4, load_from_cache_file=False)
     assert isinstance(again.backend, OpenAIBackend)
     assert augmenter.report.rows_written + augmenter.report.parse_failures > 0, "the server wrote nothing"
@@ -301,9 +297,9 @@ def test_bfloat16_rows_regenerate_the_same_with_the_recorded_settings(format_lm_
                                  sampling=SamplingConfig(max_new_tokens=12))
     synthetic = augmenter.augment(batch_size=3, load_from_cache_file=False)
     assert len(synthetic) >= 4, augmenter.report.failures
-    config = augmenter.to_config(train, map_batch_size=3)
-    assert config.augmenter.backend["dtype"] == "bfloat16"
-    assert config.augmenter.backend["score_dtype"] == "float32"
+    config = GPT3MixConfig.from_augmenter(augmenter, train, map_batch_size=3)
+    assert config.backend["dtype"] == "bfloat16"
+    assert config.backend["score_dtype"] == "float32"
     assert (config.run.map_batch_size, config.run.generation_batch_size) == (3, 3)
     assert config.run.machine == machine_kind("cpu")
     again = regenerate(config, dataset=train)
@@ -311,7 +307,7 @@ def test_bfloat16_rows_regenerate_the_same_with_the_recorded_settings(format_lm_
     # Elsewhere, regeneration warns that bf16 rows may differ there.
     config.run.machine = "cuda: another GPU"
     with caplog.at_level(logging.WARNING):
-        config.make_augmenter(dataset=train, backend=ScriptedBackend())
+        make_augmenter(config, dataset=train, backend=ScriptedBackend())
     assert "same kind of machine only" in caplog.text
 
 
@@ -319,7 +315,7 @@ def test_an_older_format_is_read_with_a_warning_and_not_regenerated(toy_sentimen
     from gpt3mix_hf.provenance import FORMAT_VERSION
 
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=2)
-    values = augmenter.to_config(toy_sentiment).to_dict()
+    values = GPT3MixConfig.from_augmenter(augmenter, toy_sentiment).to_dict()
     assert values["format_version"] == FORMAT_VERSION
     with caplog.at_level("WARNING"):
         GPT3MixConfig.from_dict(values)
@@ -328,12 +324,12 @@ def test_an_older_format_is_read_with_a_warning_and_not_regenerated(toy_sentimen
     del values["format_version"]
     (tmp_path / CONFIG_NAME).write_text(json.dumps(values))
     with caplog.at_level("WARNING"):
-        old = load_config(tmp_path)
+        old = GPT3MixConfig.from_pretrained(tmp_path)
     assert old.format_version == 1
     assert any("'hard' meaning the label the LM wrote" in record.message for record in caplog.records)
     with pytest.raises(ValueError, match="check_format=False"):
-        old.make_augmenter(dataset=toy_sentiment, backend=ScriptedBackend())
-    again = old.make_augmenter(dataset=toy_sentiment, backend=ScriptedBackend(), check_format=False)
+        make_augmenter(old, dataset=toy_sentiment, backend=ScriptedBackend())
+    again = make_augmenter(old, dataset=toy_sentiment, backend=ScriptedBackend(), check_format=False)
     assert again.seed == 2
     # Re-saved, it keeps its own version: nothing claims it was made under today's rules.
     old.save_pretrained(tmp_path / "resaved")

@@ -9,10 +9,9 @@ from conftest import ScriptedBackend, make_dataset
 from datasets import Dataset
 from huggingface_hub import DatasetCard
 
-from gpt3mix_hf import GPT3MixAugmenter, TaskSpec, cli
+from gpt3mix_hf import GPT3MixAugmenter, GPT3MixConfig, TaskSpec, cli
 from gpt3mix_hf.hub.cards import build_dataset_card
 from gpt3mix_hf.measurements import MEASUREMENTS, load_measurement, measurement_path
-from gpt3mix_hf.provenance import build_config, save_config
 from gpt3mix_hf.quality import quality_report
 
 TEXTS = ["a gripping , funny and moving film .", "dull , lifeless and far too long .",
@@ -79,7 +78,7 @@ def test_augment_computes_the_report_from_its_rows(augmented):
     assert quality["parse_failure_rate"] == pytest.approx(augmenter.report.parse_failure_rate)
     assert 0 < quality["mean_label_confidence"] <= 1 and quality["exact_copy_of_real_rate"] == 0.0
     # Kept with the provenance.
-    assert build_config(augmenter, real).report["quality"] == quality
+    assert GPT3MixConfig.from_augmenter(augmenter, real).report["quality"] == quality
 
 
 def test_a_debiased_column_is_compared_when_present(augmented):
@@ -108,7 +107,7 @@ def test_hard_rows_are_measured_on_the_lms_distribution_not_the_one_hot():
 
 def test_the_dataset_card_and_the_report_command_show_the_quality(augmented, tmp_path, capsys):
     real, augmenter, synthetic = augmented
-    config = build_config(augmenter, real)
+    config = GPT3MixConfig.from_augmenter(augmenter, real)
     card = build_dataset_card(synthetic, "me/x", config, license="mit")
     text = DatasetCard.load(_save(card, tmp_path)).text
     assert "### Quality of the synthetic rows" in text
@@ -116,7 +115,7 @@ def test_the_dataset_card_and_the_report_command_show_the_quality(augmented, tmp
     assert "negative: " in text.split("### Quality")[1]
     synthetic.save_to_disk(tmp_path / "run" / "synthetic")
     real.save_to_disk(tmp_path / "run" / "real")
-    save_config(config, tmp_path / "run")
+    config.save_pretrained(tmp_path / "run")
     capsys.readouterr()
     assert cli.main(["report", str(tmp_path / "run"), "--json", "true"]) == 0
     printed = json.loads(capsys.readouterr().out)

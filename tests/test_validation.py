@@ -31,14 +31,14 @@ from gpt3mix_hf.cli.augment import AugmentArguments, DataArguments
 from gpt3mix_hf.cli.experiment import SummaryArguments
 from gpt3mix_hf.cli.push import DatasetArguments, ModelArguments, PushArguments
 from gpt3mix_hf.cli.train import TrainArguments
+from gpt3mix_hf.config import AugmenterConfig
 from gpt3mix_hf.experiment import ExperimentArguments
 from gpt3mix_hf.experiment.source import DataSourceArguments, TaskSpecArguments
-from gpt3mix_hf.provenance import AugmenterSettings, DataSource, RunSettings
+from gpt3mix_hf.provenance import DataSource, RunSettings, TaskSection
 from gpt3mix_hf.validation import ConfigTypeError, _resolved_hints, check_fields
 
 SPEC = {"text_type": "review", "label_type": "sentiment", "verbalizer": {"negative": "negative", "positive": "good"}}
-SETTINGS = {"backend": {"backend": "scripted"}, "spec": TaskSpec(**SPEC), "template": PromptTemplate(),
-            "sampling": SamplingConfig(), "label_names": ["negative", "positive"]}
+TASK = {"spec": TaskSpec(**SPEC), "template": PromptTemplate(), "label_names": ["negative", "positive"]}
 
 # Every public config dataclass, with the keyword arguments of one valid instance (its required fields).
 DATACLASSES = {
@@ -47,9 +47,10 @@ DATACLASSES = {
     TaskSpec: SPEC,
     PromptTemplate: {},
     DataSource: {},
-    AugmenterSettings: SETTINGS,
+    AugmenterConfig: {},
+    TaskSection: TASK,
     RunSettings: {},
-    GPT3MixConfig: {"augmenter": AugmenterSettings(**SETTINGS)},
+    GPT3MixConfig: {"augmenter": AugmenterConfig(), "backend": {"backend": "scripted"}, "task": TaskSection(**TASK)},
     DataSourceArguments: {},
     TaskSpecArguments: {},
     ExperimentArguments: {},
@@ -158,13 +159,14 @@ def test_enumerations_list_their_choices():
 
 
 def test_a_config_file_of_the_wrong_kinds_names_the_section(tmp_path):
-    augmenter = AugmenterSettings(**SETTINGS).to_dict()
+    valid = GPT3MixConfig(AugmenterConfig(), {"backend": "scripted"}, TaskSection(**TASK)).to_dict()
+    task = valid["task"]
     for values, message in (
-        ({"augmenter": augmenter, "format_version": "2"}, "format_version '2'"),
-        ({"augmenter": augmenter, "format_version": None}, "format_version None"),
-        ({"augmenter": {**augmenter, "spec": "sst2"}}, r"`augmenter` .*AugmenterSettings.spec='sst2'"),
-        ({"augmenter": {**augmenter, "k": 2.5}}, r"AugmenterSettings.k=2.5"),
-        ({"augmenter": augmenter, "run": {"keep_prompt": "yes"}}, r"RunSettings.keep_prompt='yes'"),
+        ({**valid, "format_version": "2"}, "format_version '2'"),
+        ({**valid, "format_version": None}, "format_version None"),
+        ({**valid, "task": {**task, "spec": "sst2"}}, r"`task` .*TaskSection.spec='sst2'"),
+        ({**valid, "augmenter": {"k": 2.5}}, r"AugmenterConfig.k=2.5"),
+        ({**valid, "augmenter": {"keep_prompt": "yes"}}, r"AugmenterConfig.keep_prompt='yes'"),
     ):
         with pytest.raises(ValueError, match=message):
             GPT3MixConfig.from_dict(values, where="f.json")

@@ -7,9 +7,7 @@ flag: a flag would stay in the shell history and the process list, and could rea
 
 from __future__ import annotations
 
-import inspect
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass, field, fields
@@ -21,13 +19,13 @@ from transformers.utils import logging
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..backends.served.auth import check_base_url
+from ..config import AugmenterConfig
 from ..data import class_balanced_sample
 from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
-from ..labelling import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES
 from ..models import DEFAULT_LM
-from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
+from ..provenance import GPT3MixConfig
 from ..quality import format_quality
-from ..selection import STRATEGIES
+from ..regeneration import make_augmenter
 from ..state import check_folder_path
 from ..validation import check_fields
 
@@ -35,8 +33,6 @@ BACKENDS = ("transformers", "openai", "tgi")
 SERVED = ("openai", "tgi")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-# One default for the CLI and the Python API: GPT3MixAugmenter's own.
-DEFAULT_SELECTION = inspect.signature(GPT3MixAugmenter).parameters["selection"].default
 
 logger = logging.get_logger(__name__)
 
@@ -95,36 +91,6 @@ class AugmentArguments:
         default=None,
         metadata={"help": "openai/tgi: a SQLite file of answered requests, so that a rerun pays nothing twice."},
     )
-    k: int = field(default=2, metadata={"help": "Real examples per prompt."})
-    ratio: float = field(default=1.0, metadata={"help": "Synthetic rows per real row."})
-    selection: str = field(
-        default=DEFAULT_SELECTION,
-        metadata={"help": "How the k examples of a prompt are chosen. anchored (the default, as in Python): the "
-                  "augmented row and k - 1 rows drawn from the pool, so every real row is shown in its own "
-                  "synthetic rows' prompts; uniform: k rows drawn from the pool for each synthetic row (the "
-                  "paper's protocol, what `gpt3mix experiment` runs); class_balanced: the row and k - 1 rows of "
-                  "uniformly drawn classes.", "choices": list(STRATEGIES)},
-    )
-    label_mode: str = field(
-        default="soft",
-        metadata={"help": "soft: the LM's label distribution; hard: its argmax (the paper); written: the label the "
-                  "LM wrote; debiased (not the paper's): the distribution averaged over --debias_orders orders of the "
-                  "prompt's examples, divided by the task's label prior (the mean distribution over the pool's rows) "
-                  "- the same generations as soft, more prefill.", "choices": list(LABEL_MODES)},
-    )
-    debias_orders: int = field(
-        default=DEFAULT_DEBIAS_ORDERS,
-        metadata={"help": "debiased: the example orders each text is scored in (at most k!; the README's labeller "
-                  "study chose the default)."},
-    )
-    debias_prior_rows: int = field(
-        default=DEFAULT_DEBIAS_PRIOR_ROWS, metadata={"help": "debiased: the most pool rows scored for the task prior."}
-    )
-    calibrate: bool = field(
-        default=False, metadata={"help": "Divide out the LM's label prior, estimated with content-free texts."}
-    )
-    seed: int = field(default=0, metadata={"help": "Master seed of the augmentation."})
-    max_attempts: int = field(default=4, metadata={"help": "Generations tried per synthetic row."})
     generation_batch_size: int | None = field(
         default=None, metadata={"help": "transformers: decoding slots (default: 64 on CPU, 128 on GPU)."}
     )
@@ -132,20 +98,17 @@ class AugmentArguments:
         default=64, metadata={"help": "Real rows per Dataset.map batch (one continuous-batching run of the LM)."}
     )
     num_proc: int | None = field(default=None, metadata={"help": "Processes for Dataset.map."})
-    keep_prompt: bool = field(default=False, metadata={"help": "Store each row's full prompt."})
     disable_tqdm: bool = field(default=False, metadata={"help": "Switch progress bars off."})
     config: str | None = field(
         default=None,
         metadata={"help": "Regenerate from a gpt3mix_config.json: its settings replace the data, task, sampling and "
-                  "augmentation flags. A served LM is reached again at --base_url (the file records its model, not "
-                  "its URL)."},
+                  "augmentation flags (giving one of those too is an error). A served LM is reached again at "
+                  "--base_url (the file records its model, not its URL)."},
     )
 
     def __post_init__(self):
         check_fields(self)
-        if not math.isfinite(self.ratio) or self.ratio <= 0:
-            raise ValueError(f"--ratio must be a finite number > 0, got {self.ratio}.")
-        for name in ("k", "max_attempts", "generation_batch_size", "map_batch_size"):
+        for name in ("generation_batch_size", "map_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
         if self.max_concurrency is not None and self.max_concurrency < 1:
@@ -172,7 +135,7 @@ class AugmentArguments:
 
 
 def arguments(name: str) -> tuple[type, ...]:
-    return DataArguments, TaskSpecArguments, SamplingConfig, AugmentArguments
+    return DataArguments, TaskSpecArguments, SamplingConfig, AugmenterConfig, AugmentArguments
 
 
 def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: str | None,
@@ -220,57 +183,64 @@ def load_rows_to_augment(data_args: DataArguments):
     return dataset
 
 
-def config_sections(config: GPT3MixConfig) -> tuple[dict, dict, dict]:
-    """The augmenter, data and run sections of a provenance file as plain dicts."""
-    values = config.to_dict()
-    return values["augmenter"], values.get("data") or {}, values.get("run") or {}
+def _check_nothing_else_given(given: list) -> None:
+    """With --config the file decides the data, task, sampling and augmentation: a flag of those that differs
+    from its default would be ignored, so it is refused."""
+    changed = []
+    for arguments in given:
+        for item in fields(arguments):
+            if item.name == "data_dir":  # the recorded folder is a path on the machine that made the data
+                continue
+            default = item.default_factory() if callable(item.default_factory) else item.default
+            if getattr(arguments, item.name) != default:
+                changed.append(f"--{item.name}")
+    if changed:
+        raise ValueError(
+            f"--config regenerates with the file's settings, so {', '.join(changed)} would be ignored: leave "
+            f"{'it' if len(changed) == 1 else 'them'} out, or augment without --config to use other settings."
+        )
 
 
 def _from_config(args: AugmentArguments, given: DataArguments):
-    config = load_config(args.config)
-    settings, recorded, run_settings = config_sections(config)
-    data_fields = {f.name for f in fields(DataArguments)}
-    data_args = DataArguments(**{k: v for k, v in recorded.items() if k in data_fields and v is not None})
+    config = GPT3MixConfig.from_pretrained(args.config)
+    recorded = {k: v for k, v in vars(config.data).items() if k in {f.name for f in fields(DataArguments)}}
+    data_args = DataArguments(**{k: v for k, v in recorded.items() if v is not None})
     if given.data_dir is not None:
         # The recorded folder is a path on the machine that made the data.
         data_args.data_dir = given.data_dir
     dataset = load_rows_to_augment(data_args)
-    identity = settings["backend"]
-    kind = identity.get("backend")
+    kind = config.backend.get("backend")
     backend = None
     if kind in SERVED:
         if args.base_url is None:
             raise ValueError(
-                f"The data was made by the {kind!r} server model {identity.get('model')!r}; a provenance file records "
-                "no server address: pass --base_url of a server that serves it."
+                f"The data was made by the {kind!r} server model {config.backend.get('model')!r}; a provenance file "
+                "records no server address: pass --base_url of a server that serves it."
             )
         backend = served_backend(kind, args.base_url, model=None, api_key_env=args.api_key_env,
-                                 max_concurrency=args.max_concurrency, cache_path=args.cache_path, identity=identity)
-    augmenter = augmenter_from_config(config, dataset=dataset, backend=backend)
-    map_batch_size = run_settings.get("map_batch_size") or args.map_batch_size
+                                 max_concurrency=args.max_concurrency, cache_path=args.cache_path,
+                                 identity=config.backend)
+    augmenter = make_augmenter(config, dataset=dataset, backend=backend)
+    map_batch_size = config.run.map_batch_size or args.map_batch_size
     # Processes decide which rows decode together: bf16 rows depend on it (RunSettings).
-    num_proc = args.num_proc if args.num_proc is not None else run_settings.get("num_proc")
+    num_proc = args.num_proc if args.num_proc is not None else config.run.num_proc
     return augmenter, dataset, recorded, map_batch_size, num_proc
 
 
 def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: SamplingConfig,
-        args: AugmentArguments) -> int:
+        settings: AugmenterConfig, args: AugmentArguments) -> int:
     if args.disable_tqdm:
         disable_progress_bar()
     check_folder_path(args.output_dir, "--output_dir")  # before the LM is loaded and the rows are made
     if args.config is not None:
+        _check_nothing_else_given([data_args, task, sampling, settings])
         augmenter, dataset, data, map_batch_size, num_proc = _from_config(args, data_args)
     else:
         dataset = load_rows_to_augment(data_args)
         label_names = list(dataset.features[data_args.label_column].names)
-        options = {"calibrate": True} if args.calibrate else {}
-        if args.label_mode == "debiased":
-            options.update(debias_orders=args.debias_orders, debias_prior_rows=args.debias_prior_rows)
         augmenter = GPT3MixAugmenter(
-            _backend(args), dataset, task_spec(task, label_names, data_args.dataset), k=args.k, ratio=args.ratio,
-            selection=args.selection, label_mode=args.label_mode, seed=args.seed, sampling=sampling,
-            text_column=data_args.text_column, label_column=data_args.label_column, max_attempts=args.max_attempts,
-            keep_prompt=args.keep_prompt, **options,
+            _backend(args), dataset, task_spec(task, label_names, data_args.dataset), config=settings,
+            sampling=sampling, text_column=data_args.text_column, label_column=data_args.label_column,
         )
         data, map_batch_size, num_proc = vars(data_args), args.map_batch_size, args.num_proc
     output_dir = Path(args.output_dir)
@@ -283,8 +253,9 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     report = augmenter.report
     (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
     data = {key: value for key, value in data.items() if key not in ("num_rows", "sha256")}
-    config = build_config(augmenter, dataset, data=data, map_batch_size=map_batch_size, num_proc=num_proc)
-    save_config(config, output_dir)
+    config = GPT3MixConfig.from_augmenter(augmenter, dataset, data=data, map_batch_size=map_batch_size,
+                                          num_proc=num_proc)
+    config.save_pretrained(output_dir)
     sys.stdout.write(
         f"rows written: {report.rows_written} of {report.rows_requested} "
         f"({report.failed_rows} rows failed every attempt)\n"

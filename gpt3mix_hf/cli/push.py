@@ -107,7 +107,7 @@ def _load_dataset(args: DatasetArguments) -> tuple[Dataset | DatasetDict, Path]:
     fix = "give the folder written by save_to_disk or `gpt3mix augment`, whole"
     dataset = load_saved_rows(synthetic_dir, fix)
     if args.with_real:
-        from ..augmenter import concatenate_with_real
+        from ..data import concatenate_with_real
 
         real_dir = synthetic_dir.parent / "real"
         if not real_dir.is_dir():

@@ -40,8 +40,8 @@ def folder_quality(folder: str | Path) -> tuple[dict, list[str]]:
             )
     synthetic, real = load_from_disk(str(folder / "synthetic")), load_from_disk(str(folder / "real"))
     config = GPT3MixConfig.from_pretrained(folder / CONFIG_NAME) if (folder / CONFIG_NAME).exists() else None
-    text_column = config.augmenter.text_column if config else "text"
-    label_column = config.augmenter.label_column if config else "label"
+    text_column = config.data.text_column if config else "text"
+    label_column = config.data.label_column if config else "label"
     names = list(real.features[label_column].names)
     dropped = 0
     if (folder / "failures.jsonl").exists():

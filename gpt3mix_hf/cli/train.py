@@ -19,13 +19,12 @@ from ..data import concatenate_with_real
 from ..experiment.source import DataSourceArguments, load_split
 from ..hub.cards.common import hub_id_of
 from ..models import DEFAULT_CLASSIFIER, resolve_classifier
-from ..provenance import CONFIG_NAME, load_config
+from ..provenance import CONFIG_NAME, GPT3MixConfig
 from ..state import load_saved_rows
 from ..training.arguments import GPT3MixTrainingArguments
 from ..training.classification import load_classifier, tokenize_dataset
 from ..training.trainer import GPT3MixTrainer
 from ..validation import check_fields
-from .augment import config_sections
 
 logger = logging.get_logger(__name__)
 
@@ -102,10 +101,9 @@ def _load_augmented(folder: Path):
             raise FileNotFoundError(
                 f"{folder} has no {part}/ folder: pass the output_dir of `gpt3mix augment` as --augmented_dir."
             )
-    config = load_config(folder / CONFIG_NAME) if (folder / CONFIG_NAME).exists() else None
-    settings = config_sections(config)[0] if config is not None else {}
-    text_column = settings.get("text_column", "text")
-    label_column = settings.get("label_column", "label")
+    config = GPT3MixConfig.from_pretrained(folder) if (folder / CONFIG_NAME).exists() else None
+    text_column = config.data.text_column if config is not None else "text"
+    label_column = config.data.label_column if config is not None else "label"
     fix = f"{folder} is not a whole `gpt3mix augment` output: run gpt3mix augment again into a new --output_dir"
     real, synthetic = load_saved_rows(folder / "real", fix), load_saved_rows(folder / "synthetic", fix)
     return real, synthetic, config, text_column, label_column

@@ -31,8 +31,9 @@ from transformers.utils import logging
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
+from ..config import DEFAULT_DEBIAS_ORDERS
 from ..data import training_features
-from ..labelling import DEFAULT_DEBIAS_ORDERS, label_from_distribution
+from ..labelling import label_from_distribution
 from ..labels import calibrate, one_hot
 from ..selection import row_seed
 from ..spec import TaskSpec
@@ -216,7 +217,7 @@ class Augmentations:
                 checkpoint_dir=folder.with_name(folder.name + ".shards"), shard_size=64,
             )
             report = augmenter.report
-            meta = {"config": key, "augmenter": augmenter.config(), "report": report.to_dict(),
+            meta = {"config": key, "augmenter": augmenter.provenance(), "report": report.to_dict(),
                     "seconds": report.seconds}
             logger.info(
                 f"GPT3Mix level {split.level:g} data {split.index}: {len(synthetic)} rows in {report.seconds:.0f} s "

@@ -136,11 +136,11 @@ def provenance_table(config: GPT3MixConfig) -> str:
     """The one table of how the data was made, shown by the dataset card and by the model card of a
     classifier trained on the data."""
     settings, data = config.augmenter, config.data
-    spec, sampling = settings.spec, settings.sampling
-    words = ", ".join(f"{name} → '{spec.verbalizer.get(name, name)}'" for name in settings.label_names)
+    spec, sampling = config.task.spec, config.sampling
+    words = ", ".join(f"{name} → '{spec.verbalizer.get(name, name)}'" for name in config.task.label_names)
     rows = [
         ("Method", "GPT3Mix (Yoo et al., 2021)"),
-        ("Language model", model_description(settings.backend)),
+        ("Language model", model_description(config.backend)),
         ("Real rows", sample_description(data) if data.dataset else "not recorded"),
         ("Task spec", f"text type '{spec.text_type}', label type '{spec.label_type}', words: {words}"),
         ("Examples per prompt (k)", settings.k),

@@ -154,10 +154,10 @@ class GPT3MixDatasetCardData(CardData):
     def _example_prompt_from_real(self, real: Dataset) -> None:
         if self.provenance is None or not len(real) or not self.label_names:
             return
-        settings = self.provenance.augmenter
-        k = min(settings.k, len(real))
+        task = self.provenance.task
+        k = min(self.provenance.augmenter.k, len(real))
         examples = [(real[i]["text"], real[i]["label"]) for i in range(k)]
-        self.example_prompt = settings.template.build(settings.spec, self.label_names, examples)
+        self.example_prompt = task.template.build(task.spec, self.label_names, examples)
         self.example_prompt_origin = f"The prompt as built from the first {k} real rows of this dataset"
 
     def _sample(self, synthetic: Dataset) -> list[dict]:
@@ -225,7 +225,7 @@ class GPT3MixDatasetCardData(CardData):
         quality = (report or {}).get("quality")
         if not quality:
             return []
-        names = self.provenance.augmenter.label_names or self.label_names
+        names = self.provenance.task.label_names or self.label_names
         return quality_rows(quality, names)
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,11 +234,11 @@ class GPT3MixDatasetCardData(CardData):
         settings = config.augmenter if config is not None else None
         values.update(
             pretty_name=self.pretty_name or self.repo_id.split("/")[-1],
-            text_type=settings.spec.text_type if settings else "text",
-            label_type=settings.spec.label_type if settings else "label",
+            text_type=config.task.spec.text_type if config else "text",
+            label_type=config.task.spec.label_type if config else "label",
             k=settings.k if settings else None,
             label_mode=settings.label_mode if settings else None,
-            template=settings.template if settings else None,
+            template=config.task.template if config else None,
             library_version=self.library_version,
             source_description=sample_description(config.data) if config and config.data.dataset else None,
             splits_table=table([{"split": name, "rows": rows} for name, rows in self.splits.items()]),
