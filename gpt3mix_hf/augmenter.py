@@ -126,7 +126,7 @@ class GPT3MixAugmenter:
                 f"{limit} tokens: lower max_new_tokens (SamplingConfig) below {limit - SCORING_MARGIN}."
             )
         self._build_helpers()
-        self.scorer.check_label_words()
+        self.labeller.check_label_words()
         empty = sorted(set(range(len(self.label_names))) - set(labels))
         if empty:
             logger.warning(
@@ -139,7 +139,7 @@ class GPT3MixAugmenter:
         config = self.config
         self._selector = ExampleSelector(self.pool_labels, len(self.label_names), k=config.k,
                                          strategy=config.selection)
-        self.scorer = Labeller(self.backend, self.spec, self.template, self.label_names, config, self._fit,
+        self.labeller = Labeller(self.backend, self.spec, self.template, self.label_names, config, self._fit,
                                   self.pool_texts, self.pool_labels)
         # The pool rows holding each (text, label): a mapped row's copies are not its own partners.
         self._pool_rows: dict[tuple[str, int], list[int]] = {}
@@ -169,7 +169,7 @@ class GPT3MixAugmenter:
         # run (wall-clock seconds) and the progress bar are left out so that they never change the fingerprint;
         # the scorer (with the debiased label's task prior) is rebuilt, the same, from the pool.
         state = self.__dict__.copy()
-        for name in ("_selector", "scorer", "_pool_rows", "report", "progress"):
+        for name in ("_selector", "labeller", "_pool_rows", "report", "progress"):
             state.pop(name, None)
         return state
 
@@ -342,7 +342,7 @@ class GPT3MixAugmenter:
                 if leaked is not None:
                     outcome = f"the generation holds {leaked}: discarded, and recorded without it"
                 else:
-                    outcome = self.scorer.read_completion(completion)
+                    outcome = self.labeller.read_completion(completion)
                 if not isinstance(outcome, str):
                     accepted[key] = (completion, *outcome)
                     self._row_written()
@@ -356,7 +356,7 @@ class GPT3MixAugmenter:
 
             self.backend.generate_and_score(
                 [results[key]["prompt"] for key in pending], [results[key]["seed"] for key in pending], self.sampling,
-                self.scorer.scoring_context, self.scorer.continuations, next_attempt,
+                self.labeller.scoring_context, self.labeller.continuations, next_attempt,
             )
             def reject(key: tuple[int, int], error: str, accepted=accepted):
                 """Send an accepted generation whose extra scoring failed to another attempt."""
@@ -367,7 +367,7 @@ class GPT3MixAugmenter:
 
             if self.config.calibrate:
                 keys = [key for key in pending if key in accepted]  # in row order, whenever each finished
-                priors = self.scorer.content_free_priors([results[key]["prompt"] for key in keys])
+                priors = self.labeller.content_free_priors([results[key]["prompt"] for key in keys])
                 for key, prior in zip(keys, priors, strict=True):
                     if isinstance(prior, str):
                         reject(key, prior)
@@ -375,18 +375,18 @@ class GPT3MixAugmenter:
                         accepted[key] = (*accepted[key], prior)
             if self.config.label_mode == "debiased":
                 keys = [key for key in pending if key in accepted]
-                averaged = self.scorer.order_averaged(
+                averaged = self.labeller.order_averaged(
                     [results[key]["examples"] for key in keys], [accepted[key][1].text for key in keys],
                     [accepted[key][2] for key in keys],
                 )
-                task_prior = self.scorer.task_prior() if keys else None
+                task_prior = self.labeller.task_prior() if keys else None
                 for key, distribution in zip(keys, averaged, strict=True):
                     if isinstance(distribution, str):
                         reject(key, distribution)
                     else:
                         results[key].update(order_averaged_soft_labels=distribution, debias_prior=task_prior)
             for key, outcome in accepted.items():
-                self.scorer.accept(results[key], *outcome)
+                self.labeller.accept(results[key], *outcome)
             pending = [key for key in pending if key not in accepted and attempts[key] < self.config.max_attempts]
         return to_columns([results[key] for key in results], self.features)
 

@@ -41,9 +41,9 @@ class Labeller:
 
     Example:
 
-    >>> scorer = augmenter.scorer
-    >>> prompts = scorer.order_prompts([("a great film", 1), ("dull", 0)])
-    >>> scorer.label_distributions(prompts, ["a real held-out review"] * len(prompts))
+    >>> labeller = augmenter.labeller
+    >>> prompts = labeller.order_prompts([("a great film", 1), ("dull", 0)])
+    >>> labeller.label_distributions(prompts, ["a real held-out review"] * len(prompts))
     """
 
     def __init__(
@@ -145,8 +145,8 @@ class Labeller:
 
         Example:
 
-        >>> prompts = augmenter.scorer.order_prompts([("a great film", 1), ("dull", 0)])
-        >>> augmenter.scorer.label_distributions(prompts, ["a real held-out review"] * len(prompts))
+        >>> prompts = augmenter.labeller.order_prompts([("a great film", 1), ("dull", 0)])
+        >>> augmenter.labeller.label_distributions(prompts, ["a real held-out review"] * len(prompts))
         """
         if len(prompts) != len(texts):
             raise ValueError(f"Got {len(prompts)} prompts but {len(texts)} texts: give one text per prompt.")

@@ -126,14 +126,14 @@ def check_task(args: CheckArguments, task: str, backend) -> dict:
     for row in held_out:
         chosen = selector.select(row_rng(args.seed, content_key(row["text"], names[row["label"]])))
         examples = [(pool[j]["text"], pool[j]["label"]) for j in chosen]
-        prompts.append(augmenter.order_prompts(examples))
+        prompts.append(augmenter.labeller.order_prompts(examples))
         if args.class_cycled:
             rng = row_rng(args.seed, content_key(row["text"], names[row["label"]]), -5)
             cycled = []
             for label in range(len(names)):
                 rows_of_class = [j for j, y in enumerate(pool["label"]) if y == label and j not in chosen]
                 last_example = pool[int(rows_of_class[rng.integers(len(rows_of_class))])]
-                cycled.append(augmenter.order_prompts([*examples[:-1], (last_example["text"], label)])[0])
+                cycled.append(augmenter.labeller.order_prompts([*examples[:-1], (last_example["text"], label)])[0])
             class_prompts.append(cycled)
         texts.append(row["text"])
         gold.append(row["label"])
@@ -154,7 +154,7 @@ def check_task(args: CheckArguments, task: str, backend) -> dict:
         seconds["own_order_and_content_free"] += time.perf_counter() - start
         # The other orders, exactly as label_mode="debiased" scores a generated text: its extra work.
         start = time.perf_counter()
-        others = augmenter.label_distributions(
+        others = augmenter.labeller.label_distributions(
             [prompts[i][j] for i in part for j in range(1, m)], [texts[i] for i in part for _ in range(1, m)]
         )
         seconds["other_orders"] += time.perf_counter() - start
@@ -170,13 +170,13 @@ def check_task(args: CheckArguments, task: str, backend) -> dict:
                 per_order[i, j] = distribution
 
     start = time.perf_counter()
-    pool_prior = augmenter.task_prior()
+    pool_prior = augmenter.labeller.task_prior()
     prior_seconds = time.perf_counter() - start
 
     extra_modes = {}
     if args.class_cycled:
         start = time.perf_counter()
-        flat = augmenter.label_distributions([p for row in class_prompts for p in row],
+        flat = augmenter.labeller.label_distributions([p for row in class_prompts for p in row],
                                              [t for t, row in zip(texts, class_prompts, strict=True) for _ in row])
         seconds["class_cycled"] = time.perf_counter() - start
         if any(isinstance(d, str) for d in flat):

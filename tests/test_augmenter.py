@@ -195,14 +195,14 @@ def test_debiased_labels_average_the_example_orders_and_divide_the_task_prior_ou
     # The same generations as the soft pass: only label columns are added.
     assert debiased["text"] == plain["text"]
     assert debiased["uncalibrated_soft_labels"] == plain["soft_labels"]
-    prior = augmenter.task_prior()
+    prior = augmenter.labeller.task_prior()
     assert max(prior) > 0.5 + 1e-3  # not uniform: dividing it out moves labels
     continuations = [" negative", " positive"]
     for row in rows(debiased):
         examples = [(toy_sentiment[i]["text"], toy_sentiment[i]["label"]) for i in row["source_ids"]]
-        own, swapped = augmenter.order_prompts(examples)
+        own, swapped = augmenter.labeller.order_prompts(examples)
         assert own == row["prompt"]
-        assert swapped == augmenter.order_prompts(examples[::-1])[0]
+        assert swapped == augmenter.labeller.order_prompts(examples[::-1])[0]
         other = normalize_logprobs(backend.score([swapped], [f" {row['text']} (Sentiment:"], continuations)[0])
         expected = mean_distribution([row["uncalibrated_soft_labels"], other])
         assert row["order_averaged_soft_labels"] == pytest.approx(expected, abs=1e-6)
@@ -234,7 +234,7 @@ def test_task_prior_is_the_mean_order_averaged_distribution_of_the_pool_rows(toy
         assert len(prompts) == 2 and all(row["text"] not in prompt for prompt in prompts)
         scores = backend.score(prompts, [f" {row['text']} (Sentiment:"] * 2, [" negative", " positive"])
         averaged.append(mean_distribution([normalize_logprobs(s) for s in scores]))
-    assert augmenter.task_prior() == pytest.approx(mean_distribution(averaged), abs=1e-9)
+    assert augmenter.labeller.task_prior() == pytest.approx(mean_distribution(averaged), abs=1e-9)
 
 
 def backend_scored(augmenter, text):
@@ -246,7 +246,8 @@ def backend_scored(augmenter, text):
             scored.extend(zip(prompts, contexts, strict=True))
             return super().score(prompts, contexts, continuations)
 
-    GPT3MixAugmenter(Spy(), augmenter.pool_dataset(), SST2, label_mode="debiased", seed=augmenter.seed).task_prior()
+    spied = GPT3MixAugmenter(Spy(), augmenter.pool_dataset(), SST2, label_mode="debiased", seed=augmenter.config.seed)
+    spied.labeller.task_prior()
     return [(prompt, context) for prompt, context in scored if context == f" {text} (Sentiment:"]
 
 
@@ -263,8 +264,8 @@ def test_debiased_rows_do_not_depend_on_the_batch_size_or_the_mapped_subset(toy_
             assert block == full[text]
     # A worker process (num_proc) gets the augmenter pickled without its prior, and recomputes the same one.
     built = augmenter()
-    prior = built.task_prior()
-    assert pickle.loads(pickle.dumps(built)).task_prior() == prior
+    prior = built.labeller.task_prior()
+    assert pickle.loads(pickle.dumps(built)).labeller.task_prior() == prior
 
 
 def test_debiased_scoring_that_fails_sends_the_row_to_another_attempt(toy_sentiment):
@@ -692,8 +693,8 @@ def test_smollm2_debiased_labels_whatever_the_batch_size(sst2_sample):
     # Each text's second order is scored as the labeller check scores a held-out row.
     for row in rows(reference):
         examples = [(sst2_sample[i]["text"], sst2_sample[i]["label"]) for i in row["source_ids"]]
-        own, swapped = augmenter.order_prompts(examples)
+        own, swapped = augmenter.labeller.order_prompts(examples)
         assert own == row["prompt"]
-        other_order = augmenter.label_distributions([swapped], [row["text"]])[0]
+        other_order = augmenter.labeller.label_distributions([swapped], [row["text"]])[0]
         np.testing.assert_allclose(row["order_averaged_soft_labels"],
                                    mean_distribution([row["uncalibrated_soft_labels"], other_order]), atol=1e-4)

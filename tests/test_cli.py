@@ -15,7 +15,7 @@ from served_fixtures import ROOT, CannedTransformersBackend, FakeOpenAIServer, F
 from test_experiment import build_tiny_classifier, write_reviews
 
 from gpt3mix_hf.backends.local.transformers import resolve_dtype
-from gpt3mix_hf.cli.main import main
+from gpt3mix_hf.cli.main import CommandParser, main
 
 REVIEW_FLAGS = ["--text_column", "review", "--label_column", "stars", "--text_type", "product review",
                 "--label_type", "sentiment", "--verbalizer", "bad=negative", "good=positive"]
@@ -73,16 +73,21 @@ def test_unknown_command(capsys):
     assert "push-dataset" in err and "push-model" in err
 
 
-def test_the_cli_and_python_share_their_defaults():
-    import inspect
+def test_the_cli_flags_are_the_augmenter_config():
+    from dataclasses import fields
 
-    from gpt3mix_hf import GPT3MixAugmenter
-    from gpt3mix_hf.cli.augment import AugmentArguments
+    from gpt3mix_hf.cli.augment import arguments
+    from gpt3mix_hf.config import AugmenterConfig
 
-    python = inspect.signature(GPT3MixAugmenter).parameters
-    cli = AugmentArguments(output_dir="unused")
-    for name in ("selection", "k", "ratio", "label_mode", "seed", "max_attempts"):
-        assert getattr(cli, name) == python[name].default, name
+    assert AugmenterConfig in arguments("augment")
+    # Every setting is a flag whose help is the field's own, and its parsed default is Python's default.
+    parser = CommandParser(arguments("augment"))
+    parsed = parser.parse_args_into_dataclasses(["--output_dir", "unused"])
+    settings = next(value for value in parsed if isinstance(value, AugmenterConfig))
+    assert settings == AugmenterConfig()
+    flags = {action.dest: action for action in parser._actions}
+    for item in fields(AugmenterConfig):
+        assert flags[item.name].help == item.metadata["help"], item.name
 
 
 def test_augment_without_a_dataset_says_which_flag_is_missing(tmp_path, capsys):
@@ -122,9 +127,9 @@ def test_augment_through_a_served_lm_writes_rows(augmented, server, capsys):
     assert len(real) == 6 and real.column_names == ["review", "stars"]
     text = (augmented / "gpt3mix_config.json").read_text()
     config = json.loads(text)
-    assert config["augmenter"]["backend"]["backend"] == "openai" and config["augmenter"]["backend"]["model"] == "tiny"
+    assert config["backend"]["backend"] == "openai" and config["backend"]["model"] == "tiny"
     assert server.url not in text  # the model is recorded, not where it was served
-    assert config["augmenter"]["spec"]["verbalizer"] == {"bad": "negative", "good": "positive"}
+    assert config["task"]["spec"]["verbalizer"] == {"bad": "negative", "good": "positive"}
     assert API_KEY not in text
     # The quality report is kept with the provenance, and `gpt3mix report` computes it again from the folder
     # (the user's own column names read from the provenance).
@@ -166,7 +171,7 @@ def test_augment_through_tgi(engine, reviews, tmp_path, capsys, monkeypatch):
                      "--output_dir", str(tmp_path / "tgi")]) == 0
     assert len(load_from_disk(tmp_path / "tgi" / "synthetic")) > 0
     config = json.loads((tmp_path / "tgi" / "gpt3mix_config.json").read_text())
-    assert config["augmenter"]["backend"]["backend"] == "tgi"
+    assert config["backend"]["backend"] == "tgi"
 
 
 def test_config_regenerates_through_the_served_lm(augmented, server, tmp_path, capsys, monkeypatch):
@@ -179,7 +184,7 @@ def test_config_regenerates_through_the_served_lm(augmented, server, tmp_path, c
     assert main([*regenerate, "--base_url", f"{server.url}/v1"]) == 0
     first, second = load_from_disk(augmented / "synthetic"), load_from_disk(again / "synthetic")
     assert second["text"] == first["text"] and np.allclose(second["soft_labels"], first["soft_labels"])
-    assert json.loads((again / "gpt3mix_config.json").read_text())["augmenter"]["backend"]["backend"] == "openai"
+    assert json.loads((again / "gpt3mix_config.json").read_text())["backend"]["backend"] == "openai"
 
 
 def test_train_on_the_augmented_rows_writes_model_and_card(augmented, reviews, tiny_classifier, tmp_path, capsys):
@@ -324,9 +329,9 @@ def test_augment_with_a_local_lm_and_its_regeneration(tiny_lm_dir, data_dir, tmp
     failures = (tmp_path / "first" / "failures.jsonl").read_text().splitlines()
     assert len(failures) == 12 and json.loads(failures[0])["failed_attempts"]
     config = json.loads((tmp_path / "first" / "gpt3mix_config.json").read_text())
-    assert config["augmenter"]["spec"]["text_type"] == "question" and config["data"]["sample_per_class"] == 1
+    assert config["task"]["spec"]["text_type"] == "question" and config["data"]["sample_per_class"] == 1
     # --dtype auto (the default) is recorded as what it resolved to here, so the regeneration uses the same.
-    assert config["augmenter"]["backend"]["dtype"] == str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
+    assert config["backend"]["dtype"] == str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
     again = ["augment", "--config", str(tmp_path / "first" / "gpt3mix_config.json"), "--data_dir", str(data_dir),
              "--output_dir", str(tmp_path / "again"), "--disable_tqdm"]
     assert main(again) == 0

@@ -237,8 +237,8 @@ def test_debiased_method_shares_the_generation_of_the_other_gpt3mix_methods(tmp_
     (folder,) = (tmp_path / "sweep" / "augmentations" / "gpt3mix").glob("level=0.1/data0")
     rows = load_from_disk(folder / "data")
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["augmenter"]["label_mode"] == "debiased" and meta["augmenter"]["calibrate"]
-    assert meta["augmenter"]["debias_orders"] == meta["config"]["debias_orders"] == 2
+    assert meta["augmenter"]["augmenter"]["label_mode"] == "debiased" and meta["augmenter"]["augmenter"]["calibrate"]
+    assert meta["augmenter"]["augmenter"]["debias_orders"] == meta["config"]["debias_orders"] == 2
     soft = derive_method_rows(rows, "gpt3mix-soft")["soft_labels"]
     assert np.allclose(soft, rows["uncalibrated_soft_labels"])
     # Calibrated from the raw distributions and the content-free prior, not from the debiased soft_labels.

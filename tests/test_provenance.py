@@ -66,8 +66,8 @@ def test_config_holds_everything_needed_and_round_trips(tmp_path, toy_sentiment)
     config = GPT3MixConfig.from_augmenter(augmenter, toy_sentiment, data={"dataset": "toy.jsonl"}, map_batch_size=4)
 
     # Each of the augmenter's settings is in the file once, typed.
-    written = config.augmenter.to_dict()
-    assert {key: written[key] for key in augmenter.config()} == augmenter.config()
+    assert config.augmenter == augmenter.config and config.backend == augmenter.backend.identity
+    assert GPT3MixConfig.from_dict(json.loads(json.dumps(config.to_dict()))).augmenter == augmenter.config
     assert config.task.spec == augmenter.spec and config.sampling == augmenter.sampling
     assert config.data.dataset == "toy.jsonl"
     assert config.data.num_rows == len(toy_sentiment)
@@ -80,7 +80,7 @@ def test_config_holds_everything_needed_and_round_trips(tmp_path, toy_sentiment)
     path = config.save_pretrained(tmp_path)
     assert path == tmp_path / CONFIG_NAME
     loaded = GPT3MixConfig.from_pretrained(tmp_path)
-    assert loaded == config and isinstance(loaded.augmenter.template, type(augmenter.template))
+    assert loaded == config and isinstance(loaded.task.template, type(augmenter.template))
     assert json.loads(path.read_text()) == json.loads(json.dumps(config.to_dict()))
     assert [p.name for p in tmp_path.iterdir()] == [CONFIG_NAME]  # written atomically: no staging file left
 
@@ -116,7 +116,7 @@ def test_a_different_seed_gives_different_rows(format_lm_dir, data_dir):
     config = GPT3MixConfig.from_augmenter(augmenter, train)
     config.augmenter.seed = 2
     again = make_augmenter(config, dataset=train, backend=backend)
-    assert again.seed == 2 and again.config()["sampling"] == augmenter.config()["sampling"]
+    assert again.config.seed == 2 and again.sampling == augmenter.sampling
     a = train.map(augmenter, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 1")
     b = train.map(again, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 2")
 
@@ -194,11 +194,8 @@ def test_debiased_settings_are_recorded_and_rebuild_the_same_rows(tmp_path, toy_
     written = json.loads((tmp_path / CONFIG_NAME).read_text())["augmenter"]
     assert (written["label_mode"], written["debias_orders"], written["debias_prior_rows"]) == ("debiased", 1, 4)
     rebuilt = make_augmenter(tmp_path, dataset=toy_sentiment, backend=ScriptedBackend())
-    assert (rebuilt.label_mode, rebuilt.debias_orders, rebuilt.debias_prior_rows) == ("debiased", 1, 4)
+    assert rebuilt.config == augmenter.config
     assert rebuilt.augment().to_list() == synthetic.to_list()
-    # Other modes' files are as before the mode existed: no debias keys.
-    plain = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=2).to_config(toy_sentiment).to_dict()
-    assert "debias_orders" not in plain["augmenter"] and "debias_prior_rows" not in plain["augmenter"]
 
 
 def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentiment):
@@ -243,10 +240,8 @@ def test_a_secret_of_the_environment_never_reaches_the_file(tmp_path, monkeypatc
     assert secret not in str(error.value) and not (tmp_path / CONFIG_NAME).exists()
 
 
-def test_files_of_the_first_release_read_back(toy_sentiment):
-    values = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment).to_config().to_dict()
-    values["data"]["sample_seed"] = None  # "not given" was written as null, and meant seed 0
-    assert GPT3MixConfig.from_dict(values).data.sample_seed == 0
+def test_data_and_run_sections_are_checked(toy_sentiment):
+    values = GPT3MixConfig.from_augmenter(GPT3MixAugmenter(ScriptedBackend(), toy_sentiment)).to_dict()
     with pytest.raises(ValueError, match="remove the other"):
         DataSource(dataset="sst2", sample_fraction=0.1, sample_per_class=2)
     with pytest.raises(ValueError, match="map_batch_size"):
@@ -311,26 +306,26 @@ def test_bfloat16_rows_regenerate_the_same_with_the_recorded_settings(format_lm_
     assert "same kind of machine only" in caplog.text
 
 
-def test_an_older_format_is_read_with_a_warning_and_not_regenerated(toy_sentiment, tmp_path, caplog):
+def test_older_formats_are_upgraded_or_refused(toy_sentiment, tmp_path):
     from gpt3mix_hf.provenance import FORMAT_VERSION
 
-    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=2)
-    values = GPT3MixConfig.from_augmenter(augmenter, toy_sentiment).to_dict()
-    assert values["format_version"] == FORMAT_VERSION
-    with caplog.at_level("WARNING"):
-        GPT3MixConfig.from_dict(values)
-    assert not caplog.records
-    # A file of the first release has no format_version: it is not taken for the current one.
-    del values["format_version"]
-    (tmp_path / CONFIG_NAME).write_text(json.dumps(values))
-    with caplog.at_level("WARNING"):
-        old = GPT3MixConfig.from_pretrained(tmp_path)
-    assert old.format_version == 1
-    assert any("'hard' meaning the label the LM wrote" in record.message for record in caplog.records)
-    with pytest.raises(ValueError, match="check_format=False"):
-        make_augmenter(old, dataset=toy_sentiment, backend=ScriptedBackend())
-    again = make_augmenter(old, dataset=toy_sentiment, backend=ScriptedBackend(), check_format=False)
-    assert again.seed == 2
-    # Re-saved, it keeps its own version: nothing claims it was made under today's rules.
-    old.save_pretrained(tmp_path / "resaved")
-    assert json.loads((tmp_path / "resaved" / CONFIG_NAME).read_text())["format_version"] == 1
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=2, keep_prompt=True, label_mode="debiased",
+                                 debias_prior_rows=4)
+    config = GPT3MixConfig.from_augmenter(augmenter, toy_sentiment)
+    values = config.to_dict()
+    assert values["format_version"] == FORMAT_VERSION == 3
+    # Format 2: one `augmenter` section with the LM, the task, sampling and the columns; keep_prompt under `run`.
+    settings = dict(values["augmenter"])
+    run = {**values["run"], "keep_prompt": settings.pop("keep_prompt")}
+    old = {"format": "gpt3mix_config", "format_version": 2, "data": values["data"], "run": run,
+           "augmenter": {**settings, "backend": values["backend"], **values["task"], "sampling": values["sampling"],
+                         "text_column": "text", "label_column": "label"},
+           "report": None, "versions": values["versions"]}
+    upgraded = GPT3MixConfig.from_dict(old)
+    assert upgraded.augmenter == config.augmenter and upgraded.task == config.task
+    assert upgraded.backend == config.backend and upgraded.data == config.data
+    # A file of the first release (no format_version) was made under other rules: refused, saying which version.
+    del old["format_version"]
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="older rules.*gpt3mix_hf"):
+        GPT3MixConfig.from_pretrained(tmp_path)

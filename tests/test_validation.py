@@ -176,7 +176,7 @@ def test_constructors_check_their_keywords():
     pool = make_dataset(["a fine film", "a dull film", "great", "awful"], [1, 0, 1, 0], ["negative", "positive"])
     backend = ScriptedBackend()
     for kwargs, message in (
-        ({"k": 2.0}, r"GPT3MixAugmenter.k=2.0"),
+        ({"k": 2.0}, r"AugmenterConfig.k=2.0"),
         ({"ratio": math.nan}, r"ratio=nan"),
         ({"seed": "0"}, r"seed='0'"),
         ({"calibrate": "yes"}, r"calibrate='yes'"),
