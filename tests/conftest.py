@@ -25,7 +25,9 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
 
 # Fixtures that load something real (not built here): every test that uses one is `slow`, left out of
 # `make test-fast`. Tests that load a real model in their own body (`"smollm2"`, `"minilm"`'s weights) carry
-# `@pytest.mark.slow` themselves; a tiny model built here from a config (random weights) is not slow.
+# `@pytest.mark.slow` themselves, and so do whole sweeps (tens of seconds on 2 cores, which `make test-fast` must
+# stay under 2 minutes on). A tiny model built here from a config (random weights) is not slow, even with a real
+# tokenizer.
 SLOW_FIXTURES = {
     "eda": "real WordNet (scripts/setup_wordnet.sh)",
     "vllm": "a real vLLM server (scripts/setup_vllm.sh)",

@@ -242,6 +242,7 @@ def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_clas
     assert "'great'" in line and "train's labels" in line
 
 
+@pytest.mark.slow  # a whole sweep, classifiers trained for real: tens of seconds on 2 cores
 def test_experiment_on_a_users_dataset(reviews, tiny_classifier, tiny_lm_dir, tmp_path, capsys):
     output_dir = tmp_path / "sweep"
     assert main(["experiment", "--dataset", str(reviews), *REVIEW_FLAGS, "--methods", "noaug", "gpt3mix-soft",

@@ -110,6 +110,7 @@ def fake_training(scores=None, log=None):
     return train_and_evaluate
 
 
+@pytest.mark.slow  # a whole sweep, classifiers trained for real: tens of seconds on 2 cores
 def test_sweep_on_a_users_folder_dataset(tmp_path, tiny_classifier):
     """A tiny real sweep (classifier trained for real) on a dataset that is none of the five benchmarks."""
     folder = write_reviews(tmp_path / "reviews")
