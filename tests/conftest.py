@@ -23,9 +23,24 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 
+# Fixtures that load something real (not built here): every test that uses one is `slow`, left out of
+# `make test-fast`. Tests that load a real model in their own body (`"smollm2"`, `"minilm"`'s weights) carry
+# `@pytest.mark.slow` themselves, and so do whole sweeps (tens of seconds on 2 cores, which `make test-fast` must
+# stay under 2 minutes on). A tiny model built here from a config (random weights) is not slow, even with a real
+# tokenizer.
+SLOW_FIXTURES = {
+    "eda": "real WordNet (scripts/setup_wordnet.sh)",
+    "vllm": "a real vLLM server (scripts/setup_vllm.sh)",
+}
+
+
 def pytest_collection_modifyitems(items):
-    """The real vLLM server's tests first: under pytest-xdist one worker starts the server (a minute on CPU) and
-    runs them while the others run the rest, instead of the whole run waiting for it at the end."""
+    """Marks the users of SLOW_FIXTURES `slow`. Then the real vLLM server's tests first: under pytest-xdist one
+    worker starts the server (a minute on CPU) and runs them while the others run the rest, instead of the whole
+    run waiting for it at the end."""
+    for item in items:
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.path.name != "test_vllm_integration.py")
 
 

@@ -296,10 +296,16 @@ def test_debiased_scoring_that_fails_sends_the_row_to_another_attempt(toy_sentim
 
 
 def test_fractional_ratio_is_a_per_row_coin_flip():
+    # ratio=1.5: each real row makes one row, and a second one when its own coin (seeded by the row) comes up.
     labels = [i % 2 for i in range(200)]
     big = make_dataset([f"review number {i}" for i in range(200)], labels, ["negative", "positive"])
     augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=1.0), big, SST2, ratio=1.5)
-    assert 260 <= augmenter.augment().num_rows <= 340
+    alone = [augmenter(big[i : i + 1])["text"] for i in range(len(big))]
+    copies = [len(texts) for texts in alone]
+    assert set(copies) == {1, 2}
+    assert 70 <= copies.count(2) <= 130  # Binomial(200, 0.5): 100 +- 7
+    # The coin belongs to the row, not to the batch or the run: mapped together, each row makes what it made alone.
+    assert augmenter.augment(batch_size=16)["text"] == [text for texts in alone for text in texts]
 
 
 def test_same_seed_same_rows_whatever_the_batch_size(toy_sentiment):

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from datasets import load_from_disk
 from served_fixtures import ROOT, CannedTransformersBackend, FakeOpenAIServer, FakeTGIServer, TinyLMEngine
 from test_experiment import build_tiny_classifier, write_reviews
@@ -240,6 +241,15 @@ def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_clas
     assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--output_dir",
                  str(output_dir), "--num_train_epochs", "1", "--report_to", "none", "--disable_tqdm", "true"]) == 0
     assert (output_dir / "model.safetensors").exists() and not (output_dir / "eval_results.json").exists()
+    # Early stopping is on by default (patience 20, evaluated each epoch): read what the run saved. No callback
+    # kept state for it, no evaluation was logged, the whole --num_train_epochs ran, and the saved arguments say so.
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert "TrainerControl" in state["stateful_callbacks"]
+    assert "EarlyStoppingCallback" not in state["stateful_callbacks"]
+    assert not [entry for entry in state["log_history"] if any(key.startswith("eval_") for key in entry)]
+    assert state["epoch"] == 1 and state["global_step"] == state["max_steps"] and state["best_metric"] is None
+    saved = torch.load(output_dir / "training_args.bin", weights_only=False)
+    assert saved.early_stopping_patience is None and saved.eval_strategy == "no" and not saved.load_best_model_at_end
     odd = write_reviews(tmp_path / "odd", test_labels=("bad", "great"))
     capsys.readouterr()
     line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
@@ -247,6 +257,7 @@ def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_clas
     assert "'great'" in line and "train's labels" in line
 
 
+@pytest.mark.slow  # a whole sweep, classifiers trained for real: tens of seconds on 2 cores
 def test_experiment_on_a_users_dataset(reviews, tiny_classifier, tiny_lm_dir, tmp_path, capsys):
     output_dir = tmp_path / "sweep"
     assert main(["experiment", "--dataset", str(reviews), *REVIEW_FLAGS, "--methods", "noaug", "gpt3mix-soft",

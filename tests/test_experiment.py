@@ -110,6 +110,7 @@ def fake_training(scores=None, log=None):
     return train_and_evaluate
 
 
+@pytest.mark.slow  # a whole sweep, classifiers trained for real: tens of seconds on 2 cores
 def test_sweep_on_a_users_folder_dataset(tmp_path, tiny_classifier):
     """A tiny real sweep (classifier trained for real) on a dataset that is none of the five benchmarks."""
     folder = write_reviews(tmp_path / "reviews")
@@ -348,8 +349,16 @@ def test_write_summary_files(tmp_path, tiny_classifier, monkeypatch):
     assert saved["accuracy"]["0.1"]["cells"]["noaug"]["n"] == 2
 
 
-@pytest.mark.skipif(not wordnet_available(), reason="WordNet is not set up: run scripts/setup_wordnet.sh")
+def skip_without_wordnet():
+    # Asked here, not in a skipif: loading WordNet takes seconds, which a collection (every xdist worker's, and
+    # `make test-fast`'s) would pay.
+    if not wordnet_available():
+        pytest.skip("WordNet is not set up: run scripts/setup_wordnet.sh")
+
+
+@pytest.mark.slow  # real WordNet
 def test_eda_method_runs(tmp_path, tiny_classifier):
+    skip_without_wordnet()
     args = tiny_args(tmp_path, tiny_classifier, methods=["eda"], ratio=2)
     (result,) = run_experiment(args, toy_split(repeat=3), toy_split())
     assert result["status"] == "ok" and result["num_synthetic"] == 2 * result["num_real"]
@@ -360,8 +369,9 @@ def test_eda_method_runs(tmp_path, tiny_classifier):
     assert len(rows) == result["num_synthetic"] and {row["label"] for row in rows} <= {"negative", "positive"}
 
 
-@pytest.mark.skipif(not wordnet_available(), reason="WordNet is not set up: run scripts/setup_wordnet.sh")
+@pytest.mark.slow  # real WordNet
 def test_eda_rows_made_once_are_trained_on_where_wordnet_is_missing(tmp_path, tiny_classifier, monkeypatch):
+    skip_without_wordnet()
     # E.g. rows made on a CPU machine, classifiers trained on a GPU machine without nltk: the cache still serves.
     args = tiny_args(tmp_path, tiny_classifier, methods=["eda"], ratio=2)
     monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
