@@ -24,7 +24,7 @@ from transformers.utils import logging
 
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
-from .backends.local.transformers import machine_kind
+from .backends.local.machine import machine_kind
 from .credentials import check_no_secrets, find_secret
 from .data import align_label_names, class_balanced_sample
 from .labels import CONTENT_FREE_TEXTS

@@ -8,7 +8,7 @@ from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
-from gpt3mix_hf.backends.local.transformers import machine_kind
+from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.provenance import (
     CONFIG_NAME,
