@@ -64,12 +64,6 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 DEFAULT_LM = "smollm2"
 DEFAULT_CLASSIFIER = "minilm"
 
-# Views of the registry in the shape older callers read: short name -> (package, file, pip spec).
-EMBEDDED_LMS = {m.name: (m.package, m.file, m.pip_spec) for m in EMBEDDED_MODELS.values() if m.kind == "lm"}
-EMBEDDED_CLASSIFIERS = {
-    m.name: (m.package, m.file, m.pip_spec) for m in EMBEDDED_MODELS.values() if m.kind == "classifier"
-}
-
 
 def cache_dir() -> Path:
     """`$GPT3MIX_HF_CACHE`, else `~/.cache/gpt3mix_hf`."""

@@ -9,7 +9,7 @@ from transformers.utils import logging
 
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend
-from .backends.local.transformers import machine_kind
+from .backends.local.machine import machine_kind
 from .config import AugmenterConfig
 from .data import align_label_names
 from .provenance import GPT3MixConfig, as_config, dataset_sha256

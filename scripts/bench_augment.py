@@ -28,7 +28,7 @@ import torch
 from transformers import AutoModelForCausalLM, HfArgumentParser
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
-from gpt3mix_hf.backends.local.transformers import cpu_has_bf16_matmul, resolve_dtype
+from gpt3mix_hf.backends.local.machine import cpu_has_bf16_matmul, resolve_dtype
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.labels import normalize_logprobs
 from gpt3mix_hf.models import resolve_lm
@@ -137,7 +137,7 @@ def main():
     built = [augmenter._prompt(row, 0, 0) for row in augmenter._read_batch(real.to_dict())]
     prompts, seeds = [p for p, _, _ in built], [s for _, _, s in built]
     continuations = augmenter.template.scoring_parts(augmenter.spec, augmenter.label_names, "")[1]
-    line_breaks = backend._line_break_tokens
+    line_breaks = backend.line_break_tokens
 
     bare_models = {}
     bare_dtypes = args.bare_dtypes.split(",")

@@ -42,8 +42,6 @@ from gpt3mix_hf.spec import TaskSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("plain", "plain_soft", "generate", "written", "soft", "local")
-# The label the LM wrote, without scoring ("hard" meant that before "written" was its name).
-WRITTEN = "written" if "written" in LABEL_MODES else "hard"
 
 
 @dataclass
@@ -212,7 +210,7 @@ def measure(variant: str, args: BenchArguments, url: str, train, prompts, seeds,
             seconds = time.perf_counter() - start
             texts, tokens = [c.text for c in completions], sum(c.num_tokens for c in completions)
         else:
-            augmenter = make_augmenter(backend, train, args, WRITTEN if variant == "written" else "soft")
+            augmenter = make_augmenter(backend, train, args, "written" if variant == "written" else "soft")
             augmenter.augment(load_from_cache_file=False, batch_size=len(train))
             seconds = time.perf_counter() - start
             tokens = augmenter.report.generated_tokens

@@ -37,8 +37,9 @@ from transformers.utils import logging
 from gpt3mix_hf.data import load_benchmark
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
+from gpt3mix_hf.training.label_columns import SoftLabelCollator
 from gpt3mix_hf.training.losses import soft_cross_entropy
-from gpt3mix_hf.training.trainer import GPT3MixTrainer, SoftLabelCollator
+from gpt3mix_hf.training.trainer import GPT3MixTrainer
 
 
 class StepTimer(TrainerCallback):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from transformers import HfArgumentParser
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
-from gpt3mix_hf.backends.local import kv_cache
+from gpt3mix_hf.backends.local import kv_cache, prefill, scoring
 from gpt3mix_hf.backends.local import transformers as engine
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 
@@ -36,12 +36,12 @@ class ProfileArguments:
 
 
 PARTS = {  # (owner, method) -> part
-    (engine.TransformersBackend, "_prefill"): "prefill",
+    (prefill, "prefill"): "prefill",
     (kv_cache.DecodeBatch, "advance"): "decode forward passes",
     (engine, "sample_tokens"): "sampling",
     (kv_cache.DecodeBatch, "merge"): "merging rows in",
     (kv_cache.DecodeBatch, "select"): "dropping finished rows",
-    (engine.TransformersBackend, "_score_prompt_caches"): "label scoring passes",
+    (scoring.LabelScorer, "score_prompt_caches"): "label scoring passes",
 }
 
 

@@ -15,7 +15,7 @@ from datasets import load_from_disk
 from served_fixtures import ROOT, CannedTransformersBackend, FakeOpenAIServer, FakeTGIServer, TinyLMEngine
 from test_experiment import build_tiny_classifier, write_reviews
 
-from gpt3mix_hf.backends.local.transformers import resolve_dtype
+from gpt3mix_hf.backends.local.machine import resolve_dtype
 from gpt3mix_hf.cli.main import CommandParser, main
 
 REVIEW_FLAGS = ["--text_column", "review", "--label_column", "stars", "--text_type", "product review",

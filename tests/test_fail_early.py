@@ -9,7 +9,7 @@ from conftest import ScriptedBackend, make_dataset
 from datasets import Dataset
 
 from gpt3mix_hf import GPT3MixAugmenter, TaskSpec
-from gpt3mix_hf.training.trainer import validate_soft_labels
+from gpt3mix_hf.training.label_columns import validate_soft_labels
 
 TEXTS = ["a gripping film .", "dull and long .", "the best of the year .", "an embarrassment ."]
 

@@ -23,7 +23,7 @@ from gpt3mix_hf import (
 from gpt3mix_hf.data import align_label_names
 from gpt3mix_hf.experiment.source import DataSourceArguments, encode_labels, load_split
 from gpt3mix_hf.models import resolve_classifier
-from gpt3mix_hf.training.trainer import SoftLabelCollator
+from gpt3mix_hf.training.label_columns import SoftLabelCollator
 
 NAMES = ["negative", "positive"]
 TEXTS = ["a gripping film .", "dull and long .", "the best of the year .", "an embarrassment ."]

@@ -16,7 +16,7 @@ from gpt3mix_hf import (
     make_augmenter,
     regenerate,
 )
-from gpt3mix_hf.backends.local.transformers import machine_kind
+from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.provenance import CONFIG_NAME, DataSource, as_config, check_no_secrets, dataset_sha256
 

@@ -21,8 +21,9 @@ from transformers import (
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
 from gpt3mix_hf.training.classification import evaluate_classifier, tokenize_dataset, train_classifier
+from gpt3mix_hf.training.label_columns import SoftLabelCollator
 from gpt3mix_hf.training.losses import kl_divergence, soft_cross_entropy
-from gpt3mix_hf.training.trainer import GPT3MixTrainer, SoftLabelCollator
+from gpt3mix_hf.training.trainer import GPT3MixTrainer
 
 NAMES = ["negative", "positive"]
 TEXTS = [*TOY_TEXTS, "a small miracle of a movie ."]

@@ -5,8 +5,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from gpt3mix_hf import PromptTemplate, SamplingConfig, TaskSpec, TransformersBackend
-from gpt3mix_hf.backends.local import transformers as transformers_backend
-from gpt3mix_hf.backends.local.transformers import cpu_has_bf16_matmul, line_break_table, resolve_dtype
+from gpt3mix_hf.backends.local import machine, prefill
+from gpt3mix_hf.backends.local.machine import cpu_has_bf16_matmul, resolve_dtype
+from gpt3mix_hf.backends.local.transformers import line_break_table
 
 TREC = TaskSpec.from_preset("trec6")
 TREC_NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
@@ -172,21 +173,21 @@ def uneven_prompts():
     return [("word " * n).strip() + "\nItem:" for n in (1, 150, 7, 60, 3, 190, 25, 12, 90, 2, 40)]
 
 
-def test_slots_refill_as_rows_end_and_texts_do_not_depend_on_slot_count(uneven_backend_parts):
+def test_slots_refill_as_rows_end_and_texts_do_not_depend_on_slot_count(uneven_backend_parts, monkeypatch):
     model, tokenizer = uneven_backend_parts
     prompts, seeds = uneven_prompts(), list(range(100, 111))
     sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=30)
     results = {}
+    original = prefill.prefill
     for slots in (1, 3, 16):
         backend = TransformersBackend(model, tokenizer, batch_size=slots)
         entered = []
-        prefill = backend._prefill
 
-        def spy(indices, prompt_ids, shared=None, *, prefill=prefill, entered=entered):
+        def spy(runner, indices, prompt_ids, shared=None, *, entered=entered):
             entered.append(list(indices))
-            return prefill(indices, prompt_ids, shared)
+            return original(runner, indices, prompt_ids, shared)
 
-        backend._prefill = spy
+        monkeypatch.setattr(prefill, "prefill", spy)
         completions = backend.generate(prompts, seeds, sampling)
         results[slots] = completions
         assert sorted(i for group in entered for i in group) == list(range(len(prompts)))
@@ -265,13 +266,13 @@ def test_one_token_labels_are_read_from_the_decoding_where_the_row_wrote_the_con
         return text if written else "Item: " + text
 
     scored_by_pass = []
-    score_prompt_caches = backend._score_prompt_caches
+    score_prompt_caches = backend.label_scorer.score_prompt_caches
 
     def spy(items, labels):
         scored_by_pass.extend(index for index, *_ in items)
         return score_prompt_caches(items, labels)
 
-    backend._score_prompt_caches = spy
+    backend.label_scorer.score_prompt_caches = spy
     completions = backend.generate_and_score(prompts, list(range(len(prompts))), SAMPLING, context, continuations)
     with_context = [i for i, c in enumerate(completions) if context(c.text) is not None]
     assert len(with_context) >= 4
@@ -290,14 +291,14 @@ def test_one_token_labels_are_read_from_the_decoding_where_the_row_wrote_the_con
 def test_length_groups_bound_the_padding_and_keep_every_row():
     lengths = [3, 150, 7, 60, 3, 190, 25, 12, 90, 2, 40, 61, 59]
     rows = [100 + i for i in range(len(lengths))]
-    groups = transformers_backend.length_groups(rows, lengths, padding=0.1)
+    groups = prefill.length_groups(rows, lengths, padding=0.1)
     assert sorted(row for group in groups for row in group) == rows
     length_of = dict(zip(rows, lengths, strict=True))
     for group in groups:
         tokens = sum(length_of[row] for row in group)
         assert len(group) * max(length_of[row] for row in group) <= 1.1 * tokens
     assert [100 + 11, 100 + 3, 100 + 12] in groups  # 61, 60, 59: one group
-    assert transformers_backend.length_groups(rows, lengths, padding=float("inf")) == [sorted(
+    assert prefill.length_groups(rows, lengths, padding=float("inf")) == [sorted(
         rows, key=lambda row: -length_of[row])]
 
 
@@ -314,10 +315,10 @@ def test_bf16_matrix_support_is_read_from_the_cpu_flags(flags, expected):
 
 
 def test_auto_dtype_follows_the_hardware(monkeypatch):
-    monkeypatch.delenv(transformers_backend.AUTO_DTYPE_ENV, raising=False)
-    monkeypatch.setattr(transformers_backend, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.delenv(machine.AUTO_DTYPE_ENV, raising=False)
+    monkeypatch.setattr(machine, "cpu_has_bf16_matmul", lambda flags=None: False)
     assert resolve_dtype("auto", "cpu") == torch.float32
-    monkeypatch.setattr(transformers_backend, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
+    monkeypatch.setattr(machine, "cpu_has_bf16_matmul", lambda flags=None: True)
     assert resolve_dtype("auto", "cpu") == torch.bfloat16
     # A forced dtype wins over the hardware.
     assert resolve_dtype("float32", "cpu") == torch.float32
@@ -327,12 +328,12 @@ def test_auto_dtype_follows_the_hardware(monkeypatch):
 
 
 def test_auto_dtype_can_be_forced_by_the_environment(monkeypatch):
-    monkeypatch.setattr(transformers_backend, "_cpu_flags", lambda: {"avx2"})
-    monkeypatch.setenv(transformers_backend.AUTO_DTYPE_ENV, "bfloat16")
+    monkeypatch.setattr(machine, "cpu_has_bf16_matmul", lambda flags=None: False)
+    monkeypatch.setenv(machine.AUTO_DTYPE_ENV, "bfloat16")
     assert resolve_dtype("auto", "cpu") == torch.bfloat16
     # Only "auto" follows it: a dtype the caller names stays what it is.
     assert resolve_dtype("float32", "cpu") == torch.float32
-    monkeypatch.setenv(transformers_backend.AUTO_DTYPE_ENV, "bf16")
+    monkeypatch.setenv(machine.AUTO_DTYPE_ENV, "bf16")
     with pytest.raises(ValueError, match="GPT3MIX_AUTO_DTYPE must be one of"):
         resolve_dtype("auto", "cpu")
 
@@ -378,7 +379,7 @@ def test_line_break_table_is_built_once_per_tokenizer(tiny_lm_dir):
     first = TransformersBackend.from_pretrained(str(tiny_lm_dir))
     second = TransformersBackend.from_pretrained(str(tiny_lm_dir))
     assert line_break_table(first.tokenizer) is line_break_table(second.tokenizer)
-    table = first._line_break_tokens
+    table = first.line_break_tokens
     assert table[first.tokenizer.convert_tokens_to_ids("Ċ")] and table[first.tokenizer.eos_token_id]
     assert not table[first.tokenizer.convert_tokens_to_ids("Hello")]
     assert len(table) >= first.model.config.vocab_size
@@ -387,12 +388,12 @@ def test_line_break_table_is_built_once_per_tokenizer(tiny_lm_dir):
 def test_shared_header_is_run_once_and_gives_the_same_cache_and_logits(backend):
     prompts = trec_prompts()
     ids = backend.tokenizer(prompts)["input_ids"]
-    shared = backend._shared_prefix(ids)
+    shared = prefill.shared_prefix(backend.runner, ids)
     assert shared is not None and len(shared[0]) >= 8
     assert all(row[: len(shared[0])] == shared[0] for row in ids)
     with torch.inference_mode():
-        plain = backend._prefill(list(range(5)), ids)
-        reused = backend._prefill(list(range(5)), ids, shared)
+        plain = prefill.prefill(backend.runner, list(range(5)), ids)
+        reused = prefill.prefill(backend.runner, list(range(5)), ids, shared)
     assert torch.equal(plain.mask, reused.mask)
     torch.testing.assert_close(reused.logits, plain.logits, atol=1e-5, rtol=1e-5)
     for a, b in zip(plain.cache.layers, reused.cache.layers, strict=True):
@@ -400,5 +401,5 @@ def test_shared_header_is_run_once_and_gives_the_same_cache_and_logits(backend):
         torch.testing.assert_close(b.keys[real], a.keys[real], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(b.values[real], a.values[real], atol=1e-5, rtol=1e-5)
     # Prompts with nothing in common, or a single prompt, run whole.
-    assert backend._shared_prefix(ids[:1]) is None
-    assert backend._shared_prefix([[1, 2, 3] * 5, [4, 5, 6] * 5]) is None
+    assert prefill.shared_prefix(backend.runner, ids[:1]) is None
+    assert prefill.shared_prefix(backend.runner, [[1, 2, 3] * 5, [4, 5, 6] * 5]) is None

@@ -156,7 +156,7 @@ class Backend(ABC):
         completions: list[Completion | None] = [None] * len(prompts)
         todo = list(range(len(prompts)))
         while todo:
-            answers = self._generate_and_score_once(
+            answers = self.generate_and_score_once(
                 [prompts[i] for i in todo], [seeds[i] for i in todo], sampling, scoring_context, continuations
             )
             again = []
@@ -169,7 +169,7 @@ class Backend(ABC):
             todo = again
         return completions
 
-    def _generate_and_score_once(
+    def generate_and_score_once(
         self,
         prompts: list[str],
         seeds: list[int],
@@ -177,7 +177,11 @@ class Backend(ABC):
         scoring_context: ScoringContext,
         continuations: list[str] | None,
     ) -> list[Completion]:
-        """One round of `generate_and_score`: every prompt generated once, its generation scored if it parses."""
+        """One round of `generate_and_score`: every prompt generated once, its generation scored if it parses.
+
+        `generate_and_score` calls it once per round of attempts; a backend overrides it to run a round its own
+        way (a served backend scores each row as soon as its generation is back).
+        """
         completions = self.generate(prompts, seeds, sampling)
         if continuations is None:
             return completions

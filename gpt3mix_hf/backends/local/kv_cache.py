@@ -1,18 +1,16 @@
-"""The key/value cache of `TransformersBackend`: the rows decoding together, and the column moves that keep each
+"""The key/value cache of the local engine: the rows decoding together, and the column moves that keep each
 row's tokens right-aligned (a shared prompt prefix placed next to each row's own tokens, prompt caches stacked for
 label scoring)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
-if TYPE_CHECKING:
-    from .transformers import TransformersBackend
+from .model_runner import ModelRunner
 
 
 def move_prefix_next_to_rows(cache: DynamicCache, mask: torch.Tensor, lengths: list[int], prefix: int) -> torch.Tensor:
@@ -91,11 +89,11 @@ class DecodeBatch:
         return DecodeBatch(pick(self.rows), self.cache, mask, pick(self.prompt_lengths), pick(self.lengths),
                            pick(self.steps), self.logits[index])
 
-    def advance(self, backend: TransformersBackend, next_tokens: torch.Tensor):
+    def advance(self, runner: ModelRunner, next_tokens: torch.Tensor):
         """Feed each row its sampled token: the cache grows one column and `logits` moves one step on."""
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         positions = torch.tensor(self.lengths, device=self.mask.device)[:, None]
-        self.logits = backend._forward(
+        self.logits = runner.forward(
             input_ids=next_tokens[:, None], attention_mask=self.mask, position_ids=positions, cache=self.cache
         )[:, -1, :]
         self.lengths = [length + 1 for length in self.lengths]

@@ -1,23 +1,47 @@
-"""Label scoring in `TransformersBackend`: the log-probability of each label word after a context, on the
-prompt's key/value cache kept from generation (or, without one, in one pass per prompt)."""
+"""Label scoring in the local engine: the log-probability of each label word after a context, on the prompt's
+key/value cache kept from generation (or, without one, in one pass per prompt)."""
 
 from __future__ import annotations
 
 import torch
 
+from . import prefill as prefilling
 from .kv_cache import stack_prompt_caches
+from .model_runner import ModelRunner
 
 
-class LabelScoringMixin:
-    """The scoring side of `TransformersBackend` (it uses the backend's `model`, `tokenizer`, `_forward` and
-    `_right_pad`)."""
+class LabelScorer:
+    """Scores label words after contexts with `runner`'s model: the scoring side of `TransformersBackend`, which
+    holds one (on its own model, or on a float32 twin of it).
 
-    def _one_token_labels(self, continuations: list[str]) -> list[int] | None:
+    Args:
+        runner (`ModelRunner`): the model and tokenizer to score with.
+        batch_size (`int`): prompts prefilled together by `score`.
+
+    Example:
+
+    >>> scorer = LabelScorer(ModelRunner(model.eval(), tokenizer), batch_size=8)
+    >>> scorer.score(["Review: fine\n"], ["Review: great film (Sentiment:"], [" positive", " negative"])
+    """
+
+    def __init__(self, runner: ModelRunner, batch_size: int):
+        self.runner = runner
+        self.batch_size = batch_size
+
+    @property
+    def tokenizer(self):
+        return self.runner.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.runner.device
+
+    def one_token_labels(self, continuations: list[str]) -> list[int] | None:
         """The token id of each label continuation, where every one is a single token; else None."""
         label_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
         return [ids[0] for ids in label_ids] if all(len(ids) == 1 for ids in label_ids) else None
 
-    def _traced_scores(self, context: str, generated: list[int], trace: list[list[float]]) -> list[float] | None:
+    def traced_scores(self, context: str, generated: list[int], trace: list[list[float]]) -> list[float] | None:
         """A finished row's label log-probabilities read from its decoding: where the tokens it generated begin
         with exactly the tokens of `context` and go on, the step after them predicted the label from the same
         sequence that a scoring pass would run (`trace`: the labels' log-probabilities at every step). None
@@ -27,12 +51,12 @@ class LabelScoringMixin:
             return None
         return trace[len(context_ids)]
 
-    def _score_prompt_caches(self, items, continuations: list[str]) -> list[list[float]]:
+    def score_prompt_caches(self, items, continuations: list[str]) -> list[list[float]]:
         """Label log-probabilities for (index, context, prompt key/values, prompt length) items, together."""
         cache, mask = stack_prompt_caches([(kv, length) for _, _, kv, length in items], self.device)
-        return self._score_on_cache(cache, mask, list(range(len(items))), [c for _, c, _, _ in items], continuations)
+        return self.score_on_cache(cache, mask, list(range(len(items))), [c for _, c, _, _ in items], continuations)
 
-    def _score_on_cache(self, cache, prompt_mask, rows, contexts, continuations) -> list[list[float]]:
+    def score_on_cache(self, cache, prompt_mask, rows, contexts, continuations) -> list[list[float]]:
         """Label log-probabilities on the prompt's cache: each new text goes through the model once, and only
         the tokens of multi-token labels once more per (row, label)."""
         context_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in contexts]
@@ -40,8 +64,8 @@ class LabelScoringMixin:
         cache.batch_select_indices(torch.tensor(rows, device=self.device))
         history = prompt_mask[rows]
         start = history.sum(-1, keepdim=True)
-        ids, mask = self._right_pad(context_ids)
-        logits = self._forward(
+        ids, mask = self.runner.right_pad(context_ids)
+        logits = self.runner.forward(
             input_ids=ids,
             attention_mask=torch.cat([history, mask], dim=1),
             position_ids=start + torch.arange(ids.shape[1], device=self.device),
@@ -56,8 +80,8 @@ class LabelScoringMixin:
         # Each label's tokens after the context: position j predicts the label's token j + 1.
         num_labels = len(label_ids)
         cache.batch_repeat_interleave(num_labels)
-        label_tensor, label_mask = self._right_pad(label_ids)
-        logits = self._forward(
+        label_tensor, label_mask = self.runner.right_pad(label_ids)
+        logits = self.runner.forward(
             input_ids=label_tensor.repeat(len(rows), 1),
             attention_mask=torch.cat([torch.cat([history, mask], dim=1).repeat_interleave(num_labels, dim=0),
                                       label_mask.repeat(len(rows), 1)], dim=1),
@@ -77,23 +101,20 @@ class LabelScoringMixin:
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
         """Label log-probabilities for each (prompt, context) pair, without a generation's cache: each distinct
         prompt goes through the model once (the header all prompts share, once per call), `batch_size` prompts
-        at a time, then its contexts and labels on its key/value cache, as after generation. With a float32
-        scorer (`score_dtype`), that twin scores."""
+        at a time, then its contexts and labels on its key/value cache, as after generation."""
         if not prompts:
             return []
-        if self._scorer is not None:
-            return self._scorer.score(prompts, contexts, continuations)
         distinct = list(dict.fromkeys(prompts))
         where = {prompt: i for i, prompt in enumerate(distinct)}
         prompt_ids = self.tokenizer(distinct)["input_ids"]
-        shared = self._shared_prefix(prompt_ids)
+        shared = prefilling.shared_prefix(self.runner, prompt_ids)
         scores: list[list[float] | None] = [None] * len(prompts)
         for start in range(0, len(distinct), self.batch_size):
             chunk = list(range(start, min(start + self.batch_size, len(distinct))))
-            batch = self._prefill(chunk, [prompt_ids[i] for i in chunk], shared)
+            batch = prefilling.prefill(self.runner, chunk, [prompt_ids[i] for i in chunk], shared)
             pairs = [j for j, prompt in enumerate(prompts) if start <= where[prompt] < start + len(chunk)]
             rows = [where[prompts[j]] - start for j in pairs]
-            found = self._score_on_cache(batch.cache, batch.mask, rows, [contexts[j] for j in pairs], continuations)
+            found = self.score_on_cache(batch.cache, batch.mask, rows, [contexts[j] for j in pairs], continuations)
             for j, logprobs in zip(pairs, found, strict=True):
                 scores[j] = logprobs
         return scores

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 from collections import deque
 from functools import cached_property
@@ -11,15 +10,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
 from ...models import resolve_lm, weights_origin
 from ...validation import check_arguments
 from ..base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
-from .kv_cache import DecodeBatch, move_prefix_next_to_rows
+from . import prefill as prefilling
+from .kv_cache import DecodeBatch
+from .machine import machine_kind, resolve_dtype
+from .model_runner import ModelRunner
 from .sampling import sample_tokens
-from .scoring import LabelScoringMixin
+from .scoring import LabelScorer
 
 logger = logging.get_logger(__name__)
 
@@ -39,16 +41,9 @@ _SCORE_WAIT_STEPS = 8
 # copies the whole cache once to merge the new rows in. Measured on 2 CPU cores (96 SST-2 rows, 32 slots): half
 # the prefill passes and half the merging time of refilling a slot at a time; end to end, within the noise.
 _REFILL_SHARE = 0.25
-# A token prefix shared by all prompts of a call (GPT3Mix's header) is run once and its key/values reused, when
-# it has at least this many tokens. On SST-2 the header is a third of each prompt (32 of ~99 tokens), and prefill
-# a third of the engine's time (scripts/profile_engine.py).
-_MIN_SHARED_PREFIX = 8
-# Prompts are prefilled left-padded to the longest of their group, and the padding costs as much as real tokens.
-# A group takes the next shorter prompt while its padding stays within this share of its tokens.
-_PREFILL_PADDING = 0.1
 
 
-class TransformersBackend(LabelScoringMixin, Backend):
+class TransformersBackend(Backend):
     """Samples from and scores with a local `AutoModelForCausalLM`.
 
     Generation uses continuous batching: `batch_size` decoding slots; a row that ends (line break, EOS or token
@@ -124,13 +119,16 @@ class TransformersBackend(LabelScoringMixin, Backend):
         self.batch_size = batch_size
         self.source = source
         self.score_dtype = score_dtype
+        self.runner = ModelRunner(self.model, tokenizer)
         # Label scores in float32 from a model in another dtype: a float32 twin on the same tokenizer scores them.
-        self._scorer: TransformersBackend | None = None
-        if score_dtype == "float32" and model.dtype != torch.float32:
+        self._float32_twin = score_dtype == "float32" and model.dtype != torch.float32
+        scorer_runner = self.runner
+        if self._float32_twin:
             if scorer is None:
                 logger.info("Label scores run on a float32 copy of the model's weights (score_dtype='float32').")
                 scorer = copy.deepcopy(model).to(torch.float32)
-            self._scorer = TransformersBackend(scorer, tokenizer, batch_size=batch_size, score_dtype=None)
+            scorer_runner = ModelRunner(scorer.eval(), tokenizer)
+        self.label_scorer = LabelScorer(scorer_runner, batch_size)
 
     @classmethod
     def from_pretrained(
@@ -229,7 +227,7 @@ class TransformersBackend(LabelScoringMixin, Backend):
         else:
             identity = {"backend": "transformers", "model": self.model.config.to_dict()}
         # Recorded where it changes the soft labels: a model in another dtype than float32, scored in float32.
-        if self._scorer is not None:
+        if self._float32_twin:
             identity["score_dtype"] = "float32"
         return identity
 
@@ -250,11 +248,17 @@ class TransformersBackend(LabelScoringMixin, Backend):
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     @cached_property
-    def _line_break_tokens(self) -> torch.Tensor:
-        """Token ids whose text contains a line break, and EOS: an item ends at the first one."""
+    def line_break_tokens(self) -> torch.Tensor:
+        """A bool per token id (padded to the model's vocabulary): whether its text contains a line break, or it
+        is EOS. A generated item ends at the first such token."""
         flags = line_break_table(self.tokenizer)
         width = max(len(flags), self.model.config.vocab_size)
         return F.pad(flags, (0, width - len(flags)))
+
+    def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
+        """Label log-probabilities for each (prompt, context) pair, without a generation's cache (see
+        `LabelScorer.score`); with a float32 twin (`score_dtype`), the twin scores."""
+        return self.label_scorer.score(prompts, contexts, continuations)
 
     # -- generation ---------------------------------------------------------------------------------------
 
@@ -282,15 +286,15 @@ class TransformersBackend(LabelScoringMixin, Backend):
         self.check_seeds(prompts, seeds)
         seeds = list(seeds)
         prompt_ids = self.tokenizer(list(prompts))["input_ids"]
-        shared = self._shared_prefix(prompt_ids)
-        line_breaks = self._line_break_tokens.to(self.device)
+        shared = prefilling.shared_prefix(self.runner, prompt_ids)
+        line_breaks = self.line_break_tokens.to(self.device)
         completions: list[Completion | None] = [None] * len(prompts)
         tokens: list[list[int]] = [[] for _ in prompts]
         # With one-token labels, each row's label log-probabilities at every step it decodes: where its tokens
         # spell the scoring context, the step after them is the label's score, and no scoring pass is needed.
         label_tokens = None
-        if continuations is not None and self._scorer is None:
-            label_tokens = self._one_token_labels(continuations)
+        if continuations is not None and not self._float32_twin:
+            label_tokens = self.label_scorer.one_token_labels(continuations)
         label_trace: list[list[list[float]]] = [[] for _ in prompts]
         waiting = deque(range(len(prompts)))
         to_score: list[tuple[int, str, list, int]] = []
@@ -311,7 +315,7 @@ class TransformersBackend(LabelScoringMixin, Backend):
             free = self.batch_size - (len(batch.rows) if batch is not None else 0)
             if waiting and (batch is None or free >= max(1, int(self.batch_size * _REFILL_SHARE))):
                 entering = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                for fresh in self._prefill_groups(entering, prompt_ids, shared):
+                for fresh in prefilling.prefill_groups(self.runner, entering, prompt_ids, shared):
                     batch = fresh if batch is None else batch.merge(fresh)
             next_tokens = sample_tokens(batch.logits, [seeds[i] for i in batch.rows], batch.steps,
                                         sampling.temperature, sampling.top_p)
@@ -332,10 +336,11 @@ class TransformersBackend(LabelScoringMixin, Backend):
                 completions[index] = Completion(text=text, num_tokens=len(tokens[index]))
                 context = scoring_context(text) if continuations is not None else None
                 if context is not None and label_tokens is not None:
-                    completions[index].label_logprobs = self._traced_scores(context, tokens[index], label_trace[index])
+                    completions[index].label_logprobs = self.label_scorer.traced_scores(
+                        context, tokens[index], label_trace[index])
                 if context is None or completions[index].label_logprobs is not None:
                     done(index)
-                elif self._scorer is not None:
+                elif self._float32_twin:
                     to_score.append((index, context))  # the float32 twin runs the prompt again: no cache copy
                 else:
                     to_score.append((index, context, *batch.prompt_cache(position)))
@@ -343,205 +348,19 @@ class TransformersBackend(LabelScoringMixin, Backend):
                 batch = batch.select(staying) if staying else None
                 next_tokens = next_tokens[staying]
             if batch is not None:
-                batch.advance(self, next_tokens)
+                batch.advance(self.runner, next_tokens)
             waited = waited + 1 if to_score else 0
             if to_score and (len(to_score) >= _SCORE_GROUP or waited > _SCORE_WAIT_STEPS or batch is None):
-                if self._scorer is None:
-                    scores = self._score_prompt_caches(to_score, continuations)
+                if self._float32_twin:
+                    scores = self.label_scorer.score([prompts[i] for i, _ in to_score], [c for _, c in to_score],
+                                                     continuations)
                 else:
-                    scores = self._scorer.score([prompts[i] for i, _ in to_score], [c for _, c in to_score],
-                                                continuations)
+                    scores = self.label_scorer.score_prompt_caches(to_score, continuations)
                 scored, to_score = to_score, []
                 for (index, *_), logprobs in zip(scored, scores, strict=True):
                     completions[index].label_logprobs = logprobs
                     done(index)
         return completions
-
-    def _shared_prefix(self, prompt_ids: list[list[int]]) -> tuple[list[int], list] | None:
-        """The token prefix all prompts share (GPT3Mix's header) and its key/values, computed once per call; None
-        when it is too short to be worth it. Every prompt keeps at least one token of its own.
-        """
-        if len(prompt_ids) < 2:
-            return None
-        length = min(len(ids) for ids in prompt_ids) - 1
-        first = prompt_ids[0]
-        for ids in prompt_ids[1:]:
-            length = next((j for j in range(length) if ids[j] != first[j]), length)
-        if length < _MIN_SHARED_PREFIX:
-            return None
-        cache = DynamicCache()
-        self._forward(input_ids=torch.tensor([first[:length]], device=self.device), cache=cache, logits_to_keep=1)
-        return first[:length], [(layer.keys, layer.values) for layer in cache.layers]
-
-    def _prefill_groups(self, indices: list[int], prompt_ids: list[list[int]], shared) -> list[DecodeBatch]:
-        """Prefill the rows `indices`: those whose prompt starts with the `shared` prefix on its key/values, the
-        others (a retry's prompt need not share it) whole; each in groups of similar length (`length_groups`)."""
-        prefix = shared[0] if shared is not None else None
-        on = [] if prefix is None else [
-            i for i in indices if len(prompt_ids[i]) > len(prefix) and prompt_ids[i][: len(prefix)] == prefix
-        ]
-        off = [i for i in indices if i not in on]
-        batches = []
-        for rows, reuse, skip in ((on, shared, len(prefix or ())), (off, None, 0)):
-            for group in length_groups(rows, [len(prompt_ids[i]) - skip for i in rows]):
-                batches.append(self._prefill(group, [prompt_ids[i] for i in group], reuse))
-        return batches
-
-    def _prefill(self, indices: list[int], prompt_ids: list[list[int]], shared=None) -> DecodeBatch:
-        """Run new prompts (left-padded) through the model: a decode batch ready to sample their first token.
-
-        With a `shared` prefix, only each prompt's own tokens are run, after the prefix's cached key/values;
-        the prefix columns are then moved next to each row's own tokens, so every row stays right-aligned.
-        """
-        lengths = [len(p) for p in prompt_ids]
-        if shared is None:
-            ids, mask = self._left_pad(prompt_ids)
-            cache = DynamicCache()
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                                   logits_to_keep=1)[:, -1, :]
-            return DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
-        prefix, prefix_kv = len(shared[0]), shared[1]
-        rows = len(prompt_ids)
-        ids, own_mask = self._left_pad([p[prefix:] for p in prompt_ids])
-        cache = DynamicCache(ddp_cache_data=[(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
-                                             for k, v in prefix_kv])
-        # [prefix | padding | own tokens]: the padding sits between the two until the columns move below.
-        mask = torch.cat([torch.ones(rows, prefix, dtype=own_mask.dtype, device=self.device), own_mask], dim=1)
-        positions = prefix + (own_mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                               logits_to_keep=1)[:, -1, :]
-        mask = move_prefix_next_to_rows(cache, mask, lengths, prefix)
-        return DecodeBatch(list(indices), cache, mask, lengths, lengths, [0] * len(indices), logits)
-
-    def _forward(self, cache: DynamicCache, **inputs) -> torch.Tensor:
-        # transformers renamed `past_key_values` to `cache` during 5.x; accept both generations.
-        inputs[self._cache_argument] = cache
-        return self.model(**inputs).logits
-
-    @cached_property
-    def _cache_argument(self) -> str:
-        parameters = inspect.signature(self.model.forward).parameters
-        return "cache" if "cache" in parameters else "past_key_values"
-
-    def _left_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(sequence) for sequence in sequences)
-        ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, sequence in enumerate(sequences):
-            ids[i, width - len(sequence) :] = torch.tensor(sequence)
-            mask[i, width - len(sequence) :] = 1
-        return ids.to(self.device), mask.to(self.device)
-
-    def _right_pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(sequence) for sequence in sequences)
-        ids = torch.full((len(sequences), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, sequence in enumerate(sequences):
-            ids[i, : len(sequence)] = torch.tensor(sequence)
-            mask[i, : len(sequence)] = 1
-        return ids.to(self.device), mask.to(self.device)
-
-
-def length_groups(rows: list[int], lengths: list[int], padding: float = _PREFILL_PADDING) -> list[list[int]]:
-    """`rows` in groups of similar `lengths`, longest first, each padded to its longest by at most `padding` times
-    its tokens, so that a left-padded prefill spends little on padding. Equal lengths keep their order.
-
-    Example:
-
-    >>> length_groups([7, 8, 9, 10], [100, 30, 95, 28])
-    [[7, 9], [8, 10]]
-    """
-    groups: list[list[int]] = []
-    longest = tokens = 0
-    for length, row in sorted(zip(lengths, rows, strict=True), key=lambda pair: -pair[0]):
-        if groups and (len(groups[-1]) + 1) * longest <= (1 + padding) * (tokens + length):
-            groups[-1].append(row)
-            tokens += length
-        else:
-            groups.append([row])
-            longest = tokens = length
-    return groups
-
-
-def cpu_has_bf16_matmul(flags: set[str] | None = None) -> bool:
-    """Whether the CPU multiplies bf16 matrices natively (AVX512_BF16 or AMX-BF16), where bf16 weights run
-    several times faster than fp32. Without either, bf16 is emulated and slower. `flags` defaults to this
-    machine's (`/proc/cpuinfo`, else what torch detects)."""
-    if flags is None:
-        flags = _cpu_flags()
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def machine_kind(device: str | torch.device = "cpu") -> str:
-    """The processor or GPU a model runs on, e.g. `"cpu: AMD EPYC; bf16 matmul emulated"`. Rows generated in
-    bfloat16 are the same for the same settings on the same kind of machine only: other kernels round
-    otherwise, and a rounded logit can change a sampled token."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    name = _cpuinfo_field("model name") or "unknown processor"
-    return f"{device.type}: {name}; bf16 matmul {'native' if cpu_has_bf16_matmul() else 'emulated'}"
-
-
-def _cpuinfo_field(key: str) -> str | None:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith(key):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def _cpu_flags() -> set[str]:
-    flags = _cpuinfo_field("flags")
-    if flags is not None:
-        return set(flags.split())
-    # Not Linux: ask torch's own CPU detection (private helpers, hence the guards).
-    flags = set()
-    if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():
-        flags.add("avx512_bf16")
-    if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)():
-        flags.add("amx_bf16")
-    return flags
-
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-# Set to a dtype name, `"auto"` resolves to it on any machine: e.g. GPT3MIX_AUTO_DTYPE=bfloat16 runs the test
-# suite as a machine with native bf16 (AMX, a GPU) sees it, emulated and slower where the CPU lacks it.
-AUTO_DTYPE_ENV = "GPT3MIX_AUTO_DTYPE"
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
-    """The torch dtype for `dtype`: `"auto"` is bfloat16 on a GPU that supports it and on a CPU with native
-    bf16 matrix instructions (`cpu_has_bf16_matmul`), float32 elsewhere; `$GPT3MIX_AUTO_DTYPE`, when set,
-    overrides that choice on any machine.
-
-    Example:
-
-    >>> resolve_dtype("auto", "cpu")  # torch.float32 on a CPU without AVX512_BF16 / AMX
-    """
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto" and os.environ.get(AUTO_DTYPE_ENV):
-        forced = os.environ[AUTO_DTYPE_ENV]
-        if forced not in _DTYPES:
-            raise ValueError(f"${AUTO_DTYPE_ENV} must be one of {sorted(_DTYPES)} (or unset), got {forced!r}.")
-        return _DTYPES[forced]
-    if dtype == "auto":
-        device = torch.device(device)
-        if device.type == "cuda":
-            fast = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        else:
-            fast = device.type == "cpu" and cpu_has_bf16_matmul()
-        return torch.bfloat16 if fast else torch.float32
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be 'auto' or one of {sorted(_DTYPES)}, got {dtype!r}.")
-    return _DTYPES[dtype]
 
 
 # Line-break tables already built, per tokenizer (decoding a 49k vocabulary takes a while; every backend on

@@ -212,7 +212,7 @@ class ServedBackend(Backend):
     def generate(self, prompts: list[str], seeds: list[int], sampling: SamplingConfig) -> list[Completion]:
         return self.generate_and_score(prompts, seeds, sampling, lambda text: None, None)
 
-    def _generate_and_score_once(
+    def generate_and_score_once(
         self,
         prompts: list[str],
         seeds: list[int],
