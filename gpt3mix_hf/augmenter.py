@@ -25,10 +25,10 @@ from .data import concatenate_with_real as concatenate_with_real  # re-exported:
 from .labelling import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES, LabellingMixin
 from .labelling import relabel as relabel  # re-exported: its home is labels.py
 from .labels import CONTENT_FREE_TEXTS
-from .prompt import GenerationParser, PromptTemplate, has_visible_text
+from .prompt import GenerationParser, PromptTemplate
 from .selection import ANCHOR, STRATEGIES, ExampleSelector, content_key, row_rng
 from .spec import TaskSpec
-from .validation import check_arguments
+from .validation import check_arguments, has_visible_text
 
 logger = logging.get_logger(__name__)
 

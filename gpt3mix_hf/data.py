@@ -24,7 +24,7 @@ from datasets import (
 from transformers.utils import logging
 
 from .labels import one_hot
-from .prompt import has_visible_text
+from .validation import has_visible_text
 
 logger = logging.get_logger(__name__)
 

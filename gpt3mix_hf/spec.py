@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from datasets import ClassLabel
 
-from .validation import check_fields
+from .validation import check_fields, has_visible_text
 
 _SENTIMENT = {"negative": "negative", "positive": "positive", "neg": "negative", "pos": "positive"}
 
@@ -59,8 +59,6 @@ class TaskSpec:
     verbalizer: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        from .prompt import has_visible_text  # prompt.py imports this module
-
         check_fields(self)
 
         # Every string here is written into one line of the prompt and read back from the LM's line.

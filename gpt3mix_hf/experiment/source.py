@@ -9,9 +9,8 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset, load_dataset
 
 from ..data import BENCHMARKS, align_label_names, check_label_values, load_benchmark, load_data_file
-from ..prompt import has_visible_text
 from ..spec import PRESETS, TaskSpec
-from ..validation import check_fields
+from ..validation import check_fields, has_visible_text
 
 SPLIT_SUFFIXES = (".jsonl", ".json", ".csv")
 
