@@ -22,8 +22,9 @@ from gpt3mix_hf.augment_run import number_duplicates
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import TransformersBackend
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.experiment import Augmentations, ExperimentArguments, data_seed, load_task_data, make_split, task_spec
+from gpt3mix_hf.experiment import Augmentations, ExperimentArguments, data_seed, load_task_data, make_split
 from gpt3mix_hf.experiment.caches import _plain
+from gpt3mix_hf.spec import task_spec
 from gpt3mix_hf.state import load_rows, save_rows
 
 

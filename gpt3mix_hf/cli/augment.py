@@ -22,12 +22,13 @@ from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..backends.served.auth import check_base_url
 from ..data import class_balanced_sample
-from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
+from ..experiment.source import DataSourceArguments, load_split
 from ..labelling import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config
 from ..quality import format_quality
 from ..selection import STRATEGIES
+from ..spec import TaskSpecArguments, task_spec
 from ..state import check_folder_path
 from ..validation import check_fields
 

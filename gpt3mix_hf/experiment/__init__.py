@@ -3,7 +3,7 @@ back-translation vs GPT3Mix (soft, calibrated, hard, written labels), matched se
 run, then a table with paired differences to NoAug and a plot.
 
 - `arguments`: `ExperimentArguments`, the methods;
-- `source`: where the data comes from (benchmark, folder of splits, Hub id) and the task spec;
+- `source`: where the data comes from (benchmark, folder of splits, Hub id);
 - `caches`: the synthetic rows of each method, one GPT3Mix generation per sub-sample;
 - `sweep`: the grid of runs, resumable and shareable between processes;
 - `summary`: tables, paired differences and plots.
@@ -11,7 +11,7 @@ run, then a table with paired differences to NoAug and a plot.
 
 from .arguments import DEFAULT_METHODS, GPT3MIX_METHODS, METHOD_NAMES, METHODS, ExperimentArguments
 from .caches import Augmentations, derive_method_rows
-from .source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
+from .source import DataSourceArguments, load_split
 from .summary import (
     export_synthetic,
     load_runs,
@@ -44,7 +44,6 @@ __all__ = [
     "ExperimentArguments",
     "HeldOut",
     "Split",
-    "TaskSpecArguments",
     "data_seed",
     "derive_method_rows",
     "export_synthetic",
@@ -60,7 +59,6 @@ __all__ = [
     "run_experiment",
     "run_path",
     "summarize",
-    "task_spec",
     "train_seed",
     "write_summary",
 ]

@@ -7,8 +7,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from ..models import DEFAULT_CLASSIFIER, DEFAULT_LM
+from ..spec import TaskSpecArguments
 from ..validation import check_fields
-from .source import DataSourceArguments, TaskSpecArguments
+from .source import DataSourceArguments
 
 # GPT3Mix methods all come from one generation per sub-sample (see `caches.derive_method_rows`).
 GPT3MIX_METHODS = ("gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard", "gpt3mix-written", "gpt3mix-debiased")

@@ -1,5 +1,5 @@
 """Where a task's labelled rows come from: one of the paper's benchmarks, a folder of JSONL/CSV split files, or
-a Hub dataset; and the task specification the LM is shown (a preset, or text type, label type and verbalizer)."""
+a Hub dataset."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset, load_dataset
 
 from ..data import BENCHMARKS, align_label_names, check_label_values, load_benchmark, load_data_file
-from ..spec import PRESETS, TaskSpec
 from ..validation import check_fields, has_visible_text
 
 SPLIT_SUFFIXES = (".jsonl", ".json", ".csv")
@@ -53,29 +52,6 @@ class DataSourceArguments:
         if self.dataset is None:
             return False
         return self.dataset.lower().replace("-", "") in BENCHMARKS and not Path(self.dataset).exists()
-
-
-@dataclass
-class TaskSpecArguments:
-    """What the LM is told about the data: a preset of the paper, or a text type, a label type and a verbalizer."""
-
-    preset: str | None = field(
-        default=None,
-        metadata={
-            "help": f"A task spec preset ({', '.join(PRESETS)}). Default: the benchmark's own, else built from "
-            "--text_type, --label_type and --verbalizer.",
-            "choices": sorted(PRESETS),
-        },
-    )
-    text_type: str = field(default="text", metadata={"help": "What one text is, e.g. 'movie review'."})
-    label_type: str = field(default="label", metadata={"help": "What the label is, e.g. 'sentiment'."})
-    verbalizer: list[str] | None = field(
-        default=None,
-        metadata={"help": "label=word pairs, e.g. --verbalizer 1=positive 0=negative; default: the label names."},
-    )
-
-    def __post_init__(self):
-        check_fields(self)
 
 
 def split_files(folder: Path) -> dict[str, Path]:
@@ -186,28 +162,3 @@ def encode_labels(dataset: Dataset, text_column: str, label_column: str, *, orig
         batched=True, desc="Encoding label names",
     )
     return dataset.cast_column(label_column, class_label)
-
-
-def task_spec(task: TaskSpecArguments, label_names: list[str], dataset: str | None = None) -> TaskSpec:
-    """The task spec `task` describes, checked to cover `label_names`: the preset given, else the benchmark's own
-    preset, else one built from the text type, label type and verbalizer (default: the label names as words)."""
-    key = (dataset or "").lower().replace("-", "")
-    preset = task.preset or (key if key in PRESETS and task.verbalizer is None else None)
-    if preset is not None:
-        spec = TaskSpec.from_preset(preset)
-    else:
-        # A verbalizer given covers every label: a label left to its own name is more likely a typo than intended.
-        verbalizer = {} if task.verbalizer else {name: name for name in label_names}
-        for pair in task.verbalizer or []:
-            name, separator, word = pair.partition("=")
-            if not separator or not name or not word.strip():
-                raise ValueError(f"--verbalizer takes label=word pairs (e.g. pos=positive), got {pair!r}.")
-            if name not in label_names:
-                raise ValueError(f"--verbalizer names the label {name!r}, which the data lacks ({label_names}).")
-            verbalizer[name] = word.strip()
-        missing = [name for name in label_names if name not in verbalizer]
-        if missing:
-            raise ValueError(f"--verbalizer has no word for the label(s) {missing}: give one label=word per label.")
-        spec = TaskSpec(task.text_type, task.label_type, verbalizer)
-    spec.words_for(label_names)
-    return spec

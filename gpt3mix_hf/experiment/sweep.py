@@ -23,10 +23,11 @@ from transformers.utils import logging
 from ..backends.base import SamplingConfig
 from ..data import class_balanced_sample, concatenate_with_real, per_class_for, training_features
 from ..selection import row_seed
+from ..spec import task_spec
 from ..state import check_folder_path, read_json, write_json
 from .arguments import GPT3MIX_METHODS, HELD_OUT_PER_CLASS, ExperimentArguments
 from .caches import Augmentations, level_name
-from .source import encode_labels, load_split, task_spec
+from .source import encode_labels, load_split
 
 logger = logging.get_logger(__name__)
 
