@@ -18,7 +18,7 @@ from datasets.utils.logging import is_progress_bar_enabled
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
-from .data import _validate_dataset, align_label_names, check_columns
+from .data import align_label_names, check_columns, read_labelled_rows
 from .state import check_folder_path, load_rows, read_json, save_rows, write_json
 from .validation import check_arguments
 
@@ -96,7 +96,7 @@ class AugmentRunMixin:
                                                   "load_from_cache_file": load_from_cache_file,
                                                   "shard_size": shard_size}, owner="augment")
         if pool is not None:
-            names = list(_validate_dataset(pool, self.text_column, self.label_column)[2].names)
+            names = list(read_labelled_rows(pool, self.text_column, self.label_column)[2].names)
             if sorted(names) != sorted(self.label_names):
                 raise ValueError(
                     f"The pool has the labels {names}, the augmenter {self.label_names}: they are not the same "

@@ -20,8 +20,8 @@ from .augment_run import AugmentationReport as AugmentationReport  # re-exported
 from .augment_run import number_duplicates as number_duplicates  # re-exported: its home is augment_run.py
 from .backends.base import Backend, SamplingConfig
 from .credentials import backend_secrets, redact_secrets, secret_in
-from .data import _validate_dataset, batch_label_names
-from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data.py
+from .data import batch_label_names, read_labelled_rows
+from .data import concatenate_with_real as concatenate_with_real  # re-exported: its home is data/columns.py
 from .labelling import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES, LabellingMixin
 from .labelling import relabel as relabel  # re-exported: its home is labels.py
 from .labels import CONTENT_FREE_TEXTS
@@ -184,7 +184,7 @@ class GPT3MixAugmenter(AugmentRunMixin, LabellingMixin):
             )
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}.")
-        texts, labels, class_label = _validate_dataset(pool, text_column, label_column)
+        texts, labels, class_label = read_labelled_rows(pool, text_column, label_column)
         self.label_names = list(class_label.names)
         self.spec = spec or TaskSpec.from_class_label(class_label)
         self.template = template or PromptTemplate()

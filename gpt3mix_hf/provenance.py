@@ -26,7 +26,7 @@ from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend, SamplingConfig
 from .backends.local.transformers import machine_kind
 from .credentials import check_no_secrets, find_secret
-from .data import align_label_names, class_balanced_sample
+from .data import DataSourceArguments, align_label_names, class_balanced_sample, load_split
 from .labels import CONTENT_FREE_TEXTS
 from .prompt import PromptTemplate
 from .spec import TaskSpec
@@ -136,8 +136,6 @@ class DataSource:
                 "pass the rows yourself, e.g. augmenter_from_config(config, dataset=train)."
             )
         # The loader `gpt3mix augment` and `gpt3mix experiment` use: benchmarks, split folders, files, Hub ids.
-        from .experiment.source import DataSourceArguments, load_split
-
         source = DataSourceArguments(
             dataset=self.dataset, dataset_config=self.dataset_config, revision=self.revision,
             data_dir=str(data_dir) if data_dir is not None else self.data_dir, text_column=self.text_column,

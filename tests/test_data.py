@@ -15,7 +15,7 @@ from gpt3mix_hf.data import (
     has_visible_text,
     training_features,
 )
-from gpt3mix_hf.data import logger as data_logger
+from gpt3mix_hf.data.columns import logger as data_logger
 
 NAMES = ["negative", "positive"]
 SST2 = TaskSpec.from_preset("sst2")

@@ -13,8 +13,7 @@ from datasets import ClassLabel, Dataset, Features, IterableDataset, Sequence, V
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from gpt3mix_hf import GPT3MixAugmenter, GPT3MixTrainer, GPT3MixTrainingArguments, TaskSpec
-from gpt3mix_hf.data import align_label_names
-from gpt3mix_hf.experiment.source import DataSourceArguments, encode_labels, load_split
+from gpt3mix_hf.data import DataSourceArguments, align_label_names, encode_labels, load_split
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.training.trainer import SoftLabelCollator
 

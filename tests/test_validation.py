@@ -31,8 +31,8 @@ from gpt3mix_hf.cli.augment import AugmentArguments, DataArguments
 from gpt3mix_hf.cli.experiment import SummaryArguments
 from gpt3mix_hf.cli.push import DatasetArguments, ModelArguments, PushArguments
 from gpt3mix_hf.cli.train import TrainArguments
+from gpt3mix_hf.data import DataSourceArguments
 from gpt3mix_hf.experiment import ExperimentArguments
-from gpt3mix_hf.experiment.source import DataSourceArguments
 from gpt3mix_hf.provenance import AugmenterSettings, DataSource, RunSettings
 from gpt3mix_hf.spec import TaskSpecArguments
 from gpt3mix_hf.validation import ConfigTypeError, _resolved_hints, check_fields

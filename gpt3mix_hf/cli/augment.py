@@ -21,8 +21,7 @@ from transformers.utils import logging
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..backends.served.auth import check_base_url
-from ..data import class_balanced_sample
-from ..experiment.source import DataSourceArguments, load_split
+from ..data import DataSourceArguments, class_balanced_sample, load_split
 from ..labelling import DEFAULT_DEBIAS_ORDERS, DEFAULT_DEBIAS_PRIOR_ROWS, LABEL_MODES
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig, augmenter_from_config, build_config, load_config, save_config

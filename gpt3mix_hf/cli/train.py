@@ -15,8 +15,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, IntervalStrategy, set_seed
 from transformers.utils import logging
 
-from ..data import concatenate_with_real
-from ..experiment.source import DataSourceArguments, load_split
+from ..data import DataSourceArguments, concatenate_with_real, load_split, rename_columns_to
 from ..hub.cards.common import hub_id_of
 from ..models import DEFAULT_CLASSIFIER, resolve_classifier
 from ..provenance import CONFIG_NAME, load_config
@@ -128,9 +127,7 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
         source = DataSourceArguments(dataset=args.eval_dataset, data_dir=args.eval_data_dir,
                                      text_column=text_column, label_column=label_column)
         evaluation = load_split(source, args.eval_split, names=names)
-        evaluation = evaluation.select_columns([text_column, label_column])
-        renames = {old: new for old, new in ((text_column, "text"), (label_column, "label")) if old != new}
-        evaluation = evaluation.rename_columns(renames) if renames else evaluation
+        evaluation = rename_columns_to(evaluation, text_column, label_column)
     elif training_args.early_stopping_patience is not None or training_args.eval_strategy != IntervalStrategy.NO:
         logger.warning("No --eval_dataset: training without evaluation, for --num_train_epochs, early stopping off.")
         training_args.early_stopping_patience = None

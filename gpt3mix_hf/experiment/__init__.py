@@ -3,7 +3,6 @@ back-translation vs GPT3Mix (soft, calibrated, hard, written labels), matched se
 run, then a table with paired differences to NoAug and a plot.
 
 - `arguments`: `ExperimentArguments`, the methods;
-- `source`: where the data comes from (benchmark, folder of splits, Hub id);
 - `caches`: the synthetic rows of each method, one GPT3Mix generation per sub-sample;
 - `sweep`: the grid of runs, resumable and shareable between processes;
 - `summary`: tables, paired differences and plots.
@@ -11,7 +10,6 @@ run, then a table with paired differences to NoAug and a plot.
 
 from .arguments import DEFAULT_METHODS, GPT3MIX_METHODS, METHOD_NAMES, METHODS, ExperimentArguments
 from .caches import Augmentations, derive_method_rows
-from .source import DataSourceArguments, load_split
 from .summary import (
     export_synthetic,
     load_runs,
@@ -40,7 +38,6 @@ __all__ = [
     "METHODS",
     "METHOD_NAMES",
     "Augmentations",
-    "DataSourceArguments",
     "ExperimentArguments",
     "HeldOut",
     "Split",
@@ -50,7 +47,6 @@ __all__ = [
     "held_out_seed",
     "held_out_validation",
     "load_runs",
-    "load_split",
     "load_task_data",
     "make_split",
     "markdown_table",

@@ -21,13 +21,20 @@ from filelock import FileLock, Timeout
 from transformers.utils import logging
 
 from ..backends.base import SamplingConfig
-from ..data import class_balanced_sample, concatenate_with_real, per_class_for, training_features
+from ..data import (
+    class_balanced_sample,
+    concatenate_with_real,
+    encode_labels,
+    load_split,
+    per_class_for,
+    rename_columns_to,
+    training_features,
+)
 from ..selection import row_seed
 from ..spec import task_spec
 from ..state import check_folder_path, read_json, write_json
 from .arguments import GPT3MIX_METHODS, HELD_OUT_PER_CLASS, ExperimentArguments
 from .caches import Augmentations, level_name
-from .source import encode_labels, load_split
 
 logger = logging.get_logger(__name__)
 
@@ -139,17 +146,11 @@ def load_task_data(args: ExperimentArguments, need_test: bool = True) -> tuple[D
     source = args.source
     train = load_split(source, "train")
     names = list(train.features[source.label_column].names)
-    train = _standard_columns(train, source.text_column, source.label_column)
+    train = rename_columns_to(train, source.text_column, source.label_column)
     if not need_test:
         return train, None
     test = load_split(source, args.test_split, names=names)
-    return train, _standard_columns(test, source.text_column, source.label_column)
-
-
-def _standard_columns(dataset: Dataset, text_column: str, label_column: str) -> Dataset:
-    dataset = dataset.select_columns([text_column, label_column])
-    renames = {old: new for old, new in ((text_column, "text"), (label_column, "label")) if old != new}
-    return dataset.rename_columns(renames) if renames else dataset
+    return train, rename_columns_to(test, source.text_column, source.label_column)
 
 
 def _real_only(real: Dataset) -> Dataset:

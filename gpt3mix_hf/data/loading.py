@@ -1,5 +1,5 @@
-"""Where a task's labelled rows come from: one of the paper's benchmarks, a folder of JSONL/CSV split files, or
-a Hub dataset."""
+"""Loading: where a task's labelled rows come from (one of the paper's benchmarks, a folder of JSONL/CSV split
+files, one such file, or a Hub dataset), read with the label column a `ClassLabel`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,130 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, load_dataset
 
-from ..data import BENCHMARKS, align_label_names, check_label_values, load_benchmark, load_data_file
 from ..validation import check_fields, has_visible_text
+from .columns import align_label_names, check_label_values, rename_columns_to
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Where a benchmark lives on the Hub, and its label names in the order used everywhere here."""
+
+    labels: tuple[str, ...]
+    hub_path: str
+    hub_name: str | None = None
+    text_column: str = "text"
+    label_column: str = "label_text"
+    # Hub split -> our split (CoLA's test labels are hidden: its validation split is the test set).
+    hub_splits: tuple[tuple[str, str], ...] = (("train", "train"), ("validation", "validation"), ("test", "test"))
+
+
+# A local data directory holds `<name>/<split>.jsonl` files of {"text", "label"} rows with label names; the
+# label order is the one below. The Hub ids are the usual homes of the paper's versions of each dataset.
+BENCHMARKS: dict[str, Benchmark] = {
+    "sst2": Benchmark(("negative", "positive"), "SetFit/sst2"),
+    "cr": Benchmark(("negative", "positive"), "SetFit/SentEval-CR"),
+    "subj": Benchmark(("subjective", "objective"), "SetFit/subj"),
+    "trec6": Benchmark(
+        ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"), "CogComp/trec", text_column="text", label_column="coarse_label"
+    ),
+    "cola": Benchmark(
+        ("acceptable", "unacceptable"),
+        "nyu-mll/glue",
+        "cola",
+        text_column="sentence",
+        label_column="label",
+        hub_splits=(("train", "train"), ("validation", "test")),
+    ),
+}
+
+
+def load_benchmark(name: str, split: str = "train", data_dir: str | Path | None = None) -> Dataset:
+    """A benchmark split with columns `text` and `label` (a `ClassLabel` in the order of `BENCHMARKS`).
+
+    Args:
+        name (`str`): `sst2`, `cr`, `subj`, `trec6` or `cola`.
+        split (`str`): `train`, `test` (and `validation` for SST-2).
+        data_dir (`str`, *optional*): a folder with `<name>/<split>.jsonl` files of `{"text", "label"}` rows
+            (label names). Without it, the dataset is loaded from the Hub.
+
+    Example:
+
+    >>> train = load_benchmark("sst2", "train", data_dir="data")
+    >>> train.features["label"].names
+    ['negative', 'positive']
+    """
+    key = name.lower().replace("-", "")
+    if key not in BENCHMARKS:
+        raise ValueError(f"Unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}.")
+    benchmark = BENCHMARKS[key]
+    class_label = ClassLabel(names=list(benchmark.labels))
+    if data_dir is not None:
+        path = Path(data_dir) / key / f"{split}.jsonl"
+        if not path.exists():
+            found = sorted(p.stem for p in path.parent.glob("*.jsonl")) if path.parent.exists() else []
+            raise FileNotFoundError(f"No {path}. Splits found for {key!r} in {data_dir}: {found or 'none'}.")
+        dataset = load_data_file(path)
+        missing = [column for column in ("text", "label") if column not in dataset.column_names]
+        if missing:
+            raise ValueError(f"{path} has no {missing} field(s) (it has {dataset.column_names}): each line needs "
+                             '{"text": ..., "label": <label name>}.')
+        return _encode_benchmark_labels(dataset.select_columns(["text", "label"]), class_label, str(path))
+    hub_split = {ours: theirs for theirs, ours in benchmark.hub_splits}.get(split)
+    if hub_split is None:
+        raise ValueError(f"{key} has no {split!r} split; it has {[ours for _, ours in benchmark.hub_splits]}.")
+    dataset = load_dataset(benchmark.hub_path, benchmark.hub_name, split=hub_split)
+    label_feature = dataset.features[benchmark.label_column]
+    if isinstance(label_feature, ClassLabel):
+        dataset = dataset.map(
+            lambda row: {"label_name": label_feature.int2str(row[benchmark.label_column])},
+            desc="Label ids to names",
+        )
+        label_column = "label_name"
+    else:
+        label_column = benchmark.label_column
+    dataset = rename_columns_to(dataset, benchmark.text_column, label_column)
+    return _encode_benchmark_labels(dataset, class_label, f"{benchmark.hub_path} ({hub_split})")
+
+
+def load_data_file(path: str | Path) -> Dataset:
+    """The rows of one `.jsonl`/`.json`/`.csv` file, or a `ValueError` that names the file and what to do when it is
+    missing, empty, blank, not UTF-8 or not readable as rows."""
+    path = Path(path)
+    kind = "CSV" if path.suffix == ".csv" else "JSON Lines"
+    if not path.is_file():
+        raise FileNotFoundError(f"No file {path}" + (" (it is a folder)" if path.exists() else "") + ".")
+    fix = "one labelled row per line (JSON Lines), or a header line and rows (CSV)"
+    has_content = False
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path} is not UTF-8 text (line {number}): save it as UTF-8, then retry.") from None
+            has_content = has_content or bool(line.strip())
+    if not has_content:
+        raise ValueError(f"{path} is empty or holds only blank lines: it needs {fix}.")
+    try:
+        dataset = load_dataset("csv" if path.suffix == ".csv" else "json", data_files=str(path), split="train")
+    except Exception as error:  # noqa: BLE001 - datasets' parse errors have many types; all mean "not readable"
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(f"{path} could not be read as {kind} ({type(error).__name__}: {reason}): it needs {fix}.") \
+            from None
+    if len(dataset) == 0:
+        raise ValueError(f"{path} holds no rows: it needs {fix}.")
+    return dataset
+
+
+def _encode_benchmark_labels(dataset: Dataset, class_label: ClassLabel, origin: str) -> Dataset:
+    check_label_values(list(dataset["label"]), "label", origin)
+    unknown = set(dataset.unique("label")) - set(class_label.names)
+    if unknown:
+        raise ValueError(f"{origin} has labels {sorted(unknown)} outside the expected {class_label.names}.")
+    dataset = dataset.map(
+        lambda row: {"label": class_label.str2int(row["label"])}, desc="Encoding label names"
+    )
+    return dataset.cast_column("label", class_label)
+
 
 SPLIT_SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -66,14 +188,10 @@ def split_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _load_file(path: Path) -> Dataset:
-    return load_data_file(path)
-
-
 def load_split(source: DataSourceArguments, split: str, names: list[str] | None = None) -> Dataset:
     """The split `split` of `source`, with its own column names, the label column a `ClassLabel`.
 
-    Benchmarks keep the label order of `gpt3mix_hf.data.BENCHMARKS`; other label columns that hold names (or
+    Benchmarks keep the label order of `BENCHMARKS`; other label columns that hold names (or
     numbers) are encoded in sorted order, or with `names` (train's label names, for an evaluation split: a label
     train does not have is an error). Raises a `ValueError` naming the fix when the split, a column or the
     rows are missing.
@@ -85,9 +203,8 @@ def load_split(source: DataSourceArguments, split: str, names: list[str] | None 
         )
     if source.is_benchmark:
         dataset = load_benchmark(source.dataset, split, source.data_dir)
-        columns = {"text": source.text_column, "label": source.label_column}
-        renames = {ours: theirs for ours, theirs in columns.items() if ours != theirs}
-        dataset = dataset.rename_columns(renames) if renames else dataset
+        dataset = rename_columns_to(dataset, "text", "label", text=source.text_column, label=source.label_column,
+                                    select=False)
         return encode_labels(dataset, source.text_column, source.label_column, origin=f"{source.dataset} ({split})",
                              names=names)
     path = Path(source.dataset)
@@ -98,7 +215,7 @@ def load_split(source: DataSourceArguments, split: str, names: list[str] | None 
                 f"{path} has no {split!r} split: it needs a file {split}.jsonl (or .json / .csv); found "
                 f"{sorted(files) or 'no split files'}."
             )
-        dataset = _load_file(files[split])
+        dataset = load_data_file(files[split])
     elif path.is_file():
         if path.suffix not in SPLIT_SUFFIXES:
             raise ValueError(f"{path} is not a .jsonl, .json or .csv file.")
@@ -107,7 +224,7 @@ def load_split(source: DataSourceArguments, split: str, names: list[str] | None 
                 f"{path} is a single file, so it has no {split!r} split: pass a folder holding {split}.jsonl beside "
                 "train.jsonl."
             )
-        dataset = _load_file(path)
+        dataset = load_data_file(path)
     elif path.suffix in SPLIT_SUFFIXES or source.dataset.startswith((".", "/", "~")):
         raise FileNotFoundError(f"No file or folder {path}: check the path given as --dataset.")
     else:
