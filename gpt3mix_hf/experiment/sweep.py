@@ -188,12 +188,10 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
         report_to="none",
         **on_cpu,
     )
-    # Passed only when not the default, so the harness runs with train_classifier versions without heads.
-    head = {"classifier_head": args.classifier_head} if args.classifier_head != "default" else {}
-    head["pooling"] = args.pooling
     start = time.perf_counter()
     trainer = train_classifier(
-        train, validation, model_name_or_path=args.classifier, args=training_args, max_length=args.max_length, **head
+        train, validation, model_name_or_path=args.classifier, args=training_args, max_length=args.max_length,
+        classifier_head=args.classifier_head, pooling=args.pooling,
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
