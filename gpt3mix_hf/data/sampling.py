@@ -43,7 +43,6 @@ def class_balanced_sample(
     return dataset.select(sorted(chosen))
 
 
-
 def per_class_for(fraction: float, num_rows: int, num_classes: int) -> int:
     """The rows per class that `class_balanced_sample(fraction=...)` takes: at least one."""
     return max(1, round(fraction * num_rows / num_classes))
