@@ -14,8 +14,8 @@ from datasets import ClassLabel, Features, Sequence, Value
 from transformers.utils import logging
 
 from .data import batch_label_names
-from .prompt import has_visible_text
 from .selection import content_key
+from .validation import has_visible_text
 
 logger = logging.get_logger(__name__)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import asdict, dataclass
 
 from transformers.utils import logging
 
 from .spec import TaskSpec
-from .validation import check_fields
+from .validation import check_fields, has_visible_text
 
 logger = logging.get_logger(__name__)
 
@@ -18,28 +17,6 @@ DEFAULT_HEADER = (
     "{Label_type} is one of {label_words}."
 )
 DEFAULT_ITEM = "{Text_type}: {text} ({Label_type}: {label})"
-
-# Letters, numbers, punctuation and symbols are visible; separators (Z*), control, format, surrogate and
-# private-use characters (C*) and combining marks without a base (M*) are not, nor the few letters and
-# symbols that render as blanks.
-_INVISIBLE_CATEGORIES = ("Z", "C", "M")
-_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
-def has_visible_text(text) -> bool:
-    """Whether `text` is a string with at least one visible character: whitespace of any kind (`\\u00a0`, ...),
-    format characters (`\\u200b`, `\\ufeff`, ...), combining marks and control characters alone are empty text.
-
-    >>> has_visible_text("\\u200b\\u00a0 ")
-    False
-    """
-    if not isinstance(text, str):
-        return False
-    for char in text:
-        if unicodedata.category(char)[0] not in _INVISIBLE_CATEGORIES and char not in _BLANK_GLYPHS:
-            return True
-    return False
-
 
 # The spec used to check a template on its own, before any dataset is known.
 _SAMPLE_SPEC = TaskSpec("review", "sentiment", {"bad": "negative", "good": "positive"})

@@ -26,7 +26,7 @@ from .augmenter import GPT3MixAugmenter
 from .backends.base import SamplingConfig
 from .config import AugmenterConfig
 from .credentials import check_no_secrets, find_secret
-from .data import class_balanced_sample
+from .data import DataSourceArguments, class_balanced_sample, load_split
 from .prompt import PromptTemplate
 from .spec import TaskSpec
 from .state import read_json, write_json
@@ -125,8 +125,6 @@ class DataSource:
                 "pass the rows yourself, e.g. augmenter_from_config(config, dataset=train)."
             )
         # The loader `gpt3mix augment` and `gpt3mix experiment` use: benchmarks, split folders, files, Hub ids.
-        from .experiment.source import DataSourceArguments, load_split
-
         source = DataSourceArguments(
             dataset=self.dataset, dataset_config=self.dataset_config, revision=self.revision,
             data_dir=str(data_dir) if data_dir is not None else self.data_dir, text_column=self.text_column,

@@ -1,4 +1,5 @@
-"""Task specifications S = (text type T, label type L, verbalizer v) and the paper's presets (Table 7)."""
+"""Task specifications S = (text type T, label type L, verbalizer v), the paper's presets (Table 7), and the
+command-line arguments that choose one (`TaskSpecArguments`, `task_spec`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from datasets import ClassLabel
 
-from .validation import check_fields
+from .validation import check_fields, has_visible_text
 
 _SENTIMENT = {"negative": "negative", "positive": "positive", "neg": "negative", "pos": "positive"}
 
@@ -59,8 +60,6 @@ class TaskSpec:
     verbalizer: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        from .prompt import has_visible_text  # prompt.py imports this module
-
         check_fields(self)
 
         # Every string here is written into one line of the prompt and read back from the LM's line.
@@ -121,3 +120,57 @@ class TaskSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class TaskSpecArguments:
+    """What the LM is told about the data: a preset of the paper, or a text type, a label type and a verbalizer.
+
+    Example:
+
+    >>> task_spec(TaskSpecArguments(verbalizer=["0=bad", "1=good"]), ["0", "1"]).words_for(["0", "1"])
+    ['bad', 'good']
+    """
+
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": f"A task spec preset ({', '.join(PRESETS)}). Default: the benchmark's own, else built from "
+            "--text_type, --label_type and --verbalizer.",
+            "choices": sorted(PRESETS),
+        },
+    )
+    text_type: str = field(default="text", metadata={"help": "What one text is, e.g. 'movie review'."})
+    label_type: str = field(default="label", metadata={"help": "What the label is, e.g. 'sentiment'."})
+    verbalizer: list[str] | None = field(
+        default=None,
+        metadata={"help": "label=word pairs, e.g. --verbalizer 1=positive 0=negative; default: the label names."},
+    )
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def task_spec(task: TaskSpecArguments, label_names: list[str], dataset: str | None = None) -> TaskSpec:
+    """The task spec `task` describes, checked to cover `label_names`: the preset given, else the benchmark's own
+    preset, else one built from the text type, label type and verbalizer (default: the label names as words)."""
+    key = (dataset or "").lower().replace("-", "")
+    preset = task.preset or (key if key in PRESETS and task.verbalizer is None else None)
+    if preset is not None:
+        spec = TaskSpec.from_preset(preset)
+    else:
+        # A verbalizer given covers every label: a label left to its own name is more likely a typo than intended.
+        verbalizer = {} if task.verbalizer else {name: name for name in label_names}
+        for pair in task.verbalizer or []:
+            name, separator, word = pair.partition("=")
+            if not separator or not name or not word.strip():
+                raise ValueError(f"--verbalizer takes label=word pairs (e.g. pos=positive), got {pair!r}.")
+            if name not in label_names:
+                raise ValueError(f"--verbalizer names the label {name!r}, which the data lacks ({label_names}).")
+            verbalizer[name] = word.strip()
+        missing = [name for name in label_names if name not in verbalizer]
+        if missing:
+            raise ValueError(f"--verbalizer has no word for the label(s) {missing}: give one label=word per label.")
+        spec = TaskSpec(task.text_type, task.label_type, verbalizer)
+    spec.words_for(label_names)
+    return spec

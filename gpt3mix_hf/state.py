@@ -73,6 +73,18 @@ def write_json(path: str | Path, record: Any) -> Path:
     return path
 
 
+def json_round_trip(value: Any) -> Any:
+    """`value` as `read_json` reads it back after `write_json` (tuples become lists, other objects strings), so
+    that a key made in memory compares equal to one loaded from a state file.
+
+    Example:
+
+    >>> json_round_trip({"levels": (0.1, 0.5)})
+    {'levels': [0.1, 0.5]}
+    """
+    return json.loads(json.dumps(value, default=str))
+
+
 def read_json(path: str | Path) -> Any:
     """Read a JSON state file; a cut-off or corrupted one raises a `ValueError` that names it and the fix."""
     path = Path(path)

@@ -7,6 +7,8 @@ refuses strings and numbers; a `str` refuses anything else; `X | None`, `list[X]
 (the list `HfArgumentParser` turns into a flag's choices) must be one of them. `check_arguments` does the same
 for a constructor's keyword arguments. Hints it cannot read (`Callable`, `Any`, a name imported for type checking
 only) are left alone: the check refuses what is surely wrong, never what might be right.
+
+`has_visible_text(text)` is the one test of an empty text, for task specs, prompts, parsed generations and rows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import sys
 import types
 import typing
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from typing import Any
@@ -198,3 +201,25 @@ def check_arguments(function, arguments: dict[str, Any], owner: str | None = Non
     hints = _resolved_hints(function)
     for name, value in arguments.items():
         check_value(owner, name, value, hints.get(name, _NO_CHECK), (choices or {}).get(name))
+
+
+# Letters, numbers, punctuation and symbols are visible; separators (Z*), control, format, surrogate and
+# private-use characters (C*) and combining marks without a base (M*) are not, nor the few letters and
+# symbols that render as blanks.
+_INVISIBLE_CATEGORIES = ("Z", "C", "M")
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_visible_text(text) -> bool:
+    """Whether `text` is a string with at least one visible character: whitespace of any kind (`\\u00a0`, ...),
+    format characters (`\\u200b`, `\\ufeff`, ...), combining marks and control characters alone are empty text.
+
+    >>> has_visible_text("\\u200b\\u00a0 ")
+    False
+    """
+    if not isinstance(text, str):
+        return False
+    for char in text:
+        if unicodedata.category(char)[0] not in _INVISIBLE_CATEGORIES and char not in _BLANK_GLYPHS:
+            return True
+    return False

@@ -35,7 +35,6 @@ from transformers import HfArgumentParser
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import Backend, Completion, OpenAIBackend, SamplingConfig, ServedConfig
-from gpt3mix_hf.config import LABEL_MODES
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.models import resolve_lm
 from gpt3mix_hf.spec import TaskSpec

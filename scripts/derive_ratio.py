@@ -22,9 +22,9 @@ from gpt3mix_hf.augment_run import number_duplicates
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import TransformersBackend
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.experiment import Augmentations, ExperimentArguments, data_seed, load_task_data, make_split, task_spec
-from gpt3mix_hf.experiment.caches import _plain
-from gpt3mix_hf.state import load_rows, save_rows
+from gpt3mix_hf.experiment import Augmentations, ExperimentArguments, data_seed, load_task_data, make_split
+from gpt3mix_hf.spec import task_spec
+from gpt3mix_hf.state import json_round_trip, load_rows, save_rows
 
 
 @dataclass
@@ -66,7 +66,7 @@ def main() -> None:
             split = make_split(train, level, index, data_seed(args.master_seed, index), args.validation_per_class)
             key, source_key = target.gpt3mix_key(split), origin.gpt3mix_key(split)
             loaded = load_rows(origin.folder("gpt3mix", split))
-            if loaded is None or loaded[1]["config"] != _plain(source_key):
+            if loaded is None or loaded[1]["config"] != json_round_trip(source_key):
                 raise FileNotFoundError(f"{origin.folder('gpt3mix', split)} is missing or was made otherwise.")
             rows, meta = loaded
             augmenter = GPT3MixAugmenter(backend, split.train, spec, k=args.k, ratio=source.source_ratio,
@@ -85,7 +85,7 @@ def main() -> None:
                        "report": report, "seconds": None,
                        "derived_from": {"folder": str(origin.folder("gpt3mix", split)), "copies": args.ratio}}
             folder = target.folder("gpt3mix", split)
-            save_rows(folder, subset, _plain(derived))
+            save_rows(folder, subset, json_round_trip(derived))
             print(f"{folder}: {len(subset)} of {len(rows)} rows (copies < {args.ratio}), {lost} lost in the source")
 
 

@@ -13,9 +13,11 @@ from gpt3mix_hf.data import (
     class_balanced_sample,
     concatenate_with_real,
     has_visible_text,
+    read_labelled_rows,
+    rename_columns_to,
     training_features,
 )
-from gpt3mix_hf.data import logger as data_logger
+from gpt3mix_hf.data.columns import logger as data_logger
 
 NAMES = ["negative", "positive"]
 SST2 = TaskSpec.from_preset("sst2")
@@ -130,6 +132,46 @@ def test_a_stream_is_checked_by_its_columns_without_being_read(toy_sentiment):
 def test_the_label_column_alone(toy_sentiment):
     only_labels = toy_sentiment.remove_columns("text")
     assert check_columns(only_labels, None, "label").names == NAMES
+
+
+# -- read_labelled_rows ----------------------------------------------------------------------------------
+
+
+def test_read_labelled_rows_gives_texts_label_ids_and_the_class_label(toy_sentiment):
+    texts, labels, feature = read_labelled_rows(toy_sentiment, "text", "label")
+    assert texts == toy_sentiment["text"] and labels == [1, 0, 1, 0, 1, 0]
+    assert feature.names == NAMES
+
+
+def test_read_labelled_rows_refuses_a_stream_and_checks_every_row(toy_sentiment):
+    with pytest.raises(TypeError, match="not a stream"):
+        read_labelled_rows(toy_sentiment.to_iterable_dataset(), "text", "label")
+    with pytest.raises(ValueError, match="empty text"):
+        read_labelled_rows(make_dataset(["good", " "], [1, 0], NAMES), "text", "label")
+
+
+# -- rename_columns_to -----------------------------------------------------------------------------------
+
+
+def test_rename_columns_to_names_text_and_label_and_keeps_only_them(toy_sentiment):
+    reviews = toy_sentiment.rename_columns({"text": "review", "label": "stars"}).add_column("id", list(range(6)))
+    renamed = rename_columns_to(reviews, "review", "stars")
+    assert renamed.column_names == ["text", "label"]
+    assert renamed["text"] == toy_sentiment["text"] and renamed["label"] == toy_sentiment["label"]
+    assert renamed.features["label"].names == NAMES
+
+
+def test_rename_columns_to_a_datasets_own_names_keeps_the_other_columns(toy_sentiment):
+    numbered = toy_sentiment.add_column("id", list(range(6)))
+    renamed = rename_columns_to(numbered, "text", "label", text="review", label="stars", select=False)
+    assert renamed.column_names == ["review", "stars", "id"]
+    assert renamed["review"] == toy_sentiment["text"]
+
+
+def test_rename_columns_to_leaves_names_that_already_match(toy_sentiment):
+    assert rename_columns_to(toy_sentiment, "text", "label", select=False) is toy_sentiment
+    half = rename_columns_to(toy_sentiment.rename_column("label", "stars"), "text", "stars")
+    assert half.column_names == ["text", "label"]
 
 
 # -- concatenate_with_real -------------------------------------------------------------------------------

@@ -12,8 +12,7 @@ from conftest import ScriptedBackend, make_dataset
 from gpt3mix_hf import GPT3MixAugmenter, GPT3MixConfig, TaskSpec
 from gpt3mix_hf.backends.served.request_cache import RequestCache
 from gpt3mix_hf.cli.main import main
-from gpt3mix_hf.data import load_benchmark, load_data_file
-from gpt3mix_hf.experiment.source import DataSourceArguments, load_split
+from gpt3mix_hf.data import DataSourceArguments, load_benchmark, load_data_file, load_split
 from gpt3mix_hf.state import load_rows, read_json, save_rows, write_json
 
 TEXTS = ["a gripping film .", "dull and long .", "the best of the year .", "an embarrassment ."]

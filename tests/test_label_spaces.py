@@ -20,8 +20,7 @@ from gpt3mix_hf import (
     TaskSpec,
     make_augmenter,
 )
-from gpt3mix_hf.data import align_label_names
-from gpt3mix_hf.experiment.source import DataSourceArguments, encode_labels, load_split
+from gpt3mix_hf.data import DataSourceArguments, align_label_names, encode_labels, load_split
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.training.label_columns import SoftLabelCollator
 

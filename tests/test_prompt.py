@@ -4,8 +4,8 @@ from hypothesis import strategies as st
 from transformers.testing_utils import CaptureLogger
 
 from gpt3mix_hf import PromptTemplate, TaskSpec
-from gpt3mix_hf.prompt import has_visible_text
 from gpt3mix_hf.prompt import logger as prompt_logger
+from gpt3mix_hf.validation import has_visible_text
 
 SST2 = TaskSpec.from_preset("sst2")
 NAMES = ["negative", "positive"]

@@ -5,7 +5,7 @@ import json
 import pytest
 from datasets import Dataset
 
-from gpt3mix_hf.state import load_rows, read_json, save_rows, write_json
+from gpt3mix_hf.state import json_round_trip, load_rows, read_json, save_rows, write_json
 
 
 def test_write_json_is_whole_and_leaves_no_temporary_file(tmp_path):
@@ -36,3 +36,10 @@ def test_a_folder_of_zero_rows_loads_back(tmp_path):
     save_rows(tmp_path / "cache", empty, {"n": 0})
     loaded, meta = load_rows(tmp_path / "cache")
     assert len(loaded) == 0 and loaded.column_names == ["text"] and meta == {"n": 0}
+
+
+def test_json_round_trip_is_what_read_json_gives_back(tmp_path):
+    key = {"levels": (0.1, 0.5), "path": tmp_path, "nested": [{"k": (1,)}]}
+    write_json(tmp_path / "key.json", key)
+    assert json_round_trip(key) == read_json(tmp_path / "key.json")
+    assert json_round_trip(key) != key

@@ -32,9 +32,10 @@ from gpt3mix_hf.cli.experiment import SummaryArguments
 from gpt3mix_hf.cli.push import DatasetArguments, ModelArguments, PushArguments
 from gpt3mix_hf.cli.train import TrainArguments
 from gpt3mix_hf.config import AugmenterConfig
+from gpt3mix_hf.data import DataSourceArguments
 from gpt3mix_hf.experiment import ExperimentArguments
-from gpt3mix_hf.experiment.source import DataSourceArguments, TaskSpecArguments
 from gpt3mix_hf.provenance import DataSource, RunSettings, TaskSection
+from gpt3mix_hf.spec import TaskSpecArguments
 from gpt3mix_hf.validation import ConfigTypeError, _resolved_hints, check_fields
 
 SPEC = {"text_type": "review", "label_type": "sentiment", "verbalizer": {"negative": "negative", "positive": "good"}}

@@ -20,12 +20,12 @@ from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..backends.served.auth import check_base_url
 from ..config import AugmenterConfig
-from ..data import class_balanced_sample
-from ..experiment.source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
+from ..data import DataSourceArguments, class_balanced_sample, load_split
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig
 from ..quality import format_quality
 from ..regeneration import make_augmenter
+from ..spec import TaskSpecArguments, task_spec
 from ..state import check_folder_path
 from ..validation import check_fields
 

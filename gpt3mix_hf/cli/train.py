@@ -12,18 +12,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoTokenizer, IntervalStrategy, set_seed
+from transformers import IntervalStrategy
 from transformers.utils import logging
 
-from ..data import concatenate_with_real
-from ..experiment.source import DataSourceArguments, load_split
+from ..data import DataSourceArguments, concatenate_with_real, load_split, rename_columns_to
 from ..hub.cards.common import hub_id_of
-from ..models import DEFAULT_CLASSIFIER, resolve_classifier
+from ..models import DEFAULT_CLASSIFIER
 from ..provenance import CONFIG_NAME, GPT3MixConfig
 from ..state import load_saved_rows
 from ..training.arguments import GPT3MixTrainingArguments
-from ..training.classification import load_classifier, tokenize_dataset
-from ..training.trainer import GPT3MixTrainer
+from ..training.classification import classifier_trainer
 from ..validation import check_fields
 
 logger = logging.get_logger(__name__)
@@ -126,9 +124,7 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
         source = DataSourceArguments(dataset=args.eval_dataset, data_dir=args.eval_data_dir,
                                      text_column=text_column, label_column=label_column)
         evaluation = load_split(source, args.eval_split, names=names)
-        evaluation = evaluation.select_columns([text_column, label_column])
-        renames = {old: new for old, new in ((text_column, "text"), (label_column, "label")) if old != new}
-        evaluation = evaluation.rename_columns(renames) if renames else evaluation
+        evaluation = rename_columns_to(evaluation, text_column, label_column)
     elif training_args.early_stopping_patience is not None or training_args.eval_strategy != IntervalStrategy.NO:
         logger.warning("No --eval_dataset: training without evaluation, for --num_train_epochs, early stopping off.")
         training_args.early_stopping_patience = None
@@ -136,17 +132,8 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_classifier(args.model))
-    # The new classification head is drawn at random: seed it so that runs repeat.
-    set_seed(training_args.seed)
-    model = load_classifier(args.model, names, classifier_head=args.classifier_head, pooling=args.pooling)
-    trainer = GPT3MixTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=tokenize_dataset(train, tokenizer, "text", args.max_length),
-        eval_dataset=None if evaluation is None else tokenize_dataset(evaluation, tokenizer, "text", args.max_length),
-        processing_class=tokenizer,
-    )
+    trainer = classifier_trainer(train, evaluation, args.model, training_args, max_length=args.max_length,
+                                 classifier_head=args.classifier_head, pooling=args.pooling)
     result = trainer.train()
     trainer.save_model()
     trainer.save_state()

@@ -3,7 +3,6 @@ back-translation vs GPT3Mix (soft, calibrated, hard, written labels), matched se
 run, then a table with paired differences to NoAug and a plot.
 
 - `arguments`: `ExperimentArguments`, the methods;
-- `source`: where the data comes from (benchmark, folder of splits, Hub id) and the task spec;
 - `caches`: the synthetic rows of each method, one GPT3Mix generation per sub-sample;
 - `sweep`: the grid of runs, resumable and shareable between processes;
 - `summary`: tables, paired differences and plots.
@@ -11,7 +10,6 @@ run, then a table with paired differences to NoAug and a plot.
 
 from .arguments import DEFAULT_METHODS, GPT3MIX_METHODS, METHOD_NAMES, METHODS, ExperimentArguments
 from .caches import Augmentations, derive_method_rows
-from .source import DataSourceArguments, TaskSpecArguments, load_split, task_spec
 from .summary import (
     export_synthetic,
     load_runs,
@@ -40,18 +38,15 @@ __all__ = [
     "METHODS",
     "METHOD_NAMES",
     "Augmentations",
-    "DataSourceArguments",
     "ExperimentArguments",
     "HeldOut",
     "Split",
-    "TaskSpecArguments",
     "data_seed",
     "derive_method_rows",
     "export_synthetic",
     "held_out_seed",
     "held_out_validation",
     "load_runs",
-    "load_split",
     "load_task_data",
     "make_split",
     "markdown_table",
@@ -60,7 +55,6 @@ __all__ = [
     "run_experiment",
     "run_path",
     "summarize",
-    "task_spec",
     "train_seed",
     "write_summary",
 ]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from ..data import DataSourceArguments
 from ..models import DEFAULT_CLASSIFIER, DEFAULT_LM
+from ..spec import TaskSpecArguments
 from ..validation import check_fields
-from .source import DataSourceArguments, TaskSpecArguments
 
 # GPT3Mix methods all come from one generation per sub-sample (see `caches.derive_method_rows`).
 GPT3MIX_METHODS = ("gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard", "gpt3mix-written", "gpt3mix-debiased")

@@ -21,7 +21,6 @@ is made again; a `FileLock` keeps two sweep processes from making the same rows.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from ..labelling import label_from_distribution
 from ..labels import calibrate, one_hot
 from ..selection import row_seed
 from ..spec import TaskSpec
-from ..state import load_rows, save_rows
+from ..state import json_round_trip, load_rows, save_rows
 from .arguments import ExperimentArguments
 
 logger = logging.get_logger(__name__)
@@ -185,7 +184,7 @@ class Augmentations:
         loaded = load_rows(folder)
         if loaded is None:
             return None
-        if loaded[1].get("config") != _plain(key):
+        if loaded[1].get("config") != json_round_trip(key):
             logger.info(f"The augmentation cache in {folder} was made with other settings; making it again.")
             return None
         return loaded
@@ -223,8 +222,8 @@ class Augmentations:
                 f"GPT3Mix level {split.level:g} data {split.index}: {len(synthetic)} rows in {report.seconds:.0f} s "
                 f"({report.samples_per_second:.2f} rows/s)."
             )
-            save_rows(folder, synthetic, _plain(meta))
-        return synthetic, _plain(meta)
+            save_rows(folder, synthetic, json_round_trip(meta))
+        return synthetic, json_round_trip(meta)
 
     # -- baselines ----------------------------------------------------------------------------------------
 
@@ -238,7 +237,7 @@ class Augmentations:
                 return cached
             start = time.perf_counter()
             synthetic = make()
-            meta = _plain({"config": key, "seconds": time.perf_counter() - start, **provenance()})
+            meta = json_round_trip({"config": key, "seconds": time.perf_counter() - start, **provenance()})
             save_rows(folder, synthetic, meta)
         return synthetic, meta
 
@@ -260,8 +259,3 @@ class Augmentations:
         return self._baseline(
             "bt", split, key, lambda: self._bt.augment(split.train, num_aug=self.args.ratio, seed=seed)
         )
-
-
-def _plain(value):
-    """`value` as it reads back from JSON (tuples become lists), so a loaded key compares equal to a made one."""
-    return json.loads(json.dumps(value, default=str))

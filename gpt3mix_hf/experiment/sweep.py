@@ -21,12 +21,20 @@ from filelock import FileLock, Timeout
 from transformers.utils import logging
 
 from ..backends.base import SamplingConfig
-from ..data import class_balanced_sample, concatenate_with_real, per_class_for, training_features
+from ..data import (
+    class_balanced_sample,
+    concatenate_with_real,
+    encode_labels,
+    load_split,
+    per_class_for,
+    rename_columns_to,
+    training_features,
+)
 from ..selection import row_seed
+from ..spec import task_spec
 from ..state import check_folder_path, read_json, write_json
 from .arguments import GPT3MIX_METHODS, HELD_OUT_PER_CLASS, ExperimentArguments
 from .caches import Augmentations, level_name
-from .source import encode_labels, load_split, task_spec
 
 logger = logging.get_logger(__name__)
 
@@ -138,17 +146,11 @@ def load_task_data(args: ExperimentArguments, need_test: bool = True) -> tuple[D
     source = args.source
     train = load_split(source, "train")
     names = list(train.features[source.label_column].names)
-    train = _standard_columns(train, source.text_column, source.label_column)
+    train = rename_columns_to(train, source.text_column, source.label_column)
     if not need_test:
         return train, None
     test = load_split(source, args.test_split, names=names)
-    return train, _standard_columns(test, source.text_column, source.label_column)
-
-
-def _standard_columns(dataset: Dataset, text_column: str, label_column: str) -> Dataset:
-    dataset = dataset.select_columns([text_column, label_column])
-    renames = {old: new for old, new in ((text_column, "text"), (label_column, "label")) if old != new}
-    return dataset.rename_columns(renames) if renames else dataset
+    return train, rename_columns_to(test, source.text_column, source.label_column)
 
 
 def _real_only(real: Dataset) -> Dataset:
@@ -186,12 +188,10 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
         report_to="none",
         **on_cpu,
     )
-    # Passed only when not the default, so the harness runs with train_classifier versions without heads.
-    head = {"classifier_head": args.classifier_head} if args.classifier_head != "default" else {}
-    head["pooling"] = args.pooling
     start = time.perf_counter()
     trainer = train_classifier(
-        train, validation, model_name_or_path=args.classifier, args=training_args, max_length=args.max_length, **head
+        train, validation, model_name_or_path=args.classifier, args=training_args, max_length=args.max_length,
+        classifier_head=args.classifier_head, pooling=args.pooling,
     )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -153,6 +154,55 @@ def _two_layer_head(model: PreTrainedModel) -> None:
     torch.nn.init.zeros_(dense.bias)
 
 
+def classifier_trainer(
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None,
+    model_name_or_path: str,
+    args: GPT3MixTrainingArguments,
+    *,
+    text_column: str = "text",
+    max_length: int = 128,
+    callbacks: list | None = None,
+    classifier_head: str = "default",
+    pooling: str = "auto",
+    compute_metrics: Callable | None = None,
+) -> GPT3MixTrainer:
+    """A [`GPT3MixTrainer`] of a fresh classifier for `train_dataset`'s labels ([`load_classifier`], the new head
+    seeded with `args.seed`), with both datasets tokenized; not trained yet. What [`train_classifier`] and
+    `gpt3mix train` train.
+
+    Args:
+        train_dataset (`Dataset`): `text_column` and `label` (`ClassLabel`), optionally `soft_labels` and
+            `is_synthetic`.
+        eval_dataset (`Dataset`, *optional*): validation rows with the same label names, or `None`.
+        model_name_or_path (`str`): a Hub id, a folder, or `"minilm"`.
+        args (`GPT3MixTrainingArguments`): the training arguments.
+        compute_metrics (`Callable`, *optional*): handed to the trainer as it is.
+
+    The other arguments are those of [`train_classifier`].
+
+    Example:
+
+    >>> trainer = classifier_trainer(train, None, "minilm", GPT3MixTrainingArguments("out", num_train_epochs=1))
+    >>> trainer.train()
+    """
+    names = _label_names(train_dataset, "train_dataset")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_classifier(model_name_or_path))
+    # The new classification head is drawn at random: seed it so that runs repeat.
+    set_seed(args.seed)
+    model = load_classifier(model_name_or_path, names, classifier_head, pooling)
+    return GPT3MixTrainer(
+        model=model,
+        args=args,
+        train_dataset=tokenize_dataset(train_dataset, tokenizer, text_column, max_length),
+        eval_dataset=None if eval_dataset is None else tokenize_dataset(eval_dataset, tokenizer, text_column,
+                                                                        max_length),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        compute_metrics=compute_metrics,
+    )
+
+
 def train_classifier(
     train_dataset: Dataset,
     eval_dataset: Dataset,
@@ -207,17 +257,9 @@ def train_classifier(
         logger.info(f"No args given: training with the paper's defaults into {args.output_dir}.")
     if classifier_head not in CLASSIFIER_HEADS:
         raise ValueError(f"classifier_head={classifier_head!r} is not supported: use one of {CLASSIFIER_HEADS}.")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_classifier(model_name_or_path))
-    # The new classification head is drawn at random: seed it so that runs repeat.
-    set_seed(args.seed)
-    model = load_classifier(model_name_or_path, names, classifier_head, pooling)
-    trainer = GPT3MixTrainer(
-        model=model,
-        args=args,
-        train_dataset=tokenize_dataset(train_dataset, tokenizer, text_column, max_length),
-        eval_dataset=tokenize_dataset(eval_dataset, tokenizer, text_column, max_length),
-        processing_class=tokenizer,
-        callbacks=callbacks,
+    trainer = classifier_trainer(
+        train_dataset, eval_dataset, model_name_or_path, args, text_column=text_column, max_length=max_length,
+        callbacks=callbacks, classifier_head=classifier_head, pooling=pooling,
         compute_metrics=compute_selection_metrics,
     )
     trainer.train()

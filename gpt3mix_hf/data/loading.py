@@ -1,5 +1,5 @@
-"""Where a task's labelled rows come from: one of the paper's benchmarks, a folder of JSONL/CSV split files, or
-a Hub dataset; and the task specification the LM is shown (a preset, or text type, label type and verbalizer)."""
+"""Loading: where a task's labelled rows come from (one of the paper's benchmarks, a folder of JSONL/CSV split
+files, one such file, or a Hub dataset), read with the label column a `ClassLabel`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,130 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, load_dataset
 
-from ..data import BENCHMARKS, align_label_names, check_label_values, load_benchmark, load_data_file
-from ..prompt import has_visible_text
-from ..spec import PRESETS, TaskSpec
-from ..validation import check_fields
+from ..validation import check_fields, has_visible_text
+from .columns import align_label_names, check_label_values, rename_columns_to
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Where a benchmark lives on the Hub, and its label names in the order used everywhere here."""
+
+    labels: tuple[str, ...]
+    hub_path: str
+    hub_name: str | None = None
+    text_column: str = "text"
+    label_column: str = "label_text"
+    # Hub split -> our split (CoLA's test labels are hidden: its validation split is the test set).
+    hub_splits: tuple[tuple[str, str], ...] = (("train", "train"), ("validation", "validation"), ("test", "test"))
+
+
+# A local data directory holds `<name>/<split>.jsonl` files of {"text", "label"} rows with label names; the
+# label order is the one below. The Hub ids are the usual homes of the paper's versions of each dataset.
+BENCHMARKS: dict[str, Benchmark] = {
+    "sst2": Benchmark(("negative", "positive"), "SetFit/sst2"),
+    "cr": Benchmark(("negative", "positive"), "SetFit/SentEval-CR"),
+    "subj": Benchmark(("subjective", "objective"), "SetFit/subj"),
+    "trec6": Benchmark(
+        ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"), "CogComp/trec", text_column="text", label_column="coarse_label"
+    ),
+    "cola": Benchmark(
+        ("acceptable", "unacceptable"),
+        "nyu-mll/glue",
+        "cola",
+        text_column="sentence",
+        label_column="label",
+        hub_splits=(("train", "train"), ("validation", "test")),
+    ),
+}
+
+
+def load_benchmark(name: str, split: str = "train", data_dir: str | Path | None = None) -> Dataset:
+    """A benchmark split with columns `text` and `label` (a `ClassLabel` in the order of `BENCHMARKS`).
+
+    Args:
+        name (`str`): `sst2`, `cr`, `subj`, `trec6` or `cola`.
+        split (`str`): `train`, `test` (and `validation` for SST-2).
+        data_dir (`str`, *optional*): a folder with `<name>/<split>.jsonl` files of `{"text", "label"}` rows
+            (label names). Without it, the dataset is loaded from the Hub.
+
+    Example:
+
+    >>> train = load_benchmark("sst2", "train", data_dir="data")
+    >>> train.features["label"].names
+    ['negative', 'positive']
+    """
+    key = name.lower().replace("-", "")
+    if key not in BENCHMARKS:
+        raise ValueError(f"Unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}.")
+    benchmark = BENCHMARKS[key]
+    class_label = ClassLabel(names=list(benchmark.labels))
+    if data_dir is not None:
+        path = Path(data_dir) / key / f"{split}.jsonl"
+        if not path.exists():
+            found = sorted(p.stem for p in path.parent.glob("*.jsonl")) if path.parent.exists() else []
+            raise FileNotFoundError(f"No {path}. Splits found for {key!r} in {data_dir}: {found or 'none'}.")
+        dataset = load_data_file(path)
+        missing = [column for column in ("text", "label") if column not in dataset.column_names]
+        if missing:
+            raise ValueError(f"{path} has no {missing} field(s) (it has {dataset.column_names}): each line needs "
+                             '{"text": ..., "label": <label name>}.')
+        return _encode_benchmark_labels(dataset.select_columns(["text", "label"]), class_label, str(path))
+    hub_split = {ours: theirs for theirs, ours in benchmark.hub_splits}.get(split)
+    if hub_split is None:
+        raise ValueError(f"{key} has no {split!r} split; it has {[ours for _, ours in benchmark.hub_splits]}.")
+    dataset = load_dataset(benchmark.hub_path, benchmark.hub_name, split=hub_split)
+    label_feature = dataset.features[benchmark.label_column]
+    if isinstance(label_feature, ClassLabel):
+        dataset = dataset.map(
+            lambda row: {"label_name": label_feature.int2str(row[benchmark.label_column])},
+            desc="Label ids to names",
+        )
+        label_column = "label_name"
+    else:
+        label_column = benchmark.label_column
+    dataset = rename_columns_to(dataset, benchmark.text_column, label_column)
+    return _encode_benchmark_labels(dataset, class_label, f"{benchmark.hub_path} ({hub_split})")
+
+
+def load_data_file(path: str | Path) -> Dataset:
+    """The rows of one `.jsonl`/`.json`/`.csv` file, or a `ValueError` that names the file and what to do when it is
+    missing, empty, blank, not UTF-8 or not readable as rows."""
+    path = Path(path)
+    kind = "CSV" if path.suffix == ".csv" else "JSON Lines"
+    if not path.is_file():
+        raise FileNotFoundError(f"No file {path}" + (" (it is a folder)" if path.exists() else "") + ".")
+    fix = "one labelled row per line (JSON Lines), or a header line and rows (CSV)"
+    has_content = False
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path} is not UTF-8 text (line {number}): save it as UTF-8, then retry.") from None
+            has_content = has_content or bool(line.strip())
+    if not has_content:
+        raise ValueError(f"{path} is empty or holds only blank lines: it needs {fix}.")
+    try:
+        dataset = load_dataset("csv" if path.suffix == ".csv" else "json", data_files=str(path), split="train")
+    except Exception as error:  # noqa: BLE001 - datasets' parse errors have many types; all mean "not readable"
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(f"{path} could not be read as {kind} ({type(error).__name__}: {reason}): it needs {fix}.") \
+            from None
+    if len(dataset) == 0:
+        raise ValueError(f"{path} holds no rows: it needs {fix}.")
+    return dataset
+
+
+def _encode_benchmark_labels(dataset: Dataset, class_label: ClassLabel, origin: str) -> Dataset:
+    check_label_values(list(dataset["label"]), "label", origin)
+    unknown = set(dataset.unique("label")) - set(class_label.names)
+    if unknown:
+        raise ValueError(f"{origin} has labels {sorted(unknown)} outside the expected {class_label.names}.")
+    dataset = dataset.map(
+        lambda row: {"label": class_label.str2int(row["label"])}, desc="Encoding label names"
+    )
+    return dataset.cast_column("label", class_label)
+
 
 SPLIT_SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -56,29 +176,6 @@ class DataSourceArguments:
         return self.dataset.lower().replace("-", "") in BENCHMARKS and not Path(self.dataset).exists()
 
 
-@dataclass
-class TaskSpecArguments:
-    """What the LM is told about the data: a preset of the paper, or a text type, a label type and a verbalizer."""
-
-    preset: str | None = field(
-        default=None,
-        metadata={
-            "help": f"A task spec preset ({', '.join(PRESETS)}). Default: the benchmark's own, else built from "
-            "--text_type, --label_type and --verbalizer.",
-            "choices": sorted(PRESETS),
-        },
-    )
-    text_type: str = field(default="text", metadata={"help": "What one text is, e.g. 'movie review'."})
-    label_type: str = field(default="label", metadata={"help": "What the label is, e.g. 'sentiment'."})
-    verbalizer: list[str] | None = field(
-        default=None,
-        metadata={"help": "label=word pairs, e.g. --verbalizer 1=positive 0=negative; default: the label names."},
-    )
-
-    def __post_init__(self):
-        check_fields(self)
-
-
 def split_files(folder: Path) -> dict[str, Path]:
     """`{split: file}` for the `<split>.jsonl` / `.json` / `.csv` files of `folder`."""
     files: dict[str, Path] = {}
@@ -91,14 +188,10 @@ def split_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _load_file(path: Path) -> Dataset:
-    return load_data_file(path)
-
-
 def load_split(source: DataSourceArguments, split: str, names: list[str] | None = None) -> Dataset:
     """The split `split` of `source`, with its own column names, the label column a `ClassLabel`.
 
-    Benchmarks keep the label order of `gpt3mix_hf.data.BENCHMARKS`; other label columns that hold names (or
+    Benchmarks keep the label order of `BENCHMARKS`; other label columns that hold names (or
     numbers) are encoded in sorted order, or with `names` (train's label names, for an evaluation split: a label
     train does not have is an error). Raises a `ValueError` naming the fix when the split, a column or the
     rows are missing.
@@ -110,9 +203,8 @@ def load_split(source: DataSourceArguments, split: str, names: list[str] | None 
         )
     if source.is_benchmark:
         dataset = load_benchmark(source.dataset, split, source.data_dir)
-        columns = {"text": source.text_column, "label": source.label_column}
-        renames = {ours: theirs for ours, theirs in columns.items() if ours != theirs}
-        dataset = dataset.rename_columns(renames) if renames else dataset
+        dataset = rename_columns_to(dataset, "text", "label", text=source.text_column, label=source.label_column,
+                                    select=False)
         return encode_labels(dataset, source.text_column, source.label_column, origin=f"{source.dataset} ({split})",
                              names=names)
     path = Path(source.dataset)
@@ -123,7 +215,7 @@ def load_split(source: DataSourceArguments, split: str, names: list[str] | None 
                 f"{path} has no {split!r} split: it needs a file {split}.jsonl (or .json / .csv); found "
                 f"{sorted(files) or 'no split files'}."
             )
-        dataset = _load_file(files[split])
+        dataset = load_data_file(files[split])
     elif path.is_file():
         if path.suffix not in SPLIT_SUFFIXES:
             raise ValueError(f"{path} is not a .jsonl, .json or .csv file.")
@@ -132,7 +224,7 @@ def load_split(source: DataSourceArguments, split: str, names: list[str] | None 
                 f"{path} is a single file, so it has no {split!r} split: pass a folder holding {split}.jsonl beside "
                 "train.jsonl."
             )
-        dataset = _load_file(path)
+        dataset = load_data_file(path)
     elif path.suffix in SPLIT_SUFFIXES or source.dataset.startswith((".", "/", "~")):
         raise FileNotFoundError(f"No file or folder {path}: check the path given as --dataset.")
     else:
@@ -187,28 +279,3 @@ def encode_labels(dataset: Dataset, text_column: str, label_column: str, *, orig
         batched=True, desc="Encoding label names",
     )
     return dataset.cast_column(label_column, class_label)
-
-
-def task_spec(task: TaskSpecArguments, label_names: list[str], dataset: str | None = None) -> TaskSpec:
-    """The task spec `task` describes, checked to cover `label_names`: the preset given, else the benchmark's own
-    preset, else one built from the text type, label type and verbalizer (default: the label names as words)."""
-    key = (dataset or "").lower().replace("-", "")
-    preset = task.preset or (key if key in PRESETS and task.verbalizer is None else None)
-    if preset is not None:
-        spec = TaskSpec.from_preset(preset)
-    else:
-        # A verbalizer given covers every label: a label left to its own name is more likely a typo than intended.
-        verbalizer = {} if task.verbalizer else {name: name for name in label_names}
-        for pair in task.verbalizer or []:
-            name, separator, word = pair.partition("=")
-            if not separator or not name or not word.strip():
-                raise ValueError(f"--verbalizer takes label=word pairs (e.g. pos=positive), got {pair!r}.")
-            if name not in label_names:
-                raise ValueError(f"--verbalizer names the label {name!r}, which the data lacks ({label_names}).")
-            verbalizer[name] = word.strip()
-        missing = [name for name in label_names if name not in verbalizer]
-        if missing:
-            raise ValueError(f"--verbalizer has no word for the label(s) {missing}: give one label=word per label.")
-        spec = TaskSpec(task.text_type, task.label_type, verbalizer)
-    spec.words_for(label_names)
-    return spec

@@ -1,14 +1,10 @@
-"""The data layer: the one check of text and label columns, the features of training rows, real + synthetic
-rows put together, the paper's benchmarks (from the Hub or a local data directory) and class-balanced
-sub-samples."""
+"""Columns: the one check of text and label columns, the features of training rows, label names aligned by name,
+the names of the text and label columns, and real + synthetic rows put together."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 from datasets import (
     ClassLabel,
     Dataset,
@@ -19,12 +15,11 @@ from datasets import (
     Sequence,
     Value,
     concatenate_datasets,
-    load_dataset,
 )
 from transformers.utils import logging
 
-from .labels import one_hot
-from .prompt import has_visible_text
+from ..labels import one_hot
+from ..validation import has_visible_text
 
 logger = logging.get_logger(__name__)
 
@@ -159,8 +154,17 @@ def _sentence(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def read_labelled_rows(dataset, text_column: str, label_column: str) -> tuple[list[str], list[int], ClassLabel]:
-    """The texts, labels and label feature of a real-row pool, after `check_columns` (rows included)."""
+def read_labelled_rows(dataset: Dataset, text_column: str = "text",
+                       label_column: str = "label") -> tuple[list[str], list[int], ClassLabel]:
+    """The texts, the label ids and the `ClassLabel` of a pool of real rows, after `check_columns` (every row
+    checked). A stream is refused: a pool is read more than once.
+
+    Example:
+
+    >>> texts, labels, feature = read_labelled_rows(train, "text", "label")
+    >>> feature.names
+    ['negative', 'positive']
+    """
     if isinstance(dataset, IterableDataset):
         raise TypeError(
             "The pool of real rows must be a datasets.Dataset (it is read more than once), not a stream: "
@@ -274,88 +278,6 @@ def _usable_synthetic_rows(synthetic: Dataset, num_labels: int) -> list[int]:
     return keep
 
 
-@dataclass(frozen=True)
-class Benchmark:
-    """Where a benchmark lives on the Hub, and its label names in the order used everywhere here."""
-
-    labels: tuple[str, ...]
-    hub_path: str
-    hub_name: str | None = None
-    text_column: str = "text"
-    label_column: str = "label_text"
-    # Hub split -> our split (CoLA's test labels are hidden: its validation split is the test set).
-    hub_splits: tuple[tuple[str, str], ...] = (("train", "train"), ("validation", "validation"), ("test", "test"))
-
-
-# A local data directory holds `<name>/<split>.jsonl` files of {"text", "label"} rows with label names; the
-# label order is the one below. The Hub ids are the usual homes of the paper's versions of each dataset.
-BENCHMARKS: dict[str, Benchmark] = {
-    "sst2": Benchmark(("negative", "positive"), "SetFit/sst2"),
-    "cr": Benchmark(("negative", "positive"), "SetFit/SentEval-CR"),
-    "subj": Benchmark(("subjective", "objective"), "SetFit/subj"),
-    "trec6": Benchmark(
-        ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"), "CogComp/trec", text_column="text", label_column="coarse_label"
-    ),
-    "cola": Benchmark(
-        ("acceptable", "unacceptable"),
-        "nyu-mll/glue",
-        "cola",
-        text_column="sentence",
-        label_column="label",
-        hub_splits=(("train", "train"), ("validation", "test")),
-    ),
-}
-
-
-def load_benchmark(name: str, split: str = "train", data_dir: str | Path | None = None) -> Dataset:
-    """A benchmark split with columns `text` and `label` (a `ClassLabel` in the order of `BENCHMARKS`).
-
-    Args:
-        name (`str`): `sst2`, `cr`, `subj`, `trec6` or `cola`.
-        split (`str`): `train`, `test` (and `validation` for SST-2).
-        data_dir (`str`, *optional*): a folder with `<name>/<split>.jsonl` files of `{"text", "label"}` rows
-            (label names). Without it, the dataset is loaded from the Hub.
-
-    Example:
-
-    >>> train = load_benchmark("sst2", "train", data_dir="data")
-    >>> train.features["label"].names
-    ['negative', 'positive']
-    """
-    key = name.lower().replace("-", "")
-    if key not in BENCHMARKS:
-        raise ValueError(f"Unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}.")
-    benchmark = BENCHMARKS[key]
-    class_label = ClassLabel(names=list(benchmark.labels))
-    if data_dir is not None:
-        path = Path(data_dir) / key / f"{split}.jsonl"
-        if not path.exists():
-            found = sorted(p.stem for p in path.parent.glob("*.jsonl")) if path.parent.exists() else []
-            raise FileNotFoundError(f"No {path}. Splits found for {key!r} in {data_dir}: {found or 'none'}.")
-        dataset = load_data_file(path)
-        missing = [column for column in ("text", "label") if column not in dataset.column_names]
-        if missing:
-            raise ValueError(f"{path} has no {missing} field(s) (it has {dataset.column_names}): each line needs "
-                             '{"text": ..., "label": <label name>}.')
-        return _encode_labels(dataset.select_columns(["text", "label"]), class_label, str(path))
-    hub_split = {ours: theirs for theirs, ours in benchmark.hub_splits}.get(split)
-    if hub_split is None:
-        raise ValueError(f"{key} has no {split!r} split; it has {[ours for _, ours in benchmark.hub_splits]}.")
-    dataset = load_dataset(benchmark.hub_path, benchmark.hub_name, split=hub_split)
-    label_feature = dataset.features[benchmark.label_column]
-    if isinstance(label_feature, ClassLabel):
-        dataset = dataset.map(
-            lambda row: {"label_name": label_feature.int2str(row[benchmark.label_column])},
-            desc="Label ids to names",
-        )
-        label_column = "label_name"
-    else:
-        label_column = benchmark.label_column
-    dataset = dataset.select_columns([benchmark.text_column, label_column])
-    dataset = dataset.rename_columns({benchmark.text_column: "text", label_column: "label"})
-    return _encode_labels(dataset, class_label, f"{benchmark.hub_path} ({hub_split})")
-
-
 def batch_label_names(batch, label_column: str) -> list[str] | None:
     """The `ClassLabel` names of `label_column` in a batch `Dataset.map` hands its function (the features travel
     in the batch's Arrow schema), or None where the batch does not carry them (a plain dict, a stream)."""
@@ -387,35 +309,6 @@ def align_label_names(dataset: Dataset, label_column: str, names: list[str]) -> 
     return dataset.cast_column(label_column, ClassLabel(names=list(names)))
 
 
-def load_data_file(path: str | Path) -> Dataset:
-    """The rows of one `.jsonl`/`.json`/`.csv` file, or a `ValueError` that names the file and what to do when it is
-    missing, empty, blank, not UTF-8 or not readable as rows."""
-    path = Path(path)
-    kind = "CSV" if path.suffix == ".csv" else "JSON Lines"
-    if not path.is_file():
-        raise FileNotFoundError(f"No file {path}" + (" (it is a folder)" if path.exists() else "") + ".")
-    fix = "one labelled row per line (JSON Lines), or a header line and rows (CSV)"
-    has_content = False
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, 1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ValueError(f"{path} is not UTF-8 text (line {number}): save it as UTF-8, then retry.") from None
-            has_content = has_content or bool(line.strip())
-    if not has_content:
-        raise ValueError(f"{path} is empty or holds only blank lines: it needs {fix}.")
-    try:
-        dataset = load_dataset("csv" if path.suffix == ".csv" else "json", data_files=str(path), split="train")
-    except Exception as error:  # noqa: BLE001 - datasets' parse errors have many types; all mean "not readable"
-        reason = " ".join(str(error).split())[:200]
-        raise ValueError(f"{path} could not be read as {kind} ({type(error).__name__}: {reason}): it needs {fix}.") \
-            from None
-    if len(dataset) == 0:
-        raise ValueError(f"{path} holds no rows: it needs {fix}.")
-    return dataset
-
-
 def check_label_values(values: list, column: str, origin: str) -> None:
     """Refuse a label column whose values are neither all label names (strings) nor all integer ids, with how to
     write or encode them."""
@@ -442,53 +335,20 @@ def check_label_values(values: list, column: str, origin: str) -> None:
         )
 
 
-def _encode_labels(dataset: Dataset, class_label: ClassLabel, origin: str) -> Dataset:
-    check_label_values(list(dataset["label"]), "label", origin)
-    unknown = set(dataset.unique("label")) - set(class_label.names)
-    if unknown:
-        raise ValueError(f"{origin} has labels {sorted(unknown)} outside the expected {class_label.names}.")
-    dataset = dataset.map(
-        lambda row: {"label": class_label.str2int(row["label"])}, desc="Encoding label names"
-    )
-    return dataset.cast_column("label", class_label)
+def rename_columns_to(dataset: Dataset, text_column: str, label_column: str, *, text: str = "text",
+                      label: str = "label", select: bool = True) -> Dataset:
+    """`dataset` with its columns `text_column` and `label_column` renamed `text` and `label` (a name that already
+    matches is left as it is), and with `select=True` only those two columns kept. The one place columns are
+    renamed: to the package's `text`/`label` (the default), or back to a dataset's own names.
 
+    Example:
 
-def class_balanced_sample(
-    dataset: Dataset, *, fraction: float | None = None, per_class: int | None = None, seed: int = 0,
-    label_column: str = "label", exclude: list[int] | None = None,
-) -> Dataset:
-    """A seeded sample with the same number of rows from every class.
-
-    Give either `fraction` (of the whole dataset: `round(fraction * len(dataset) / num_classes)` rows per
-    class, at least one, as the paper's 0.1 % sub-samples need) or `per_class`. Rows listed in `exclude`
-    are never drawn (to carve a validation set from what a training sample left).
+    >>> rename_columns_to(reviews, "review", "stars").column_names
+    ['text', 'label']
+    >>> rename_columns_to(train, "text", "label", text="review", label="stars", select=False).column_names
+    ['review', 'stars']
     """
-    if (fraction is None) == (per_class is None):
-        raise ValueError("Give exactly one of fraction= or per_class=.")
-    names = check_columns(dataset, None, label_column, rows=False).names
-    if fraction is not None:
-        # `not 0 < x <= 1` also refuses NaN, for which every comparison is false.
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
-            raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}.")
-        per_class = per_class_for(fraction, len(dataset), len(names))
-    if isinstance(per_class, bool) or not isinstance(per_class, int | np.integer) or per_class < 1:
-        raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}.")
-    excluded = set(exclude or [])
-    labels = np.asarray(dataset[label_column])
-    rng = np.random.default_rng(seed)
-    chosen: list[int] = []
-    for label, name in enumerate(names):
-        rows = [i for i in np.flatnonzero(labels == label).tolist() if i not in excluded]
-        if len(rows) < per_class:
-            raise ValueError(
-                f"Class {name!r} has {len(rows)} rows available, fewer than the {per_class} per class asked for: "
-                "lower the fraction or per_class."
-            )
-        chosen.extend(rng.choice(rows, size=per_class, replace=False).tolist())
-    return dataset.select(sorted(chosen))
-
-
-
-def per_class_for(fraction: float, num_rows: int, num_classes: int) -> int:
-    """The rows per class that `class_balanced_sample(fraction=...)` takes: at least one."""
-    return max(1, round(fraction * num_rows / num_classes))
+    if select:
+        dataset = dataset.select_columns([text_column, label_column])
+    renames = {old: new for old, new in ((text_column, text), (label_column, label)) if old != new}
+    return dataset.rename_columns(renames) if renames else dataset
