@@ -105,7 +105,7 @@ def soft_label_deviation(args, augmenter, prompts, seeds, sampling, continuation
             args.model, dtype="bfloat16", batch_size=args.slots, score_dtype=None),
     }
     completions = backends["float32"].generate(prompts, seeds, sampling)
-    todo = [(prompt, augmenter._scoring_context(c.text)) for prompt, c in zip(prompts, completions, strict=True)]
+    todo = [(prompt, augmenter.labeller.scoring_context(c.text)) for prompt, c in zip(prompts, completions, strict=True)]
     todo = [(prompt, context) for prompt, context in todo if context is not None]
     if not todo:
         return {}, 0
@@ -134,7 +134,7 @@ def main():
     spec = TaskSpec.from_preset("sst2")
     augmenter = GPT3MixAugmenter(backend, pool, spec, ratio=1, seed=0, sampling=sampling)
     # The first attempt's prompt of each synthetic row, as augment() builds it.
-    built = [augmenter._prompt(row, 0, 0) for row in augmenter._read_batch(real.to_dict())]
+    built = [(p["prompt"], p["source_ids"], p["seed"]) for p in augmenter.dry_run(real) if p["copy"] == 0]
     prompts, seeds = [p for p, _, _ in built], [s for _, _, s in built]
     continuations = augmenter.template.scoring_parts(augmenter.spec, augmenter.label_names, "")[1]
     line_breaks = backend.line_break_tokens
@@ -158,13 +158,13 @@ def main():
         runs.setdefault("augmenter: augment(), soft labels", []).append(
             (report.seconds, report.generated_tokens, report.rows_written))
         start = time.perf_counter()
-        completions = backend.generate_and_score(prompts, seeds, sampling, augmenter._scoring_context, continuations)
+        completions = backend.generate_and_score(prompts, seeds, sampling, augmenter.labeller.scoring_context, continuations)
         runs.setdefault("engine: generate_and_score", []).append(
             (time.perf_counter() - start, sum(c.num_tokens for c in completions), len(completions)))
         if own_dtype_backend is not None:
             # The same engine scoring at the model's dtype (score_dtype=None): what the float32 scores cost.
             start = time.perf_counter()
-            completions = own_dtype_backend.generate_and_score(prompts, seeds, sampling, augmenter._scoring_context,
+            completions = own_dtype_backend.generate_and_score(prompts, seeds, sampling, augmenter.labeller.scoring_context,
                                                                continuations)
             runs.setdefault("engine: generate_and_score, bf16 scores", []).append(
                 (time.perf_counter() - start, sum(c.num_tokens for c in completions), len(completions)))

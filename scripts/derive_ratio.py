@@ -36,15 +36,16 @@ class SourceArguments:
 def copies_of(augmenter: GPT3MixAugmenter, split_train, rows) -> list[tuple[int, int]]:
     """The (real row, copy) of each cached row, in order."""
     numbered = number_duplicates(split_train, augmenter.text_column, augmenter.label_column)
-    real = augmenter._read_batch(numbered.to_dict())
-    expected = [(i, copy) for i in range(len(real)) for copy in range(int(augmenter.ratio))]
+    planned = {(p["row"], p["copy"], p["attempt"]): p["source_ids"]
+               for p in augmenter.dry_run(numbered, attempts=augmenter.config.max_attempts)}
+    expected = sorted({(row, copy) for row, copy, _ in planned})
     found, position = [], 0
     for source_ids, failed in zip(rows["source_ids"], rows["failed_attempts"], strict=True):
         attempt = len(failed)
         while position < len(expected):
             i, copy = expected[position]
             position += 1
-            if augmenter._prompt(real[i], copy, attempt)[1] == list(source_ids):
+            if planned.get((i, copy, attempt)) == list(source_ids):
                 found.append((i, copy))
                 break
         else:

@@ -97,10 +97,10 @@ def main():
             tokens = augmenter.report.generated_tokens
         else:
             # The first attempt's prompt of each synthetic row, as augment() builds it (as bench_augment.py does).
-            built = [augmenter._prompt(row, 0, 0) for row in augmenter._read_batch(real.to_dict())]
+            built = [(p["prompt"], p["source_ids"], p["seed"]) for p in augmenter.dry_run(real) if p["copy"] == 0]
             continuations = augmenter.template.scoring_parts(augmenter.spec, augmenter.label_names, "")[1]
             completions = backend.generate_and_score([p for p, _, _ in built], [s for _, _, s in built], sampling,
-                                                     augmenter._scoring_context, continuations)
+                                                     augmenter.labeller.scoring_context, continuations)
             tokens = sum(c.num_tokens for c in completions)
         total = time.perf_counter() - start
     finally:
