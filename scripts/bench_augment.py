@@ -133,6 +133,7 @@ def main():
     sampling = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=args.max_new_tokens)
     spec = TaskSpec.from_preset("sst2")
     augmenter = GPT3MixAugmenter(backend, pool, spec, ratio=1, seed=0, sampling=sampling)
+    scoring_context = augmenter.labeller.scoring_context
     # The first attempt's prompt of each synthetic row, as augment() builds it.
     built = [(p["prompt"], p["source_ids"], p["seed"]) for p in augmenter.dry_run(real) if p["copy"] == 0]
     prompts, seeds = [p for p, _, _ in built], [s for _, _, s in built]
@@ -158,13 +159,13 @@ def main():
         runs.setdefault("augmenter: augment(), soft labels", []).append(
             (report.seconds, report.generated_tokens, report.rows_written))
         start = time.perf_counter()
-        completions = backend.generate_and_score(prompts, seeds, sampling, augmenter.labeller.scoring_context, continuations)
+        completions = backend.generate_and_score(prompts, seeds, sampling, scoring_context, continuations)
         runs.setdefault("engine: generate_and_score", []).append(
             (time.perf_counter() - start, sum(c.num_tokens for c in completions), len(completions)))
         if own_dtype_backend is not None:
             # The same engine scoring at the model's dtype (score_dtype=None): what the float32 scores cost.
             start = time.perf_counter()
-            completions = own_dtype_backend.generate_and_score(prompts, seeds, sampling, augmenter.labeller.scoring_context,
+            completions = own_dtype_backend.generate_and_score(prompts, seeds, sampling, scoring_context,
                                                                continuations)
             runs.setdefault("engine: generate_and_score, bf16 scores", []).append(
                 (time.perf_counter() - start, sum(c.num_tokens for c in completions), len(completions)))
