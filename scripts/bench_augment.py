@@ -105,7 +105,8 @@ def soft_label_deviation(args, augmenter, prompts, seeds, sampling, continuation
             args.model, dtype="bfloat16", batch_size=args.slots, score_dtype=None),
     }
     completions = backends["float32"].generate(prompts, seeds, sampling)
-    todo = [(prompt, augmenter.labeller.scoring_context(c.text)) for prompt, c in zip(prompts, completions, strict=True)]
+    context_of = augmenter.labeller.scoring_context
+    todo = [(prompt, context_of(c.text)) for prompt, c in zip(prompts, completions, strict=True)]
     todo = [(prompt, context) for prompt, context in todo if context is not None]
     if not todo:
         return {}, 0
