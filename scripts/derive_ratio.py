@@ -14,7 +14,7 @@ sweep then uses as if it had made them. Each copy is checked: a cached row must 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transformers import HfArgumentParser
 
@@ -22,7 +22,14 @@ from gpt3mix_hf.augment_run import number_duplicates
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import TransformersBackend
 from gpt3mix_hf.backends.base import SamplingConfig
-from gpt3mix_hf.experiment import Augmentations, ExperimentArguments, data_seed, load_task_data, make_split
+from gpt3mix_hf.experiment import (
+    Augmentations,
+    ExperimentArguments,
+    ProtocolAugmenterConfig,
+    data_seed,
+    load_task_data,
+    make_split,
+)
 from gpt3mix_hf.spec import task_spec
 from gpt3mix_hf.state import json_round_trip, load_rows, save_rows
 
@@ -54,14 +61,16 @@ def copies_of(augmenter: GPT3MixAugmenter, split_train, rows) -> list[tuple[int,
 
 
 def main() -> None:
-    parser = HfArgumentParser((ExperimentArguments, SamplingConfig, SourceArguments))
-    args, sampling, source = parser.parse_args_into_dataclasses()
+    parser = HfArgumentParser((ExperimentArguments, ProtocolAugmenterConfig, SamplingConfig, SourceArguments))
+    args, settings, sampling, source = parser.parse_args_into_dataclasses()
+    ratio = int(settings.ratio)
     train, _ = load_task_data(args, need_test=False)
     names = list(train.features["label"].names)
     spec = task_spec(args.task, names, args.dataset)
     backend = TransformersBackend.from_pretrained(args.lm)  # its tokenizer fits prompts to the context, as made
-    source_args = ExperimentArguments(**{**args.to_dict(), "output_dir": source.source, "ratio": source.source_ratio})
-    target, origin = Augmentations(args, spec, sampling), Augmentations(source_args, spec, sampling)
+    source_args = ExperimentArguments(**{**args.to_dict(), "output_dir": source.source})
+    target = Augmentations(args, spec, sampling, settings)
+    origin = Augmentations(source_args, spec, sampling, replace(settings, ratio=source.source_ratio))
     for index in range(args.data_seeds):
         for level in args.levels:
             split = make_split(train, level, index, data_seed(args.master_seed, index), args.validation_per_class)
@@ -70,24 +79,24 @@ def main() -> None:
             if loaded is None or loaded[1]["config"] != json_round_trip(source_key):
                 raise FileNotFoundError(f"{origin.folder('gpt3mix', split)} is missing or was made otherwise.")
             rows, meta = loaded
-            augmenter = GPT3MixAugmenter(backend, split.train, spec, k=args.k, ratio=source.source_ratio,
-                                         selection="uniform", label_mode="soft", seed=source_key["seed"],
-                                         sampling=sampling, calibrate=source_key["calibrate"])
+            augmenter = GPT3MixAugmenter(backend, split.train, spec, config=origin.generation_settings(split),
+                                         sampling=sampling)
             found = copies_of(augmenter, split.train, rows)
             lost = len(split.train) * source.source_ratio - len(found)
             if lost != meta["report"]["failed_rows"]:
                 raise ValueError(f"{lost} rows unmatched, but the source lost {meta['report']['failed_rows']}.")
-            keep = [j for j, (_, copy) in enumerate(found) if copy < args.ratio]
+            keep = [j for j, (_, copy) in enumerate(found) if copy < ratio]
             subset = rows.select(keep)
-            report = {"rows_requested": len(split.train) * args.ratio, "rows_written": len(subset),
-                      "failed_rows": len(split.train) * args.ratio - len(subset),
+            report = {"rows_requested": len(split.train) * ratio, "rows_written": len(subset),
+                      "failed_rows": len(split.train) * ratio - len(subset),
                       "generated_tokens": int(sum(subset["generated_tokens"]))}
-            derived = {"config": key, "augmenter": {**meta["augmenter"], "ratio": float(args.ratio)},
+            made = meta["augmenter"]
+            derived = {"config": key, "augmenter": {**made, "augmenter": {**made["augmenter"], "ratio": float(ratio)}},
                        "report": report, "seconds": None,
-                       "derived_from": {"folder": str(origin.folder("gpt3mix", split)), "copies": args.ratio}}
+                       "derived_from": {"folder": str(origin.folder("gpt3mix", split)), "copies": ratio}}
             folder = target.folder("gpt3mix", split)
             save_rows(folder, subset, json_round_trip(derived))
-            print(f"{folder}: {len(subset)} of {len(rows)} rows (copies < {args.ratio}), {lost} lost in the source")
+            print(f"{folder}: {len(subset)} of {len(rows)} rows (copies < {ratio}), {lost} lost in the source")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.baselines.eda import wordnet_available
 from gpt3mix_hf.experiment import (
     ExperimentArguments,
+    ProtocolAugmenterConfig,
     derive_method_rows,
     export_synthetic,
     held_out_seed,
@@ -239,7 +240,7 @@ def test_debiased_method_shares_the_generation_of_the_other_gpt3mix_methods(tmp_
     rows = load_from_disk(folder / "data")
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["augmenter"]["augmenter"]["label_mode"] == "debiased" and meta["augmenter"]["augmenter"]["calibrate"]
-    assert meta["augmenter"]["augmenter"]["debias_orders"] == meta["config"]["debias_orders"] == 2
+    assert meta["augmenter"]["augmenter"]["debias_orders"] == meta["config"]["augmenter"]["debias_orders"] == 2
     soft = derive_method_rows(rows, "gpt3mix-soft")["soft_labels"]
     assert np.allclose(soft, rows["uncalibrated_soft_labels"])
     # Calibrated from the raw distributions and the content-free prior, not from the debiased soft_labels.
@@ -359,8 +360,8 @@ def skip_without_wordnet():
 @pytest.mark.slow  # real WordNet
 def test_eda_method_runs(tmp_path, tiny_classifier):
     skip_without_wordnet()
-    args = tiny_args(tmp_path, tiny_classifier, methods=["eda"], ratio=2)
-    (result,) = run_experiment(args, toy_split(repeat=3), toy_split())
+    args = tiny_args(tmp_path, tiny_classifier, methods=["eda"])
+    (result,) = run_experiment(args, toy_split(repeat=3), toy_split(), settings=ProtocolAugmenterConfig(ratio=2))
     assert result["status"] == "ok" and result["num_synthetic"] == 2 * result["num_real"]
     assert result["augmentation"]["wordnet"] == "3.0"
     (exported,) = export_synthetic(args.output_dir)
@@ -373,9 +374,10 @@ def test_eda_method_runs(tmp_path, tiny_classifier):
 def test_eda_rows_made_once_are_trained_on_where_wordnet_is_missing(tmp_path, tiny_classifier, monkeypatch):
     skip_without_wordnet()
     # E.g. rows made on a CPU machine, classifiers trained on a GPU machine without nltk: the cache still serves.
-    args = tiny_args(tmp_path, tiny_classifier, methods=["eda"], ratio=2)
+    args = tiny_args(tmp_path, tiny_classifier, methods=["eda"])
+    settings = ProtocolAugmenterConfig(ratio=2)
     monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
-    (made,) = run_experiment(args, toy_split(repeat=3), toy_split())
+    (made,) = run_experiment(args, toy_split(repeat=3), toy_split(), settings=settings)
 
     def no_wordnet():
         raise ImportError("EDA needs nltk")
@@ -383,7 +385,7 @@ def test_eda_rows_made_once_are_trained_on_where_wordnet_is_missing(tmp_path, ti
     monkeypatch.setattr("gpt3mix_hf.baselines.eda.load_wordnet", no_wordnet)
     for path in (tmp_path / "sweep" / "runs").rglob("*.json"):
         path.unlink()
-    (again,) = run_experiment(args, toy_split(repeat=3), toy_split())
+    (again,) = run_experiment(args, toy_split(repeat=3), toy_split(), settings=settings)
     assert again["augmentation"] == made["augmentation"] and again["num_synthetic"] == made["num_synthetic"]
 
 
@@ -502,3 +504,15 @@ def test_max_test_rows_beyond_a_short_class_names_the_flag(tmp_path, tiny_classi
     args = tiny_args(tmp_path, tiny_classifier, methods=["noaug"], max_test_rows=len(test) - 1)
     with pytest.raises(ValueError, match="max_test_rows=.*Lower max_test_rows"):
         run_experiment(args, toy_split(repeat=3), test)
+
+
+def test_the_harness_takes_the_augmenter_config_and_refuses_what_it_decides(tmp_path, tiny_classifier):
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "eda", "gpt3mix-soft"])
+    assert ProtocolAugmenterConfig().selection == "uniform"  # the paper's protocol
+    with pytest.raises(ValueError, match="ratio=1.5 is not a whole number, but \\['eda'\\]"):
+        run_experiment(args, toy_split(repeat=3), toy_split(), settings=ProtocolAugmenterConfig(ratio=1.5))
+    with pytest.raises(ValueError, match="label_mode='hard': in a sweep, label_mode is set by the methods"):
+        run_experiment(args, toy_split(repeat=3), toy_split(), settings=ProtocolAugmenterConfig(label_mode="hard"))
+    with pytest.raises(ValueError, match="seed=3: in a sweep, seed is set by --master_seed"):
+        run_experiment(args, toy_split(repeat=3), toy_split(), settings=ProtocolAugmenterConfig(seed=3))
+    assert not (tmp_path / "sweep" / "runs").exists()

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..backends.base import SamplingConfig
-from ..experiment import ExperimentArguments, run_experiment, write_summary
+from ..experiment import ExperimentArguments, ProtocolAugmenterConfig, run_experiment, write_summary
 from ..experiment.summary import METRICS
 from ..validation import check_fields
 
@@ -25,12 +25,13 @@ class SummaryArguments:
 
 
 def arguments(name: str) -> tuple[type, ...]:
-    return ExperimentArguments, SamplingConfig, SummaryArguments
+    return ExperimentArguments, ProtocolAugmenterConfig, SamplingConfig, SummaryArguments
 
 
-def run(name: str, args: ExperimentArguments, sampling: SamplingConfig, summary: SummaryArguments) -> int:
+def run(name: str, args: ExperimentArguments, settings: ProtocolAugmenterConfig, sampling: SamplingConfig,
+        summary: SummaryArguments) -> int:
     if not summary.summarize_only:
-        records = run_experiment(args, sampling=sampling)
+        records = run_experiment(args, settings=settings, sampling=sampling)
         sys.stdout.write(f"{len(records)} runs in {args.output_dir}\n")
         if args.augment_only:
             return 0

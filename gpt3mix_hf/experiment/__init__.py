@@ -8,7 +8,14 @@ run, then a table with paired differences to NoAug and a plot.
 - `summary`: tables, paired differences and plots.
 """
 
-from .arguments import DEFAULT_METHODS, GPT3MIX_METHODS, METHOD_NAMES, METHODS, ExperimentArguments
+from .arguments import (
+    DEFAULT_METHODS,
+    GPT3MIX_METHODS,
+    METHOD_NAMES,
+    METHODS,
+    ExperimentArguments,
+    ProtocolAugmenterConfig,
+)
 from .caches import Augmentations, derive_method_rows
 from .summary import (
     export_synthetic,
@@ -39,6 +46,7 @@ __all__ = [
     "METHOD_NAMES",
     "Augmentations",
     "ExperimentArguments",
+    "ProtocolAugmenterConfig",
     "HeldOut",
     "Split",
     "data_seed",

@@ -1,11 +1,13 @@
 """`ExperimentArguments`: what a sweep runs — the data, the grid of levels, seeds and methods, the augmenters and
-the classifier. The GPT3Mix sampling settings are a `SamplingConfig`, passed beside it."""
+the classifier. The GPT3Mix settings are an `AugmenterConfig` (`ProtocolAugmenterConfig`: the paper's selection
+by default) and a `SamplingConfig`, passed beside it, as `gpt3mix augment` takes them."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from ..config import AugmenterConfig
 from ..data import DataSourceArguments
 from ..models import DEFAULT_CLASSIFIER, DEFAULT_LM
 from ..spec import TaskSpecArguments
@@ -75,12 +77,10 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
         default=None,
         metadata={"help": "Score on a fixed class-balanced sample of this many test rows (default: all of them)."},
     )
-    ratio: int = field(default=1, metadata={"help": "Synthetic rows per real row, for every augmentation method."})
     lm: str = field(default=DEFAULT_LM, metadata={"help": "GPT3Mix LM: an embedded short name, Hub id or folder."})
     lm_batch_size: int | None = field(
         default=None, metadata={"help": "The local LM's decoding slots (default: the backend's, 64 on CPU)."}
     )
-    k: int = field(default=2, metadata={"help": "GPT3Mix examples per prompt (the paper: 2)."})
     bt_models: list[str] = field(
         default_factory=lambda: ["Helsinki-NLP/opus-mt-en-de", "Helsinki-NLP/opus-mt-de-en"],
         metadata={"help": "Back-translation: the forward and the backward translation model (Hub ids or folders)."},
@@ -152,7 +152,7 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
         for level in self.levels:
             if not 0 < level <= 1:
                 raise ValueError(f"levels must be fractions in (0, 1], got {level}.")
-        for name in ("data_seeds", "repeats", "ratio", "k", "lm_batch_size", "max_length"):
+        for name in ("data_seeds", "repeats", "lm_batch_size", "max_length"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.max_test_rows is not None and self.max_test_rows < 1:
@@ -189,3 +189,32 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ProtocolAugmenterConfig(AugmenterConfig):
+    """`AugmenterConfig` as the harness takes it: the paper's selection (`uniform`) by default. The harness sets
+    what its methods and seeds decide (`label_mode`, `calibrate`, `seed`), so those must keep their defaults; the
+    ratio applies to every augmentation method, and EDA and back-translation make whole rows."""
+
+    selection: str = field(default="uniform", metadata=AugmenterConfig.__dataclass_fields__["selection"].metadata)
+
+
+def check_protocol_settings(config: AugmenterConfig, methods: list[str]) -> None:
+    """Refuse settings the harness would not use: said here, before any run, rather than silently ignored."""
+    decided = {"label_mode": "the methods (gpt3mix-soft, -hard, -calibrated, -debiased, -written)",
+               "calibrate": "the gpt3mix-calibrated method", "seed": "--master_seed",
+               "keep_prompt": "the harness (it keeps no prompts)"}
+    defaults = AugmenterConfig()
+    for name, by in decided.items():
+        if getattr(config, name) != getattr(defaults, name):
+            raise ValueError(
+                f"{name}={getattr(config, name)!r}: in a sweep, {name} is set by {by}; leave it at its default "
+                f"({getattr(defaults, name)!r})."
+            )
+    whole = [method for method in methods if method in ("eda", "bt")]
+    if whole and not float(config.ratio).is_integer():
+        raise ValueError(
+            f"ratio={config.ratio:g} is not a whole number, but {whole} make whole rows per real row: give a whole "
+            "ratio, or leave those methods out."
+        )

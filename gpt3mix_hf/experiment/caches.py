@@ -22,6 +22,7 @@ is made again; a `FileLock` keeps two sweep processes from making the same rows.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from datasets import Dataset
@@ -30,7 +31,7 @@ from transformers.utils import logging
 
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
-from ..config import DEFAULT_DEBIAS_ORDERS
+from ..config import AugmenterConfig
 from ..data import training_features
 from ..labelling import label_from_distribution
 from ..labels import calibrate, one_hot
@@ -118,18 +119,26 @@ class Augmentations:
         args (`ExperimentArguments`): the sweep.
         spec (`TaskSpec`): what the GPT3Mix LM is told about the data.
         sampling (`SamplingConfig`): how the GPT3Mix LM samples.
+        settings (`AugmenterConfig`): the GPT3Mix settings (k, ratio, selection, ...); the harness sets the label
+            mode, calibration and seed of each generation.
         backend (`Backend`, *optional*): the GPT3Mix LM; default `TransformersBackend.from_pretrained(args.lm)`,
             loaded when a generation is first needed.
     """
 
-    def __init__(self, args: ExperimentArguments, spec: TaskSpec, sampling: SamplingConfig, backend=None):
-        self.args, self.spec, self.sampling = args, spec, sampling
+    def __init__(self, args: ExperimentArguments, spec: TaskSpec, sampling: SamplingConfig,
+                 settings: AugmenterConfig, backend=None):
+        self.args, self.spec, self.sampling, self.settings = args, spec, sampling, settings
         self._backend = backend
         self._given_backend = backend is not None
         self._bt = None
         self._bt_error: str | None = None
         self.calibrate = "gpt3mix-calibrated" in args.methods
         self.debiased = "gpt3mix-debiased" in args.methods
+
+    @property
+    def whole_ratio(self) -> int:
+        """The ratio as EDA and back-translation take it (`check_protocol_settings` made sure it is whole)."""
+        return int(self.settings.ratio)
 
     @property
     def backend(self):
@@ -173,12 +182,16 @@ class Augmentations:
         identity is only known once the model is loaded)."""
         return {
             "lm": self._backend.identity if self._given_backend else self.args.lm,
-            "spec": self.spec.to_dict(), "k": self.args.k, "ratio": self.args.ratio, "selection": "uniform",
-            "calibrate": self.calibrate, "seed": row_seed(split.seed, 2) % 2**31,
+            "spec": self.spec.to_dict(), "augmenter": self.generation_settings(split).to_dict(),
             "sampling": self.sampling.to_dict(), **_fingerprint(split.train),
-            # Only when asked for, so that the caches of sweeps without the debiased method keep their keys.
-            **({"label_mode": "debiased", "debias_orders": DEFAULT_DEBIAS_ORDERS} if self.debiased else {}),
         }
+
+    def generation_settings(self, split) -> AugmenterConfig:
+        """The settings of `split`'s one generation, from which every GPT3Mix method's labels are derived."""
+        return replace(
+            self.settings, label_mode="debiased" if self.debiased else "soft", calibrate=self.calibrate,
+            seed=row_seed(split.seed, 2) % 2**31,
+        )
 
     def _load(self, folder: Path, key: dict) -> tuple[Dataset, dict] | None:
         loaded = load_rows(folder)
@@ -201,14 +214,8 @@ class Augmentations:
             cached = self._load(folder, key)
             if cached is not None:
                 return cached
-            options = {"calibrate": True} if self.calibrate else {}
-            if self.debiased:
-                options.update(debias_orders=key["debias_orders"])
-            augmenter = GPT3MixAugmenter(
-                self.backend, split.train, self.spec, k=self.args.k, ratio=self.args.ratio, selection="uniform",
-                label_mode="debiased" if self.debiased else "soft", seed=key["seed"], sampling=self.sampling,
-                **options,
-            )
+            augmenter = GPT3MixAugmenter(self.backend, split.train, self.spec, config=self.generation_settings(split),
+                                         sampling=self.sampling)
             # Shards of 64 real rows (a full set of decoding slots, twice) are saved as they finish: an interrupted
             # generation resumes from them.
             synthetic = augmenter.augment(
@@ -244,7 +251,7 @@ class Augmentations:
     def _eda(self, split) -> tuple[Dataset, dict]:
         from ..baselines.eda import EDAAugmenter
 
-        augmenter = EDAAugmenter(num_aug=self.args.ratio, seed=row_seed(split.seed, 3) % 2**31)
+        augmenter = EDAAugmenter(num_aug=self.whole_ratio, seed=row_seed(split.seed, 3) % 2**31)
         # The WordNet version is provenance, not part of the key: rows made where WordNet is installed are
         # trained on where it is not (nltk is only needed to make them).
         key = {**augmenter.settings(), **_fingerprint(split.train)}
@@ -255,7 +262,7 @@ class Augmentations:
         if self.bt_unavailable():
             raise RuntimeError(f"Back-translation is unavailable: {self._bt_error}")
         seed = row_seed(split.seed, 4) % 2**31
-        key = {**self._bt.config(), "num_aug": self.args.ratio, "seed": seed, **_fingerprint(split.train)}
+        key = {**self._bt.config(), "num_aug": self.whole_ratio, "seed": seed, **_fingerprint(split.train)}
         return self._baseline(
-            "bt", split, key, lambda: self._bt.augment(split.train, num_aug=self.args.ratio, seed=seed)
+            "bt", split, key, lambda: self._bt.augment(split.train, num_aug=self.whole_ratio, seed=seed)
         )

@@ -21,6 +21,7 @@ from filelock import FileLock, Timeout
 from transformers.utils import logging
 
 from ..backends.base import SamplingConfig
+from ..config import AugmenterConfig
 from ..data import (
     class_balanced_sample,
     concatenate_with_real,
@@ -33,7 +34,13 @@ from ..data import (
 from ..selection import row_seed
 from ..spec import task_spec
 from ..state import check_folder_path, read_json, write_json
-from .arguments import GPT3MIX_METHODS, HELD_OUT_PER_CLASS, ExperimentArguments
+from .arguments import (
+    GPT3MIX_METHODS,
+    HELD_OUT_PER_CLASS,
+    ExperimentArguments,
+    ProtocolAugmenterConfig,
+    check_protocol_settings,
+)
 from .caches import Augmentations, level_name
 
 logger = logging.get_logger(__name__)
@@ -233,13 +240,16 @@ def _finished(path: Path) -> dict | None:
 
 
 def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test: Dataset | None = None, *,
-                   sampling: SamplingConfig | None = None, backend=None) -> list[dict]:
+                   settings: AugmenterConfig | None = None, sampling: SamplingConfig | None = None,
+                   backend=None) -> list[dict]:
     """Run (or resume) the sweep; return the records of the runs this call made or found finished.
 
     Args:
         args (`ExperimentArguments`): the sweep.
         train, test (`Dataset`, *optional*): the data, with `text` and a `ClassLabel` `label`; default: loaded
             as `args` says (a benchmark, a folder of splits or a Hub id).
+        settings (`AugmenterConfig`, *optional*): the GPT3Mix settings (k, ratio for every augmentation method,
+            selection, ...); default `ProtocolAugmenterConfig()` (the paper's: k=2, ratio 1, uniform selection).
         sampling (`SamplingConfig`, *optional*): how the GPT3Mix LM samples; default `SamplingConfig()`.
         backend (`Backend`, *optional*): the GPT3Mix LM (any backend, e.g. a served one); default:
             `TransformersBackend.from_pretrained(args.lm)`, loaded only if generation is needed.
@@ -250,6 +260,8 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
 
         disable_progress_bar()
     sampling = sampling or SamplingConfig()
+    settings = settings or ProtocolAugmenterConfig()
+    check_protocol_settings(settings, args.methods)
     need_test = not args.augment_only
     if train is None or (test is None and need_test):
         loaded_train, loaded_test = load_task_data(args, need_test=need_test)
@@ -275,9 +287,9 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
                 ) from error
     spec = task_spec(args.task, names, args.dataset)
     output_dir = Path(args.output_dir)
-    write_json(output_dir / "experiment.json", {**args.to_dict(), "sampling": sampling.to_dict(),
-                                                "spec": spec.to_dict()})
-    augmentations = Augmentations(args, spec, sampling, backend)
+    write_json(output_dir / "experiment.json", {**args.to_dict(), "augmenter": settings.to_dict(),
+                                                "sampling": sampling.to_dict(), "spec": spec.to_dict()})
+    augmentations = Augmentations(args, spec, sampling, settings, backend)
     held_out = None
     if args.validation_set == "held-out":
         per_class = args.validation_per_class
@@ -345,7 +357,8 @@ def _run_one(args: ExperimentArguments, augmentations: Augmentations, split: Spl
         "train_seed": train_seed(args.master_seed, split.index, split.level, repeat),
         "num_real": len(split.train),
         "num_validation": len(split.validation),
-        "settings": {**args.to_dict(), "sampling": augmentations.sampling.to_dict()},
+        "settings": {**args.to_dict(), "augmenter": augmentations.settings.to_dict(),
+                     "sampling": augmentations.sampling.to_dict()},
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
     }
     if method == "bt" and augmentations.bt_unavailable():
