@@ -77,6 +77,12 @@ class AugmenterConfig:
         default=DEFAULT_DEBIAS_PRIOR_ROWS,
         metadata={"help": "debiased: the most pool rows scored for the task prior."},
     )
+    min_label_mass: float = field(
+        default=0.0,
+        metadata={"help": "A served LM that returns only its top few alternatives at the label position covers part "
+                  "of the probability (the row's label_mass); a generation whose label words cover less than this "
+                  "share is tried again. 0: keep every row (a local LM always covers all of it)."},
+    )
     seed: int = field(default=0, metadata={"help": "Master seed of the augmentation."})
     max_attempts: int = field(
         default=4, metadata={"help": "Generations tried per synthetic row before it is recorded as failed."}
@@ -90,6 +96,8 @@ class AugmenterConfig:
         if not 0 < self.ratio < math.inf:
             raise ValueError(f"ratio (synthetic rows per real row) must be a finite number > 0, got {self.ratio!r}.")
         self.ratio = float(self.ratio)
+        if not 0 <= self.min_label_mass <= 1:
+            raise ValueError(f"min_label_mass is a share of probability, in [0, 1]: got {self.min_label_mass}.")
         for name in ("k", "max_attempts", "debias_prior_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}.")

@@ -102,6 +102,9 @@ class Labeller:
             return parsed, None
         if completion.label_logprobs is None:
             return "the backend returned no label scores"
+        if completion.label_mass < self.config.min_label_mass:
+            return (f"the label words covered {completion.label_mass:.3f} of the probability, under "
+                    f"min_label_mass={self.config.min_label_mass}")
         try:
             return parsed, normalize_logprobs(completion.label_logprobs)
         except ValueError as error:

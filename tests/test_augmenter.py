@@ -704,3 +704,23 @@ def test_smollm2_debiased_labels_whatever_the_batch_size(sst2_sample):
         other_order = augmenter.labeller.label_distributions([swapped], [row["text"]])[0]
         np.testing.assert_allclose(row["order_averaged_soft_labels"],
                                    mean_distribution([row["uncalibrated_soft_labels"], other_order]), atol=1e-4)
+
+
+def test_min_label_mass_sends_thinly_scored_generations_to_another_attempt(toy_sentiment):
+    class PartialScores(ScriptedBackend):
+        """A served LM's top-k view: the label words cover a share of the probability that falls by attempt."""
+
+        def generate_and_score_once(self, prompts, seeds, sampling, scoring_context, continuations):
+            completions = super().generate_and_score_once(prompts, seeds, sampling, scoring_context, continuations)
+            for completion in completions:
+                completion.label_mass = 0.5
+            return completions
+
+    kept = GPT3MixAugmenter(PartialScores(parse_rate=1.0), toy_sentiment, SST2, seed=0).augment()
+    assert len(kept) == len(toy_sentiment) and set(kept["label_mass"]) == {0.5}
+    strict = GPT3MixAugmenter(PartialScores(parse_rate=1.0), toy_sentiment, SST2, seed=0, min_label_mass=0.9)
+    assert len(strict.augment()) == 0
+    errors = {attempt["error"] for row in strict.report.failures for attempt in row["failed_attempts"]}
+    assert errors == {"the label words covered 0.500 of the probability, under min_label_mass=0.9"}
+    with pytest.raises(ValueError, match="min_label_mass is a share of probability"):
+        GPT3MixAugmenter(PartialScores(), toy_sentiment, SST2, min_label_mass=2.0)
