@@ -322,9 +322,25 @@ def test_summary_compares_matched_runs_only(tmp_path):
     hard = summary["cells"]["gpt3mix-hard"]
     assert hard["n"] == 6 and math.isclose(hard["mean"], 56.0) and math.isclose(hard["delta"]["mean"], -5.0)
     table = markdown_table(records)
-    assert "| GPT3Mix soft | 66.0 ± 0.9 (n=6) | +5.0 [+5.0, +5.0] |" in table
+    assert "| GPT3Mix soft | 66.0 ± 0.9 (n=6, 3 data seeds) | +5.0 [+5.0, +5.0] |" in table
     assert "| NoAug | 61.0 ± 0.9 (n=6) | – |" in table
     assert "EDA |" not in table and "- removed: EDA at 1 %" in table
+    assert "- 2 comparisons to NoAug" in table
+
+
+def test_intervals_are_taken_over_data_seeds_not_runs():
+    # Two repeats of each of 3 data seeds share their sub-sample and generation: 3 independent units, not 6.
+    gains = {0: (1.0, 3.0), 1: (2.0, 4.0), 2: (6.0, 8.0)}  # the method's gain over NoAug, per (seed, repeat)
+    records = [record("noaug", i, r, 0.5) for i in range(3) for r in range(2)]
+    records += [record("gpt3mix-soft", i, r, 0.5 + gains[i][r] / 100) for i in range(3) for r in range(2)]
+    delta = summarize(records)[0.01]["cells"]["gpt3mix-soft"]["delta"]
+    seed_gains = [2.0, 3.0, 7.0]  # each seed's repeats averaged first
+    expected = paired_difference(seed_gains, [0.0, 0.0, 0.0])
+    assert delta["n"] == 3 and math.isclose(delta["mean"], 4.0)
+    assert math.isclose(delta["low"], expected["low"]) and math.isclose(delta["high"], expected["high"])
+    # On the six runs as if independent (5 degrees of freedom), the interval would be narrower.
+    naive = paired_difference([g for pair in gains.values() for g in pair], [0.0] * 6)
+    assert naive["high"] - naive["low"] < delta["high"] - delta["low"]
 
 
 def test_old_hard_records_read_as_written_labels(tmp_path):

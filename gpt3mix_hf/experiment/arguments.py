@@ -57,8 +57,16 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     methods: list[str] = field(
         default_factory=lambda: list(DEFAULT_METHODS), metadata={"help": "Methods to run.", "choices": list(METHODS)}
     )
-    data_seeds: int = field(default=5, metadata={"help": "Sub-samples per level (the paper: 5)."})
-    repeats: int = field(default=2, metadata={"help": "Classifier trainings per sub-sample, each with its own seed."})
+    data_seeds: int = field(
+        default=10,
+        metadata={"help": "Sub-samples per level, each with its own generation: the independent repeats the intervals "
+                  "are taken over (the paper: 5)."},
+    )
+    repeats: int = field(
+        default=1,
+        metadata={"help": "Classifier trainings per sub-sample, each with its own seed; they share the sub-sample and "
+                  "its generation, so the intervals average them within the data seed."},
+    )
     master_seed: int = field(default=42, metadata={"help": "Every data, augmentation and training seed."})
     validation_set: str = field(
         default="held-out",

@@ -4,7 +4,11 @@ and a plot.
 Methods are compared on matched runs only. At each level the reference runs are NoAug's (data seed, repeat)
 pairs; a method's cell is computed on exactly those pairs, and a method that lacks any of them has its cell
 removed (listed under the table as removed, with the pairs it lacks), never shown on a different seed set.
-The paired difference is the mean of (method - NoAug) over the pairs, with a Student-t 95 % interval.
+
+The independent unit is the data seed: each has its own sub-sample and its own generation, while the classifier
+repeats of one data seed share both. So the paired difference is taken over data seeds, each method's runs of a
+seed averaged first: the mean of (method - NoAug) with a Student-t 95 % interval on (data seeds - 1) degrees of
+freedom. Every table says how many such comparisons it makes (none is corrected for the others).
 """
 
 from __future__ import annotations
@@ -86,13 +90,27 @@ def summarize(records: list[dict], metric: str = "accuracy") -> dict:
                 "n": len(values),
             }
             if method != BASELINE and BASELINE in by_method:
-                cell["delta"] = paired_difference(values, [by_method[BASELINE][pair] for pair in reference])
+                cell["delta"] = paired_difference(_seed_means(by_method[method], reference),
+                                                  _seed_means(by_method[BASELINE], reference))
             cells[method] = cell
         for method, reason in unavailable.get(level, {}).items():
             if method not in by_method:
                 cells[method] = {"status": reason}
         summary[level] = {"reference": reference, "cells": cells, "removed": removed}
     return summary
+
+
+def _seed_means(runs: dict[tuple[int, int], float], pairs: list[tuple[int, int]]) -> list[float]:
+    """The mean over its repeats of each data seed's runs, in data-seed order: one value per independent unit."""
+    by_seed: dict[int, list[float]] = {}
+    for data_index, repeat in pairs:
+        by_seed.setdefault(data_index, []).append(runs[data_index, repeat])
+    return [float(np.mean(by_seed[seed])) for seed in sorted(by_seed)]
+
+
+def comparisons(summary: dict) -> int:
+    """How many paired differences to NoAug a summary shows (each a 95 % interval, uncorrected)."""
+    return sum("delta" in cell for level in summary.values() for cell in level["cells"].values())
 
 
 def _signed(value: float) -> str:
@@ -113,7 +131,8 @@ def cell_text(cell: dict | None) -> list[str]:
         difference = f"{_signed(delta['mean'])} (1 pair)"
     else:
         difference = f"{_signed(delta['mean'])} [{_signed(delta['low'])}, {_signed(delta['high'])}]"
-    return [f"{cell['mean']:.1f}{spread} (n={cell['n']})", difference]
+    seeds = "" if delta is None or delta["n"] == cell["n"] else f", {delta['n']} data seeds"
+    return [f"{cell['mean']:.1f}{spread} (n={cell['n']}{seeds})", difference]
 
 
 def markdown_table(records: list[dict], metric: str = "accuracy") -> str:
@@ -129,14 +148,17 @@ def markdown_table(records: list[dict], metric: str = "accuracy") -> str:
         for level in levels:
             row += cell_text(summary[level]["cells"].get(method))
         lines.append(f"| {METHOD_NAMES[method]} | " + " | ".join(row) + " |")
-    notes = []
+    count = comparisons(summary)
+    notes = [f"- {count} comparisons to NoAug, each a 95 % interval over data seeds (t, seeds − 1 degrees of "
+             f"freedom), none corrected for the others: were no method different from NoAug, about "
+             f"{count / 20:.1f} would exclude 0 by chance."]
     for level in levels:
         for method, reason in summary[level]["removed"].items():
             notes.append(f"- removed: {METHOD_NAMES[method]} at {100 * level:g} % ({reason})")
         for method, cell in summary[level]["cells"].items():
             if "status" in cell:
                 notes.append(f"- n/a: {METHOD_NAMES[method]} at {100 * level:g} % ({cell['status']})")
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + [""] + notes)
 
 
 def plot(records: list[dict], path: str | Path, metric: str = "accuracy", title: str | None = None) -> Path:
