@@ -532,3 +532,16 @@ def test_the_harness_takes_the_augmenter_config_and_refuses_what_it_decides(tmp_
     with pytest.raises(ValueError, match="seed=3: in a sweep, seed is set by --master_seed"):
         run_experiment(args, toy_split(repeat=3), toy_split(), settings=ProtocolAugmenterConfig(seed=3))
     assert not (tmp_path / "sweep" / "runs").exists()
+
+
+def test_noaug_repeated_matches_gpt3mix_rows_per_epoch_with_real_rows(tmp_path, tiny_classifier, monkeypatch):
+    log = []
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training(log=log))
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "noaug-repeated", "gpt3mix-soft"])
+    records = run_experiment(args, toy_split(repeat=3), toy_split(), backend=ScriptedBackend(parse_rate=1.0),
+                             settings=ProtocolAugmenterConfig(ratio=2.5))
+    sizes = {record["method"]: size for record, (size, _) in zip(records, log, strict=True)}
+    real = records[0]["num_real"]
+    assert sizes["noaug"] == real and sizes["noaug-repeated"] == round(3.5 * real)
+    assert abs(sizes["gpt3mix-soft"] - sizes["noaug-repeated"]) <= real  # ratio 2.5: a coin flip per real row
+    assert records[1]["num_synthetic"] == 0

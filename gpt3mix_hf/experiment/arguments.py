@@ -15,10 +15,13 @@ from ..validation import check_fields
 
 # GPT3Mix methods all come from one generation per sub-sample (see `caches.derive_method_rows`).
 GPT3MIX_METHODS = ("gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard", "gpt3mix-written", "gpt3mix-debiased")
-METHODS = ("noaug", "eda", "bt", *GPT3MIX_METHODS)
+# "noaug-repeated": NoAug's rows repeated to an augmented run's row count (1 + ratio per real row), so that an epoch
+# takes as many optimiser steps as GPT3Mix's: the step-matched control.
+METHODS = ("noaug", "noaug-repeated", "eda", "bt", *GPT3MIX_METHODS)
 DEFAULT_METHODS = ("noaug", "eda", "gpt3mix-soft", "gpt3mix-calibrated", "gpt3mix-hard")
 METHOD_NAMES = {
     "noaug": "NoAug",
+    "noaug-repeated": "NoAug, rows repeated (step-matched)",
     "eda": "EDA",
     "bt": "BT",
     "gpt3mix-soft": "GPT3Mix soft",

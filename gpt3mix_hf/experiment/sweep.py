@@ -166,6 +166,13 @@ def _real_only(real: Dataset) -> Dataset:
     return concatenate_with_real(real, empty)
 
 
+def _real_repeated(real: Dataset, ratio: float) -> Dataset:
+    """The real rows, then copies of them until there are (1 + ratio) rows per real row (the last pass cut short
+    where the ratio is fractional), all marked real: an augmented run's rows per epoch, without new data."""
+    total = round((1 + ratio) * len(real))
+    return _real_only(real.select([i % len(real) for i in range(total)]))
+
+
 def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: Dataset, test: Dataset,
                         seed: int, work_dir: Path) -> dict:
     """Train the classifier with `GPT3MixTrainer` (early stopping on validation accuracy), score it on test."""
@@ -367,6 +374,9 @@ def _run_one(args: ExperimentArguments, augmentations: Augmentations, split: Spl
     timings = {}
     if method == "noaug":
         train = _real_only(split.train)
+        record["num_synthetic"] = 0
+    elif method == "noaug-repeated":
+        train = _real_repeated(split.train, augmentations.settings.ratio)
         record["num_synthetic"] = 0
     else:
         start = time.perf_counter()
