@@ -545,3 +545,5 @@ def test_noaug_repeated_matches_gpt3mix_rows_per_epoch_with_real_rows(tmp_path, 
     assert sizes["noaug"] == real and sizes["noaug-repeated"] == round(3.5 * real)
     assert abs(sizes["gpt3mix-soft"] - sizes["noaug-repeated"]) <= real  # ratio 2.5: a coin flip per real row
     assert records[1]["num_synthetic"] == 0
+    # Each run records where it ran: the processor (and whether bf16 is native) or the GPU.
+    assert all(record["environment"]["machine_kind"].startswith(("cpu: ", "cuda: ")) for record in records)

@@ -21,6 +21,7 @@ from filelock import FileLock, Timeout
 from transformers.utils import logging
 
 from ..backends.base import SamplingConfig
+from ..backends.local.machine import machine_kind
 from ..config import AugmenterConfig
 from ..data import (
     class_balanced_sample,
@@ -164,6 +165,13 @@ def _real_only(real: Dataset) -> Dataset:
     empty = Dataset.from_dict({"text": [], "label": [], "soft_labels": []},
                               features=training_features(real.features["label"].names))
     return concatenate_with_real(real, empty)
+
+
+def _machine_kind() -> str:
+    """Where this run trains (and generates, when it makes its rows): the GPU's model, else the CPU's."""
+    import torch
+
+    return machine_kind("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _real_repeated(real: Dataset, ratio: float) -> Dataset:
@@ -366,7 +374,8 @@ def _run_one(args: ExperimentArguments, augmentations: Augmentations, split: Spl
         "num_validation": len(split.validation),
         "settings": {**args.to_dict(), "augmenter": augmentations.settings.to_dict(),
                      "sampling": augmentations.sampling.to_dict()},
-        "environment": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
+        "environment": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                        "machine_kind": _machine_kind()},
     }
     if method == "bt" and augmentations.bt_unavailable():
         record.update(status=UNAVAILABLE, reason=augmentations.bt_unavailable())
