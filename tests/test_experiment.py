@@ -3,7 +3,6 @@ resume and shared grids, and the paired summary."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 
@@ -147,8 +146,6 @@ def test_sweep_on_a_users_folder_dataset(tmp_path, tiny_classifier):
         (r["method"], r["data_index"], r["accuracy"]) for r in ok)
 
 
-@pytest.mark.skipif("calibrate" not in inspect.signature(GPT3MixAugmenter).parameters,
-                    reason="needs the augmenter with calibrate=True (the augmenter branch)")
 def test_calibrated_and_paper_hard_labels_come_from_one_calibrated_generation(tmp_path, tiny_classifier,
                                                                              monkeypatch):
     monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
@@ -160,7 +157,7 @@ def test_calibrated_and_paper_hard_labels_come_from_one_calibrated_generation(tm
     (folder,) = (tmp_path / "sweep" / "augmentations" / "gpt3mix").glob("level=0.1/data0")
     rows = load_from_disk(folder / "data")
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["augmenter"]["calibrate"] and meta["augmenter"]["selection"] == "uniform"
+    assert meta["augmenter"]["augmenter"]["calibrate"] and meta["augmenter"]["augmenter"]["selection"] == "uniform"
     soft = derive_method_rows(rows, "gpt3mix-soft")["soft_labels"]
     calibrated = derive_method_rows(rows, "gpt3mix-calibrated")["soft_labels"]
     assert not np.allclose(soft, calibrated)  # the prior was divided out

@@ -195,4 +195,4 @@ def test_cli_augments_through_the_real_server(vllm, data_dir, tmp_path, monkeypa
     assert len(written) > 0 and written["text"] == expected["text"] and written["label"] == expected["label"]
     config_text = (output / "gpt3mix_config.json").read_text()
     assert vllm.url not in config_text and "sk-not-a-real-key" not in config_text
-    assert read_json(output / "gpt3mix_config.json")["augmenter"]["backend"]["backend"] == "openai"
+    assert read_json(output / "gpt3mix_config.json")["backend"]["backend"] == "openai"
