@@ -11,7 +11,7 @@ from .config import AugmenterConfig
 from .data import class_balanced_sample, concatenate_with_real, load_benchmark
 from .hub.cards import GPT3MixDatasetCardData, GPT3MixModelCardData, build_dataset_card, model_card_from_trainer
 from .hub.push import push_augmented_dataset, push_classifier
-from .labelling import relabel
+from .labeller import relabel
 from .prompt import PromptTemplate
 from .provenance import GPT3MixConfig
 from .quality import quality_report

@@ -1,7 +1,7 @@
 """GPT3MixAugmenter: a `Dataset.map` callable that turns real rows into synthetic, soft-labelled rows.
 
 The pipeline, by module: the settings are an `AugmenterConfig` (`config.py`); a batch's rows are read and their
-prompts built here; `labelling.py` (`Labeller`) turns each generation into its row's label; `augment_run.py`
+prompts built here; `labeller.py` (`Labeller`) turns each generation into its row's label; `augment_run.py`
 runs a whole dataset (duplicate numbering, checkpointed shards, the report).
 """
 
@@ -20,7 +20,7 @@ from .batches import features as batch_features
 from .config import AugmenterConfig
 from .credentials import backend_secrets, redact_secrets, secret_in
 from .data import align_label_names, read_labelled_rows
-from .labelling import Labeller
+from .labeller import Labeller
 from .prompt import PromptTemplate, fit_prompt
 from .selection import ANCHOR, ExampleSelector, row_rng
 from .spec import TaskSpec

@@ -33,7 +33,7 @@ FLOORS = {
     "gpt3mix_hf.config": 3,
     "gpt3mix_hf.data": 4,
     "gpt3mix_hf.backends": 5,
-    "gpt3mix_hf.labelling": 6,
+    "gpt3mix_hf.labeller": 6,
     "gpt3mix_hf.batches": 6,
     "gpt3mix_hf.augment_run": 6,
     "gpt3mix_hf.augmenter": 6,

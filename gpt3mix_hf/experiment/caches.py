@@ -33,7 +33,7 @@ from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..config import AugmenterConfig
 from ..data import training_features
-from ..labelling import label_from_distribution
+from ..labeller import label_from_distribution
 from ..labels import calibrate, one_hot
 from ..selection import row_seed
 from ..spec import TaskSpec
