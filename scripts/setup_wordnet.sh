@@ -4,7 +4,7 @@
 # lays the files out as nltk wants them: <target>/corpora/wordnet/, plus the `lexnames` file that Debian
 # ships only as the man page lexnames(5WN).
 #   Usage: scripts/setup_wordnet.sh [target]   (default: ${GPT3MIX_HF_CACHE:-~/.cache/gpt3mix_hf}/nltk_data,
-#   where gpt3mix_hf.baselines.eda looks; elsewhere, point NLTK_DATA at the target)
+#   where gpt3mix_hf.experiment.baselines.eda looks; elsewhere, point NLTK_DATA at the target)
 set -euo pipefail
 
 target="${1:-${GPT3MIX_HF_CACHE:-$HOME/.cache/gpt3mix_hf}/nltk_data}"

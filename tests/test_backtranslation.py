@@ -12,7 +12,7 @@ import torch
 from datasets import Value
 from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
-from gpt3mix_hf.baselines.backtranslation import BackTranslationAugmenter
+from gpt3mix_hf.experiment.baselines.backtranslation import BackTranslationAugmenter
 
 
 def build_tiny_marian(folder: Path, texts: list[str], seed: int) -> Path:

@@ -10,7 +10,14 @@ import pytest
 from conftest import make_dataset
 from datasets import Value
 
-from gpt3mix_hf.baselines.eda import EDA, STOP_WORDS, EDAAugmenter, clean_text, load_wordnet, wordnet_data_dir
+from gpt3mix_hf.experiment.baselines.eda import (
+    EDA,
+    STOP_WORDS,
+    EDAAugmenter,
+    clean_text,
+    load_wordnet,
+    wordnet_data_dir,
+)
 
 SETUP = Path(__file__).resolve().parents[1] / "scripts" / "setup_wordnet.sh"
 

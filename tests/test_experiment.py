@@ -14,7 +14,6 @@ from filelock import FileLock
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
-from gpt3mix_hf.baselines.eda import wordnet_available
 from gpt3mix_hf.experiment import (
     ExperimentArguments,
     ProtocolAugmenterConfig,
@@ -33,6 +32,7 @@ from gpt3mix_hf.experiment import (
     sweep,
     write_summary,
 )
+from gpt3mix_hf.experiment.baselines.eda import wordnet_available
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.spec import TaskSpec
 
@@ -395,7 +395,7 @@ def test_eda_rows_made_once_are_trained_on_where_wordnet_is_missing(tmp_path, ti
     def no_wordnet():
         raise ImportError("EDA needs nltk")
 
-    monkeypatch.setattr("gpt3mix_hf.baselines.eda.load_wordnet", no_wordnet)
+    monkeypatch.setattr("gpt3mix_hf.experiment.baselines.eda.load_wordnet", no_wordnet)
     for path in (tmp_path / "sweep" / "runs").rglob("*.json"):
         path.unlink()
     (again,) = run_experiment(args, toy_split(repeat=3), toy_split(), settings=settings)

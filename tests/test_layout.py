@@ -41,11 +41,10 @@ FLOORS = {
     "gpt3mix_hf.regeneration": 6,
     "gpt3mix_hf.quality": 6,
     "gpt3mix_hf.measurements": 6,
-    "gpt3mix_hf.baselines": 7,
-    "gpt3mix_hf.hub": 8,
-    "gpt3mix_hf.training": 9,
-    "gpt3mix_hf.experiment": 10,
-    "gpt3mix_hf.cli": 11,
+    "gpt3mix_hf.hub": 7,
+    "gpt3mix_hf.training": 8,
+    "gpt3mix_hf.experiment": 9,
+    "gpt3mix_hf.cli": 10,
 }
 # The package's __init__ re-exports the public names: it may import anything, and nothing imports it.
 TOP = "gpt3mix_hf"

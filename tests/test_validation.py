@@ -201,7 +201,7 @@ def test_check_fields_takes_only_dataclasses():
 
 
 def test_the_baselines_check_their_keywords():
-    from gpt3mix_hf.baselines import EDAAugmenter
+    from gpt3mix_hf.experiment.baselines import EDAAugmenter
 
     for kwargs, message in (({"num_aug": 2.5}, "num_aug=2.5"), ({"alpha_sr": math.nan}, "alpha_sr=nan"),
                             ({"clean": "no"}, "clean='no'"), ({"seed": True}, "seed=True")):

@@ -155,7 +155,7 @@ class Augmentations:
     def bt_unavailable(self) -> str | None:
         """Why back-translation cannot run here (the models cannot be loaded), or None."""
         if self._bt is None and self._bt_error is None:
-            from ..baselines.backtranslation import BackTranslationAugmenter
+            from .baselines.backtranslation import BackTranslationAugmenter
 
             try:
                 self._bt = BackTranslationAugmenter.from_pretrained(*self.args.bt_models)
@@ -249,7 +249,7 @@ class Augmentations:
         return synthetic, meta
 
     def _eda(self, split) -> tuple[Dataset, dict]:
-        from ..baselines.eda import EDAAugmenter
+        from .baselines.eda import EDAAugmenter
 
         augmenter = EDAAugmenter(num_aug=self.whole_ratio, seed=row_seed(split.seed, 3) % 2**31)
         # The WordNet version is provenance, not part of the key: rows made where WordNet is installed are

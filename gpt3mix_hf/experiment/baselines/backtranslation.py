@@ -16,9 +16,9 @@ import torch
 from datasets import Dataset
 from transformers.utils import logging
 
-from ..data import check_columns
-from ..selection import row_seed
-from ..validation import check_arguments
+from ...data import check_columns
+from ...selection import row_seed
+from ...validation import check_arguments
 from .rows import RowAugmenter
 
 logger = logging.get_logger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datasets import Dataset, Features
 
-from ..data import training_features
-from ..labels import one_hot
+from ...data import training_features
+from ...labels import one_hot
 
 
 class RowAugmenter:

@@ -19,9 +19,9 @@ from pathlib import Path
 from datasets import Dataset
 from transformers.utils import logging
 
-from ..data import check_columns
-from ..selection import row_seed
-from ..validation import check_arguments
+from ...data import check_columns
+from ...selection import row_seed
+from ...validation import check_arguments
 from .rows import RowAugmenter
 
 logger = logging.get_logger(__name__)
@@ -41,7 +41,7 @@ _LETTERS = set("qwertyuiopasdfghjklzxcvbnm ")
 
 def wordnet_data_dir() -> Path:
     """Where `scripts/setup_wordnet.sh` puts WordNet by default: `$GPT3MIX_HF_CACHE/nltk_data`."""
-    from ..models import cache_dir
+    from ...models import cache_dir
 
     return cache_dir() / "nltk_data"
 
