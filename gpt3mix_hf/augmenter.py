@@ -8,6 +8,8 @@ runs a whole dataset (duplicate numbering, checkpointed shards, the report).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
+from difflib import get_close_matches
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
@@ -104,6 +106,15 @@ class GPT3MixAugmenter:
                 f"Give the settings either as config= or as keyword arguments, not both (got config= and "
                 f"{sorted(settings)}): dataclasses.replace(config, {', '.join(f'{k}=...' for k in settings)})."
             )
+        known = [item.name for item in fields(AugmenterConfig)]
+        for name in settings:
+            if name not in known:
+                close = get_close_matches(name, known, n=1)
+                raise TypeError(
+                    f"GPT3MixAugmenter got an unknown setting {name!r}"
+                    + (f": did you mean {close[0]!r}?" if close else ".")
+                    + f" The settings are AugmenterConfig's fields: {known}."
+                )
         self.config = config if config is not None else AugmenterConfig(**settings)
         texts, labels, class_label = read_labelled_rows(pool, text_column, label_column)
         self.label_names = list(class_label.names)
@@ -140,7 +151,7 @@ class GPT3MixAugmenter:
         self._selector = ExampleSelector(self.pool_labels, len(self.label_names), k=config.k,
                                          strategy=config.selection)
         self.labeller = Labeller(self.backend, self.spec, self.template, self.label_names, config, self._fit,
-                                  self.pool_texts, self.pool_labels)
+                                 self.pool_texts, self.pool_labels)
         # The pool rows holding each (text, label): a mapped row's copies are not its own partners.
         self._pool_rows: dict[tuple[str, int], list[int]] = {}
         for row, content in enumerate(zip(self.pool_texts, self.pool_labels, strict=True)):

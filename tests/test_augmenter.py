@@ -9,6 +9,7 @@ from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import ClassLabel, Dataset, load_dataset
 
 from gpt3mix_hf import (
+    AugmenterConfig,
     GPT3MixAugmenter,
     SamplingConfig,
     TaskSpec,
@@ -724,3 +725,10 @@ def test_min_label_mass_sends_thinly_scored_generations_to_another_attempt(toy_s
     assert errors == {"the label words covered 0.500 of the probability, under min_label_mass=0.9"}
     with pytest.raises(ValueError, match="min_label_mass is a share of probability"):
         GPT3MixAugmenter(PartialScores(), toy_sentiment, SST2, min_label_mass=2.0)
+
+
+def test_an_unknown_setting_names_the_closest_one(toy_sentiment):
+    with pytest.raises(TypeError, match="unknown setting 'ratoi': did you mean 'ratio'"):
+        GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratoi=5)
+    with pytest.raises(ValueError, match="either as config= or as keyword arguments"):
+        GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, config=AugmenterConfig(), ratio=5)
