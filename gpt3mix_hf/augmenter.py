@@ -269,9 +269,9 @@ class GPT3MixAugmenter:
         for index, row in enumerate(self.read_batch(batch)):
             for copy in range(self._copies(row)):
                 for attempt in range(attempts):
-                    examples, source_ids, seed = self._draw(row, copy, attempt)
-                    planned.append({"row": index, "copy": copy, "attempt": attempt, "prompt": self._fit(examples),
-                                    "source_ids": source_ids, "seed": seed})
+                    plan = self._plan(row, copy, attempt)
+                    planned.append({"row": index, "copy": copy, "attempt": attempt, "prompt": plan["prompt"],
+                                    "source_ids": plan["source_ids"], "seed": plan["seed"]})
         return planned
 
     # -- reading the batch -------------------------------------------------------------------------------
@@ -304,12 +304,16 @@ class GPT3MixAugmenter:
                 source_ids.append(choice)
         return examples, source_ids, generation_seed
 
+    def _plan(self, row: Row, copy: int, attempt: int) -> dict:
+        """Attempt `attempt` of (row, copy): its `prompt`, `seed`, `source_ids` and `examples` (in prompt order).
+        What `dry_run` shows and what `__call__` sends are this one plan."""
+        examples, source_ids, seed = self._draw(row, copy, attempt)
+        return {"prompt": self._fit(examples), "seed": seed, "source_ids": source_ids, "examples": examples}
+
     def _start_attempt(self, rows: list[Row], key: tuple[int, int], result: dict, attempt: int) -> tuple[str, int]:
         """Set `result`'s prompt, seed and source ids for attempt `attempt` of (row, copy) `key`; (prompt, seed)."""
-        examples, source_ids, seed = self._draw(rows[key[0]], key[1], attempt)
-        prompt = self._fit(examples)
-        result.update(prompt=prompt, seed=seed, source_ids=source_ids, examples=examples)
-        return prompt, seed
+        result.update(self._plan(rows[key[0]], key[1], attempt))
+        return result["prompt"], result["seed"]
 
     def _fit(self, examples: list[tuple[str, int]]) -> str:
         """The prompt, with the longest examples shortened (by words) until it fits the model's context."""

@@ -732,3 +732,24 @@ def test_an_unknown_setting_names_the_closest_one(toy_sentiment):
         GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratoi=5)
     with pytest.raises(ValueError, match="either as config= or as keyword arguments"):
         GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, config=AugmenterConfig(), ratio=5)
+
+
+def test_dry_run_shows_the_prompts_and_seeds_that_are_sent(toy_sentiment):
+    class Recording(ScriptedBackend):
+        def generate(self, prompts, seeds, sampling):
+            self.sent.extend(zip(prompts, seeds, strict=True))
+            return super().generate(prompts, seeds, sampling)
+
+    backend = Recording(parse_rate=0.5)
+    backend.sent = []
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2, seed=5, max_attempts=3)
+    augmenter(toy_sentiment.to_dict())
+    planned = augmenter.dry_run(toy_sentiment, attempts=3)
+    assert len(planned) == len(toy_sentiment) * 2 * 3
+    plans = {(p["prompt"], p["seed"]): p for p in planned}
+    assert len(backend.sent) > len(toy_sentiment) * 2  # some rows were tried again
+    assert all(sent in plans for sent in backend.sent)
+    first = {(p["prompt"], p["seed"]) for p in planned if p["attempt"] == 0}
+    assert first <= set(backend.sent)
+    with pytest.raises(ValueError, match=r"attempts must be a whole number in \[1, max_attempts=3\]"):
+        augmenter.dry_run(toy_sentiment, attempts=4)
