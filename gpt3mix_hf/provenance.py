@@ -26,7 +26,7 @@ from .augmenter import GPT3MixAugmenter
 from .backends.base import SamplingConfig
 from .config import AugmenterConfig
 from .credentials import check_no_secrets, find_secret
-from .data import DataSourceArguments, class_balanced_sample, load_split
+from .data import DataArguments
 from .prompt import PromptTemplate
 from .spec import TaskSpec
 from .state import read_json, write_json
@@ -87,34 +87,16 @@ def _from_section(cls, values: Any, section: str, fix: str = _FILE_FIX, where: s
 
 
 @dataclass
-class DataSource:
-    """Where the real rows came from: the data flags of `gpt3mix augment` (`DataArguments`), and
-    the size and hash of the rows, so regeneration can check it starts from the same ones.
+class DataSource(DataArguments):
+    """Where the real rows came from: the data flags of `gpt3mix augment` (`DataArguments`), and the size and
+    hash of the rows, so regeneration can check it starts from the same ones.
 
     `dataset` is a benchmark name, a Hub id or a `.jsonl`/`.csv` file; `None` when the rows were passed in and
     their origin is unknown (then regeneration needs them passed in again).
     """
 
-    dataset: str | None = None
-    data_dir: str | None = None
-    dataset_config: str | None = None
-    revision: str | None = None
-    split: str = "train"
-    text_column: str = "text"
-    label_column: str = "label"
-    sample_fraction: float | None = None
-    sample_per_class: int | None = None
-    sample_seed: int = 0
     num_rows: int | None = None
     sha256: str | None = None
-
-    def __post_init__(self):
-        check_fields(self)
-        if self.sample_fraction is not None and self.sample_per_class is not None:
-            raise ValueError(
-                f"data has both sample_fraction={self.sample_fraction} and sample_per_class={self.sample_per_class}: "
-                "a class-balanced sub-sample is described by one of them; remove the other."
-            )
 
     def load(self, data_dir: str | Path | None = None) -> Dataset:
         """The real rows this describes; `data_dir` replaces the recorded folder (a path on the machine that
@@ -122,19 +104,9 @@ class DataSource:
         if not self.dataset:
             raise ValueError(
                 "The provenance file does not say which dataset the real rows came from (data.dataset is empty): "
-                "pass the rows yourself, e.g. augmenter_from_config(config, dataset=train)."
+                "pass the rows yourself, e.g. make_augmenter(config, dataset=train)."
             )
-        # The loader `gpt3mix augment` and `gpt3mix experiment` use: benchmarks, split folders, files, Hub ids.
-        source = DataSourceArguments(
-            dataset=self.dataset, dataset_config=self.dataset_config, revision=self.revision,
-            data_dir=str(data_dir) if data_dir is not None else self.data_dir, text_column=self.text_column,
-            label_column=self.label_column,
-        )
-        rows = load_split(source, self.split)
-        if self.sample_fraction is not None or self.sample_per_class is not None:
-            rows = class_balanced_sample(rows, fraction=self.sample_fraction, per_class=self.sample_per_class,
-                                         seed=self.sample_seed, label_column=self.label_column)
-        return rows
+        return super().load(data_dir)
 
 
 @dataclass

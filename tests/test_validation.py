@@ -27,12 +27,12 @@ from gpt3mix_hf import (
     TaskSpec,
     TGIBackend,
 )
-from gpt3mix_hf.cli.augment import AugmentArguments, DataArguments
+from gpt3mix_hf.cli.augment import AugmentArguments
 from gpt3mix_hf.cli.experiment import SummaryArguments
 from gpt3mix_hf.cli.push import DatasetArguments, ModelArguments, PushArguments
 from gpt3mix_hf.cli.train import TrainArguments
 from gpt3mix_hf.config import AugmenterConfig
-from gpt3mix_hf.data import DataSourceArguments
+from gpt3mix_hf.data import DataArguments, DataSourceArguments
 from gpt3mix_hf.experiment import ExperimentArguments
 from gpt3mix_hf.provenance import DataSource, RunSettings, TaskSection
 from gpt3mix_hf.spec import TaskSpecArguments

@@ -20,7 +20,7 @@ from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..backends.served.auth import check_base_url
 from ..config import AugmenterConfig
-from ..data import DataSourceArguments, class_balanced_sample, load_split
+from ..data import DataArguments
 from ..models import DEFAULT_LM
 from ..provenance import GPT3MixConfig
 from ..quality import format_quality
@@ -35,27 +35,6 @@ DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "tgi": "HF_TOKEN"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 logger = logging.get_logger(__name__)
-
-
-@dataclass
-class DataArguments(DataSourceArguments):
-    split: str = field(default="train", metadata={"help": "The split to augment."})
-    sample_fraction: float | None = field(
-        default=None, metadata={"help": "Augment a class-balanced sub-sample of this fraction of the split."}
-    )
-    sample_per_class: int | None = field(
-        default=None, metadata={"help": "Augment a class-balanced sub-sample of this many rows per class."}
-    )
-    sample_seed: int = field(default=0, metadata={"help": "Seed of the sub-sample."})
-
-    def __post_init__(self):
-        check_fields(self)
-        if self.sample_fraction is not None and self.sample_per_class is not None:
-            raise ValueError("Give one of --sample_fraction and --sample_per_class, not both.")
-        if self.sample_fraction is not None and not 0 < self.sample_fraction <= 1:
-            raise ValueError(f"--sample_fraction must be in (0, 1], got {self.sample_fraction}.")
-        if self.sample_per_class is not None and self.sample_per_class < 1:
-            raise ValueError(f"--sample_per_class must be >= 1, got {self.sample_per_class}.")
 
 
 @dataclass
@@ -173,16 +152,6 @@ def _backend(args: AugmentArguments):
                           max_concurrency=args.max_concurrency, cache_path=args.cache_path)
 
 
-def load_rows_to_augment(data_args: DataArguments):
-    dataset = load_split(data_args, data_args.split)
-    if data_args.sample_fraction is not None or data_args.sample_per_class is not None:
-        dataset = class_balanced_sample(
-            dataset, fraction=data_args.sample_fraction, per_class=data_args.sample_per_class,
-            seed=data_args.sample_seed, label_column=data_args.label_column,
-        )
-    return dataset
-
-
 def _check_nothing_else_given(given: list) -> None:
     """With --config the file decides the data, task, sampling and augmentation: a flag of those that differs
     from its default would be ignored, so it is refused."""
@@ -203,12 +172,12 @@ def _check_nothing_else_given(given: list) -> None:
 
 def _from_config(args: AugmentArguments, given: DataArguments):
     config = GPT3MixConfig.from_pretrained(args.config)
-    recorded = {k: v for k, v in vars(config.data).items() if k in {f.name for f in fields(DataArguments)}}
-    data_args = DataArguments(**{k: v for k, v in recorded.items() if v is not None})
+    recorded = {item.name: getattr(config.data, item.name) for item in fields(DataArguments)}
+    data_args = DataArguments(**recorded)
     if given.data_dir is not None:
         # The recorded folder is a path on the machine that made the data.
         data_args.data_dir = given.data_dir
-    dataset = load_rows_to_augment(data_args)
+    dataset = data_args.load()
     kind = config.backend.get("backend")
     backend = None
     if kind in SERVED:
@@ -236,7 +205,7 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
         _check_nothing_else_given([data_args, task, sampling, settings])
         augmenter, dataset, data, map_batch_size, num_proc = _from_config(args, data_args)
     else:
-        dataset = load_rows_to_augment(data_args)
+        dataset = data_args.load()
         label_names = list(dataset.features[data_args.label_column].names)
         augmenter = GPT3MixAugmenter(
             _backend(args), dataset, task_spec(task, label_names, data_args.dataset), config=settings,

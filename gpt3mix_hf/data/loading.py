@@ -3,13 +3,14 @@ files, one such file, or a Hub dataset), read with the label column a `ClassLabe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, load_dataset
 
 from ..validation import check_fields, has_visible_text
 from .columns import align_label_names, check_label_values, rename_columns_to
+from .sampling import class_balanced_sample
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,50 @@ class DataSourceArguments:
         if self.dataset is None:
             return False
         return self.dataset.lower().replace("-", "") in BENCHMARKS and not Path(self.dataset).exists()
+
+
+@dataclass
+class DataArguments(DataSourceArguments):
+    """The rows to augment: a split of a `DataSourceArguments` source, optionally a class-balanced sub-sample.
+    These are the data flags of `gpt3mix augment` and, with the rows' size and hash, the `data` section of
+    `gpt3mix_config.json` (`provenance.DataSource`).
+
+    Example:
+
+    >>> rows = DataArguments(dataset="sst2", data_dir="../shared/data", sample_per_class=8).load()
+    """
+
+    split: str = field(default="train", metadata={"help": "The split to augment."})
+    sample_fraction: float | None = field(
+        default=None, metadata={"help": "Augment a class-balanced sub-sample of this fraction of the split."}
+    )
+    sample_per_class: int | None = field(
+        default=None, metadata={"help": "Augment a class-balanced sub-sample of this many rows per class."}
+    )
+    sample_seed: int = field(default=0, metadata={"help": "Seed of the sub-sample."})
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.sample_fraction is not None and self.sample_per_class is not None:
+            raise ValueError(
+                f"sample_fraction={self.sample_fraction} and sample_per_class={self.sample_per_class} both describe "
+                "the class-balanced sub-sample: give one of them (--sample_fraction or --sample_per_class) and "
+                "remove the other."
+            )
+        if self.sample_fraction is not None and not 0 < self.sample_fraction <= 1:
+            raise ValueError(f"--sample_fraction must be in (0, 1], got {self.sample_fraction}.")
+        if self.sample_per_class is not None and self.sample_per_class < 1:
+            raise ValueError(f"--sample_per_class must be >= 1, got {self.sample_per_class}.")
+
+    def load(self, data_dir: str | Path | None = None) -> Dataset:
+        """The rows: the split, sub-sampled as described. `data_dir` replaces `self.data_dir` (a recorded folder
+        is a path on the machine that made the data)."""
+        source = self if data_dir is None else replace(self, data_dir=str(data_dir))
+        rows = load_split(source, self.split)
+        if self.sample_fraction is not None or self.sample_per_class is not None:
+            rows = class_balanced_sample(rows, fraction=self.sample_fraction, per_class=self.sample_per_class,
+                                         seed=self.sample_seed, label_column=self.label_column)
+        return rows
 
 
 def split_files(folder: Path) -> dict[str, Path]:
