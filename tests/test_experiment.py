@@ -340,6 +340,18 @@ def test_intervals_are_taken_over_data_seeds_not_runs():
     assert naive["high"] - naive["low"] < delta["high"] - delta["low"]
 
 
+def test_summary_against_another_baseline():
+    records = [record("noaug", i, 0, 0.60) for i in range(3)]
+    records += [record("eda", i, 0, 0.62 + 0.01 * i) for i in range(3)]
+    records += [record("gpt3mix-soft", i, 0, 0.66) for i in range(3)]
+    cells = summarize(records, baseline="eda")[0.01]["cells"]
+    assert "delta" not in cells["eda"]
+    assert math.isclose(cells["gpt3mix-soft"]["delta"]["mean"], 3.0)
+    assert math.isclose(cells["noaug"]["delta"]["mean"], -3.0)
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        summarize(records, baseline="gpt3mix")
+
+
 def test_old_hard_records_read_as_written_labels(tmp_path):
     old = record("gpt3mix-hard", 0, 0, 0.5)
     new = {**record("gpt3mix-hard", 1, 0, 0.6), "record_version": 2}

@@ -53,15 +53,17 @@ def paired_difference(values: list[float], baseline: list[float], confidence: fl
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
-def summarize(records: list[dict], metric: str = "accuracy") -> dict:
+def summarize(records: list[dict], metric: str = "accuracy", baseline: str = BASELINE) -> dict:
     """`{level: {"reference": [(data_index, repeat)...], "cells": {method: cell}, "removed": {method: reason}}}`.
 
-    A cell has `mean`, `std` (ddof=1, NaN with one run), `n`, and for methods other than NoAug `delta` (see
-    `paired_difference`); a method that could not run at all (e.g. no translation model) has `status` with the
-    reason instead.
+    A cell has `mean`, `std` (ddof=1, NaN with one run), `n`, and for methods other than `baseline` (NoAug by
+    default; any method, e.g. `eda`, to compare against it instead) `delta` (see `paired_difference`); a method
+    that could not run at all (e.g. no translation model) has `status` with the reason instead.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
+    if baseline not in METHODS:
+        raise ValueError(f"baseline must be one of {METHODS}, got {baseline!r}.")
     runs: dict[float, dict[str, dict[tuple[int, int], float]]] = {}
     unavailable: dict[float, dict[str, str]] = {}
     for record in records:
@@ -75,7 +77,7 @@ def summarize(records: list[dict], metric: str = "accuracy") -> dict:
     for level in sorted(set(runs) | set(unavailable)):
         by_method = runs.get(level, {})
         order = [m for m in METHODS if m in by_method]
-        reference_method = BASELINE if BASELINE in by_method else (order[0] if order else None)
+        reference_method = baseline if baseline in by_method else (order[0] if order else None)
         reference = sorted(by_method.get(reference_method, {}))
         cells, removed = {}, {}
         for method in order:
@@ -89,9 +91,9 @@ def summarize(records: list[dict], metric: str = "accuracy") -> dict:
                 "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
                 "n": len(values),
             }
-            if method != BASELINE and BASELINE in by_method:
+            if method != baseline and baseline in by_method:
                 cell["delta"] = paired_difference(_seed_means(by_method[method], reference),
-                                                  _seed_means(by_method[BASELINE], reference))
+                                                  _seed_means(by_method[baseline], reference))
             cells[method] = cell
         for method, reason in unavailable.get(level, {}).items():
             if method not in by_method:
