@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -350,6 +353,29 @@ def test_summary_against_another_baseline():
     assert math.isclose(cells["noaug"]["delta"]["mean"], -3.0)
     with pytest.raises(ValueError, match="baseline must be one of"):
         summarize(records, baseline="gpt3mix")
+
+
+def test_decide_defaults_applies_the_rule_to_every_control(tmp_path):
+    # Task a: debiased beats all three controls on every seed; soft ties EDA. Task b: nothing beats anything.
+    gains = {"a": {"noaug": 0, "noaug-repeated": 1, "eda": 3, "gpt3mix-soft": 3, "gpt3mix-debiased": 8},
+             "b": {"noaug": 0, "noaug-repeated": 0, "eda": 0, "gpt3mix-soft": 0, "gpt3mix-debiased": 0}}
+    for task, by_method in gains.items():
+        for method, gain in by_method.items():
+            for seed in range(4):
+                path = tmp_path / task / "runs" / method / f"data{seed}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                run = {**record(method, seed, 0, (60 + gain + seed % 2 * 0.5) / 100, level=0.003), "dataset": task}
+                path.write_text(json.dumps(run))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "decide_defaults.py"
+    result = subprocess.run([sys.executable, str(script), "--sweeps", str(tmp_path / "a"), str(tmp_path / "b")],
+                            capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert "| a | 0.3 % | GPT3Mix debiased (not the paper's) | 4 | +8.0 [+8.0, +8.0] | +7.0 [+7.0, +7.0] | " \
+           "+5.0 [+5.0, +5.0] | yes |" in lines
+    assert any(line.startswith("| a | 0.3 % | GPT3Mix soft |") and line.endswith("| no |") for line in lines)
+    assert "12 paired intervals (accuracy, percentage points), none corrected for the others." in lines
+    assert "GPT3Mix debiased (not the paper's): beats all three controls on 1 of 2 tasks (a): does not by this " \
+           "rule." in lines
 
 
 def test_old_hard_records_read_as_written_labels(tmp_path):
