@@ -7,8 +7,9 @@ bare `model.generate` runs in static batches of 16/32/64 in fp32, and in bf16 to
 (or a GPU runs it), and the best is reported. Runs alternate between the sides; medians are printed. Also
 printed: the largest bf16-vs-fp32 difference of the soft labels on the same prompts and texts, as the augmenter
 computes them (bf16 generation, float32 label scores: `score_dtype="float32"`) and scored in bf16
-(`score_dtype=None`); with a bf16 engine, its speed scoring in bf16 too. The defaults took 5.5 minutes on a
-2-core AMD EPYC with AVX512_BF16.
+(`score_dtype=None`); with a bf16 engine, its speed scoring in bf16 too; and what debiased labels cost: the same
+rows through `augment(label_mode="debiased")`, with the soft run's prompts and seeds, and its task prior once.
+The defaults took 8.5 minutes on a 2-core AMD EPYC with AVX512_BF16.
 
     python scripts/bench_augment.py --data_dir ../shared/data
 
@@ -52,6 +53,11 @@ class BenchArguments:
                           "`dtype='auto'` picks it (native bf16), since emulated bf16 is never the fastest."},
     )
     soft_label_deviation: bool = field(default=True, metadata={"help": "Measure bf16 vs fp32 soft labels."})
+    debiased: bool = field(
+        default=True,
+        metadata={"help": "Also time augment() with label_mode='debiased' on the same rows (the same generations; "
+                  "its extra is the prefill of the other example orders), and its task prior once."},
+    )
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's choice)."})
 
 
@@ -150,6 +156,13 @@ def main():
         bare_models[dtype] = model
     batch_sizes = [int(size) for size in args.bare_batch_sizes.split(",")]
 
+    debiased = prior_seconds = None
+    if args.debiased:
+        debiased = GPT3MixAugmenter(backend, pool, spec, ratio=1, seed=0, sampling=sampling, label_mode="debiased")
+        start = time.perf_counter()
+        debiased.labeller.task_prior()  # once per augmenter (and worker process), then cached
+        prior_seconds = time.perf_counter() - start
+
     # name -> list of (seconds, tokens, rows)
     runs: dict[str, list[tuple[float, int, int]]] = {}
     bare_generate(bare_models["float32" if "float32" in bare_models else dtype], backend.tokenizer, line_breaks,
@@ -159,6 +172,10 @@ def main():
         report = augmenter.report
         runs.setdefault("augmenter: augment(), soft labels", []).append(
             (report.seconds, report.generated_tokens, report.rows_written))
+        if debiased is not None:
+            debiased.augment(real, batch_size=args.rows, load_from_cache_file=False)
+            runs.setdefault("augmenter: augment(), debiased labels", []).append(
+                (debiased.report.seconds, debiased.report.generated_tokens, debiased.report.rows_written))
         start = time.perf_counter()
         completions = backend.generate_and_score(prompts, seeds, sampling, scoring_context, continuations)
         runs.setdefault("engine: generate_and_score", []).append(
@@ -194,6 +211,15 @@ def main():
         rates[name] = (statistics.median(r[1] / r[0] for r in results),
                        statistics.median(r[2] / r[0] for r in results))
         print(f"{name:<40}{seconds:>10.1f}{tokens:>9.0f}{rates[name][1]:>9.2f}{rates[name][0]:>10.1f}")
+
+    if debiased is not None:
+        soft_seconds = statistics.median(r[0] for r in runs["augmenter: augment(), soft labels"])
+        debiased_seconds = statistics.median(r[0] for r in runs["augmenter: augment(), debiased labels"])
+        print(f"\ndebiased labels (m = {debiased.config.debias_orders} orders): augment() took "
+              f"{debiased_seconds / soft_seconds:.2f}x the soft labels' time on the same rows, prompts and seeds; "
+              f"the task prior ({min(len(pool), debiased.config.debias_prior_rows)} pool rows x "
+              f"{debiased.config.debias_orders} orders, once per augmenter) {prior_seconds:.1f} s, "
+              f"{prior_seconds / soft_seconds:.2f}x one soft augment() of these rows")
 
     if args.soft_label_deviation:
         deviations, scored = soft_label_deviation(args, augmenter, prompts, seeds, sampling, continuations)
