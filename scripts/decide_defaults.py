@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from gpt3mix_hf.experiment.arguments import METHOD_NAMES
-from gpt3mix_hf.experiment.summary import load_runs, summarize
+from gpt3mix_hf.experiment.summary import cell_text, load_runs, summarize
 
 CONTROLS = ("noaug", "noaug-repeated", "eda")
 CANDIDATES = ("gpt3mix-soft", "gpt3mix-debiased")
@@ -26,10 +26,6 @@ CANDIDATES = ("gpt3mix-soft", "gpt3mix-debiased")
 class DecideArguments:
     sweeps: list[str] = field(metadata={"help": "Sweep folders (each with runs/), one task each."})
     metric: str = field(default="accuracy", metadata={"help": "Compare on this.", "choices": ["accuracy", "macro_f1"]})
-
-
-def interval(delta: dict) -> str:
-    return f"{delta['mean']:+.1f} [{delta['low']:+.1f}, {delta['high']:+.1f}]".replace("-", "−")
 
 
 def main():
@@ -49,15 +45,16 @@ def main():
         against = {control: summarize(records, args.metric, baseline=control) for control in CONTROLS}
         for level in sorted(against["noaug"]):
             for candidate in CANDIDATES:
-                deltas = [against[control][level]["cells"].get(candidate, {}).get("delta") for control in CONTROLS]
+                cells = [against[control][level]["cells"].get(candidate, {}) for control in CONTROLS]
+                deltas = [cell.get("delta") for cell in cells]
                 if any(delta is None for delta in deltas):
                     continue  # a method or control missing at this level (or lacking NoAug's seeds)
                 computed += len(deltas)
                 beats = all(delta["low"] > 0 for delta in deltas)
                 if beats:
                     wins[candidate].add(task)
-                cells = " | ".join(interval(delta) for delta in deltas)
-                print(f"| {task} | {100 * level:g} % | {METHOD_NAMES[candidate]} | {deltas[0]['n']} | {cells} | "
+                intervals = " | ".join(cell_text(cell)[1] for cell in cells)
+                print(f"| {task} | {100 * level:g} % | {METHOD_NAMES[candidate]} | {deltas[0]['n']} | {intervals} | "
                       f"{'yes' if beats else 'no'} |")
     print(f"\n{computed} paired intervals ({args.metric}, percentage points), none corrected for the others.")
     for candidate in CANDIDATES:
