@@ -1,13 +1,18 @@
-"""Step time of GPT3MixTrainer against the stock transformers Trainer, on the same data and model.
+"""Step time of GPT3MixTrainer against the stock transformers Trainer, on the same data and model, and (with
+`--variants stock gpt3mix gpt3mix-bf16`) of GPT3MixTrainer in bf16 autocast against fp32.
 
-Both trainers start from the same weights and see the same batches (same seed). They run in alternation, several
-repeats each, so that the load of a shared machine falls on both alike. A step is the time between two
+Every variant starts from the same weights and sees the same batches (same seed). They run in rotation, several
+repeats each, so that the load of a shared machine falls on all alike. A step is the time between two
 `on_step_end` calls (data loading, forward, backward, optimizer step); the first step of each run is dropped. Wall
 and CPU time are both reported: on a busy machine the wall time swings with the other processes' load (and so, less,
 does the CPU time, through thread spinning: --threads 1 steadies it). What the trainer adds outside the model
 (collator columns, soft loss) is also timed alone, in short calls.
 
     python scripts/bench_trainer.py --data_dir ../shared/data --steps 10 --repeats 5
+    python scripts/bench_trainer.py --data_dir ../shared/data --variants gpt3mix gpt3mix-bf16
+
+bf16 is native on CPUs with AVX512_BF16 or AMX and emulated (far slower) elsewhere: the figures say which CPU made
+them. Ratios are to the first variant named.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -34,6 +38,7 @@ from transformers import (
 )
 from transformers.utils import logging
 
+from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.data import load_benchmark
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
@@ -76,6 +81,9 @@ def common_settings(output_dir: str, options) -> dict:
     }
 
 
+VARIANTS = ("stock", "gpt3mix", "gpt3mix-bf16")
+
+
 def run_once(kind: str, initial_model, tokenizer, stock_data, soft_data, options) -> tuple[list[float], list[float]]:
     model = copy.deepcopy(initial_model)
     timer = StepTimer()
@@ -86,7 +94,7 @@ def run_once(kind: str, initial_model, tokenizer, stock_data, soft_data, options
         else:
             args = GPT3MixTrainingArguments(
                 **common_settings(output_dir, options), early_stopping_patience=None,
-                synthetic_weight=options.synthetic_weight,
+                synthetic_weight=options.synthetic_weight, bf16=kind == "gpt3mix-bf16",
             )
             trainer = GPT3MixTrainer(model, args, train_dataset=soft_data, processing_class=tokenizer,
                                      callbacks=[timer])
@@ -144,8 +152,12 @@ def main():
     parser.add_argument("--max_length", type=int, default=64, help="Every row is padded/truncated to this length.")
     parser.add_argument("--synthetic_weight", type=float, default=0.5, help="So that the weighting path is timed.")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["stock", "gpt3mix"],
+                        help="What to time, in rotation; ratios are to the first.")
     parser.add_argument("--output", default=None, help="Write the figures as JSON here.")
     options = parser.parse_args()
+    if len(set(options.variants)) != len(options.variants) or len(options.variants) < 2:
+        parser.error(f"--variants needs at least two different variants of {VARIANTS}, got {options.variants}.")
     if options.threads:
         torch.set_num_threads(options.threads)
     logging.set_verbosity_error()
@@ -168,41 +180,47 @@ def main():
     torch.manual_seed(0)
     initial_model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
 
-    times = {clock: {"stock": [], "gpt3mix": []} for clock in ("wall", "cpu")}
-    per_repeat = {clock: {"stock": [], "gpt3mix": []} for clock in ("wall", "cpu")}
+    variants = options.variants
+    times = {clock: {kind: [] for kind in variants} for clock in ("wall", "cpu")}
+    per_repeat = {clock: {kind: [] for kind in variants} for clock in ("wall", "cpu")}
     for repeat in range(options.repeats):
-        order = ["stock", "gpt3mix"] if repeat % 2 == 0 else ["gpt3mix", "stock"]
-        for kind in order:
+        shift = repeat % len(variants)
+        for kind in variants[shift:] + variants[:shift]:
             wall, cpu = run_once(kind, initial_model, tokenizer, stock_data, soft_data, options)
             for clock, values in (("wall", wall), ("cpu", cpu)):
                 times[clock][kind].extend(values)
                 per_repeat[clock][kind].append(statistics.median(values))
-            print(f"repeat {repeat + 1}/{options.repeats} {kind:8s} median step {statistics.median(wall):.4f} s wall, "
-                  f"{statistics.median(cpu):.4f} s CPU")
+            print(f"repeat {repeat + 1}/{options.repeats} {kind:12s} median step "
+                  f"{statistics.median(wall):.4f} s wall, {statistics.median(cpu):.4f} s CPU")
 
     print()
     print(f"model {options.model}, batch {options.batch_size} x {options.max_length} tokens, "
-          f"{options.steps} timed steps x {options.repeats} repeats per trainer, torch threads "
-          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+          f"{options.steps} timed steps x {options.repeats} repeats per variant, torch threads "
+          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs ({machine_kind('cpu')}), "
           f"load average {os.getloadavg()[0]:.1f}")
-    print("| clock | Trainer median step (s) | GPT3MixTrainer median step (s) | ratio (all steps) | "
+    reference = variants[0]
+    print(f"| clock | variant | median step (s) | ratio to {reference} (all steps) | "
           "ratio (median of per-repeat ratios) |")
     print("|---|---|---|---|---|")
     summary = {}
     for clock in ("wall", "cpu"):
-        stock_median = statistics.median(times[clock]["stock"])
-        ours_median = statistics.median(times[clock]["gpt3mix"])
-        per_repeat_ratio = statistics.median(
-            ours / stock for ours, stock in zip(per_repeat[clock]["gpt3mix"], per_repeat[clock]["stock"], strict=True)
-        )
-        summary[clock] = {"stock_median_s": stock_median, "gpt3mix_median_s": ours_median,
-                          "ratio": ours_median / stock_median, "per_repeat_ratio": per_repeat_ratio}
-        print(f"| {clock} | {stock_median:.4f} | {ours_median:.4f} | {ours_median / stock_median:.3f} | "
-              f"{per_repeat_ratio:.3f} |")
-    ratio = summary["cpu"]["ratio"]
+        reference_median = statistics.median(times[clock][reference])
+        for kind in variants:
+            median = statistics.median(times[clock][kind])
+            per_repeat_ratio = statistics.median(
+                ours / theirs
+                for ours, theirs in zip(per_repeat[clock][kind], per_repeat[clock][reference], strict=True)
+            )
+            summary.setdefault(clock, {})[kind] = {"median_s": median, "ratio": median / reference_median,
+                                                   "per_repeat_ratio": per_repeat_ratio}
+            print(f"| {clock} | {kind} | {median:.4f} | {median / reference_median:.3f} | {per_repeat_ratio:.3f} |")
+    if "stock" not in variants or "gpt3mix" not in variants:
+        write_output(options, times, per_repeat, summary, None)
+        return
+    ratio = summary["cpu"]["gpt3mix"]["median_s"] / summary["cpu"]["stock"]["median_s"]
     print(f"target overhead <= 5 % (CPU time, all steps): {'met' if ratio <= 1.05 else 'NOT met'} "
           f"({(ratio - 1) * 100:+.1f} %)")
-    stock_median = summary["wall"]["stock_median_s"]
+    stock_median = summary["wall"]["stock"]["median_s"]
 
     components = component_overheads(tokenizer, stock_data, soft_data, options)
     added = (components["collate_gpt3mix_s"] - components["collate_stock_s"]
@@ -214,6 +232,10 @@ def main():
     print(f"  loss fwd+bwd: torch cross-entropy {components['loss_stock_s'] * 1e6:.0f} us, "
           f"soft CE {components['loss_gpt3mix_s'] * 1e6:.0f} us")
     print(f"  added: {added * 1e6:.0f} us per step = {added / stock_median * 100:.3f} % of the stock median step")
+    write_output(options, times, per_repeat, summary, components)
+
+
+def write_output(options, times, per_repeat, summary, components) -> None:
     if options.output:
         with open(options.output, "w") as handle:
             json.dump({"options": vars(options), "step_times": times, "per_repeat_medians": per_repeat,
