@@ -208,6 +208,8 @@ def _train_and_evaluate(args: ExperimentArguments, train: Dataset, validation: D
         bf16=args.bf16,
         disable_tqdm=args.disable_tqdm,
         report_to="none",
+        # Pinned memory only serves a copy to a GPU; without one torch warns that it is ignored.
+        dataloader_pin_memory=torch.cuda.is_available(),
         **on_cpu,
     )
     start = time.perf_counter()
