@@ -18,7 +18,7 @@ from transformers import HfArgumentParser
 
 from gpt3mix_hf.experiment import METHOD_NAMES, load_runs, summarize
 from gpt3mix_hf.experiment.arguments import BASELINE
-from gpt3mix_hf.experiment.summary import cell_text
+from gpt3mix_hf.experiment.summary import cell_text, left_out_notes
 
 
 @dataclass
@@ -53,12 +53,12 @@ def ablation_table(args: AblationArguments) -> str:
         records = [r for r in load_runs(folder) if math.isclose(r["level"], args.level)
                    and (args.data_indices is None or r["data_index"] in args.data_indices)
                    and (args.repeat_indices is None or r["repeat"] in args.repeat_indices)]
-        level = summarize(records, args.metric).get(args.level, {"cells": {}, "removed": {}})
+        level = summarize(records, args.metric).get(args.level, {"cells": {}, "left_out": {}})
         row = [name, cell_text(level["cells"].get(BASELINE))[0]]
         for method in args.methods:
             row += cell_text(level["cells"].get(method))
         lines.append("| " + " | ".join(row) + " |")
-        notes += [f"- {name}: {METHOD_NAMES[m]} removed ({why})" for m, why in level["removed"].items()]
+        notes += left_out_notes(level, f"from {name}")
     return "\n".join(lines + ([""] + notes if notes else []))
 
 

@@ -3,13 +3,15 @@
 Sweeps made with the same master seed share their data seeds and training seeds, so each (method, level, data
 seed, repeat) that both finished is a matched pair: the only difference is what the two sweeps' settings differ in.
 Prints each pair (with both runs' stopping epochs and training seconds) and, per method and level, the mean
-paired difference (second minus first) with its Student-t interval.
+paired difference (second minus first) with its Student-t interval over data seeds (the repeats of a data seed
+averaged first: they share its sub-sample and generation). Pairs whose data or training seeds differ are refused.
 
     python scripts/compare_sweeps.py --first results/bf16-check/fp32 --second results/bf16-check/bf16
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
@@ -22,7 +24,7 @@ from gpt3mix_hf.experiment.summary import paired_difference
 class CompareArguments:
     first: str = field(metadata={"help": "A sweep's output_dir (the reference)."})
     second: str = field(metadata={"help": "Another sweep's output_dir, made with the same master seed."})
-    metric: str = field(default="accuracy", metadata={"help": "accuracy or macro_f1."})
+    metric: str = field(default="accuracy", metadata={"help": "Compare on this.", "choices": ["accuracy", "macro_f1"]})
 
 
 def finished(output_dir: str) -> dict[tuple, dict]:
@@ -36,6 +38,11 @@ def main():
     pairs = sorted(set(first) & set(second))
     if not pairs:
         raise SystemExit(f"No run finished in both {args.first} and {args.second}: nothing to compare.")
+    unmatched = [key for key in pairs if (first[key]["data_seed"], first[key]["train_seed"])
+                 != (second[key]["data_seed"], second[key]["train_seed"])]
+    if unmatched:
+        raise SystemExit(f"The runs {unmatched[:5]} have other data or training seeds in {args.second} than in "
+                         f"{args.first}: they are not matched (another --master_seed?), so nothing is compared.")
     print(f"{'method':<20}{'level':>8}{'data':>6}{'repeat':>8}{'first':>9}{'second':>9}{'second-first':>14}"
           f"{'epochs':>10}{'train s':>14}")
     for key in pairs:
@@ -47,9 +54,12 @@ def main():
     print()
     for method, level in sorted({(m, lv) for m, lv, _, _ in pairs}):
         keys = [key for key in pairs if key[:2] == (method, level)]
-        delta = paired_difference([second[k][args.metric] for k in keys], [first[k][args.metric] for k in keys])
+        seeds = sorted({key[2] for key in keys})
+        delta = paired_difference(*([statistics.mean(runs[k][args.metric] for k in keys if k[2] == seed)
+                                     for seed in seeds] for runs in (second, first)))
         print(f"{method} at {level:g}: second - first {100 * delta['mean']:+.1f} points, 95 % interval "
-              f"[{100 * delta['low']:+.1f}, {100 * delta['high']:+.1f}], n={delta['n']} matched runs")
+              f"[{100 * delta['low']:+.1f}, {100 * delta['high']:+.1f}], {len(keys)} matched runs on "
+              f"{delta['n']} data seeds")
 
 
 if __name__ == "__main__":

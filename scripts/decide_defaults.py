@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from gpt3mix_hf.experiment.arguments import METHOD_NAMES
-from gpt3mix_hf.experiment.summary import cell_text, load_runs, summarize
+from gpt3mix_hf.experiment.summary import cell_text, left_out_notes, load_runs, summarize
 
 CONTROLS = ("noaug", "noaug-repeated", "eda")
 CANDIDATES = ("gpt3mix-soft", "gpt3mix-debiased")
@@ -35,7 +35,7 @@ def main():
     print(f"| task | level | method | seeds | {header} | beats all three |")
     print("|---|---|---|---|" + "---|" * (len(CONTROLS) + 1))
     wins = {candidate: set() for candidate in CANDIDATES}
-    tasks, computed = [], 0
+    tasks, judged, computed, notes = [], set(), 0, []
     for sweep in args.sweeps:
         records = load_runs(sweep)
         if not records:
@@ -44,11 +44,17 @@ def main():
         tasks.append(task)
         against = {control: summarize(records, args.metric, baseline=control) for control in CONTROLS}
         for level in sorted(against["noaug"]):
+            # Every cell of a level is on the pairs all its methods finished (`summarize`); say what was left out.
+            notes += left_out_notes(against["noaug"][level], f"from {task} at {100 * level:g} %")
+            present = against["noaug"][level]["cells"]
+            missing = [METHOD_NAMES[m] for m in (*CONTROLS, *CANDIDATES) if "mean" not in present.get(m, {})]
+            if missing:
+                notes.append(f"- {task} at {100 * level:g} % not judged: no finished runs of {', '.join(missing)}.")
+                continue
+            judged.add(task)
             for candidate in CANDIDATES:
-                cells = [against[control][level]["cells"].get(candidate, {}) for control in CONTROLS]
-                deltas = [cell.get("delta") for cell in cells]
-                if any(delta is None for delta in deltas):
-                    continue  # a method or control missing at this level (or lacking NoAug's seeds)
+                cells = [against[control][level]["cells"][candidate] for control in CONTROLS]
+                deltas = [cell["delta"] for cell in cells]
                 computed += len(deltas)
                 beats = all(delta["low"] > 0 for delta in deltas)
                 if beats:
@@ -56,12 +62,15 @@ def main():
                 intervals = " | ".join(cell_text(cell)[1] for cell in cells)
                 print(f"| {task} | {100 * level:g} % | {METHOD_NAMES[candidate]} | {deltas[0]['n']} | {intervals} | "
                       f"{'yes' if beats else 'no'} |")
-    print(f"\n{computed} paired intervals ({args.metric}, percentage points), none corrected for the others.")
+    print("\n".join(["", *notes]) if notes else "")
+    print(f"{computed} paired intervals ({args.metric}, percentage points), none corrected for the others.")
     for candidate in CANDIDATES:
         won = sorted(wins[candidate])
         verdict = "becomes the default" if len(won) > len(tasks) / 2 else "does not"
+        unjudged = [task for task in tasks if task not in judged]
+        counted = f"; not judged, so not beaten: {', '.join(unjudged)}" if unjudged else ""
         print(f"{METHOD_NAMES[candidate]}: beats all three controls on {len(won)} of {len(tasks)} tasks "
-              f"({', '.join(won) or 'none'}): {verdict} by this rule.")
+              f"({', '.join(won) or 'none'}{counted}): {verdict} by this rule.")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,7 @@ def test_calibrated_and_paper_hard_labels_come_from_one_calibrated_generation(tm
     records = run_experiment(args, toy_split(repeat=3), toy_split(), backend=backend)
     assert [r["method"] for r in records] == methods and len({r["num_synthetic"] for r in records}) == 1
     (folder,) = (tmp_path / "sweep" / "augmentations" / "gpt3mix").glob("level=0.1/data0")
+    assert not folder.with_name("data0.shards").exists()  # the resume shards go once the rows are saved
     rows = load_from_disk(folder / "data")
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["augmenter"]["augmenter"]["calibrate"] and meta["augmenter"]["augmenter"]["selection"] == "uniform"
@@ -185,6 +186,29 @@ def test_resume_reruns_a_cut_off_record_and_grows_the_grid(tmp_path, tiny_classi
                    toy_split(repeat=3), toy_split(), backend=backend)
     assert len(trained) == 1 + 4  # the cut-off run, and the four runs of the new data seed
     assert json.loads(path.read_text())["status"] == "ok"
+
+
+def test_resume_refuses_other_settings_but_grows_the_grid(tmp_path, tiny_classifier, monkeypatch):
+    trained = []
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training(log=trained))
+    args = tiny_args(tmp_path, tiny_classifier, methods=["noaug"])
+    run_experiment(args, toy_split(repeat=3), toy_split())
+    with pytest.raises(ValueError, match=r"other settings .*learning_rate: 0.0001 there, 0.0003 now.*--output_dir"):
+        run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug"], learning_rate=3e-4),
+                       toy_split(repeat=3), toy_split())
+    with pytest.raises(ValueError, match=r"augmenter.ratio: 1.0 there, 2.0 now"):
+        run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug-repeated"]), toy_split(repeat=3),
+                       toy_split())  # makes a noaug-repeated run at ratio 1
+        run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug-repeated"]), toy_split(repeat=3),
+                       toy_split(), settings=ProtocolAugmenterConfig(ratio=2))
+    assert len(trained) == 2
+    # Neither run depends on the LM; more seeds, levels and methods only add runs.
+    run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug"], lm="another-lm", data_seeds=2,
+                             levels=[0.1, 0.2]), toy_split(repeat=3), toy_split())
+    assert len(trained) == 2 + 3
+    experiment = json.loads((tmp_path / "sweep" / "experiment.json").read_text())
+    assert experiment["levels"] == [0.1, 0.2] and experiment["data_seeds"] == 2
+    assert experiment["methods"] == ["noaug", "noaug-repeated"]
 
 
 def test_a_run_locked_by_another_process_is_left_to_it(tmp_path, tiny_classifier, monkeypatch):
@@ -237,6 +261,7 @@ def test_debiased_method_shares_the_generation_of_the_other_gpt3mix_methods(tmp_
     records = run_experiment(args, toy_split(repeat=3), toy_split(), backend=ScriptedBackend(parse_rate=0.8))
     assert [r["method"] for r in records] == methods and len({r["num_synthetic"] for r in records}) == 1
     (folder,) = (tmp_path / "sweep" / "augmentations" / "gpt3mix").glob("level=0.1/data0")
+    assert not folder.with_name("data0.shards").exists()  # the resume shards go once the rows are saved
     rows = load_from_disk(folder / "data")
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["augmenter"]["augmenter"]["label_mode"] == "debiased" and meta["augmenter"]["augmenter"]["calibrate"]
@@ -310,22 +335,29 @@ def test_paired_difference_and_its_t_interval():
 def test_summary_compares_matched_runs_only(tmp_path):
     records = [record("noaug", i, r, 0.60 + 0.01 * i) for i in range(3) for r in range(2)]
     records += [record("gpt3mix-soft", i, r, 0.65 + 0.01 * i) for i in range(3) for r in range(2)]
-    # EDA lacks one (data seed, repeat) pair: its cell is removed, not shown on another seed set.
+    # EDA lacks one (data seed, repeat) pair, as a sweep cut off half-way through a seed leaves it.
     records += [record("eda", i, r, 0.9) for i in range(3) for r in range(2) if (i, r) != (2, 1)]
-    # Hard has an extra data seed: only the pairs NoAug has are compared.
+    # Hard has an extra data seed that no other method has.
     records += [record("gpt3mix-hard", i, r, 0.55 + 0.01 * i) for i in range(4) for r in range(2)]
     summary = summarize(records)[0.01]
-    assert set(summary["cells"]) == {"noaug", "gpt3mix-soft", "gpt3mix-hard"}
-    assert "eda" in summary["removed"] and "(2, 1)" in summary["removed"]["eda"]
+    # Every cell is on the 5 pairs all four methods finished: none is dropped, none on another seed set.
+    assert summary["reference"] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+    assert summary["left_out"] == {"noaug": [(3, 0), (3, 1)], "eda": [(2, 1), (3, 0), (3, 1)],
+                                   "gpt3mix-soft": [(3, 0), (3, 1)]}
+    assert {method: cell["n"] for method, cell in summary["cells"].items()} == {
+        "noaug": 5, "eda": 5, "gpt3mix-soft": 5, "gpt3mix-hard": 5}
     soft = summary["cells"]["gpt3mix-soft"]
-    assert soft["n"] == 6 and math.isclose(soft["delta"]["mean"], 5.0) and math.isclose(soft["delta"]["low"], 5.0)
+    assert math.isclose(soft["delta"]["mean"], 5.0) and math.isclose(soft["delta"]["low"], 5.0)
+    assert soft["delta"]["n"] == 3  # data seeds 0, 1 (two repeats each) and 2 (one)
     hard = summary["cells"]["gpt3mix-hard"]
-    assert hard["n"] == 6 and math.isclose(hard["mean"], 56.0) and math.isclose(hard["delta"]["mean"], -5.0)
+    assert math.isclose(hard["mean"], 55.8) and math.isclose(hard["delta"]["mean"], -5.0)
     table = markdown_table(records)
-    assert "| GPT3Mix soft | 66.0 ± 0.9 (n=6, 3 data seeds) | +5.0 [+5.0, +5.0] |" in table
-    assert "| NoAug | 61.0 ± 0.9 (n=6) | – |" in table
-    assert "EDA |" not in table and "- removed: EDA at 1 %" in table
-    assert "- 2 comparisons to NoAug" in table
+    assert "| GPT3Mix soft | 65.8 ± 0.8 (n=5, 3 data seeds) | +5.0 [+5.0, +5.0] |" in table
+    assert "| NoAug | 60.8 ± 0.8 (n=5, 3 data seeds) | – |" not in table  # NoAug has no Δ, so no seed count
+    assert "| NoAug | 60.8 ± 0.8 (n=5) | – |" in table
+    assert "- left out at 1 %: the (data seed, repeat) pairs [(2, 1), (3, 0), (3, 1)], which EDA has not finished" \
+        in table
+    assert "- 3 comparisons to NoAug" in table
 
 
 def test_intervals_are_taken_over_data_seeds_not_runs():
@@ -357,25 +389,55 @@ def test_summary_against_another_baseline():
 
 def test_decide_defaults_applies_the_rule_to_every_control(tmp_path):
     # Task a: debiased beats all three controls on every seed; soft ties EDA. Task b: nothing beats anything.
+    # Task c: beats everything, but has no EDA runs, so it cannot be judged.
     gains = {"a": {"noaug": 0, "noaug-repeated": 1, "eda": 3, "gpt3mix-soft": 3, "gpt3mix-debiased": 8},
-             "b": {"noaug": 0, "noaug-repeated": 0, "eda": 0, "gpt3mix-soft": 0, "gpt3mix-debiased": 0}}
+             "b": {"noaug": 0, "noaug-repeated": 0, "eda": 0, "gpt3mix-soft": 0, "gpt3mix-debiased": 0},
+             "c": {"noaug": 0, "noaug-repeated": 0, "gpt3mix-soft": 9, "gpt3mix-debiased": 9}}
     for task, by_method in gains.items():
         for method, gain in by_method.items():
-            for seed in range(4):
+            # Task a's sweep was cut off in its fifth seed, after NoAug.
+            for seed in range(5 if task == "a" and method == "noaug" else 4):
                 path = tmp_path / task / "runs" / method / f"data{seed}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 run = {**record(method, seed, 0, (60 + gain + seed % 2 * 0.5) / 100, level=0.003), "dataset": task}
                 path.write_text(json.dumps(run))
     script = Path(__file__).resolve().parents[1] / "scripts" / "decide_defaults.py"
-    result = subprocess.run([sys.executable, str(script), "--sweeps", str(tmp_path / "a"), str(tmp_path / "b")],
+    result = subprocess.run([sys.executable, str(script), "--sweeps", *(str(tmp_path / task) for task in "abc")],
                             capture_output=True, text=True, check=True)
     lines = result.stdout.splitlines()
+    assert "- left out from a at 0.3 %: the (data seed, repeat) pairs [(4, 0)], which EDA has not finished" in lines
+    assert "- c at 0.3 % not judged: no finished runs of EDA." in lines
     assert "| a | 0.3 % | GPT3Mix debiased (not the paper's) | 4 | +8.0 [+8.0, +8.0] | +7.0 [+7.0, +7.0] | " \
            "+5.0 [+5.0, +5.0] | yes |" in lines
     assert any(line.startswith("| a | 0.3 % | GPT3Mix soft |") and line.endswith("| no |") for line in lines)
     assert "12 paired intervals (accuracy, percentage points), none corrected for the others." in lines
-    assert "GPT3Mix debiased (not the paper's): beats all three controls on 1 of 2 tasks (a): does not by this " \
-           "rule." in lines
+    assert "GPT3Mix debiased (not the paper's): beats all three controls on 1 of 3 tasks (a; not judged, so not " \
+           "beaten: c): does not by this rule." in lines
+
+
+def test_compare_sweeps_pairs_runs_and_takes_the_interval_over_data_seeds(tmp_path):
+    # The second sweep scores 1 and 3 points more on data seed 0's two repeats, 2 and 2 on seed 1, 4 and 4 on
+    # seed 2: per seed +2, +2, +4, so the interval is over 3 data seeds, not 6 runs.
+    gains = {(0, 0): 1, (0, 1): 3, (1, 0): 2, (1, 1): 2, (2, 0): 4, (2, 1): 4}
+    for folder, gain_of in (("first", lambda key: 0), ("second", gains.get)):
+        for (seed, repeat) in gains:
+            run = {**record("noaug", seed, repeat, (60 + gain_of((seed, repeat))) / 100, level=0.003),
+                   "data_seed": 100 + seed, "train_seed": 200 + seed * 2 + repeat, "epochs": 9,
+                   "timings": {"train_seconds": 1.0}}
+            path = tmp_path / folder / "runs" / "noaug" / f"data{seed}-rep{repeat}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(run))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_sweeps.py"
+    command = [sys.executable, str(script), "--first", str(tmp_path / "first"), "--second", str(tmp_path / "second")]
+    lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+    expected = paired_difference([2.0, 2.0, 4.0], [0.0, 0.0, 0.0])
+    assert (f"noaug at 0.003: second - first +2.7 points, 95 % interval [{expected['low']:+.1f}, "
+            f"{expected['high']:+.1f}], 6 matched runs on 3 data seeds") in lines
+    # Sweeps made from other seeds do not pair up: refused, not compared.
+    moved = tmp_path / "second" / "runs" / "noaug" / "data1-rep0.json"
+    moved.write_text(json.dumps({**json.loads(moved.read_text()), "data_seed": 7}))
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode != 0 and "other data or training seeds" in refused.stderr
 
 
 def test_old_hard_records_read_as_written_labels(tmp_path):
@@ -533,6 +595,12 @@ def test_bad_inputs(tmp_path, tiny_classifier):
         tiny_args(tmp_path, tiny_classifier, levels=[0.0])
     with pytest.raises(ValueError, match="finite"):
         tiny_args(tmp_path, tiny_classifier, learning_rate=float("inf"))
+    with pytest.raises(ValueError, match="per_device_train_batch_size must be >= 1, got 0"):
+        tiny_args(tmp_path, tiny_classifier, per_device_train_batch_size=0)
+    with pytest.raises(ValueError, match="test_split='train' would score the classifiers on the rows"):
+        tiny_args(tmp_path, tiny_classifier, test_split="train")
+    with pytest.raises(ValueError, match="max_test_rows=1 is fewer than the 2 classes"):
+        run_experiment(tiny_args(tmp_path, tiny_classifier, max_test_rows=1), train, toy_split())
     with pytest.raises(ValueError, match="split is empty"):
         run_experiment(tiny_args(tmp_path, tiny_classifier), train, train.select([]))
     # A folder without a train split; an evaluation set whose labels differ from train's.

@@ -163,7 +163,8 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
         for level in self.levels:
             if not 0 < level <= 1:
                 raise ValueError(f"levels must be fractions in (0, 1], got {level}.")
-        for name in ("data_seeds", "repeats", "lm_batch_size", "max_length"):
+        for name in ("data_seeds", "repeats", "lm_batch_size", "max_length", "per_device_train_batch_size",
+                     "per_device_eval_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.max_test_rows is not None and self.max_test_rows < 1:
@@ -172,6 +173,11 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
             raise ValueError(
                 f"validation_per_class={self.validation_per_class} gives an empty validation split: early stopping "
                 "needs validation rows. Give at least 1 (or leave it unset: as many as the training sample)."
+            )
+        if self.test_split == "train":
+            raise ValueError(
+                "test_split='train' would score the classifiers on the rows they are sub-sampled and validated from: "
+                "give a split kept apart from train (e.g. --test_split test or validation)."
             )
         if self.validation_set not in VALIDATION_SETS:
             raise ValueError(f"validation_set={self.validation_set!r} is unknown: use one of {list(VALIDATION_SETS)}.")

@@ -21,6 +21,7 @@ is made again; a `FileLock` keeps two sweep processes from making the same rows.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -217,11 +218,11 @@ class Augmentations:
             augmenter = GPT3MixAugmenter(self.backend, split.train, self.spec, config=self.generation_settings(split),
                                          sampling=self.sampling)
             # Shards of 64 real rows (a full set of decoding slots, twice) are saved as they finish: an interrupted
-            # generation resumes from them.
-            synthetic = augmenter.augment(
-                batch_size=64, load_from_cache_file=False,
-                checkpoint_dir=folder.with_name(folder.name + ".shards"), shard_size=64,
-            )
+            # generation resumes from them. Once the rows are saved they are deleted, so that a generation made
+            # again with other settings does not find them.
+            shards = folder.with_name(folder.name + ".shards")
+            synthetic = augmenter.augment(batch_size=64, load_from_cache_file=False, checkpoint_dir=shards,
+                                          shard_size=64)
             report = augmenter.report
             meta = {"config": key, "augmenter": augmenter.provenance(), "report": report.to_dict(),
                     "seconds": report.seconds}
@@ -230,6 +231,7 @@ class Augmentations:
                 f"({report.samples_per_second:.2f} rows/s)."
             )
             save_rows(folder, synthetic, json_round_trip(meta))
+            shutil.rmtree(shards, ignore_errors=True)
         return synthetic, json_round_trip(meta)
 
     # -- baselines ----------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The summary of a sweep: per task a table of mean ± std, the paired difference to NoAug with its 95 % interval,
 and a plot.
 
-Methods are compared on matched runs only. At each level the reference runs are NoAug's (data seed, repeat)
-pairs; a method's cell is computed on exactly those pairs, and a method that lacks any of them has its cell
-removed (listed under the table as removed, with the pairs it lacks), never shown on a different seed set.
+Methods are compared on matched runs only. At each level every cell is computed on the same (data seed, repeat)
+pairs: those that every method shown at that level has finished. A pair some method lacks (a seed an interrupted
+sweep left half-done, a method run on fewer seeds) is left out of every cell and listed under the table with the
+methods that lack it; no cell is ever shown on a different seed set.
 
 The independent unit is the data seed: each has its own sub-sample and its own generation, while the classifier
 repeats of one data seed share both. So the paired difference is taken over data seeds, each method's runs of a
@@ -22,8 +23,8 @@ from scipy import stats
 
 from ..state import load_rows, read_json, write_json
 from .arguments import BASELINE, METHOD_NAMES, METHODS
+from .records import OK
 
-OK = "ok"
 METRICS = ("accuracy", "macro_f1")
 
 
@@ -54,7 +55,9 @@ def paired_difference(values: list[float], baseline: list[float], confidence: fl
 
 
 def summarize(records: list[dict], metric: str = "accuracy", baseline: str = BASELINE) -> dict:
-    """`{level: {"reference": [(data_index, repeat)...], "cells": {method: cell}, "removed": {method: reason}}}`.
+    """`{level: {"reference": [(data_index, repeat)...], "cells": {method: cell}, "left_out": {method: pairs}}}`:
+    `reference` are the pairs every method at the level finished, on which every cell is computed; `left_out`
+    maps each method that lacks some other method's pairs to those pairs (left out of every cell).
 
     A cell has `mean`, `std` (ddof=1, NaN with one run), `n`, and for methods other than `baseline` (NoAug by
     default; any method, e.g. `eda`, to compare against it instead) `delta` (see `paired_difference`); a method
@@ -77,14 +80,12 @@ def summarize(records: list[dict], metric: str = "accuracy", baseline: str = BAS
     for level in sorted(set(runs) | set(unavailable)):
         by_method = runs.get(level, {})
         order = [m for m in METHODS if m in by_method]
-        reference_method = baseline if baseline in by_method else (order[0] if order else None)
-        reference = sorted(by_method.get(reference_method, {}))
-        cells, removed = {}, {}
-        for method in order:
-            missing = [pair for pair in reference if pair not in by_method[method]]
-            if missing:
-                removed[method] = f"lacks the (data seed, repeat) pairs {missing} that {reference_method} has"
-                continue
+        every = set().union(*by_method.values())
+        reference = sorted(every.intersection(*by_method.values()))
+        left_out = {method: sorted(every - set(by_method[method])) for method in order
+                    if every - set(by_method[method])}
+        cells = {}
+        for method in order if reference else []:
             values = [by_method[method][pair] for pair in reference]
             cell = {
                 "mean": float(np.mean(values)),
@@ -98,7 +99,7 @@ def summarize(records: list[dict], metric: str = "accuracy", baseline: str = BAS
         for method, reason in unavailable.get(level, {}).items():
             if method not in by_method:
                 cells[method] = {"status": reason}
-        summary[level] = {"reference": reference, "cells": cells, "removed": removed}
+        summary[level] = {"reference": reference, "cells": cells, "left_out": left_out}
     return summary
 
 
@@ -139,7 +140,7 @@ def cell_text(cell: dict | None) -> list[str]:
 
 def markdown_table(records: list[dict], metric: str = "accuracy") -> str:
     """One row per method, two columns per level: `mean ± std` over the matched runs, and the paired Δ to NoAug
-    with its 95 % interval; then the cells removed for unmatched seeds, if any."""
+    with its 95 % interval; then the (data seed, repeat) pairs left out because some method lacks them, if any."""
     summary = summarize(records, metric)
     levels = list(summary)
     header = "| method | " + " | ".join(f"{100 * level:g} %: mean ± std | Δ vs NoAug [95 % CI]" for level in levels)
@@ -155,12 +156,17 @@ def markdown_table(records: list[dict], metric: str = "accuracy") -> str:
              f"freedom), none corrected for the others: were no method different from NoAug, about "
              f"{count / 20:.1f} would exclude 0 by chance."]
     for level in levels:
-        for method, reason in summary[level]["removed"].items():
-            notes.append(f"- removed: {METHOD_NAMES[method]} at {100 * level:g} % ({reason})")
+        notes += left_out_notes(summary[level], f"at {100 * level:g} %")
         for method, cell in summary[level]["cells"].items():
             if "status" in cell:
                 notes.append(f"- n/a: {METHOD_NAMES[method]} at {100 * level:g} % ({cell['status']})")
     return "\n".join(lines + [""] + notes)
+
+
+def left_out_notes(level_summary: dict, where: str) -> list[str]:
+    """One line per method whose missing runs left (data seed, repeat) pairs out of every cell."""
+    return [f"- left out {where}: the (data seed, repeat) pairs {[tuple(pair) for pair in pairs]}, which "
+            f"{METHOD_NAMES[method]} has not finished" for method, pairs in level_summary["left_out"].items()]
 
 
 def plot(records: list[dict], path: str | Path, metric: str = "accuracy", title: str | None = None) -> Path:

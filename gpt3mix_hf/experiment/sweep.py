@@ -2,8 +2,10 @@
 
 Each finished run writes `<output_dir>/runs/<method>/level=<level>/data<i>-rep<r>.json` (atomically); running
 the same sweep again skips those files, so an interrupted sweep resumes where it stopped and a larger
-`data_seeds` only adds runs. Several processes can share one grid: each run is taken under a `FileLock`, and a
-run whose lock another process holds is left to it.
+`data_seeds` (or other levels, methods, repeats) only adds runs. Runs made with other settings (a learning rate,
+a ratio, a classifier, ...) are refused in the same `output_dir`, so its runs always pair up. Several processes
+can share one grid: each run is taken under a `FileLock`, and a run whose lock another process holds is left to
+it.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..data import (
 )
 from ..selection import row_seed
 from ..spec import task_spec
-from ..state import check_folder_path, read_json, write_json
+from ..state import check_folder_path, write_json
 from .arguments import (
     GPT3MIX_METHODS,
     HELD_OUT_PER_CLASS,
@@ -43,11 +45,11 @@ from .arguments import (
     check_protocol_settings,
 )
 from .caches import Augmentations, level_name
+from .records import OK, check_same_settings, finished_record, run_settings, write_experiment
 
 logger = logging.get_logger(__name__)
 
 UNAVAILABLE = "unavailable"
-OK = "ok"
 # Run records before version 2 called the label the LM wrote "gpt3mix-hard" (see `summary.load_runs`).
 RECORD_VERSION = 2
 
@@ -244,18 +246,6 @@ def _best_evaluation(log_history: list[dict], best_metric: float | None) -> dict
     return {}
 
 
-def _finished(path: Path) -> dict | None:
-    """The record of a finished run at `path`, or None (absent, unfinished or cut off: it is run again)."""
-    if not path.exists():
-        return None
-    try:
-        record = read_json(path)
-    except ValueError as error:
-        logger.warning(f"{error} Running it again.")
-        return None
-    return record if record.get("status") == OK else None
-
-
 def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test: Dataset | None = None, *,
                    settings: AugmenterConfig | None = None, sampling: SamplingConfig | None = None,
                    backend=None) -> list[dict]:
@@ -292,6 +282,11 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
         test = encode_labels(test, "text", "label", origin="test", names=names)
         if len(test) == 0:
             raise ValueError(f"The {args.test_split!r} split is empty: the classifiers need rows to be scored on.")
+        if args.max_test_rows is not None and args.max_test_rows < len(names):
+            raise ValueError(
+                f"max_test_rows={args.max_test_rows} is fewer than the {len(names)} classes: the test sample is "
+                "class balanced, at least one row per class. Give at least that many, or leave it unset."
+            )
         if args.max_test_rows is not None and len(test) > args.max_test_rows:
             # One sample for every run, drawn from the master seed: all methods are scored on the same rows.
             try:
@@ -304,8 +299,9 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
                 ) from error
     spec = task_spec(args.task, names, args.dataset)
     output_dir = Path(args.output_dir)
-    write_json(output_dir / "experiment.json", {**args.to_dict(), "augmenter": settings.to_dict(),
-                                                "sampling": sampling.to_dict(), "spec": spec.to_dict()})
+    settings_of_runs = run_settings(args, settings, sampling)
+    check_same_settings(output_dir, settings_of_runs)
+    write_experiment(output_dir, {**settings_of_runs, "spec": spec.to_dict()})
     augmentations = Augmentations(args, spec, sampling, settings, backend)
     held_out = None
     if args.validation_set == "held-out":
@@ -330,7 +326,7 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
             for method in args.methods:
                 for repeat in range(args.repeats):
                     path = run_path(output_dir, method, level, index, repeat)
-                    finished = _finished(path)
+                    finished = finished_record(path)
                     if finished is not None:
                         logger.info(f"Skipping finished run {path}.")
                         records.append(finished)
@@ -349,7 +345,7 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
                         continue
                     try:
                         # Another process may have finished it between our check and the lock.
-                        finished = _finished(path)
+                        finished = finished_record(path)
                         if finished is None:
                             finished = _run_one(args, augmentations, split, method, repeat, test, output_dir)
                             if finished is not None:
@@ -374,8 +370,7 @@ def _run_one(args: ExperimentArguments, augmentations: Augmentations, split: Spl
         "train_seed": train_seed(args.master_seed, split.index, split.level, repeat),
         "num_real": len(split.train),
         "num_validation": len(split.validation),
-        "settings": {**args.to_dict(), "augmenter": augmentations.settings.to_dict(),
-                     "sampling": augmentations.sampling.to_dict()},
+        "settings": run_settings(args, augmentations.settings, augmentations.sampling),
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
                         "machine_kind": _machine_kind()},
     }

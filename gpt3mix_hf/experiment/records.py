@@ -1,0 +1,116 @@
+"""The run records of a sweep on disk: reading a finished one, the settings each records, and the check that one
+`output_dir` only ever holds runs made with one set of settings (so that its runs pair up)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from transformers.utils import logging
+
+from ..backends.base import SamplingConfig
+from ..config import AugmenterConfig
+from ..state import json_round_trip, read_json, write_json
+from .arguments import GPT3MIX_METHODS, ExperimentArguments
+
+logger = logging.get_logger(__name__)
+
+OK = "ok"
+
+# The arguments that say which runs to make or how to show progress, not how a run is made: the calls that fill
+# one output_dir may differ in these. `lm_batch_size` only sets decoding slots (rows are the same whatever it is,
+# see README *Same seed, same data*).
+GRID_FIELDS = ("output_dir", "levels", "methods", "data_seeds", "repeats", "augment_only", "skip_uncached",
+               "disable_tqdm", "lm_batch_size")
+
+
+def run_settings(args: ExperimentArguments, settings: AugmenterConfig, sampling: SamplingConfig) -> dict:
+    """Every setting of a run, as its JSON records them."""
+    return json_round_trip({**args.to_dict(), "augmenter": settings.to_dict(), "sampling": sampling.to_dict()})
+
+
+def _differences(made: dict, given: dict, method: str) -> list[str]:
+    """The settings (dotted names) in which a finished run of `method`, made with `made`, differs from this call's
+    `given`. Compared: the names both have (a setting added or dropped by a later version of the package is not a
+    difference) that `method`'s runs depend on (NoAug's do not depend on the LM, e.g.)."""
+    differ = []
+    for name in _used_settings(method, made.keys() & given.keys(), made, given):
+        old, new = _lookup(made, name), _lookup(given, name)
+        if name == "data_dir" and old and new:
+            # "../shared/data" and "/work/shared/data" are one folder: compared as resolved paths.
+            old, new = os.path.realpath(old), os.path.realpath(new)
+        if old != new:
+            differ.append(f"{name}: {_lookup(made, name)!r} there, {_lookup(given, name)!r} now")
+    return differ
+
+
+# Settings only the methods that prompt an LM depend on, and the augmenter settings of EDA, back-translation and
+# the step-matched control (only the ratio: how many rows per real row).
+_LM_SETTINGS = ("lm", "k", "preset", "text_type", "label_type", "verbalizer", "sampling")
+_RATIO_ONLY = ("noaug-repeated", "eda", "bt")
+
+
+def _used_settings(method: str, names, made: dict, given: dict) -> list[str]:
+    used = []
+    for name in sorted(set(names) - set(GRID_FIELDS)):
+        if (method not in GPT3MIX_METHODS and name in _LM_SETTINGS) or (method != "bt" and name == "bt_models"):
+            continue
+        if name == "augmenter":
+            if method in GPT3MIX_METHODS:
+                keys = made[name].keys() & given[name].keys()
+            else:
+                keys = {"ratio"} if method in _RATIO_ONLY else set()
+            used += [f"augmenter.{key}" for key in sorted(keys)]
+        elif isinstance(made[name], dict) and isinstance(given[name], dict):
+            used += [f"{name}.{key}" for key in sorted(made[name].keys() & given[name].keys())]
+        else:
+            used.append(name)
+    return used
+
+
+def _lookup(settings: dict, dotted: str):
+    for part in dotted.split("."):
+        settings = settings[part]
+    return settings
+
+
+def check_same_settings(output_dir: Path, given: dict) -> None:
+    """Refuse to add runs to `output_dir` if its finished runs were made with other settings: the summary pairs
+    every run of a level with the same data seed's runs of the other methods, which only means something when
+    nothing but the method differs."""
+    for path in sorted((output_dir / "runs").rglob("*.json")):
+        record = finished_record(path)  # a cut-off record is run again, so it is not compared
+        if record is None:
+            continue
+        differ = _differences(record.get("settings", {}), given, record["method"])
+        if differ:
+            where = f"{record['method']}, level {record['level']:g}, data seed {record['data_index']}"
+            raise ValueError(
+                f"{output_dir} holds runs made with other settings ({where}: {'; '.join(differ)}). Their runs would "
+                "not pair up with this call's: give the same settings to resume it, or another --output_dir."
+            )
+
+
+def write_experiment(output_dir: Path, settings: dict) -> None:
+    """`experiment.json`: the settings of every run in `output_dir` (`check_same_settings` keeps them one), with
+    the grid of every call that filled it: the union of levels and methods, the most data seeds and repeats."""
+    path = output_dir / "experiment.json"
+    if path.exists():
+        before = read_json(path)
+        settings["levels"] = sorted(set(before.get("levels", [])) | set(settings["levels"]))
+        settings["methods"] += [m for m in before.get("methods", []) if m not in settings["methods"]]
+        for name in ("data_seeds", "repeats"):
+            settings[name] = max(before.get(name, 0), settings[name])
+    write_json(path, settings)
+
+
+def finished_record(path: Path) -> dict | None:
+    """The record of a finished run at `path`, or None (absent, unfinished or cut off: it is run again)."""
+    if not path.exists():
+        return None
+    try:
+        record = read_json(path)
+    except ValueError as error:
+        logger.warning(f"{error} Running it again.")
+        return None
+    return record if record.get("status") == OK else None
