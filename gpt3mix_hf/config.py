@@ -62,7 +62,8 @@ class AugmenterConfig:
     calibrate: bool = field(
         default=False,
         metadata={"help": "Divide out the LM's content-free label prior (Zhao et al., 2021), scored after each "
-                  "content_free_texts in the same prompt; the raw distribution is kept."},
+                  "content_free_texts in the same prompt; the raw distribution is kept. With label_mode='debiased' "
+                  "the prior is only recorded (label_prior): the debiased label divides out its own task prior."},
     )
     content_free_texts: list[str] = field(
         default_factory=lambda: list(CONTENT_FREE_TEXTS),
@@ -81,7 +82,9 @@ class AugmenterConfig:
         default=0.0,
         metadata={"help": "A served LM that returns only its top few alternatives at the label position covers part "
                   "of the probability (the row's label_mass); a generation whose label words cover less than this "
-                  "share is tried again. 0: keep every row (a local LM always covers all of it)."},
+                  "share is tried again. 0: keep every row (a local LM always covers all of it). With "
+                  "label_mode='debiased' it is checked on the row's own prompt only: the other orders and the task "
+                  "prior's rows are scored without their mass."},
     )
     seed: int = field(default=0, metadata={"help": "Master seed of the augmentation."})
     max_attempts: int = field(
@@ -101,7 +104,7 @@ class AugmenterConfig:
         for name in ("k", "max_attempts", "debias_prior_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}.")
-        if self.label_mode == "debiased" and not 1 <= self.debias_orders <= math.factorial(self.k):
+        if self.debias_orders < 1 or self.label_mode == "debiased" and self.debias_orders > math.factorial(self.k):
             raise ValueError(
                 f"debias_orders must be a whole number in [1, {math.factorial(self.k)}] (the orders of k={self.k} "
                 f"examples), got {self.debias_orders!r}."

@@ -198,6 +198,10 @@ class Labeller:
         is, in prompts of k other pool rows drawn uniformly and put in each of the `debias_orders` orders; the
         prior is the mean of the rows' order-averaged distributions. It is computed once per augmenter (and once
         per worker process under `num_proc`), at the cost of rows x `debias_orders` scoring prefills.
+
+        The prior's prompts are drawn uniformly, as the paper's selection (`selection="uniform"`, the harness's)
+        draws a synthetic row's; under `selection="anchored"` a synthetic row's prompt holds the row it was
+        anchored on, a case these prompts (and the README's labeller study) do not cover.
         """
         if self._task_prior is not None:
             return self._task_prior
@@ -330,7 +334,15 @@ def _relabel_debiased(synthetic: Dataset, prior: list[float] | None) -> Dataset:
         soft, label = label_from_distribution(calibrate(averaged, prior if prior is not None else own_prior), "soft")
         labels.append(label)
         soft_labels.append(soft)
-    return _with_labels(synthetic, labels, soft_labels)
+    relabelled = _with_labels(synthetic, labels, soft_labels)
+    if prior is None:
+        return relabelled
+    # The rows say which prior their labels were divided by.
+    order = relabelled.column_names
+    relabelled = relabelled.remove_columns("debias_prior").add_column(
+        "debias_prior", [list(prior)] * len(relabelled), feature=synthetic.features["debias_prior"]
+    )
+    return relabelled.select_columns(order)
 
 
 def _with_labels(synthetic: Dataset, labels: list[int], soft_labels: list[list[float]]) -> Dataset:

@@ -14,9 +14,13 @@ CONTENT_FREE_TEXTS = ("N/A", "", "[MASK]")
 
 
 def normalize_logprobs(logprobs: list[float]) -> list[float]:
-    """p(y) ∝ exp(logprobs[y]), computed stably. Raises if no label has any probability."""
+    """p(y) ∝ exp(logprobs[y]), computed stably. Raises if no label has any probability, or a score is NaN or
+    +inf."""
     if not logprobs:
         raise ValueError("No label log-probabilities to normalise.")
+    if any(math.isnan(value) or value == math.inf for value in logprobs):
+        raise ValueError(f"Label log-probabilities must be finite or -inf, got {logprobs}: the backend's scores are "
+                         "broken.")
     top = max(logprobs)
     if not math.isfinite(top):
         raise ValueError(f"Every label has zero probability (log-probabilities {logprobs}): nothing to normalise.")

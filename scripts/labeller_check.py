@@ -68,7 +68,11 @@ class CheckArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Folder with <task>/*.jsonl."})
     tasks: list[str] = field(default_factory=lambda: ["sst2", "subj", "trec6", "cr"],
                              metadata={"help": "Benchmarks (preset names)."})
-    split: str = field(default="test", metadata={"help": "Split whose rows are labelled by the LM."})
+    split: str = field(
+        default="test",
+        metadata={"help": "Split whose rows are labelled by the LM. train: train rows outside the pool, so that no "
+                  "test label informs a choice made from the study."},
+    )
     model: str = field(default="smollm2", metadata={"help": "Causal LM."})
     dtype: str = field(default="float32", metadata={"help": "The LM's dtype."})
     rows: int = field(default=200, metadata={"help": "Held-out rows scored: a seeded uniform sample of the split."})
@@ -112,6 +116,9 @@ def check_task(args: CheckArguments, task: str, backend) -> dict:
     train = load_benchmark(task, "train", data_dir=args.data_dir)
     pool = class_balanced_sample(train, per_class=args.pool_per_class, seed=args.seed)
     held_out = load_benchmark(task, args.split, data_dir=args.data_dir)
+    if args.split == "train":
+        in_pool = set(pool["text"])
+        held_out = held_out.filter(lambda row: row["text"] not in in_pool, desc="Leaving out the pool's rows")
     held_out = held_out.shuffle(seed=args.seed + 1).select(range(min(args.rows, len(held_out))))
     names = held_out.features["label"].names
     augmenter = GPT3MixAugmenter(backend, pool, spec, k=args.k, selection="uniform", label_mode="debiased",

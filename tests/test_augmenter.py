@@ -214,10 +214,14 @@ def test_debiased_labels_average_the_example_orders_and_divide_the_task_prior_ou
     # relabel derives the debiased label again, or with another task prior (e.g. over the rows themselves).
     np.testing.assert_allclose(relabel(debiased, "debiased")["soft_labels"], debiased["soft_labels"], atol=1e-6)
     own_rows_prior = mean_distribution(debiased["order_averaged_soft_labels"])
+    with_own_prior = relabel(debiased, "debiased", prior=own_rows_prior)
     np.testing.assert_allclose(
-        relabel(debiased, "debiased", prior=own_rows_prior)["soft_labels"],
+        with_own_prior["soft_labels"],
         [calibrate(row, own_rows_prior) for row in debiased["order_averaged_soft_labels"]], atol=1e-6,
     )
+    # The rows record the prior they were divided by, in the column's place.
+    assert with_own_prior.column_names == debiased.column_names
+    np.testing.assert_allclose(with_own_prior["debias_prior"], [own_rows_prior] * len(debiased), atol=1e-6)
     assert relabel(debiased, "soft")["soft_labels"] == plain["soft_labels"]
     with pytest.raises(ValueError, match="label_mode='debiased'"):
         relabel(plain, "debiased")
@@ -535,7 +539,7 @@ def test_label_without_examples_warns_and_keeps_its_share(caplog):
     ({"selection": "nearest"}, "selection"), ({"label_mode": "written", "calibrate": True}, "calibrate"),
     ({"calibrate": True, "content_free_texts": []}, "content_free_texts"),
     ({"label_mode": "debiased", "debias_orders": 3}, "debias_orders"),
-    ({"label_mode": "debiased", "debias_orders": 0}, "debias_orders"),
+    ({"label_mode": "debiased", "debias_orders": 0}, "debias_orders"), ({"debias_orders": 0}, "debias_orders"),
     ({"label_mode": "debiased", "debias_prior_rows": 0}, "debias_prior_rows"),
     ({"label_mode": "debiased", "k": 6}, "more than k rows"),
 ])

@@ -84,6 +84,13 @@ def test_bad_prior_input():
         content_free_prior([[-math.inf, -math.inf]])
 
 
+def test_broken_scores_are_refused_not_turned_into_nan_labels():
+    for broken in ([-1.0, math.nan], [math.inf, -1.0]):
+        with pytest.raises(ValueError, match="finite or -inf"):
+            normalize_logprobs(broken)
+    assert normalize_logprobs([0.0, -math.inf]) == [1.0, 0.0]  # a label with no probability is a score
+
+
 # The debiased label (this package's variant): order averaging and a task-level prior.
 
 
