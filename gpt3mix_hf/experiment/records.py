@@ -18,8 +18,9 @@ logger = logging.get_logger(__name__)
 OK = "ok"
 
 # The arguments that say which runs to make or how to show progress, not how a run is made: the calls that fill
-# one output_dir may differ in these. `lm_batch_size` only sets decoding slots (rows are the same whatever it is,
-# see README *Same seed, same data*).
+# one output_dir may differ in these. `lm_batch_size` only sets decoding slots: fp32 rows are the same whatever it
+# is, bf16 rows may differ by a rounding (README *Same seed, same data*), and every method of a data seed shares
+# that seed's one generation either way.
 GRID_FIELDS = ("output_dir", "levels", "methods", "data_seeds", "repeats", "augment_only", "skip_uncached",
                "disable_tqdm", "lm_batch_size")
 
