@@ -35,7 +35,7 @@ def main():
     print(f"| task | level | method | seeds | {header} | beats all three |")
     print("|---|---|---|---|" + "---|" * (len(CONTROLS) + 1))
     wins = {candidate: set() for candidate in CANDIDATES}
-    tasks, judged, computed, notes = [], set(), 0, []
+    tasks, judged, computed, between, notes = [], set(), 0, 0, []
     for sweep in args.sweeps:
         records = load_runs(sweep)
         if not records:
@@ -43,6 +43,7 @@ def main():
         task = records[0]["dataset"]
         tasks.append(task)
         against = {control: summarize(records, args.metric, baseline=control) for control in CONTROLS}
+        modes = summarize(records, args.metric, baseline=CANDIDATES[0])
         for level in sorted(against["noaug"]):
             # Every cell of a level is on the pairs all its methods finished (`summarize`); say what was left out.
             notes += left_out_notes(against["noaug"][level], f"from {task} at {100 * level:g} %")
@@ -52,6 +53,11 @@ def main():
                 notes.append(f"- {task} at {100 * level:g} % not judged: no finished runs of {', '.join(missing)}.")
                 continue
             judged.add(task)
+            # Not part of the rule: the two label modes against each other, on the same generated texts.
+            between += 1
+            notes.append(f"- {task} at {100 * level:g} %: {METHOD_NAMES[CANDIDATES[1]]} against "
+                         f"{METHOD_NAMES[CANDIDATES[0]]} (the same texts, not part of the rule): "
+                         f"{cell_text(modes[level]['cells'][CANDIDATES[1]])[1]}")
             for candidate in CANDIDATES:
                 cells = [against[control][level]["cells"][candidate] for control in CONTROLS]
                 deltas = [cell["delta"] for cell in cells]
@@ -63,7 +69,8 @@ def main():
                 print(f"| {task} | {100 * level:g} % | {METHOD_NAMES[candidate]} | {deltas[0]['n']} | {intervals} | "
                       f"{'yes' if beats else 'no'} |")
     print("\n".join(["", *notes]) if notes else "")
-    print(f"{computed} paired intervals ({args.metric}, percentage points), none corrected for the others.")
+    print(f"{computed} paired intervals for the rule and {between} between the modes ({args.metric}, percentage "
+          "points), none corrected for the others.")
     for candidate in CANDIDATES:
         won = sorted(wins[candidate])
         verdict = "becomes the default" if len(won) > len(tasks) / 2 else "does not"

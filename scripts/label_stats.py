@@ -1,6 +1,7 @@
 """How the GPT3Mix LM labelled a sweep's synthetic rows: the share of each label as the argmax of the raw and of
-the calibrated distribution, as written by the LM, the mean top probability, and how often the written label is
-the raw argmax. Reads `<output_dir>/synthetic/gpt3mix_*.jsonl` (written by `gpt3mix experiment`'s summary).
+the calibrated (or, for a sweep with gpt3mix-debiased, the debiased) distribution, as written by the LM, the mean
+top probability, and how often the written label and the calibrated or debiased argmax are the raw argmax. Reads
+`<output_dir>/synthetic/gpt3mix_*.jsonl` (written by `gpt3mix experiment`'s summary).
 
     python scripts/label_stats.py results/sst2-v2 results/subj-v2 results/trec6-v2 results/sst2-lm-gemma3
 """
@@ -23,6 +24,9 @@ def label_stats(folder: Path) -> str:
     meta = json.loads(next(folder.glob("synthetic/gpt3mix_*.meta.json")).read_text(encoding="utf-8"))
     names = meta["augmenter"]["label_names"]
     raw = np.array([row["uncalibrated_soft_labels"] for row in rows])
+    # `soft_labels` of a generation made for the calibrated methods is calibrated; of one made for
+    # gpt3mix-debiased, debiased (the rows then also have `order_averaged_soft_labels`).
+    mode = "debiased" if "order_averaged_soft_labels" in rows[0] else "calibrated"
     calibrated = np.array([row["soft_labels"] for row in rows])
     written = Counter(row["written_label"] for row in rows)
 
@@ -33,10 +37,11 @@ def label_stats(folder: Path) -> str:
     return "\n".join([
         f"{folder}: {len(rows)} rows",
         f"  argmax, raw:        {shares(raw.argmax(1))}",
-        f"  argmax, calibrated: {shares(calibrated.argmax(1))}",
+        f"  argmax, {mode + ':':<11} {shares(calibrated.argmax(1))}",
         "  written:            " + ", ".join(f"{name} {written[name] / len(rows):.0%}" for name in names),
-        f"  mean top probability raw {raw.max(1).mean():.2f}, calibrated {calibrated.max(1).mean():.2f}; "
-        f"written label = raw argmax on {agree:.0%}",
+        f"  mean top probability raw {raw.max(1).mean():.2f}, {mode} {calibrated.max(1).mean():.2f}; "
+        f"written label = raw argmax on {agree:.0%}; {mode} argmax = raw argmax on "
+        f"{np.mean(calibrated.argmax(1) == raw.argmax(1)):.0%}",
     ])
 
 

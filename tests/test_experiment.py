@@ -410,7 +410,10 @@ def test_decide_defaults_applies_the_rule_to_every_control(tmp_path):
     assert "| a | 0.3 % | GPT3Mix debiased (not the paper's) | 4 | +8.0 [+8.0, +8.0] | +7.0 [+7.0, +7.0] | " \
            "+5.0 [+5.0, +5.0] | yes |" in lines
     assert any(line.startswith("| a | 0.3 % | GPT3Mix soft |") and line.endswith("| no |") for line in lines)
-    assert "12 paired intervals (accuracy, percentage points), none corrected for the others." in lines
+    assert "12 paired intervals for the rule and 2 between the modes (accuracy, percentage points), none corrected " \
+           "for the others." in lines
+    assert "- a at 0.3 %: GPT3Mix debiased (not the paper's) against GPT3Mix soft (the same texts, not part of the " \
+           "rule): +5.0 [+5.0, +5.0]" in lines
     assert "GPT3Mix debiased (not the paper's): beats all three controls on 1 of 3 tasks (a; not judged, so not " \
            "beaten: c): does not by this rule." in lines
 
