@@ -68,7 +68,7 @@ def main():
                 intervals = " | ".join(cell_text(cell)[1] for cell in cells)
                 print(f"| {task} | {100 * level:g} % | {METHOD_NAMES[candidate]} | {deltas[0]['n']} | {intervals} | "
                       f"{'yes' if beats else 'no'} |")
-    print("\n".join(["", *notes]) if notes else "")
+    print("\n".join(["", *notes, ""]) if notes else "")
     print(f"{computed} paired intervals for the rule and {between} between the modes ({args.metric}, percentage "
           "points), none corrected for the others.")
     for candidate in CANDIDATES:
