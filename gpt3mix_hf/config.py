@@ -104,7 +104,7 @@ class AugmenterConfig:
         for name in ("k", "max_attempts", "debias_prior_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}.")
-        if self.debias_orders < 1 or self.label_mode == "debiased" and self.debias_orders > math.factorial(self.k):
+        if self.debias_orders < 1 or (self.label_mode == "debiased" and self.debias_orders > math.factorial(self.k)):
             raise ValueError(
                 f"debias_orders must be a whole number in [1, {math.factorial(self.k)}] (the orders of k={self.k} "
                 f"examples), got {self.debias_orders!r}."

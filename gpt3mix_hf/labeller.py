@@ -319,7 +319,7 @@ def relabel(
         soft, label = label_from_distribution(distribution, label_mode)
         labels.append(label)
         soft_labels.append(soft)
-    return _with_labels(synthetic, labels, soft_labels)
+    return _with_columns(synthetic, {"label": labels, "soft_labels": soft_labels})
 
 
 def _relabel_debiased(synthetic: Dataset, prior: list[float] | None) -> Dataset:
@@ -334,20 +334,15 @@ def _relabel_debiased(synthetic: Dataset, prior: list[float] | None) -> Dataset:
         soft, label = label_from_distribution(calibrate(averaged, prior if prior is not None else own_prior), "soft")
         labels.append(label)
         soft_labels.append(soft)
-    relabelled = _with_labels(synthetic, labels, soft_labels)
-    if prior is None:
-        return relabelled
-    # The rows say which prior their labels were divided by.
-    order = relabelled.column_names
-    relabelled = relabelled.remove_columns("debias_prior").add_column(
-        "debias_prior", [list(prior)] * len(relabelled), feature=synthetic.features["debias_prior"]
-    )
-    return relabelled.select_columns(order)
+    columns = {"label": labels, "soft_labels": soft_labels}
+    if prior is not None:
+        columns["debias_prior"] = [list(prior)] * len(synthetic)  # the rows say which prior they were divided by
+    return _with_columns(synthetic, columns)
 
 
-def _with_labels(synthetic: Dataset, labels: list[int], soft_labels: list[list[float]]) -> Dataset:
-    """`synthetic` with its `label` and `soft_labels` columns replaced, the columns in their order."""
-    relabelled = synthetic.remove_columns(["label", "soft_labels"])
-    relabelled = relabelled.add_column("label", labels, feature=synthetic.features["label"])
-    relabelled = relabelled.add_column("soft_labels", soft_labels, feature=synthetic.features["soft_labels"])
+def _with_columns(synthetic: Dataset, columns: dict[str, list]) -> Dataset:
+    """`synthetic` with the named columns replaced (same features), the columns in their order."""
+    relabelled = synthetic.remove_columns(list(columns))
+    for name, values in columns.items():
+        relabelled = relabelled.add_column(name, values, feature=synthetic.features[name])
     return relabelled.select_columns(synthetic.column_names)

@@ -11,13 +11,12 @@ averaged first: they share its sub-sample and generation). Pairs whose data or t
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
 from gpt3mix_hf.experiment import load_runs
-from gpt3mix_hf.experiment.summary import paired_difference
+from gpt3mix_hf.experiment.summary import paired_difference, seed_means
 
 
 @dataclass
@@ -30,6 +29,11 @@ class CompareArguments:
 def finished(output_dir: str) -> dict[tuple, dict]:
     return {(r["method"], r["level"], r["data_index"], r["repeat"]): r
             for r in load_runs(output_dir) if r["status"] == "ok"}
+
+
+def per_seed(runs: dict[tuple, dict], keys: list[tuple], metric: str) -> list[float]:
+    """The metric of the runs `keys` (method, level, data seed, repeat), averaged over each data seed's repeats."""
+    return seed_means({key[2:]: runs[key][metric] for key in keys}, [key[2:] for key in keys])
 
 
 def main():
@@ -54,9 +58,7 @@ def main():
     print()
     for method, level in sorted({(m, lv) for m, lv, _, _ in pairs}):
         keys = [key for key in pairs if key[:2] == (method, level)]
-        seeds = sorted({key[2] for key in keys})
-        delta = paired_difference(*([statistics.mean(runs[k][args.metric] for k in keys if k[2] == seed)
-                                     for seed in seeds] for runs in (second, first)))
+        delta = paired_difference(*(per_seed(runs, keys, args.metric) for runs in (second, first)))
         print(f"{method} at {level:g}: second - first {100 * delta['mean']:+.1f} points, 95 % interval "
               f"[{100 * delta['low']:+.1f}, {100 * delta['high']:+.1f}], {len(keys)} matched runs on "
               f"{delta['n']} data seeds")

@@ -27,7 +27,7 @@ def label_stats(folder: Path) -> str:
     # `soft_labels` of a generation made for the calibrated methods is calibrated; of one made for
     # gpt3mix-debiased, debiased (the rows then also have `order_averaged_soft_labels`).
     mode = "debiased" if "order_averaged_soft_labels" in rows[0] else "calibrated"
-    calibrated = np.array([row["soft_labels"] for row in rows])
+    derived = np.array([row["soft_labels"] for row in rows])
     written = Counter(row["written_label"] for row in rows)
 
     def shares(argmax) -> str:
@@ -37,11 +37,11 @@ def label_stats(folder: Path) -> str:
     return "\n".join([
         f"{folder}: {len(rows)} rows",
         f"  argmax, raw:        {shares(raw.argmax(1))}",
-        f"  argmax, {mode + ':':<11} {shares(calibrated.argmax(1))}",
+        f"  argmax, {mode + ':':<11} {shares(derived.argmax(1))}",
         "  written:            " + ", ".join(f"{name} {written[name] / len(rows):.0%}" for name in names),
-        f"  mean top probability raw {raw.max(1).mean():.2f}, {mode} {calibrated.max(1).mean():.2f}; "
+        f"  mean top probability raw {raw.max(1).mean():.2f}, {mode} {derived.max(1).mean():.2f}; "
         f"written label = raw argmax on {agree:.0%}; {mode} argmax = raw argmax on "
-        f"{np.mean(calibrated.argmax(1) == raw.argmax(1)):.0%}",
+        f"{np.mean(derived.argmax(1) == raw.argmax(1)):.0%}",
     ])
 
 

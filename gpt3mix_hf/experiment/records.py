@@ -34,45 +34,47 @@ def _differences(made: dict, given: dict, method: str) -> list[str]:
     """The settings (dotted names) in which a finished run of `method`, made with `made`, differs from this call's
     `given`. Compared: the names both have (a setting added or dropped by a later version of the package is not a
     difference) that `method`'s runs depend on (NoAug's do not depend on the LM, e.g.)."""
+    made, given = _flatten(made), _flatten(given)
     differ = []
-    for name in _used_settings(method, made.keys() & given.keys(), made, given):
-        old, new = _lookup(made, name), _lookup(given, name)
+    for name in sorted(made.keys() & given.keys()):
+        old, new = made[name], given[name]
+        if not _depends_on(method, name):
+            continue
         if name == "data_dir" and old and new:
             # "../shared/data" and "/work/shared/data" are one folder: compared as resolved paths.
             old, new = os.path.realpath(old), os.path.realpath(new)
         if old != new:
-            differ.append(f"{name}: {_lookup(made, name)!r} there, {_lookup(given, name)!r} now")
+            differ.append(f"{name}: {made[name]!r} there, {given[name]!r} now")
     return differ
 
 
-# Settings only the methods that prompt an LM depend on, and the augmenter settings of EDA, back-translation and
-# the step-matched control (only the ratio: how many rows per real row).
+def _flatten(settings: dict) -> dict:
+    """`{"augmenter": {"ratio": 5.0}}` as `{"augmenter.ratio": 5.0}` (run settings nest one level deep)."""
+    flat = {}
+    for name, value in settings.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{key}": item for key, item in value.items()})
+        else:
+            flat[name] = value
+    return flat
+
+
+# Settings only the methods that prompt an LM depend on; EDA, back-translation and the step-matched control depend
+# on one augmenter setting, the ratio (how many rows per real row).
 _LM_SETTINGS = ("lm", "k", "preset", "text_type", "label_type", "verbalizer", "sampling")
 _RATIO_ONLY = ("noaug-repeated", "eda", "bt")
 
 
-def _used_settings(method: str, names, made: dict, given: dict) -> list[str]:
-    used = []
-    for name in sorted(set(names) - set(GRID_FIELDS)):
-        if (method not in GPT3MIX_METHODS and name in _LM_SETTINGS) or (method != "bt" and name == "bt_models"):
-            continue
-        if name == "augmenter":
-            if method in GPT3MIX_METHODS:
-                keys = made[name].keys() & given[name].keys()
-            else:
-                keys = {"ratio"} if method in _RATIO_ONLY else set()
-            used += [f"augmenter.{key}" for key in sorted(keys)]
-        elif isinstance(made[name], dict) and isinstance(given[name], dict):
-            used += [f"{name}.{key}" for key in sorted(made[name].keys() & given[name].keys())]
-        else:
-            used.append(name)
-    return used
-
-
-def _lookup(settings: dict, dotted: str):
-    for part in dotted.split("."):
-        settings = settings[part]
-    return settings
+def _depends_on(method: str, name: str) -> bool:
+    """Whether the runs of `method` depend on the (dotted) setting `name`."""
+    top, _, key = name.partition(".")
+    if top in GRID_FIELDS or (top in _LM_SETTINGS and method not in GPT3MIX_METHODS):
+        return False
+    if top == "bt_models":
+        return method == "bt"
+    if top == "augmenter":
+        return method in GPT3MIX_METHODS or (method in _RATIO_ONLY and key == "ratio")
+    return True
 
 
 def check_same_settings(output_dir: Path, given: dict) -> None:
@@ -98,10 +100,12 @@ def write_experiment(output_dir: Path, settings: dict) -> None:
     path = output_dir / "experiment.json"
     if path.exists():
         before = read_json(path)
-        settings["levels"] = sorted(set(before.get("levels", [])) | set(settings["levels"]))
-        settings["methods"] += [m for m in before.get("methods", []) if m not in settings["methods"]]
-        for name in ("data_seeds", "repeats"):
-            settings[name] = max(before.get(name, 0), settings[name])
+        settings = {
+            **settings,
+            "levels": sorted(set(before.get("levels", [])) | set(settings["levels"])),
+            "methods": [*settings["methods"], *(m for m in before.get("methods", []) if m not in settings["methods"])],
+            **{name: max(before.get(name, 0), settings[name]) for name in ("data_seeds", "repeats")},
+        }
     write_json(path, settings)
 
 

@@ -82,10 +82,10 @@ def summarize(records: list[dict], metric: str = "accuracy", baseline: str = BAS
         order = [m for m in METHODS if m in by_method]
         every = set().union(*by_method.values())
         reference = sorted(every.intersection(*by_method.values()))
-        left_out = {method: sorted(every - set(by_method[method])) for method in order
-                    if every - set(by_method[method])}
+        lacking = {method: sorted(every - by_method[method].keys()) for method in order}
+        left_out = {method: pairs for method, pairs in lacking.items() if pairs}
         cells = {}
-        for method in order if reference else []:
+        for method in order if reference else []:  # no pair that every method finished: no cell to show
             values = [by_method[method][pair] for pair in reference]
             cell = {
                 "mean": float(np.mean(values)),
@@ -93,8 +93,8 @@ def summarize(records: list[dict], metric: str = "accuracy", baseline: str = BAS
                 "n": len(values),
             }
             if method != baseline and baseline in by_method:
-                cell["delta"] = paired_difference(_seed_means(by_method[method], reference),
-                                                  _seed_means(by_method[baseline], reference))
+                cell["delta"] = paired_difference(seed_means(by_method[method], reference),
+                                                  seed_means(by_method[baseline], reference))
             cells[method] = cell
         for method, reason in unavailable.get(level, {}).items():
             if method not in by_method:
@@ -103,7 +103,7 @@ def summarize(records: list[dict], metric: str = "accuracy", baseline: str = BAS
     return summary
 
 
-def _seed_means(runs: dict[tuple[int, int], float], pairs: list[tuple[int, int]]) -> list[float]:
+def seed_means(runs: dict[tuple[int, int], float], pairs: list[tuple[int, int]]) -> list[float]:
     """The mean over its repeats of each data seed's runs, in data-seed order: one value per independent unit."""
     by_seed: dict[int, list[float]] = {}
     for data_index, repeat in pairs:
