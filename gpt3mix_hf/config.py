@@ -82,9 +82,9 @@ class AugmenterConfig:
         default=0.0,
         metadata={"help": "A served LM that returns only its top few alternatives at the label position covers part "
                   "of the probability (the row's label_mass); a generation whose label words cover less than this "
-                  "share is tried again. 0: keep every row (a local LM always covers all of it). With "
-                  "label_mode='debiased' it is checked on the row's own prompt only: the other orders and the task "
-                  "prior's rows are scored without their mass."},
+                  "share is tried again. 0: keep every row (a local LM always covers all of it). Every score the "
+                  "label is made of is checked: the content-free texts' (calibrate), the other example orders' "
+                  "(label_mode='debiased'), and the task prior's rows, of which those short of it are left out."},
     )
     seed: int = field(default=0, metadata={"help": "Master seed of the augmentation."})
     max_attempts: int = field(

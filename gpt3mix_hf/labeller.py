@@ -102,13 +102,20 @@ class Labeller:
             return parsed, None
         if completion.label_logprobs is None:
             return "the backend returned no label scores"
-        if completion.label_mass < self.config.min_label_mass:
-            return (f"the label words covered {completion.label_mass:.3f} of the probability, under "
-                    f"min_label_mass={self.config.min_label_mass}")
+        short = self._short_mass(completion.label_mass)
+        if short is not None:
+            return short
         try:
             return parsed, normalize_logprobs(completion.label_logprobs)
         except ValueError as error:
             return str(error)
+
+    def _short_mass(self, mass: float) -> str | None:
+        """Why a score whose label words covered `mass` of the probability is not used, or None if it is."""
+        if mass < self.config.min_label_mass:
+            return (f"the label words covered {mass:.3f} of the probability, under "
+                    f"min_label_mass={self.config.min_label_mass}")
+        return None
 
     def content_free_priors(self, prompts: list[str]) -> list[list[float] | str]:
         """For each prompt, the LM's label prior after the content-free texts, or why it cannot be had."""
@@ -120,11 +127,16 @@ class Labeller:
         ]
         flat_prompts = [prompt for prompt in prompts for _ in contexts]
         flat_contexts = [context for _ in prompts for context in contexts]
-        scores = self.backend.score(flat_prompts, flat_contexts, self.continuations)
+        scores = self.backend.score_with_mass(flat_prompts, flat_contexts, self.continuations)
         priors: list[list[float] | str] = []
         for start in range(0, len(scores), len(contexts)):
+            group = scores[start : start + len(contexts)]
+            short = next(filter(None, (self._short_mass(mass) for _, mass in group)), None)
+            if short is not None:
+                priors.append(f"calibration failed: {short}")
+                continue
             try:
-                prior = content_free_prior(scores[start : start + len(contexts)])
+                prior = content_free_prior([logprobs for logprobs, _ in group])
                 if min(prior) <= 0:
                     raise ValueError(f"the content-free prior {prior} gives a label no probability")
                 priors.append(prior)
@@ -144,7 +156,8 @@ class Labeller:
     def label_distributions(self, prompts: list[str], texts: list[str]) -> list[list[float] | str]:
         """The LM's label distribution after `texts[i]` in `prompts[i]`, scored as a generated text is: the
         prompt, the text's scoring context (`" <text> (<Label type>:"`), then every label's full verbalizer
-        sequence, normalised over the labels. An entry is a string saying why where no label had probability.
+        sequence, normalised over the labels. An entry is a string saying why where no label had probability, or
+        where the label words covered less than `min_label_mass` of it (a served backend's top-k view).
 
         Example:
 
@@ -159,7 +172,11 @@ class Labeller:
         contexts = [self.template.scoring_parts(spec, names, text)[0] for text in texts]
         continuations = self.template.scoring_parts(spec, names, "")[1]
         distributions: list[list[float] | str] = []
-        for logprobs in self.backend.score(prompts, contexts, continuations):
+        for logprobs, mass in self.backend.score_with_mass(prompts, contexts, continuations):
+            short = self._short_mass(mass)
+            if short is not None:
+                distributions.append(short)
+                continue
             try:
                 distributions.append(normalize_logprobs(logprobs))
             except ValueError as error:
@@ -224,17 +241,17 @@ class Labeller:
                 owners.append(position)
         scored = self.label_distributions(prompts, [texts[rows[position]] for position in owners])
         per_row: dict[int, list[list[float]]] = {}
-        failed = set()
+        failed: dict[int, str] = {}
         for position, distribution in zip(owners, scored, strict=True):
             if isinstance(distribution, str):
-                failed.add(position)
+                failed.setdefault(position, distribution)
             else:
                 per_row.setdefault(position, []).append(distribution)
         averaged = [mean_distribution(per_row[p]) for p in sorted(per_row) if p not in failed]
         if not averaged:
             raise ValueError(
-                "No pool row could be scored for the debiased label's task prior (every label had zero "
-                "probability): check the verbalizer words, or use label_mode='soft'."
+                f"No pool row could be scored for the debiased label's task prior (the first: {failed[min(failed)]}): "
+                "check the verbalizer words and min_label_mass, or use label_mode='soft'."
             )
         prior = mean_distribution(averaged)
         if min(prior) <= 0:

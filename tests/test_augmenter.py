@@ -731,6 +731,45 @@ def test_min_label_mass_sends_thinly_scored_generations_to_another_attempt(toy_s
         GPT3MixAugmenter(PartialScores(), toy_sentiment, SST2, min_label_mass=2.0)
 
 
+def test_min_label_mass_judges_every_score_a_label_is_made_of(toy_sentiment):
+    class TopKOutsideOwnPrompt(OrderSensitiveBackend):
+        """A served LM's top-k view where the label words cover half the probability after a synthetic text in
+        some of the prompts it was not generated from, and after every content-free text."""
+
+        generated_from: set[str] = set()
+
+        def generate(self, prompts, seeds, sampling):
+            self.generated_from.update(prompts)
+            return super().generate(prompts, seeds, sampling)
+
+        def score_with_mass(self, prompts, contexts, continuations):
+            scores = self.score(prompts, contexts, continuations)
+            return [(logprobs, 0.5 if thin(prompt, context) else 1.0)
+                    for logprobs, prompt, context in zip(scores, prompts, contexts, strict=True)]
+
+    def thin(prompt, context):
+        other_order = prompt not in TopKOutsideOwnPrompt.generated_from and zlib.crc32(prompt.encode()) % 2 == 0
+        return ("synthetic review" in context and other_order) or "N/A" in context
+
+    options = {"ratio": 2, "max_attempts": 8, "min_label_mass": 0.9}
+    debiased = GPT3MixAugmenter(TopKOutsideOwnPrompt(parse_rate=1.0), toy_sentiment, SST2, label_mode="debiased",
+                                **options).augment()
+    errors = {a["error"] for row in debiased["failed_attempts"] for a in row}
+    assert errors == {"debiased scoring failed: the label words covered 0.500 of the probability, under "
+                      "min_label_mass=0.9"}
+    assert len(debiased) > 0
+    # Without the threshold the same rows' other orders are used as they are.
+    loose = GPT3MixAugmenter(TopKOutsideOwnPrompt(parse_rate=1.0), toy_sentiment, SST2, label_mode="debiased",
+                             **{**options, "min_label_mass": 0.0}).augment()
+    assert not any(loose["failed_attempts"])
+    calibrated = GPT3MixAugmenter(TopKOutsideOwnPrompt(parse_rate=1.0), toy_sentiment, SST2, calibrate=True,
+                                  **{**options, "max_attempts": 1})
+    assert len(calibrated.augment()) == 0
+    errors = {a["error"] for row in calibrated.report.failures for a in row["failed_attempts"]}
+    assert errors == {"calibration failed: the label words covered 0.500 of the probability, under "
+                      "min_label_mass=0.9"}
+
+
 def test_an_unknown_setting_names_the_closest_one(toy_sentiment):
     with pytest.raises(TypeError, match="unknown setting 'ratoi': did you mean 'ratio'"):
         GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, ratoi=5)

@@ -106,17 +106,24 @@ def test_top_logprobs_fallback_records_label_mass(engine, toy_sentiment, caplog)
             assert backend.identity["label_scoring"] == "top_logprobs"
         assert "cannot score prompt tokens" in caplog.text
         rows = augment(backend, toy_sentiment, keep_prompt=True)
+        # Scored again outside generation (as another example order or the task prior is), each row's mass comes
+        # with its scores.
+        template, sst2 = PromptTemplate(), TaskSpec.from_preset("sst2")
+        contexts = [template.scoring_parts(sst2, ["negative", "positive"], row["text"])[0] for row in rows]
+        continuations = template.scoring_parts(sst2, ["negative", "positive"], "")[1]
+        prompts = [row["prompt"] for row in rows]
+        rescored = backend.score_with_mass(prompts, contexts, continuations)
+        assert [logprobs for logprobs, _ in rescored] == backend.score(prompts, contexts, continuations)
     assert rows, "the fallback must still produce rows"
-    template = PromptTemplate()
-    for row in rows:
+    for row, context, (_, mass) in zip(rows, contexts, rescored, strict=True):
         # The mass the label words' variants cover among the LM's own top 20 at the label position.
-        context = template.scoring_parts(TaskSpec.from_preset("sst2"), ["negative", "positive"], row["text"])[0]
         top = engine.top_next(engine.encode(row["prompt"] + context), 20)
         expected = sum(math.exp(v) for i, v in top
                        if engine.piece(i).strip() and sum(w.startswith(engine.piece(i).strip().lower())
                                                           for w in ("negative", "positive")) == 1)
         assert row["label_mass"] == pytest.approx(expected, abs=1e-5)
         assert row["label_mass"] < 1.0
+        assert mass == pytest.approx(expected, abs=1e-5)
         assert sum(row["soft_labels"]) == pytest.approx(1.0, abs=1e-5)
     assert backend.usage.rows_scored_top_k >= len(rows)
     assert "approximate" in backend.usage.summary()

@@ -123,6 +123,14 @@ class Backend(ABC):
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
         """For each i, the log-probability of every continuation after `prompts[i] + contexts[i]`."""
 
+    def score_with_mass(
+        self, prompts: list[str], contexts: list[str], continuations: list[str]
+    ) -> list[tuple[list[float], float]]:
+        """`score`, each row with the share of the next-token probability its continuations covered (its
+        `Completion.label_mass`): 1.0 where scoring is exact, as here. A backend that sees only the top few
+        alternatives overrides it, so that `min_label_mass` can judge every score a label is made of."""
+        return [(logprobs, 1.0) for logprobs in self.score(prompts, contexts, continuations)]
+
     def tokenize(self, text: str) -> list[int] | None:
         """The token ids of `text` (no special tokens added), or None where the backend has no tokenizer."""
         return None

@@ -242,6 +242,11 @@ class ServedBackend(Backend):
         return self.runner.run(run)
 
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
+        return [logprobs for logprobs, _ in self.score_with_mass(prompts, contexts, continuations)]
+
+    def score_with_mass(
+        self, prompts: list[str], contexts: list[str], continuations: list[str]
+    ) -> list[tuple[list[float], float]]:
         if len(prompts) != len(contexts):
             raise ValueError(f"Got {len(prompts)} prompts but {len(contexts)} contexts: give one context per prompt.")
         self._connected()
@@ -251,4 +256,4 @@ class ServedBackend(Backend):
                 rows = [self._score_one(client, p, c, continuations) for p, c in zip(prompts, contexts, strict=True)]
                 return await gather_in_order(rows, self.config.progress)
 
-        return [logprobs for logprobs, _ in self.runner.run(run)]
+        return [(logprobs, mass) for logprobs, mass in self.runner.run(run)]
