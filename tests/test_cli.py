@@ -297,15 +297,17 @@ def test_user_errors_are_one_line_with_status_2(tmp_path, reviews, capsys):
     assert "for a served LM" in one_error_line(capsys, ["augment", "--cache_path", "x.sqlite", *out])
     line = one_error_line(capsys, ["augment", "--dataset", str(reviews), *REVIEW_FLAGS[:4], "--split", "dev", *out])
     assert "no 'dev' split" in line
-    assert "must be >= 1" in one_error_line(capsys, ["experiment", "--data_seeds", "0"])
-    assert "invalid choice: 'mixup'" in one_error_line(capsys, ["experiment", "--methods", "noaug", "mixup"])
+    sweep = ["--output_dir", str(tmp_path / "sweep")]
+    assert "required: --output_dir" in one_error_line(capsys, ["experiment", "--dataset", "sst2"])
+    assert "must be >= 1" in one_error_line(capsys, ["experiment", "--data_seeds", "0", *sweep])
+    assert "invalid choice: 'mixup'" in one_error_line(capsys, ["experiment", "--methods", "noaug", "mixup", *sweep])
     (tmp_path / "no-train").mkdir()
     (tmp_path / "no-train" / "test.jsonl").write_text('{"text": "a", "label": "x"}\n')
     assert "no 'train' split" in one_error_line(
-        capsys, ["experiment", "--dataset", str(tmp_path / "no-train"), "--disable_tqdm"])
+        capsys, ["experiment", "--dataset", str(tmp_path / "no-train"), "--disable_tqdm", *sweep])
     odd = write_reviews(tmp_path / "odd", test_labels=("bad", "great"))
     line = one_error_line(capsys, ["experiment", "--dataset", str(odd), "--text_column", "review", "--label_column",
-                                   "stars", "--output_dir", str(tmp_path / "sweep"), "--disable_tqdm"])
+                                   "stars", *sweep, "--disable_tqdm"])
     assert "'great'" in line
     assert "no real/ folder" in one_error_line(capsys, ["train", "--augmented_dir", str(tmp_path), *out[:2]])
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,19 @@ def eda() -> EDA:
         subprocess.run(["bash", str(SETUP)], check=True)
     load_wordnet.cache_clear()
     return EDA()
+
+
+def test_missing_wordnet_is_a_one_line_user_error_with_the_way_to_install_it(tmp_path):
+    # The CLI reports OSErrors in one line (a bug gets a traceback): a missing WordNet is one.
+    code = ("from gpt3mix_hf.experiment.baselines.eda import load_wordnet\n"
+            "try:\n    load_wordnet()\nexcept OSError as error:\n    print(type(error).__name__, error)\n"
+            "else:\n    print('found')")
+    env = {**os.environ, "GPT3MIX_HF_CACHE": str(tmp_path), "NLTK_DATA": str(tmp_path), "HOME": str(tmp_path)}
+    answer = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    if answer.stdout.strip() == "found":
+        pytest.skip("WordNet is installed in one of nltk's system folders")
+    assert answer.stdout.startswith("WordNetNotFoundError WordNet is not installed where nltk looks")
+    assert "scripts/setup_wordnet.sh" in answer.stdout and "nltk.downloader wordnet" in answer.stdout
 
 
 def test_wordnet_is_real(eda):

@@ -51,7 +51,11 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     >>> run_experiment(args)
     """
 
-    output_dir: str = field(default="results/sst2", metadata={"help": "Where run JSONs and caches are written."})
+    output_dir: str = field(
+        kw_only=True,
+        metadata={"help": "Where run JSONs and caches are written (required: a sweep resumes from what is there, and "
+                  "refuses a folder whose runs were made with other settings)."},
+    )
     test_split: str = field(default="test", metadata={"help": "The split the classifiers are scored on."})
     levels: list[float] = field(
         default_factory=lambda: [0.001, 0.003, 0.01],

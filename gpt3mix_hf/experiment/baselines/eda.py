@@ -46,6 +46,11 @@ def wordnet_data_dir() -> Path:
     return cache_dir() / "nltk_data"
 
 
+class WordNetNotFoundError(FileNotFoundError, LookupError):
+    """WordNet is not where nltk looks: a missing data file (so the CLI reports it in one line, with the way to
+    install it), and a `LookupError` as nltk's own."""
+
+
 @lru_cache(maxsize=1)
 def load_wordnet():
     """nltk's WordNet reader, from `NLTK_DATA`, nltk's usual folders or `wordnet_data_dir()`."""
@@ -61,7 +66,7 @@ def load_wordnet():
     try:
         wordnet.ensure_loaded()
     except LookupError as error:
-        raise LookupError(
+        raise WordNetNotFoundError(
             "WordNet is not installed where nltk looks (NLTK_DATA, nltk's default folders, or "
             f"{extra}). Install it with `python -m nltk.downloader wordnet`; without access to nltk's server, "
             "scripts/setup_wordnet.sh lays out Debian's wordnet-base for nltk. Or point NLTK_DATA at a folder with "
@@ -266,4 +271,5 @@ def wordnet_available() -> bool:
     return True
 
 
-__all__ = ["EDA", "STOP_WORDS", "EDAAugmenter", "clean_text", "load_wordnet", "wordnet_available", "wordnet_data_dir"]
+__all__ = ["EDA", "STOP_WORDS", "EDAAugmenter", "WordNetNotFoundError", "clean_text", "load_wordnet",
+           "wordnet_available", "wordnet_data_dir"]
