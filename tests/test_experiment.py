@@ -4,6 +4,7 @@ resume and shared grids, and the paired summary."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -170,7 +171,7 @@ def test_calibrated_and_paper_hard_labels_come_from_one_calibrated_generation(tm
     assert np.allclose(calibrated, by_hand / by_hand.sum(axis=1, keepdims=True), atol=1e-5)
 
 
-def test_resume_reruns_a_cut_off_record_and_grows_the_grid(tmp_path, tiny_classifier, monkeypatch):
+def test_resume_reruns_a_cut_off_record_and_grows_the_grid(tmp_path, tiny_classifier, monkeypatch, caplog):
     trained = []
     monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training(log=trained))
     args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], repeats=2)
@@ -182,8 +183,11 @@ def test_resume_reruns_a_cut_off_record_and_grows_the_grid(tmp_path, tiny_classi
     path = run_path(args.output_dir, "noaug", 0.1, 0, 0)
     path.write_text('{"status": "ok", "accur')
     trained.clear()
-    run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], repeats=2, data_seeds=2),
-                   toy_split(repeat=3), toy_split(), backend=backend)
+    with caplog.at_level(logging.WARNING):
+        run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], repeats=2,
+                                 data_seeds=2), toy_split(repeat=3), toy_split(), backend=backend)
+    # Said once, though the settings check reads the record too.
+    assert len([r for r in caplog.records if "Running it again" in r.getMessage()]) == 1
     assert len(trained) == 1 + 4  # the cut-off run, and the four runs of the new data seed
     assert json.loads(path.read_text())["status"] == "ok"
 

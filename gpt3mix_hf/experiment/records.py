@@ -82,7 +82,8 @@ def check_same_settings(output_dir: Path, given: dict) -> None:
     every run of a level with the same data seed's runs of the other methods, which only means something when
     nothing but the method differs."""
     for path in sorted((output_dir / "runs").rglob("*.json")):
-        record = finished_record(path)  # a cut-off record is run again, so it is not compared
+        # A cut-off record is run again, so it is not compared (and the grid's own read warns about it).
+        record = finished_record(path, warn=False)
         if record is None:
             continue
         differ = _differences(record.get("settings", {}), given, record["method"])
@@ -109,13 +110,15 @@ def write_experiment(output_dir: Path, settings: dict) -> None:
     write_json(path, settings)
 
 
-def finished_record(path: Path) -> dict | None:
-    """The record of a finished run at `path`, or None (absent, unfinished or cut off: it is run again)."""
+def finished_record(path: Path, warn: bool = True) -> dict | None:
+    """The record of a finished run at `path`, or None (absent, unfinished or cut off: it is run again, with a
+    warning where `warn`)."""
     if not path.exists():
         return None
     try:
         record = read_json(path)
     except ValueError as error:
-        logger.warning(f"{error} Running it again.")
+        if warn:
+            logger.warning(f"{error} Running it again.")
         return None
     return record if record.get("status") == OK else None

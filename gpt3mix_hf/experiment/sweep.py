@@ -345,7 +345,7 @@ def run_experiment(args: ExperimentArguments, train: Dataset | None = None, test
                         continue
                     try:
                         # Another process may have finished it between our check and the lock.
-                        finished = finished_record(path)
+                        finished = finished_record(path, warn=False)
                         if finished is None:
                             finished = _run_one(args, augmentations, split, method, repeat, test, output_dir)
                             if finished is not None:
