@@ -548,6 +548,19 @@ def test_bad_settings(toy_sentiment, kwargs, match):
         GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, **kwargs)
 
 
+def test_debiased_labels_put_each_example_last_once_by_default(toy_sentiment):
+    def orders(k):
+        augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, label_mode="debiased", k=k)
+        return augmenter.config.debias_orders
+
+    assert [orders(k) for k in (1, 2, 3)] == [1, 2, 3]  # m = k: the own order and its rotations
+    augmenter = GPT3MixAugmenter(OrderSensitiveBackend(), toy_sentiment, SST2, label_mode="debiased", k=3)
+    prompts = augmenter.labeller.order_prompts([("first", 0), ("second", 1), ("third", 1)])
+    assert [prompt.rstrip().splitlines()[-2].split(": ")[1].split(" (")[0] for prompt in prompts] == [
+        "third", "first", "second"]
+    assert GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, debias_orders=2, k=3).config.debias_orders == 2
+
+
 # -- with a real (tiny, random) model --------------------------------------------------------------------
 
 

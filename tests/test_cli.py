@@ -297,6 +297,11 @@ def test_user_errors_are_one_line_with_status_2(tmp_path, reviews, capsys):
     assert "for a served LM" in one_error_line(capsys, ["augment", "--cache_path", "x.sqlite", *out])
     line = one_error_line(capsys, ["augment", "--dataset", str(reviews), *REVIEW_FLAGS[:4], "--split", "dev", *out])
     assert "no 'dev' split" in line
+    # With --config the file decides: a flag that would be ignored is refused, one left at its default is not.
+    line = one_error_line(capsys, ["augment", "--config", str(tmp_path / "gpt3mix_config.json"), "--ratio", "3", *out])
+    assert "--ratio would be ignored" in line
+    line = one_error_line(capsys, ["augment", "--config", str(tmp_path / "gpt3mix_config.json"), "--k", "2", *out])
+    assert "would be ignored" not in line
     sweep = ["--output_dir", str(tmp_path / "sweep")]
     assert "required: --output_dir" in one_error_line(capsys, ["experiment", "--dataset", "sst2"])
     assert "must be >= 1" in one_error_line(capsys, ["experiment", "--data_seeds", "0", *sweep])

@@ -157,11 +157,11 @@ def _check_nothing_else_given(given: list) -> None:
     from its default would be ignored, so it is refused."""
     changed = []
     for arguments in given:
+        defaults = type(arguments)()  # as made from no flags (a default a class derives, e.g. debias_orders = k)
         for item in fields(arguments):
             if item.name == "data_dir":  # the recorded folder is a path on the machine that made the data
                 continue
-            default = item.default_factory() if callable(item.default_factory) else item.default
-            if getattr(arguments, item.name) != default:
+            if getattr(arguments, item.name) != getattr(defaults, item.name):
                 changed.append(f"--{item.name}")
     if changed:
         raise ValueError(
