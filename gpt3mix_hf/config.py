@@ -19,9 +19,9 @@ from .validation import check_fields
 # label the LM sampled after its text; "debiased" (this package's variant, not the paper's): the distribution
 # averaged over example orders, with the task's label prior divided out.
 LABEL_MODES = ("soft", "hard", "written", "debiased")
-# m, the scoring prompts averaged by the debiased label, defaults to k: the own order and its rotations, so that each
-# example is last once (with the paper's k = 2, both orders: what scripts/labeller_check.py measured, README
-# "Debiased labels").
+# m, the scoring prompts averaged by the debiased label: with the paper's k = 2, both orders of the examples
+# (each example last once). Chosen by scripts/labeller_check.py (README, "Debiased labels").
+DEFAULT_DEBIAS_ORDERS = 2
 # The most pool rows scored for the debiased label's task prior.
 DEFAULT_DEBIAS_PRIOR_ROWS = 256
 
@@ -69,11 +69,11 @@ class AugmenterConfig:
         default_factory=lambda: list(CONTENT_FREE_TEXTS),
         metadata={"help": "calibrate: the content-free texts whose label distributions are averaged for the prior."},
     )
-    debias_orders: int | None = field(
-        default=None,
+    debias_orders: int = field(
+        default=DEFAULT_DEBIAS_ORDERS,
         metadata={"help": "debiased: m, the example orders each text is scored in (the row's own order first, then "
-                  "its rotations), at most k!. Default: k, each example last once (with k = 2 both orders, what the "
-                  "README's labeller study measured); set when the config is made, so the provenance records it."},
+                  "its rotations), at most k!; the README's labeller study chose the default, at k = 2 (both "
+                  "orders). With k > 2, m = k puts each example last once (not measured)."},
     )
     debias_prior_rows: int = field(
         default=DEFAULT_DEBIAS_PRIOR_ROWS,
@@ -105,12 +105,11 @@ class AugmenterConfig:
         for name in ("k", "max_attempts", "debias_prior_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {getattr(self, name)!r}.")
-        if self.debias_orders is None:
-            self.debias_orders = self.k
         if self.debias_orders < 1 or (self.label_mode == "debiased" and self.debias_orders > math.factorial(self.k)):
+            default = " (its default, for k >= 2)" if self.debias_orders == DEFAULT_DEBIAS_ORDERS else ""
             raise ValueError(
                 f"debias_orders must be a whole number in [1, {math.factorial(self.k)}] (the orders of k={self.k} "
-                f"examples), got {self.debias_orders!r}."
+                f"examples), got {self.debias_orders!r}{default}."
             )
         if self.calibrate and self.label_mode == "written":
             raise ValueError(

@@ -548,17 +548,11 @@ def test_bad_settings(toy_sentiment, kwargs, match):
         GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, **kwargs)
 
 
-def test_debiased_labels_put_each_example_last_once_by_default(toy_sentiment):
-    def orders(k):
-        augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, label_mode="debiased", k=k)
-        return augmenter.config.debias_orders
-
-    assert [orders(k) for k in (1, 2, 3)] == [1, 2, 3]  # m = k: the own order and its rotations
-    augmenter = GPT3MixAugmenter(OrderSensitiveBackend(), toy_sentiment, SST2, label_mode="debiased", k=3)
-    prompts = augmenter.labeller.order_prompts([("first", 0), ("second", 1), ("third", 1)])
-    assert [prompt.rstrip().splitlines()[-2].split(": ")[1].split(" (")[0] for prompt in prompts] == [
-        "third", "first", "second"]
-    assert GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, debias_orders=2, k=3).config.debias_orders == 2
+def test_debiased_labels_with_one_example_name_the_orders_to_give(toy_sentiment):
+    with pytest.raises(ValueError, match=r"in \[1, 1\] \(the orders of k=1 examples\), got 2 \(its default"):
+        GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, label_mode="debiased", k=1)
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, label_mode="debiased", k=1, debias_orders=1)
+    assert len(augmenter.augment()) == len(toy_sentiment)
 
 
 # -- with a real (tiny, random) model --------------------------------------------------------------------
@@ -781,6 +775,42 @@ def test_min_label_mass_judges_every_score_a_label_is_made_of(toy_sentiment):
     errors = {a["error"] for row in calibrated.report.failures for a in row["failed_attempts"]}
     assert errors == {"calibration failed: the label words covered 0.500 of the probability, under "
                       "min_label_mass=0.9"}
+
+
+def test_min_label_mass_leaves_thinly_scored_pool_rows_out_of_the_task_prior(toy_sentiment):
+    class ThinAfter(OrderSensitiveBackend):
+        """The label words cover half the probability after the pool texts in `thin_texts`."""
+
+        def __init__(self, thin_texts):
+            super().__init__()
+            self.thin_texts = thin_texts
+
+        def score_with_mass(self, prompts, contexts, continuations):
+            scores = self.score(prompts, contexts, continuations)
+            return [(logprobs, 0.5 if any(text in context for text in self.thin_texts) else 1.0)
+                    for logprobs, context in zip(scores, contexts, strict=True)]
+
+    def prior(thin_texts, min_label_mass):
+        augmenter = GPT3MixAugmenter(ThinAfter(thin_texts), toy_sentiment, SST2, label_mode="debiased", seed=1,
+                                     min_label_mass=min_label_mass)
+        return augmenter, augmenter.labeller.task_prior()
+
+    thin = [toy_sentiment[0]["text"], toy_sentiment[3]["text"]]
+    augmenter, strict = prior(thin, 0.9)
+    assert prior(thin, 0.0)[1] != pytest.approx(strict)
+    # The prior is the mean over the rows left, each row's distributions scored as the prior scores them.
+    kept = []
+    for row in rows(toy_sentiment):
+        if row["text"] in thin:
+            continue
+        prompts = [prompt for prompt, _ in backend_scored(augmenter, row["text"])]
+        contexts = [f" {row['text']} (Sentiment:"] * len(prompts)
+        scores = OrderSensitiveBackend().score(prompts, contexts, [" negative", " positive"])
+        kept.append(mean_distribution([normalize_logprobs(s) for s in scores]))
+    assert strict == pytest.approx(mean_distribution(kept), abs=1e-9)
+    with pytest.raises(ValueError, match=r"No pool row could be scored .* under min_label_mass=0.9\): check the "
+                                         r"verbalizer words and min_label_mass"):
+        prior(list(toy_sentiment["text"]), 0.9)
 
 
 def test_an_unknown_setting_names_the_closest_one(toy_sentiment):
