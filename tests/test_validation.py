@@ -54,7 +54,7 @@ DATACLASSES = {
     GPT3MixConfig: {"augmenter": AugmenterConfig(), "backend": {"backend": "scripted"}, "task": TaskSection(**TASK)},
     DataSourceArguments: {},
     TaskSpecArguments: {},
-    ExperimentArguments: {},
+    ExperimentArguments: {"output_dir": "out"},
     DataArguments: {},
     AugmentArguments: {"output_dir": "out"},
     TrainArguments: {"augmented_dir": "in"},
