@@ -104,6 +104,9 @@ def test_augment_help_lists_flags(capsys):
                  "--cache_path", "--dtype", "--dataset_config", "--revision", "--verbalizer", "--temperature"):
         assert flag in out
     assert "--api_key " not in out
+    # A required flag's help ends with its text, not with a "(default: None)" it never uses.
+    assert "failures are saved. (default" not in " ".join(out.split())
+    assert "failures are saved." in " ".join(out.split())
 
 
 @pytest.mark.parametrize(("command", "flags"), [

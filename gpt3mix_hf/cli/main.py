@@ -58,13 +58,16 @@ def finite_float(text: str) -> float:
 
 
 class CommandParser(HfArgumentParser):
-    """`HfArgumentParser` whose float flags refuse non-finite values and whose errors are one line."""
+    """`HfArgumentParser` whose float flags refuse non-finite values, whose required flags' help shows no
+    "(default: None)", and whose errors are one line."""
 
     def __init__(self, dataclass_types, **kwargs):
         super().__init__(dataclass_types, **kwargs)
         for action in self._actions:
             if action.type is float:
                 action.type = finite_float
+            if action.required:
+                action.default = argparse.SUPPRESS  # a required flag is always given: its default is never used
 
     def error(self, message: str):
         raise UsageError(f"{message} (see {self.prog} --help)")
