@@ -52,6 +52,10 @@ def main():
             if missing:
                 notes.append(f"- {task} at {100 * level:g} % not judged: no finished runs of {', '.join(missing)}.")
                 continue
+            seeds = present[CANDIDATES[0]]["delta"]["n"]
+            if seeds < 2:
+                notes.append(f"- {task} at {100 * level:g} % not judged: {seeds} data seed, no interval yet.")
+                continue
             judged.add(task)
             # Not part of the rule: the two label modes against each other, on the same generated texts.
             between += 1

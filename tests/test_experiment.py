@@ -404,12 +404,18 @@ def test_decide_defaults_applies_the_rule_to_every_control(tmp_path):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 run = {**record(method, seed, 0, (60 + gain + seed % 2 * 0.5) / 100, level=0.003), "dataset": task}
                 path.write_text(json.dumps(run))
+            if task == "a":  # a second level, just begun: one data seed, so no interval
+                path = tmp_path / task / "runs" / method / "level=0.01" / "data0.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({**record(method, 0, 0, (70 + gain) / 100, level=0.01), "dataset": task}))
     script = Path(__file__).resolve().parents[1] / "scripts" / "decide_defaults.py"
     result = subprocess.run([sys.executable, str(script), "--sweeps", *(str(tmp_path / task) for task in "abc")],
                             capture_output=True, text=True, check=True)
     lines = result.stdout.splitlines()
     assert "- left out from a at 0.3 %: the (data seed, repeat) pairs [(4, 0)], which EDA has not finished" in lines
     assert "- c at 0.3 % not judged: no finished runs of EDA." in lines
+    assert "- a at 1 % not judged: 1 data seed, no interval yet." in lines
+    assert not any(line.startswith("| a | 1 % |") for line in lines)
     assert "| a | 0.3 % | GPT3Mix debiased (not the paper's) | 4 | +8.0 [+8.0, +8.0] | +7.0 [+7.0, +7.0] | " \
            "+5.0 [+5.0, +5.0] | yes |" in lines
     assert any(line.startswith("| a | 0.3 % | GPT3Mix soft |") and line.endswith("| no |") for line in lines)
