@@ -360,12 +360,35 @@ def test_model_card_from_folder_reads_what_the_trainer_wrote(tokenizer, tmp_path
     (tmp_path / "test_results.json").write_text(json.dumps({"test_accuracy": 0.8, "test_macro_f1": 0.79}))
     card = model_card_from_folder(tmp_path, model_id="me/m", eval_dataset_id="SetFit/sst2", eval_split="test")
     assert "- learning_rate: 3e-05" in card.text and "training_steps" not in card.text
+    assert "- nonzero_warmup: True" in card.text  # it changes the schedule of a short run
     assert "`loss_type=soft_ce`" in card.text and "`synthetic_weight=1.0`" in card.text
     results = {r.metric_name: (r.metric_value, r.dataset_split) for r in card.data.eval_results}
     assert results == {"Accuracy": (0.8, "test"), "Macro F1": (0.79, "test")}
     assert "Labels: `0` = negative, `1` = positive." in card.text
     with pytest.raises(FileNotFoundError, match="save_pretrained"):
         model_card_from_folder(tmp_path / "nothing", model_id="me/m")
+
+
+def test_a_folder_card_credits_test_results_to_the_test_split(tokenizer, tmp_path):
+    args = GPT3MixTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    _folder_with_args(tokenizer, args, tmp_path)
+    # The run validated on SetFit/sst2's validation split; its test scores were saved with save_metrics("test").
+    (tmp_path / "gpt3mix_training.json").write_text(json.dumps(
+        {"eval_dataset_id": "SetFit/sst2", "eval_dataset_name": "SST-2", "eval_split": "validation"}))
+    (tmp_path / "test_results.json").write_text(json.dumps(
+        {"test_accuracy": 0.8, "test_samples": 1821, "test_model_preparation_time": 0.002, "test_runtime": 3.1}))
+    card = model_card_from_folder(tmp_path, model_id="me/m")
+    results = {r.metric_name: (r.metric_value, r.dataset_split) for r in card.data.eval_results}
+    assert results == {"Accuracy": (0.8, "test")}  # counts and timings are not metrics
+
+
+def test_debiased_labels_with_calibrate_say_the_prior_was_only_recorded(augmented):
+    synthetic, config = augmented
+    config = GPT3MixConfig.from_dict(config.to_dict())
+    config.augmenter.label_mode, config.augmenter.calibrate = "debiased", True
+    text = build_dataset_card(synthetic, "me/x", config).text
+    assert "| Label scores | content-free prior recorded (label_prior), not divided out |" in text
+    assert "| Label scores | calibrated |" not in text
 
 
 def test_create_model_card_maps_or_refuses_every_argument(trained, augmented, tmp_path, monkeypatch):

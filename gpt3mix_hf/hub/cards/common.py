@@ -153,7 +153,10 @@ def provenance_table(config: GPT3MixConfig) -> str:
         ("Seed", settings.seed),
         ("gpt3mix_hf", config.versions.get("gpt3mix_hf", "unknown")),
     ]
-    if settings.calibrate:
+    if settings.calibrate and settings.label_mode == "debiased":
+        # The debiased label divides its own task prior out; the content-free prior is only recorded.
+        rows.insert(8, ("Label scores", "content-free prior recorded (label_prior), not divided out"))
+    elif settings.calibrate:
         rows.insert(8, ("Label scores", "calibrated"))
     if settings.label_mode == "debiased":
         rows.insert(8, ("Debiased label", f"{settings.debias_orders} example orders averaged; task prior from at "

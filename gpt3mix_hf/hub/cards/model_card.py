@@ -49,7 +49,8 @@ TRAINING_RECORD_NAME = "gpt3mix_training.json"
 TRAINING_ARGS_NAME = "training_args.bin"
 _RECORDED_CARD_FIELDS = ("base_model", "dataset_id", "dataset_name", "eval_dataset_id", "eval_dataset_name",
                          "eval_split")
-_NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "step", "total_flos"}
+_NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "step", "total_flos",
+                "model_preparation_time", "samples"}
 # model-index metric types for the usual metric names.
 _METRIC_TYPES = {"accuracy": "accuracy", "f1": "f1", "macro_f1": "f1", "f1_macro": "f1", "precision": "precision",
                  "recall": "recall", "matthews_correlation": "matthews_correlation"}
@@ -232,7 +233,7 @@ def training_hyperparameters(args) -> dict[str, Any]:
         hyperparameters["weight_decay"] = args.weight_decay
     if getattr(args, "bf16", False):
         hyperparameters["bf16"] = True
-    for name in ("early_stopping_patience", "metric_for_best_model", *_LOSS_FIELDS):
+    for name in ("early_stopping_patience", "metric_for_best_model", "nonzero_warmup", *_LOSS_FIELDS):
         value = getattr(args, name, None)
         if value is not None and (name != "metric_for_best_model" or getattr(args, "load_best_model_at_end", False)):
             hyperparameters[name] = value
@@ -369,6 +370,9 @@ def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any
     for name in ("test_results.json", "eval_results.json"):
         if (folder / name).exists():
             found["eval_results"] = read_json(folder / name)
+            if name == "test_results.json":
+                # `save_metrics("test", ...)`: scored on the test split, not on the recorded evaluation split.
+                found["eval_split"] = "test"
             break
     else:
         results = final_eval_results(log_history, state.get("best_global_step"))
