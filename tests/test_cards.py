@@ -196,7 +196,7 @@ def test_model_card_from_trainer(trained, augmented, tmp_path):
     _, config = augmented
     card = model_card_from_trainer(
         trained, model_id="me/tiny-sst2", provenance=config, dataset_id="me/sst2-gpt3mix", license="apache-2.0",
-        eval_dataset_name="toy reviews", eval_split="validation",
+        eval_dataset_id="me/toy-reviews", eval_dataset_name="toy reviews", eval_split="validation",
     )
     loaded = ModelCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
     last_eval = [entry for entry in trained.state.log_history if "eval_accuracy" in entry][-1]
@@ -204,6 +204,7 @@ def test_model_card_from_trainer(trained, augmented, tmp_path):
     (result,) = [r for r in loaded.data.eval_results if r.metric_type == "accuracy"]
     assert result.metric_value == last_eval["eval_accuracy"]  # not rounded
     assert result.dataset_name == "toy reviews" and result.dataset_split == "validation"
+    assert result.dataset_type == "me/toy-reviews"
     assert result.task_type == "text-classification"
     (f1,) = [r for r in loaded.data.eval_results if r.metric_type == "f1"]
     assert f1.metric_config == "macro"
@@ -230,6 +231,10 @@ def test_the_trainer_card_credits_no_dataset_it_was_not_told_of(trained, augment
     card = model_card_from_trainer(trained, model_id="me/tiny-sst2", provenance=config)
     loaded = ModelCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
     assert loaded.data.eval_results is None
+    # A name without a Hub id (a local file; a builder name such as "sst2", another dataset on the Hub) is shown
+    # in the text, and credited to no model-index entry.
+    named = model_card_from_trainer(trained, model_id="me/tiny-sst2", eval_dataset_name="sst2", eval_split="test")
+    assert named.data.eval_results is None and "on the `test` split of `sst2`" in named.text
     assert "not named when this card was made" in card.text and "SetFit/sst2](https://huggingface.co/datasets" \
         not in card.text.split("## Training data")[0]
 

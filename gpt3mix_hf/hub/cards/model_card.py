@@ -127,13 +127,15 @@ class GPT3MixModelCardData(CardData):
                              _NOT_METRICS and isinstance(v, int | float)}
 
     def _eval_results(self) -> list[EvalResult]:
-        if self.eval_dataset_name is None:
+        # A model-index entry's dataset type is a Hub id: a name alone (a local file, or a dataset's builder name,
+        # e.g. "sst2" for SetFit/sst2, which is another dataset on the Hub) credits the scores to no entry.
+        if self.eval_dataset_id is None:
             return []
         return [
             EvalResult(
                 task_type="text-classification",
                 task_name="Text Classification",
-                dataset_type=self.eval_dataset_id or self.eval_dataset_name,
+                dataset_type=self.eval_dataset_id,
                 dataset_name=self.eval_dataset_name,
                 dataset_split=self.eval_split,
                 metric_type=_METRIC_TYPES.get(name, name),
