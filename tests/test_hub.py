@@ -327,6 +327,8 @@ def test_push_classifier_uploads_model_tokenizer_card_and_provenance(hub, classi
     upload = hub.call("upload_folder")
     assert upload["repo_type"] == "model"
     assert upload["commit_message"] == "Upload GPT3Mix-trained classifier with gpt3mix_hf"
+    # An earlier push's weights, adapter and provenance are replaced, not left beside the new model.
+    assert {"adapter_config.json", "*.safetensors", "*.bin", CONFIG_NAME} <= set(upload["delete_patterns"])
     files = set(hub.uploads[0])
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
             CONFIG_NAME} <= files
@@ -363,10 +365,15 @@ def test_push_classifier_publishes_a_lora_adapter(classifier, tokenizer, tmp_pat
     classifier.save_pretrained(tmp_path / "base")  # the adapter names its base model by this folder
     lora = peft.LoraConfig(task_type="SEQ_CLS", target_modules=["query", "value"], r=4)
     model = peft.get_peft_model(BertForSequenceClassification.from_pretrained(tmp_path / "base"), lora)
+    # The repository held a full model before: its config and weights go, or transformers would load them.
+    classifier.save_pretrained(tmp_path / "repo")
+    (tmp_path / "repo" / CONFIG_NAME).write_text("{}")
     folder = push_classifier(model, "me/tiny-lora", tokenizer=tokenizer, eval_results={"accuracy": 0.5},
                              eval_dataset_id="SetFit/sst2", eval_split="test",
                              local_dir=tmp_path / "repo")
     assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists()
+    assert not (folder / "config.json").exists() and not (folder / "model.safetensors").exists()
+    assert not (folder / CONFIG_NAME).exists()  # no provenance was given this time
     reloaded = peft.AutoPeftModelForSequenceClassification.from_pretrained(folder).eval()
     assert torch.allclose(_logits(reloaded, tokenizer), _logits(model.eval(), tokenizer), atol=1e-6)
     card = ModelCard.load(folder / "README.md", ignore_metadata_errors=False)

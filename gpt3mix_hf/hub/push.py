@@ -30,6 +30,10 @@ from .cards.model_card import label_names_of
 logger = logging.get_logger(__name__)
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
+# What a classifier push replaces in its repository: a full model's weights and config, an adapter, the provenance
+# file. Left from an earlier push, an `adapter_config.json` beside new full weights would make transformers load
+# the old adapter on its old base model, and an old provenance file would contradict a card that says there is none.
+MODEL_FILES = ["config.json", "*.safetensors", "*.bin", "*.index.json", "adapter_config.json", CONFIG_NAME]
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -276,7 +280,9 @@ def push_classifier(
     **card_kwargs,
 ):
     """Publish a trained classifier: weights, config, tokenizer, a model card and (with `provenance`) the
-    `gpt3mix_config.json` of its training data, in one commit.
+    `gpt3mix_config.json` of its training data, in one commit. The repository's earlier weights, configs, adapter
+    and provenance file (`MODEL_FILES`) are deleted in that commit, so nothing of an earlier model is left beside
+    this one.
 
     Args:
         model_or_trainer: the `Trainer` / `GPT3MixTrainer` that trained it (its model, tokenizer, hyper-parameters,
@@ -348,6 +354,7 @@ def push_classifier(
         token=token,
         private=private,
         commit_message=commit_message or "Upload GPT3Mix-trained classifier with gpt3mix_hf",
+        delete_patterns=MODEL_FILES,
         revision=revision,
         create_pr=create_pr,
     )
