@@ -40,6 +40,9 @@ class AugmentationReport:
     failures: list[dict]
     # The quality measurements of the rows (`gpt3mix_hf.quality.quality_report`).
     quality: dict | None = field(default=None)
+    # How `augment` ran `Dataset.map` (bf16 rows may depend on the batch): the provenance's run section reads them.
+    map_batch_size: int | None = field(default=None)
+    num_proc: int | None = field(default=None)
 
     @property
     def samples_per_second(self) -> float:
@@ -52,7 +55,8 @@ class AugmentationReport:
 
     def to_dict(self) -> dict:
         summary = asdict(self)
-        summary.pop("failures")
+        for name in ("failures", "map_batch_size", "num_proc"):  # the failures have their file, the rest a section
+            summary.pop(name)
         summary["samples_per_second"] = self.samples_per_second
         summary["parse_failure_rate"] = self.parse_failure_rate
         return summary
@@ -98,6 +102,8 @@ def run_augmentation(
         generated_tokens=int(np.sum(generated["generated_tokens"])),
         seconds=seconds,
         failures=failed.to_list(),
+        map_batch_size=batch_size,
+        num_proc=num_proc,
     )
     report.quality = quality_report(
         synthetic, augmenter.pool_texts, augmenter.pool_labels, label_mode=augmenter.config.label_mode,

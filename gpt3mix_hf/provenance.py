@@ -193,7 +193,7 @@ class GPT3MixConfig:
         dataset: Dataset | None = None,
         *,
         data: DataSource | dict | None = None,
-        map_batch_size: int = 16,
+        map_batch_size: int | None = None,
         num_proc: int | None = None,
         report: Any | None = None,
     ) -> GPT3MixConfig:
@@ -205,8 +205,9 @@ class GPT3MixConfig:
                 it starts from the same rows.
             data (`DataSource` or `dict`, *optional*): where those rows came from (the flags of `gpt3mix
                 augment`). Without it, the file describes the rows but regeneration needs them passed in.
-            map_batch_size (`int`): the `batch_size` given to `augment`.
-            num_proc (`int`, *optional*): the `num_proc` given to `augment`.
+            map_batch_size (`int`, *optional*): the `batch_size` given to `augment`; default: the one the run's
+                report recorded (16, `augment`'s default, without a report).
+            num_proc (`int`, *optional*): the `num_proc` given to `augment`; default: the report's.
             report (`AugmentationReport`, *optional*): the run's counts; default `augmenter.report` if it exists.
         """
         if isinstance(data, DataSource):
@@ -219,6 +220,10 @@ class GPT3MixConfig:
             source.num_rows = len(dataset)
             source.sha256 = dataset_sha256(dataset, augmenter.text_column, augmenter.label_column)
         report = report if report is not None else getattr(augmenter, "report", None)
+        if map_batch_size is None:
+            map_batch_size = getattr(report, "map_batch_size", None) or 16
+        if num_proc is None:
+            num_proc = getattr(report, "num_proc", None)
         config = cls(
             augmenter=AugmenterConfig(**augmenter.config.to_dict()),
             backend=augmenter.backend.identity,

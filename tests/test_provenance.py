@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ScriptedBackend, build_tiny_lm, make_dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, BertConfig
 
 from gpt3mix_hf import (
     GPT3MixAugmenter,
@@ -18,6 +18,7 @@ from gpt3mix_hf import (
 )
 from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+from gpt3mix_hf.hub.cards import build_dataset_card, model_card_from_folder
 from gpt3mix_hf.provenance import CONFIG_NAME, DataSource, as_config, check_no_secrets, dataset_sha256
 
 FORMAT_LINES = [
@@ -208,6 +209,23 @@ def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentime
     assert as_config(None) is None
     with pytest.raises(TypeError, match="gpt3mix_config"):
         as_config(42)
+
+
+def test_an_augmenter_given_as_provenance_records_how_augment_ran(toy_sentiment, tmp_path):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=3)
+    augmenter.augment(batch_size=3)
+    config = as_config(augmenter)
+    assert (config.run.map_batch_size, config.run.num_proc) == (3, None)  # not augment's defaults
+    assert "map_batch_size" not in config.report  # recorded once, in the run section
+    assert GPT3MixConfig.from_augmenter(augmenter, map_batch_size=5).run.map_batch_size == 5  # as told
+    # Made from rows in memory, the file says nothing of where they came from: the cards say how to regenerate.
+    assert config.data.dataset is None
+    synthetic = augmenter.augment(batch_size=3)
+    BertConfig(id2label={0: "negative", 1: "positive"}).save_pretrained(tmp_path / "model")  # all a card reads
+    text = build_dataset_card(synthetic, "me/x", config).text
+    assert 'regenerate("gpt3mix_config.json", dataset=real_rows)' in text and "augment --config" not in text
+    text = model_card_from_folder(tmp_path / "model", model_id="me/m", provenance=config).text
+    assert 'regenerate("gpt3mix_config.json", dataset=real_rows)' in text and "augment --config" not in text
 
 
 @pytest.mark.slow
