@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import transformers
 from conftest import ScriptedBackend, make_dataset
 from huggingface_hub import DatasetCard, ModelCard
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
@@ -279,8 +280,13 @@ def test_create_model_card_records_what_a_later_card_needs(trained, augmented, m
     record = json.loads((tmp_path / "gpt3mix_training.json").read_text())
     assert record["loss"] == {"loss_type": "kl", "temperature": 2.0, "synthetic_weight": 0.5, "soft_targets": True}
     assert record["hyperparameters"]["learning_rate"] == 1e-3
+    assert record["versions"]["transformers"] == transformers.__version__
     (tmp_path / "training_args.bin").unlink()  # the record alone is enough
+    # A card made later, after an upgrade, still names the versions the model was trained with.
+    record["versions"]["transformers"] = "4.0.0-at-training"
+    (tmp_path / "gpt3mix_training.json").write_text(json.dumps(record))
     card = model_card_from_folder(tmp_path, model_id="me/m", provenance=config)
+    assert "- transformers: 4.0.0-at-training" in card.text
     loaded = ModelCard.load(_saved(card, tmp_path / "card"), ignore_metadata_errors=False)
     assert loaded.data.base_model == "prajjwal1/bert-tiny"
     result = loaded.data.eval_results[0]

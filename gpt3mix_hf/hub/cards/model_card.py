@@ -75,7 +75,7 @@ class GPT3MixModelCardData(CardData):
         dataset_name (`str`, *optional*): its readable name.
         eval_results (`dict[str, float]`): metric -> value on `eval_split` of `eval_dataset_id`.
         eval_dataset_id, eval_dataset_name, eval_split (`str`, *optional*): where `eval_results` were measured
-            (the Hub id, a readable name, the split). Never guessed: without a name, the scores are shown but no
+            (the Hub id, a readable name, the split). Never guessed: without a Hub id, the scores are shown but no
             `model-index` entry credits them to a dataset.
         provenance (`GPT3MixConfig`, *optional*): the provenance of the training data.
         hyperparameters (`dict`): training hyper-parameters.
@@ -83,6 +83,8 @@ class GPT3MixModelCardData(CardData):
             `soft_labels`); empty: the stock `Trainer`'s hard-label cross-entropy.
         training_log (`list[dict]`): rows of the training-results table.
         label_names (`list[str]`): the model's labels, by id.
+        versions (`dict[str, str]`): the library versions it was trained with (`gpt3mix_training.json` records
+            them); default: those installed when the card is made.
         language, license, tags: metadata passed through (`gpt3mix` and `text-classification` always tagged).
 
     Example:
@@ -105,6 +107,7 @@ class GPT3MixModelCardData(CardData):
     loss: dict[str, Any] = field(default_factory=dict)
     training_log: list[dict] = field(default_factory=list)
     label_names: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
     predict_example: str | None = None
     language: str | list[str] | None = "en"
     license: str | None = None
@@ -172,7 +175,7 @@ class GPT3MixModelCardData(CardData):
             provenance_table=provenance_table(self.provenance) if self.provenance is not None else "",
             training_table=table([{key: rounded(value) for key, value in row.items()} for row in self.training_log]),
             predict_example=(self.predict_example or "a gripping, funny and moving film.").replace('"', '\\"'),
-            versions=library_versions(),
+            versions=self.versions or library_versions(),
             citation=CITATION,
         )
         return values
@@ -361,7 +364,7 @@ def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any
     elif not (folder / "adapter_config.json").exists():  # a peft adapter has no config.json of its own
         raise FileNotFoundError(f"{folder} has no config.json: save the classifier there with save_pretrained().")
     record = read_training_record(folder)
-    for name in ("hyperparameters", "loss", *_RECORDED_CARD_FIELDS):
+    for name in ("hyperparameters", "loss", "versions", *_RECORDED_CARD_FIELDS):
         if name in record:
             found[name] = record[name]
     state = read_json(folder / "trainer_state.json") if (folder / "trainer_state.json").exists() else {}
@@ -431,7 +434,8 @@ def write_trainer_model_card(
     output_dir.mkdir(parents=True, exist_ok=True)
     card.save(output_dir / "README.md")
     record = {"hyperparameters": training_hyperparameters(trainer.args),
-              "loss": training_loss(trainer.args, getattr(trainer, "train_dataset", None))}
+              "loss": training_loss(trainer.args, getattr(trainer, "train_dataset", None)),
+              "versions": card_kwargs.get("versions") or library_versions()}
     record.update({name: card_kwargs.get(name) for name in _RECORDED_CARD_FIELDS})
     write_json(output_dir / TRAINING_RECORD_NAME, record)
     if config is not None:
