@@ -425,3 +425,11 @@ def test_push_model_command_uploads_through_the_hub(hub, classifier, tokenizer, 
     assert hub.call("create_repo")["private"] is True
     assert CONFIG_NAME in hub.uploads[0]  # found beside the model folder
     assert "published: https://huggingface.co/me/tiny" in capsys.readouterr().out
+    # --eval_dataset names other evaluation data than the recorded one: the recorded name does not go with it.
+    (tmp_path / "model" / "gpt3mix_training.json").write_text(json.dumps(
+        {"eval_dataset_id": "SetFit/sst2", "eval_dataset_name": "SST-2", "eval_split": "test"}))
+    (tmp_path / "model" / "test_results.json").write_text(json.dumps({"test_accuracy": 0.8}))
+    assert cli.main(["push-model", "--repo_id", "me/tiny", "--model_dir", str(tmp_path / "model"), "--eval_dataset",
+                     "me/reviews", "--local_dir", str(tmp_path / "repo"), "--dry_run"]) == 0
+    card = ModelCard.load(tmp_path / "repo" / "README.md", ignore_metadata_errors=False)
+    assert [(r.dataset_type, r.dataset_name) for r in card.data.eval_results] == [("me/reviews", "me/reviews")]

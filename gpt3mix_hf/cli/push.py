@@ -163,6 +163,8 @@ def run(name: str, args: PushArguments, specific) -> int:
             provenance=_find_config(args, folder),
             dataset_id=specific.dataset_id,
             eval_dataset_id=specific.eval_dataset,
+            # Another evaluation dataset than the recorded one: its recorded name would go with the new id.
+            eval_dataset_name=specific.eval_dataset,
             eval_split=specific.eval_split,
             base_model=specific.base_model,
             private=args.private,
