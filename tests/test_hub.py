@@ -360,7 +360,7 @@ def test_push_classifier_from_a_saved_folder_with_what_the_trainer_wrote(classif
     assert "- learning_rate: 3e-05" in card.text and "`loss_type=soft_ce`" in card.text
 
 
-def test_push_classifier_publishes_a_lora_adapter(classifier, tokenizer, tmp_path):
+def test_push_classifier_publishes_a_lora_adapter(classifier, tokenizer, tmp_path, caplog):
     peft = pytest.importorskip("peft")
     classifier.save_pretrained(tmp_path / "base")  # the adapter names its base model by this folder
     lora = peft.LoraConfig(task_type="SEQ_CLS", target_modules=["query", "value"], r=4)
@@ -378,6 +378,14 @@ def test_push_classifier_publishes_a_lora_adapter(classifier, tokenizer, tmp_pat
     assert torch.allclose(_logits(reloaded, tokenizer), _logits(model.eval(), tokenizer), atol=1e-6)
     card = ModelCard.load(folder / "README.md", ignore_metadata_errors=False)
     assert "Labels: `0` = negative, `1` = positive." in card.text and card.data.eval_results[0].metric_value == 0.5
+    # A saved adapter folder publishes as the adapter does; its base being a local folder is said.
+    model.save_pretrained(tmp_path / "adapter")
+    tokenizer.save_pretrained(tmp_path / "adapter")
+    with caplog.at_level(logging.WARNING):
+        again = push_classifier(tmp_path / "adapter", "me/tiny-lora", local_dir=tmp_path / "again")
+    assert f"base model is the local folder {tmp_path / 'base'}" in caplog.text
+    reloaded = peft.AutoPeftModelForSequenceClassification.from_pretrained(again).eval()
+    assert torch.allclose(_logits(reloaded, tokenizer), _logits(model.eval(), tokenizer), atol=1e-6)
 
 
 def test_check_repo_id():

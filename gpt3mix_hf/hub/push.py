@@ -248,9 +248,18 @@ def push_augmented_dataset(
 def _load_classifier(folder: Path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"{folder} has no config.json: save the classifier there with save_pretrained().")
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    if (folder / "adapter_config.json").exists() and not (folder / "config.json").exists():
+        try:
+            from peft import AutoPeftModelForSequenceClassification
+        except ImportError as error:
+            raise ImportError(f"{folder} holds a peft adapter: pip install 'gpt3mix_hf[peft]'") from error
+        model = AutoPeftModelForSequenceClassification.from_pretrained(folder)
+    elif not (folder / "config.json").exists():
+        raise FileNotFoundError(
+            f"{folder} has no config.json (nor adapter_config.json): save the classifier there with save_pretrained()."
+        )
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
     has_tokenizer = any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))
     return model, AutoTokenizer.from_pretrained(folder) if has_tokenizer else None
 
@@ -325,6 +334,13 @@ def push_classifier(
             "push_classifier takes a transformers PreTrainedModel or Trainer, or the folder of a saved classifier; "
             f"got {model_or_trainer!r:.80}."
         )
+    if _is_peft_model(model):
+        base = next(iter(model.peft_config.values())).base_model_name_or_path
+        if base and Path(base).expanduser().exists():
+            logger.warning(
+                f"The adapter's base model is the local folder {base}: whoever loads {repo_id} needs it. Publish the "
+                "base model and set base_model_name_or_path in the adapter's config to its Hub id."
+            )
     if local_dir is None:
         token = resolve_token(token)
     config = as_config(provenance)
