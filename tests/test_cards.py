@@ -372,6 +372,7 @@ def test_model_card_from_folder_reads_what_the_trainer_wrote(tokenizer, tmp_path
     card = model_card_from_folder(tmp_path, model_id="me/m", eval_dataset_id="SetFit/sst2", eval_split="test")
     assert "- learning_rate: 3e-05" in card.text and "training_steps" not in card.text
     assert "- nonzero_warmup: True" in card.text  # it changes the schedule of a short run
+    assert "- lr_scheduler_warmup_ratio: 0.1" in card.text and "warmup_steps" not in card.text  # 10 % of the steps
     assert "`loss_type=soft_ce`" in card.text and "`synthetic_weight=1.0`" in card.text
     results = {r.metric_name: (r.metric_value, r.dataset_split) for r in card.data.eval_results}
     assert results == {"Accuracy": (0.8, "test"), "Macro F1": (0.79, "test")}

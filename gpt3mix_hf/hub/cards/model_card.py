@@ -234,6 +234,10 @@ def training_hyperparameters(args) -> dict[str, Any]:
     if "optimizer" in hyperparameters and hasattr(optim, "value"):
         # transformers formats the enum itself ("OptimizerNames.ADAMW_TORCH"): show the name one passes.
         hyperparameters["optimizer"] = hyperparameters["optimizer"].replace(str(optim), optim.value)
+    warmup = hyperparameters.get("lr_scheduler_warmup_steps")
+    if isinstance(warmup, float) and 0 < warmup < 1:
+        # transformers reads a warm-up in (0, 1) as a share of the steps; its card still calls it "steps".
+        hyperparameters["lr_scheduler_warmup_ratio"] = hyperparameters.pop("lr_scheduler_warmup_steps")
     if getattr(args, "weight_decay", 0.0):
         hyperparameters["weight_decay"] = args.weight_decay
     if getattr(args, "bf16", False):
