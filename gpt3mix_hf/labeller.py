@@ -131,9 +131,10 @@ class Labeller:
         priors: list[list[float] | str] = []
         for start in range(0, len(scores), len(contexts)):
             group = scores[start : start + len(contexts)]
-            short = next(filter(None, (self._short_mass(mass) for _, mass in group)), None)
-            if short is not None:
-                priors.append(f"calibration failed: {short}")
+            shorts = [self._short_mass(mass) for _, mass in group]
+            shorts = [short for short in shorts if short is not None]
+            if shorts:
+                priors.append(f"calibration failed: {shorts[0]}")
                 continue
             try:
                 prior = content_free_prior([logprobs for logprobs, _ in group])
