@@ -157,7 +157,7 @@ def _check_nothing_else_given(given: list) -> None:
     from its default would be ignored, so it is refused."""
     changed = []
     for arguments in given:
-        defaults = type(arguments)()  # as made from no flags (a default a class derives, e.g. debias_orders = k)
+        defaults = type(arguments)()  # as made from no flags, so a default __post_init__ normalises is not "given"
         for item in fields(arguments):
             if item.name == "data_dir":  # the recorded folder is a path on the machine that made the data
                 continue
