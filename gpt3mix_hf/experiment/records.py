@@ -37,9 +37,9 @@ def _differences(made: dict, given: dict, method: str) -> list[str]:
     made, given = _flatten(made), _flatten(given)
     differ = []
     for name in sorted(made.keys() & given.keys()):
-        old, new = made[name], given[name]
         if not _depends_on(method, name):
             continue
+        old, new = made[name], given[name]
         if name == "data_dir" and old and new:
             # "../shared/data" and "/work/shared/data" are one folder: compared as resolved paths.
             old, new = os.path.realpath(old), os.path.realpath(new)

@@ -25,7 +25,7 @@ from ..credentials import check_dataset_has_no_secrets, check_folder_has_no_secr
 from ..provenance import CONFIG_NAME, as_config
 from ..validation import check_arguments
 from .cards import build_dataset_card, hub_id_of, model_card_from_folder, model_card_from_trainer
-from .cards.model_card import label_names_of
+from .cards.model_card import label_names_of, saved_classifier_kind
 
 logger = logging.get_logger(__name__)
 
@@ -248,16 +248,12 @@ def push_augmented_dataset(
 def _load_classifier(folder: Path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    if (folder / "adapter_config.json").exists() and not (folder / "config.json").exists():
+    if saved_classifier_kind(folder) == "adapter":
         try:
             from peft import AutoPeftModelForSequenceClassification
         except ImportError as error:
             raise ImportError(f"{folder} holds a peft adapter: pip install 'gpt3mix_hf[peft]'") from error
         model = AutoPeftModelForSequenceClassification.from_pretrained(folder)
-    elif not (folder / "config.json").exists():
-        raise FileNotFoundError(
-            f"{folder} has no config.json (nor adapter_config.json): save the classifier there with save_pretrained()."
-        )
     else:
         model = AutoModelForSequenceClassification.from_pretrained(folder)
     has_tokenizer = any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"))

@@ -350,6 +350,18 @@ def read_training_record(folder: str | Path) -> dict[str, Any]:
     return {}
 
 
+def saved_classifier_kind(folder: Path) -> str:
+    """What `save_pretrained` left in `folder`: `"model"` (a `config.json`) or `"adapter"` (a peft adapter's
+    `adapter_config.json`, with no config.json of its own); a folder with neither is refused."""
+    if (folder / "config.json").exists():
+        return "model"
+    if (folder / "adapter_config.json").exists():
+        return "adapter"
+    raise FileNotFoundError(
+        f"{folder} has no config.json (nor adapter_config.json): save the classifier there with save_pretrained()."
+    )
+
+
 def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any = None, **card_kwargs) -> ModelCard:
     """The model card of a classifier saved in `folder` (`save_pretrained`), with what was written beside it:
     `gpt3mix_training.json` or the `Trainer`'s `training_args.bin` (hyper-parameters, the loss that was used, the
@@ -363,10 +375,8 @@ def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any
     """
     folder = Path(folder)
     found: dict[str, Any] = {}
-    if (folder / "config.json").exists():
+    if saved_classifier_kind(folder) == "model":
         found["label_names"] = label_names_of(AutoConfig.from_pretrained(folder))
-    elif not (folder / "adapter_config.json").exists():  # a peft adapter has no config.json of its own
-        raise FileNotFoundError(f"{folder} has no config.json: save the classifier there with save_pretrained().")
     record = read_training_record(folder)
     for name in ("hyperparameters", "loss", "versions", *_RECORDED_CARD_FIELDS):
         if name in record:
