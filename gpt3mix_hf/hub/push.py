@@ -25,7 +25,8 @@ from ..credentials import check_dataset_has_no_secrets, check_folder_has_no_secr
 from ..provenance import CONFIG_NAME, as_config
 from ..validation import check_arguments
 from .cards import build_dataset_card, hub_id_of, model_card_from_folder, model_card_from_trainer
-from .cards.model_card import label_names_of, saved_classifier_kind
+from .cards.common import saved_classifier_kind
+from .cards.model_card import label_names_of
 
 logger = logging.get_logger(__name__)
 

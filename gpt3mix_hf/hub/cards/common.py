@@ -162,3 +162,15 @@ def provenance_table(config: GPT3MixConfig) -> str:
         rows.insert(8, ("Debiased label", f"{settings.debias_orders} example orders averaged; task prior from at "
                                           f"most {settings.debias_prior_rows} pool rows"))
     return table([{"setting": name, "value": value} for name, value in rows])
+
+
+def saved_classifier_kind(folder: Path) -> str:
+    """What `save_pretrained` left in `folder`: `"model"` (a `config.json`) or `"adapter"` (a peft adapter's
+    `adapter_config.json`, with no config.json of its own); a folder with neither is refused."""
+    if (folder / "config.json").exists():
+        return "model"
+    if (folder / "adapter_config.json").exists():
+        return "adapter"
+    raise FileNotFoundError(
+        f"{folder} has no config.json (nor adapter_config.json): save the classifier there with save_pretrained()."
+    )

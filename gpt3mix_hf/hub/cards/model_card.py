@@ -18,7 +18,7 @@ from ...credentials import find_secret
 from ...provenance import GPT3MixConfig, as_config, library_versions
 from ...state import read_json, write_json
 from ...validation import check_fields, check_value
-from .common import CITATION, TEMPLATES, hub_id_of, provenance_table, rounded, table
+from .common import CITATION, TEMPLATES, hub_id_of, provenance_table, rounded, saved_classifier_kind, table
 
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
 
@@ -348,18 +348,6 @@ def read_training_record(folder: str | Path) -> dict[str, Any]:
         args = torch.load(folder / TRAINING_ARGS_NAME, weights_only=False)
         return {"hyperparameters": training_hyperparameters(args), "loss": training_loss(args)}
     return {}
-
-
-def saved_classifier_kind(folder: Path) -> str:
-    """What `save_pretrained` left in `folder`: `"model"` (a `config.json`) or `"adapter"` (a peft adapter's
-    `adapter_config.json`, with no config.json of its own); a folder with neither is refused."""
-    if (folder / "config.json").exists():
-        return "model"
-    if (folder / "adapter_config.json").exists():
-        return "adapter"
-    raise FileNotFoundError(
-        f"{folder} has no config.json (nor adapter_config.json): save the classifier there with save_pretrained()."
-    )
 
 
 def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any = None, **card_kwargs) -> ModelCard:
