@@ -36,7 +36,8 @@ def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float
     """A small real run: augment a class-balanced SST-2 sample with the embedded LM, train and test a classifier."""
     from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend, concatenate_with_real
     from gpt3mix_hf.data import BENCHMARKS, class_balanced_sample, load_benchmark
-    from gpt3mix_hf.hub.cards.model_card import TRAINING_RECORD_NAME, read_training_record
+    from gpt3mix_hf.hub.cards.training_record import TRAINING_RECORD_NAME, read_training_record
+    from gpt3mix_hf.provenance import library_versions
     from gpt3mix_hf.state import write_json
     from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
     from gpt3mix_hf.training.classification import evaluate_classifier, train_classifier
@@ -83,7 +84,8 @@ def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float
     (classifier_dir / "test_results.json").write_text(json.dumps(test_metrics, indent=2))
     # What this run evaluated on, beside the hyper-parameters and loss read from its arguments.
     record = read_training_record(classifier_dir)
-    record.update(eval_dataset_id=BENCHMARKS["sst2"].hub_path, eval_dataset_name="sst2", eval_split="test")
+    record.update(eval_dataset_id=BENCHMARKS["sst2"].hub_path, eval_dataset_name="sst2", eval_split="test",
+                  versions=library_versions())
     write_json(classifier_dir / TRAINING_RECORD_NAME, record)
 
 
@@ -134,10 +136,11 @@ def main() -> None:
 
     dataset, config = load_dataset_artifact(args.dataset_dir)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    # The repository folders are written exactly as they would be uploaded; only their cards are kept.
+    # The repository folders are written exactly as they would be uploaded; only their cards are kept. The dataset's
+    # licence is "unknown": SST-2's rows come with none stated (the LM's licence covers its outputs only).
     with tempfile.TemporaryDirectory() as preview:
         folder = push_augmented_dataset(
-            dataset, args.dataset_repo, provenance=config, local_dir=Path(preview) / "dataset", license="other",
+            dataset, args.dataset_repo, provenance=config, local_dir=Path(preview) / "dataset", license="unknown",
             language="en", pretty_name="SST-2 augmented with GPT3Mix (SmolLM2-135M-Instruct)",
         )
         (args.output_dir / "sst2-gpt3mix-dataset.md").write_text((folder / "README.md").read_text())

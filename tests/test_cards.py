@@ -12,6 +12,7 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 from gpt3mix_hf import GPT3MixAugmenter, GPT3MixConfig, TaskSpec, concatenate_with_real
 from gpt3mix_hf.hub.cards import (
     CITATION,
+    GPT3MixModelCardData,
     build_dataset_card,
     final_eval_results,
     hub_id_of,
@@ -84,6 +85,31 @@ def test_dataset_card_holds_no_local_path_and_names_the_weights_and_dtype_used(a
     hub_weights = {"source": "hub", "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct"}
     config.backend = {**config.backend, "weights": hub_weights}
     assert "weights from the Hub" in build_dataset_card(synthetic, "me/x", config, license="mit").text
+
+
+def test_a_license_the_hub_would_refuse_is_refused_before_anything_is_written(augmented, tmp_path, caplog):
+    synthetic, config = augmented
+    # The Hub's ids are lower-case; it refuses a card with any other id at upload, after the repository was made.
+    with pytest.raises(ValueError, match="the Hub's ids are lower-case: 'mit'"):
+        build_dataset_card(synthetic, "me/x", config, license="MIT")
+    with pytest.raises(ValueError, match="license='other' with license_name= and license_link="):
+        GPT3MixModelCardData(model_id="me/x", license="my-own-licence")
+    with pytest.raises(ValueError, match="give license='other'"):
+        GPT3MixModelCardData(model_id="me/x", license="mit", license_name="MIT-0")
+    # Another licence: 'other', named and linked, in the metadata and (dataset card) in the text.
+    link = "https://example.org/licence.txt"
+    card = build_dataset_card(synthetic, "me/x", config, license="other", license_name="reviews-licence",
+                              license_link=link)
+    loaded = DatasetCard.load(_saved(card, tmp_path), ignore_metadata_errors=False)
+    assert (loaded.data.license, loaded.data.license_name, loaded.data.license_link) == (
+        "other", "reviews-licence", link)
+    assert f"[reviews-licence]({link}), as given by the publisher" in loaded.text
+    model_data = GPT3MixModelCardData(model_id="me/x", license="other", license_name="reviews-licence",
+                                      license_link=link).to_card_data()
+    assert (model_data.license_name, model_data.license_link) == ("reviews-licence", link)
+    with caplog.at_level("WARNING"):
+        build_dataset_card(synthetic, "me/x", config, license="other")
+    assert any("without license_name= and license_link=" in record.message for record in caplog.records)
 
 
 def test_dataset_card_says_how_it_was_made(augmented):
@@ -241,7 +267,7 @@ def test_the_trainer_card_credits_no_dataset_it_was_not_told_of(trained, augment
 
 
 def test_hyperparameters_keep_full_precision(tokenizer, tmp_path):
-    from gpt3mix_hf.hub.cards.model_card import training_hyperparameters
+    from gpt3mix_hf.hub.cards.training_record import training_hyperparameters
 
     args = GPT3MixTrainingArguments(output_dir=str(tmp_path), learning_rate=3e-5, weight_decay=0.0123456,
                                     report_to="none", use_cpu=True)
@@ -295,8 +321,7 @@ def test_create_model_card_records_what_a_later_card_needs(trained, augmented, m
 
 
 def test_a_soft_loss_on_rows_without_soft_labels_says_the_targets_were_one_hot(tokenizer):
-    from gpt3mix_hf.hub.cards import GPT3MixModelCardData
-    from gpt3mix_hf.hub.cards.model_card import training_loss
+    from gpt3mix_hf.hub.cards.training_record import training_loss
 
     args = GPT3MixTrainingArguments(output_dir="unused", report_to="none", use_cpu=True)
     real = make_dataset(["good", "bad"], [1, 0], ["negative", "positive"])

@@ -422,6 +422,18 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     assert str(tmp_path) not in card.content
 
 
+def test_push_command_refuses_a_license_the_hub_would_refuse(augmented, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    synthetic, config = augmented
+    synthetic.save_to_disk(tmp_path / "run" / "synthetic")
+    config.save_pretrained(tmp_path / "run")
+    code = cli.main(["push-dataset", "--repo_id", "me/x", "--dataset_dir", str(tmp_path / "run"), "--dry-run",
+                     "--local_dir", str(tmp_path / "preview"), "--license", "Apache 2.0"])
+    assert code == 2
+    assert "license='Apache 2.0' is not a licence id the Hub accepts" in capsys.readouterr().err
+    assert not (tmp_path / "preview").exists()
+
+
 def test_push_model_command_uploads_through_the_hub(hub, classifier, tokenizer, augmented, tmp_path, capsys):
     _, config = augmented
     classifier.save_pretrained(tmp_path / "model")

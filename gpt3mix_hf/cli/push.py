@@ -36,7 +36,13 @@ class PushArguments:
     config: str | None = field(
         default=None, metadata={"help": f"The provenance file; default: the {CONFIG_NAME} in or beside the folder."}
     )
-    license: str | None = field(default=None, metadata={"help": "License id for the card, e.g. 'mit'."})
+    license: str | None = field(
+        default=None,
+        metadata={"help": "The Hub's licence id for the card, e.g. 'mit' (see "
+                  "huggingface.co/docs/hub/repositories-licenses); 'other' with --license_name and --license_link."},
+    )
+    license_name: str | None = field(default=None, metadata={"help": "With --license other: the licence's name."})
+    license_link: str | None = field(default=None, metadata={"help": "With --license other: a link to its text."})
     language: str = field(default="en", metadata={"help": "Language of the texts, for the card."})
 
     def __post_init__(self):
@@ -133,7 +139,8 @@ def run(name: str, args: PushArguments, specific) -> int:
     elif args.local_dir is not None:
         sys.stderr.write("--local_dir is for --dry_run; without it, the folder is uploaded and not kept.\n")
         return 2
-    card_kwargs = {"license": args.license, "language": args.language}
+    card_kwargs = {"license": args.license, "license_name": args.license_name, "license_link": args.license_link,
+                   "language": args.language}
     if name == "push-dataset":
         dataset, folder = _load_dataset(specific)
         config = _find_config(args, folder)

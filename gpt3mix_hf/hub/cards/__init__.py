@@ -1,5 +1,5 @@
 """Dataset and model cards for GPT3Mix artifacts: `CardData` dataclasses rendered from the Jinja templates in
-`gpt3mix_hf/templates/` with `huggingface_hub.DatasetCard` / `ModelCard`, sharing one provenance table."""
+`gpt3mix_hf/hub/templates/` with `huggingface_hub.DatasetCard` / `ModelCard`, sharing one provenance table."""
 
 from .common import CITATION, hub_id_of, provenance_table
 from .dataset_card import GPT3MixDatasetCardData, build_dataset_card, size_category

@@ -7,9 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from transformers.utils import logging
+
 from ... import models
 from ...data import BENCHMARKS
 from ...provenance import DataSource, GPT3MixConfig
+
+logger = logging.get_logger(__name__)
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 
@@ -31,6 +35,45 @@ LABEL_MODES = {
     "debiased": "debiased (a variant, not the paper's: the LM's label distribution averaged over orders of the "
                 "prompt's examples, divided by the task's mean label distribution)",
 }
+
+
+# The licence ids the Hub accepts in a card's `license` field: those its refusal of any other lists ("Invalid metadata
+# in README.md. - "license" must be one of [...]", huggingface_hub issue 4218, May 2026), as documented at
+# https://huggingface.co/docs/hub/repositories-licenses. The Hub refuses the upload of a card with another id. One it
+# adds later is refused here until it is added below: name it with license="other" meanwhile.
+HUB_LICENSES = frozenset("""
+    apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m
+    afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0 cc-by-2.5
+    cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0 cc-by-nc-nd-3.0
+    cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0 cdla-permissive-1.0
+    cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl gpl gpl-2.0 gpl-3.0
+    lgpl lgpl-2.1 lgpl-3.0 isc h-research intel-research lppl-1.3c ms-pl apple-ascl apple-amlr mpl-2.0 odc-by odbl
+    openmdw-1.0 openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr deepfloyd-if-license
+    fair-noncommercial-research-license llama2 llama3 llama3.1 llama3.2 llama3.3 llama4 grok2-community gemma unknown
+    other
+""".split())
+
+
+def check_license(license: str | None, license_name: str | None, license_link: str | None) -> None:
+    """Refuse a card licence the Hub would refuse at upload (after the repository was made), and say how to name
+    another licence; warn where `license="other"` lacks the name and link the Hub asks for."""
+    if license is not None and license not in HUB_LICENSES:
+        hint = f" (the Hub's ids are lower-case: '{license.lower()}')" if license.lower() in HUB_LICENSES else ""
+        raise ValueError(
+            f"license={license!r} is not a licence id the Hub accepts{hint}; it would refuse the upload. Use one "
+            "of https://huggingface.co/docs/hub/repositories-licenses (e.g. 'apache-2.0', 'mit', 'cc-by-4.0', "
+            "'unknown'), or license='other' with license_name= and license_link= for any other licence."
+        )
+    if (license_name is not None or license_link is not None) and license != "other":
+        raise ValueError(
+            f"license_name/license_link name a licence that is not on the Hub's list: give license='other' with "
+            f"them (got license={license!r})."
+        )
+    if license == "other" and (license_name is None or license_link is None):
+        logger.warning(
+            "license='other' without license_name= and license_link=: the card cannot say which licence applies. "
+            "The Hub asks for both (and a LICENSE file in the repository)."
+        )
 
 
 def embedded_origin(name_or_path: str) -> tuple[str, str] | None:

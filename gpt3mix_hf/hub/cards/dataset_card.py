@@ -20,7 +20,7 @@ from transformers.utils import logging
 from ...provenance import GPT3MixConfig, library_versions
 from ...quality import quality_rows
 from ...validation import check_fields
-from .common import CITATION, TEMPLATES, provenance_table, sample_description, source_hub_id, table
+from .common import CITATION, TEMPLATES, check_license, provenance_table, sample_description, source_hub_id, table
 
 logger = logging.get_logger(__name__)
 
@@ -82,7 +82,9 @@ class GPT3MixDatasetCardData(CardData):
         repo_id (`str`): where the dataset is published, `namespace/name`.
         provenance (`GPT3MixConfig`, *optional*): what made the data.
         pretty_name (`str`, *optional*): the card's title.
-        language, license (`str`, *optional*): passed through to the metadata.
+        language, license (`str`, *optional*): passed through to the metadata; `license` is one of the Hub's ids.
+        license_name, license_link (`str`, *optional*): the name and link of a licence not on the Hub's list (with
+            `license="other"`).
         source_datasets (`list[str]`, *optional*): Hub ids of the real data; default: from the provenance.
         tags (`list[str]`): metadata tags; `synthetic` and `gpt3mix` are always included.
         num_sample_rows (`int`): synthetic rows shown in the card.
@@ -99,6 +101,8 @@ class GPT3MixDatasetCardData(CardData):
     pretty_name: str | None = None
     language: str | list[str] | None = "en"
     license: str | None = None
+    license_name: str | None = None
+    license_link: str | None = None
     source_datasets: list[str] | None = None
     tags: list[str] = field(default_factory=list)
     task_categories: list[str] = field(default_factory=lambda: ["text-classification"])
@@ -118,6 +122,7 @@ class GPT3MixDatasetCardData(CardData):
 
     def __post_init__(self):
         check_fields(self)
+        check_license(self.license, self.license_name, self.license_link)
         for tag in ("gpt3mix", "synthetic"):
             if tag not in self.tags:
                 self.tags = [*self.tags, tag]
@@ -264,6 +269,8 @@ class GPT3MixDatasetCardData(CardData):
             language_creators=None if self.has_real_rows else ["machine-generated"],
             language=self.language,
             license=self.license,
+            license_name=self.license_name,
+            license_link=self.license_link,
             pretty_name=self.pretty_name or self.repo_id.split("/")[-1],
             size_categories=[size_category(self.num_rows)],
             source_datasets=source_datasets,

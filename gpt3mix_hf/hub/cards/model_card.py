@@ -6,19 +6,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from huggingface_hub import CardData, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import EvalResult
 from transformers import AutoConfig
-from transformers.modelcard import extract_hyperparameters_from_trainer, parse_log_history
+from transformers.modelcard import parse_log_history
 
 from ...credentials import find_secret
 from ...provenance import GPT3MixConfig, as_config, library_versions
 from ...state import read_json, write_json
 from ...validation import check_fields, check_value
-from .common import CITATION, TEMPLATES, hub_id_of, provenance_table, rounded, saved_classifier_kind, table
+from .common import (
+    CITATION,
+    TEMPLATES,
+    check_license,
+    hub_id_of,
+    provenance_table,
+    rounded,
+    saved_classifier_kind,
+    table,
+)
+from .training_record import TRAINING_RECORD_NAME, read_training_record, training_hyperparameters, training_loss
 
 MODEL_CARD_TEMPLATE = TEMPLATES / "model_card.md"
 
@@ -41,12 +50,6 @@ ONE_HOT_NOTE = (
     " The training rows had no `soft_labels` column, so every target was one-hot: the loss was cross-entropy on "
     "the hard labels."
 )
-_LOSS_FIELDS = ("loss_type", "temperature", "synthetic_weight")
-# What the card needs from a training run, written beside the model by `create_model_card` (and `gpt3mix train`):
-# the hyper-parameters and loss read from the arguments actually used, and where the evaluation was made.
-TRAINING_RECORD_NAME = "gpt3mix_training.json"
-# Read from a folder without that record: the arguments the `Trainer` pickles beside its checkpoints.
-TRAINING_ARGS_NAME = "training_args.bin"
 _RECORDED_CARD_FIELDS = ("base_model", "dataset_id", "dataset_name", "eval_dataset_id", "eval_dataset_name",
                          "eval_split")
 _NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "epoch", "step", "total_flos",
@@ -85,7 +88,8 @@ class GPT3MixModelCardData(CardData):
         label_names (`list[str]`): the model's labels, by id.
         versions (`dict[str, str]`): the library versions it was trained with (`gpt3mix_training.json` records
             them); default: those installed when the card is made.
-        language, license, tags: metadata passed through (`gpt3mix` and `text-classification` always tagged).
+        language, license, license_name, license_link, tags: metadata as in the dataset card's; `gpt3mix` and
+            `text-classification` always tagged.
 
     Example:
 
@@ -111,12 +115,15 @@ class GPT3MixModelCardData(CardData):
     predict_example: str | None = None
     language: str | list[str] | None = "en"
     license: str | None = None
+    license_name: str | None = None
+    license_link: str | None = None
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         # eval_results is read from result files as they are: a dict, of which the numeric entries are kept below.
         check_fields(self, skip=("eval_results",))
         check_value(type(self).__name__, "eval_results", self.eval_results, dict)
+        check_license(self.license, self.license_name, self.license_link)
         for tag in ("gpt3mix", "text-classification"):
             if tag not in self.tags:
                 self.tags = [*self.tags, tag]
@@ -189,6 +196,8 @@ class GPT3MixModelCardData(CardData):
             language=self.language,
             library_name="transformers",
             license=self.license,
+            license_name=self.license_name,
+            license_link=self.license_link,
             metrics=sorted({_METRIC_TYPES.get(name, name) for name in self.eval_results}) or None,
             model_name=self.model_name,
             pipeline_tag="text-classification",
@@ -224,41 +233,6 @@ def _render(provenance: Any, **values) -> ModelCard:
         accepted = sorted(f.name for f in fields(GPT3MixModelCardData) if f.name != "provenance")
         raise TypeError(f"{error}: the model card takes {accepted} and provenance.") from None
     return ModelCard.from_template(card_data, template_path=str(MODEL_CARD_TEMPLATE))
-
-
-def training_hyperparameters(args) -> dict[str, Any]:
-    """The hyper-parameters of a run, read from its `TrainingArguments` as the stock `Trainer` card reads them,
-    plus the GPT3Mix loss settings and early stopping; values at full precision (3e-05 stays 3e-05)."""
-    hyperparameters = extract_hyperparameters_from_trainer(SimpleNamespace(args=args))
-    optim = getattr(args, "optim", None)
-    if "optimizer" in hyperparameters and hasattr(optim, "value"):
-        # transformers formats the enum itself ("OptimizerNames.ADAMW_TORCH"): show the name one passes.
-        hyperparameters["optimizer"] = hyperparameters["optimizer"].replace(str(optim), optim.value)
-    warmup = hyperparameters.get("lr_scheduler_warmup_steps")
-    if isinstance(warmup, float) and 0 < warmup < 1:
-        # transformers reads a warm-up in (0, 1) as a share of the steps; its card still calls it "steps".
-        hyperparameters["lr_scheduler_warmup_ratio"] = hyperparameters.pop("lr_scheduler_warmup_steps")
-    if getattr(args, "weight_decay", 0.0):
-        hyperparameters["weight_decay"] = args.weight_decay
-    if getattr(args, "bf16", False):
-        hyperparameters["bf16"] = True
-    for name in ("early_stopping_patience", "metric_for_best_model", "nonzero_warmup", *_LOSS_FIELDS):
-        value = getattr(args, name, None)
-        if value is not None and (name != "metric_for_best_model" or getattr(args, "load_best_model_at_end", False)):
-            hyperparameters[name] = value
-    return {name: value.value if hasattr(value, "value") else value for name, value in hyperparameters.items()}
-
-
-def training_loss(args, train_dataset=None) -> dict[str, Any]:
-    """The loss a run used: the GPT3Mix loss settings when the arguments have them (`GPT3MixTrainer`), else
-    nothing (the stock `Trainer`'s cross-entropy); `soft_targets` says whether the rows had soft labels."""
-    if getattr(args, "loss_type", None) is None:
-        return {}
-    loss = {name: getattr(args, name) for name in _LOSS_FIELDS if getattr(args, name, None) is not None}
-    columns = getattr(train_dataset, "column_names", None)
-    if columns is not None:
-        loss["soft_targets"] = "soft_labels" in columns
-    return loss
 
 
 def eval_dataset_description(dataset) -> dict[str, str]:
@@ -331,23 +305,6 @@ def model_card_from_trainer(
         training_log=[{key: rounded(value) for key, value in line.items()} for line in lines or []],
         **card_kwargs,
     )
-
-
-def read_training_record(folder: str | Path) -> dict[str, Any]:
-    """What a model folder says about its training: `gpt3mix_training.json` (written by `create_model_card` and
-    `gpt3mix train`), else the `training_args.bin` the `Trainer` saved beside the model. That file is a pickle:
-    it is read with `torch.load(weights_only=False)`, as the `Trainer` reads it when it resumes, so only read
-    folders you trust. Returns `hyperparameters`, `loss` and the recorded card fields; `{}` when neither exists."""
-    folder = Path(folder)
-    if (folder / TRAINING_RECORD_NAME).exists():
-        record = read_json(folder / TRAINING_RECORD_NAME)
-        return {key: value for key, value in record.items() if value is not None}
-    if (folder / TRAINING_ARGS_NAME).exists():
-        import torch
-
-        args = torch.load(folder / TRAINING_ARGS_NAME, weights_only=False)
-        return {"hyperparameters": training_hyperparameters(args), "loss": training_loss(args)}
-    return {}
 
 
 def model_card_from_folder(folder: str | Path, *, model_id: str, provenance: Any = None, **card_kwargs) -> ModelCard:
