@@ -182,9 +182,13 @@ class GPT3MixAugmenter:
         state = self.__dict__.copy()
         for name in ("_selector", "labeller", "_pool_rows", "report", "progress"):
             state.pop(name, None)
+        # A source can say dtype="auto", revision=None or "whatever the server serves": the identity says what
+        # they resolved to, so that another model, dtype or commit misses a cache the first one wrote.
+        state["backend_identity"] = self.backend.identity
         return state
 
     def __setstate__(self, state):
+        state = {name: value for name, value in state.items() if name != "backend_identity"}
         self.__dict__.update(state)
         self.progress = None
         self._build_helpers()

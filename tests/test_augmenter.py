@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import ClassLabel, Dataset, load_dataset
+from datasets.fingerprint import Hasher
 
 from gpt3mix_hf import (
     AugmenterConfig,
@@ -612,6 +613,17 @@ def test_fingerprint_hits_the_cache_and_settings_miss_it(tiny_lm_dir, data_dir, 
                run(sampling=SamplingConfig(max_new_tokens=5))._fingerprint,
                run(spec=TaskSpec.from_preset("cr"))._fingerprint}
     assert first._fingerprint not in changed and len(changed) == 10
+
+
+def test_the_same_source_resolved_to_another_dtype_misses_the_cache(tiny_lm_dir, toy_sentiment, monkeypatch):
+    # dtype="auto" is one source on every machine; the dtype it resolves to (here forced) decides the rows.
+    hashes = []
+    for dtype in ("float32", "bfloat16"):
+        monkeypatch.setenv("GPT3MIX_AUTO_DTYPE", dtype)
+        backend = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="auto")
+        assert backend.identity["dtype"] == dtype
+        hashes.append(Hasher.hash(GPT3MixAugmenter(backend, toy_sentiment, SST2)))
+    assert hashes[0] != hashes[1]
 
 
 def test_augment_twice_hits_the_cache(tiny_lm_dir, data_dir, tmp_path):
