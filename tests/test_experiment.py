@@ -215,6 +215,27 @@ def test_resume_refuses_other_settings_but_grows_the_grid(tmp_path, tiny_classif
     assert experiment["methods"] == ["noaug", "noaug-repeated"]
 
 
+def test_resume_with_other_label_modes_refuses_to_make_the_rows_runs_were_trained_on_again(
+        tmp_path, tiny_classifier, monkeypatch):
+    monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
+    backend = ScriptedBackend(parse_rate=0.8)
+    run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["gpt3mix-soft", "gpt3mix-debiased"]),
+                   toy_split(repeat=3), toy_split(), backend=backend)
+    (folder,) = (tmp_path / "sweep" / "augmentations" / "gpt3mix").glob("level=0.1/data0")
+    made = (folder / "meta.json").read_text()
+    # Without gpt3mix-debiased the generation would be a soft-mode one: other rows under finished runs.
+    with pytest.raises(ValueError, match=r"label_mode='debiased'.*2 finished runs.*--methods the folder was made"):
+        run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["gpt3mix-soft", "gpt3mix-hard"]),
+                       toy_split(repeat=3), toy_split(), backend=backend)
+    assert (folder / "meta.json").read_text() == made
+    # With no finished run on them, rows of other settings are made again, as before.
+    for path in (tmp_path / "sweep" / "runs").rglob("*.json"):
+        path.unlink()
+    run_experiment(tiny_args(tmp_path, tiny_classifier, methods=["gpt3mix-soft", "gpt3mix-hard"]),
+                   toy_split(repeat=3), toy_split(), backend=backend)
+    assert json.loads((folder / "meta.json").read_text())["config"]["augmenter"]["label_mode"] == "soft"
+
+
 def test_a_run_locked_by_another_process_is_left_to_it(tmp_path, tiny_classifier, monkeypatch):
     monkeypatch.setattr(sweep, "_train_and_evaluate", fake_training())
     args = tiny_args(tmp_path, tiny_classifier, methods=["noaug", "gpt3mix-soft"], data_seeds=2, skip_uncached=True)

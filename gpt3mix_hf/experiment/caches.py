@@ -40,6 +40,7 @@ from ..selection import row_seed
 from ..spec import TaskSpec
 from ..state import json_round_trip, load_rows, save_rows
 from .arguments import ExperimentArguments
+from .records import finished_record
 
 logger = logging.get_logger(__name__)
 
@@ -203,6 +204,27 @@ class Augmentations:
             return None
         return loaded
 
+    def _check_not_trained_on(self, folder: Path, split) -> None:
+        """Refuse to make `split`'s generation again over rows that finished GPT3Mix runs were trained on: the
+        methods' pairing ("the same texts") and the exported rows would no longer hold. The folder's settings
+        check cannot see what decides the generation here: the label modes `--methods` asks for, and a backend
+        passed in."""
+        made = load_rows(folder)
+        if made is None:
+            return
+        pattern = f"gpt3mix-*/level={level_name(split.level)}/data{split.index}-rep*.json"
+        trained = sorted(path for path in (Path(self.args.output_dir) / "runs").glob(pattern)
+                         if finished_record(path, warn=False) is not None)
+        if trained:
+            settings = made[1].get("config", {}).get("augmenter", {})
+            raise ValueError(
+                f"The GPT3Mix rows in {folder} were made with label_mode={settings.get('label_mode')!r}, "
+                f"calibrate={settings.get('calibrate')!r} (or another backend), and {len(trained)} finished runs "
+                f"were trained on them ({trained[0].relative_to(self.args.output_dir)}, ...). Making them again "
+                "would pair those runs with other texts. Resume with the --methods the folder was made with (its "
+                "experiment.json lists them), or give another --output_dir."
+            )
+
     def cached(self, split) -> bool:
         """Whether the GPT3Mix generation for `split` is already made."""
         return self._load(self.folder("gpt3mix", split), self.gpt3mix_key(split)) is not None
@@ -215,6 +237,7 @@ class Augmentations:
             cached = self._load(folder, key)
             if cached is not None:
                 return cached
+            self._check_not_trained_on(folder, split)
             augmenter = GPT3MixAugmenter(self.backend, split.train, self.spec, config=self.generation_settings(split),
                                          sampling=self.sampling)
             # Shards of 64 real rows (a full set of decoding slots, twice) are saved as they finish: an interrupted
