@@ -56,6 +56,10 @@ def test_kl_by_hand_with_temperature():
     probs = [math.exp(1.0) / z, 1.0 / z]
     expected = sum(t * math.log(t / p) for t, p in zip([0.5, 0.5], probs, strict=True)) * temperature**2
     assert kl_divergence(logits, targets, temperature=temperature).item() == pytest.approx(expected, abs=1e-6)
+    # A target is tempered like the logits: (0.8, 0.2) at T=2 is (2/3, 1/3).
+    expected = sum(t * math.log(t / p) for t, p in zip([2 / 3, 1 / 3], probs, strict=True)) * temperature**2
+    value = kl_divergence(logits, torch.tensor([[0.8, 0.2]]), temperature=temperature).item()
+    assert value == pytest.approx(expected, abs=1e-6)
 
 
 def test_kl_with_one_hot_at_unit_temperature_is_cross_entropy():
@@ -76,7 +80,8 @@ def test_kl_is_non_negative_and_zero_at_the_target(logit_values, target_weights,
     targets = torch.tensor([target_weights])
     targets = targets / targets.sum()
     assert kl_divergence(logits, targets, temperature).item() >= -1e-6
-    matching_logits = torch.log(targets) * temperature
+    # At any temperature, the loss is zero where the classifier (at T=1) gives the targets.
+    matching_logits = torch.log(targets) + 3.0
     assert kl_divergence(matching_logits, targets, temperature).item() == pytest.approx(0.0, abs=1e-5)
 
 

@@ -36,9 +36,10 @@ class GPT3MixTrainingArguments(TrainingArguments):
     Parameters:
         loss_type (`str`, *optional*, defaults to `"soft_ce"`):
             `"soft_ce"`: cross-entropy against the soft label (the paper). `"kl"`: KL divergence from the soft label
-            to the classifier's distribution at `temperature`, scaled by `temperature**2`.
+            to the classifier's distribution, both at `temperature`, scaled by `temperature**2` (distillation).
         temperature (`float`, *optional*, defaults to `1.0`):
-            Softmax temperature of the classifier's logits for `loss_type="kl"`.
+            Softmax temperature of the classifier's logits and of the soft labels (`p ** (1 / T)`, renormalised)
+            for `loss_type="kl"`.
         synthetic_weight (`float`, *optional*, defaults to `1.0`):
             Weight of the loss of synthetic rows (`is_synthetic=True`); real rows weigh 1. The loss is the weighted
             sum divided by the number of rows.
@@ -92,7 +93,8 @@ class GPT3MixTrainingArguments(TrainingArguments):
         metadata={"help": "'soft_ce' (cross-entropy against the soft label, the paper) or 'kl' (KL at temperature)."},
     )
     temperature: float = field(
-        default=1.0, metadata={"help": "Temperature of the classifier's softmax for loss_type='kl' (loss times T²)."}
+        default=1.0, metadata={"help": "Temperature of the classifier's softmax and of the soft labels for "
+                                    "loss_type='kl' (loss times T²)."}
     )
     synthetic_weight: float = field(
         default=1.0, metadata={"help": "Weight of the loss of synthetic rows (is_synthetic=True); real rows weigh 1."}

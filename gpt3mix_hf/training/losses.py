@@ -76,10 +76,13 @@ def kl_divergence(
     weights: torch.Tensor | None = None,
     reduction: str = "none",
 ) -> torch.Tensor:
-    """`KL(targets || softmax(logits / T)) * T**2` per row, as in knowledge distillation (Hinton et al., 2015).
+    """`KL(softmax(log(targets) / T) || softmax(logits / T)) * T**2` per row: knowledge distillation (Hinton et
+    al., 2015) with the LM as the teacher.
 
-    The `T**2` factor keeps the gradient's scale independent of the temperature. The targets are used as given
-    (not sharpened or flattened by `T`): they are already the LM's distribution over labels.
+    The targets are tempered as the classifier is (`targets ** (1 / T)`, renormalised: the LM's log-probabilities
+    are its logits), so the loss is lowest where the classifier, at `T = 1`, gives the LM's distribution, whatever
+    `T`; one-hot targets stay one-hot. The `T**2` factor keeps the gradients about the same size across
+    temperatures, as in distillation.
 
     Args:
         logits (`torch.Tensor` of shape `(rows, num_labels)`): the classifier's unnormalised scores.
@@ -98,6 +101,7 @@ def kl_divergence(
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0; got {temperature}.")
     log_probs = F.log_softmax(logits / temperature, dim=-1)
-    # kl_div takes 0 * log(0) as 0, so one-hot targets are fine.
-    losses = F.kl_div(log_probs, targets.to(log_probs.dtype), reduction="none").sum(dim=-1) * temperature**2
+    # log(0) = -inf keeps a zero target zero; kl_div takes 0 * log(0) as 0, so one-hot targets are fine.
+    tempered = F.softmax(torch.log(targets.to(log_probs.dtype)) / temperature, dim=-1)
+    losses = F.kl_div(log_probs, tempered, reduction="none").sum(dim=-1) * temperature**2
     return _reduce(losses, weights, reduction)

@@ -38,8 +38,8 @@ LOSS_DESCRIPTIONS = {
         "synthetic rows)."
     ),
     "kl": (
-        "KL divergence from each row's `soft_labels` to the classifier's distribution at temperature T, scaled by "
-        "T² as in distillation (one-hot targets for real rows)."
+        "KL divergence from each row's `soft_labels` to the classifier's distribution, both at temperature T, "
+        "scaled by T² as in distillation (one-hot targets for real rows)."
     ),
 }
 HARD_LOSS_DESCRIPTION = (
