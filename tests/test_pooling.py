@@ -14,6 +14,8 @@ from transformers import (
     BertConfig,
     BertForSequenceClassification,
     BertModel,
+    Trainer,
+    TrainingArguments,
 )
 
 from gpt3mix_hf.models import resolve_classifier
@@ -116,6 +118,20 @@ def test_plain_bert_keeps_its_pooler(plain_bert):
     assert type(load_classifier(str(plain_bert), NAMES, pooling="pooler")) is BertForSequenceClassification
     with pytest.raises(ValueError, match="pooling='max' is not supported"):
         load_classifier(str(plain_bert), NAMES, pooling="max")
+
+
+def test_pooled_model_loss_under_the_stock_trainer_counts_the_rows_of_the_whole_step(sentence_bert, tokenizer,
+                                                                                      tmp_path):
+    # The stock Trainer passes num_items_in_batch to a forward that takes **kwargs (gradient accumulation):
+    # the loss must be a share of the step's rows, or k micro-batches give k times the gradient.
+    model = load_classifier(str(sentence_bert), NAMES).eval()
+    inputs = dict(tokenizer(TEXTS, padding=True, return_tensors="pt"), labels=torch.tensor(LABELS))
+    with torch.no_grad():
+        mean = model(**inputs).loss
+        share = model(**inputs, num_items_in_batch=2 * len(TEXTS)).loss
+    torch.testing.assert_close(share, mean / 2)
+    trainer = Trainer(model, TrainingArguments(str(tmp_path / "stock"), report_to="none", use_cpu=True))
+    assert trainer.model_accepts_loss_kwargs
 
 
 @pytest.mark.parametrize("head", ["default", "mlp"])

@@ -118,6 +118,22 @@ def test_one_hot_loss_equals_stock_trainer_cross_entropy(tokenizer, tmp_path):
     assert abs(loss_mean.item() - stock_loss.item()) < 1e-6
 
 
+def test_label_smoothing_is_the_stock_trainers_and_a_loss_function_is_refused(tokenizer, tmp_path):
+    dataset = tokenize_dataset(real_dataset(), tokenizer)
+    model = tiny_model(tokenizer).eval()
+    stock = Trainer(model, TrainingArguments(str(tmp_path / "stock"), report_to="none", use_cpu=True,
+                                             label_smoothing_factor=0.3), processing_class=tokenizer)
+    ours = GPT3MixTrainer(model, make_args(tmp_path, label_smoothing_factor=0.3), processing_class=tokenizer)
+    with torch.no_grad():
+        stock_loss = stock.compute_loss(model, first_eval_batch(stock, dataset))
+        loss = ours.compute_loss(model, first_eval_batch(ours, dataset))
+        plain = GPT3MixTrainer(model, make_args(tmp_path), processing_class=tokenizer)
+        unsmoothed = plain.compute_loss(model, first_eval_batch(plain, dataset))
+    assert loss.item() == pytest.approx(stock_loss.item(), abs=1e-6) and abs(loss.item() - unsmoothed.item()) > 1e-5
+    with pytest.raises(ValueError, match="compute_loss_func would never be called"):
+        GPT3MixTrainer(model, make_args(tmp_path), compute_loss_func=lambda outputs, labels, num_items_in_batch: 0)
+
+
 def test_soft_and_kl_losses_in_the_trainer_match_the_pure_functions(tokenizer, tmp_path):
     dataset = tokenize_dataset(soft_dataset(), tokenizer)
     model = tiny_model(tokenizer).eval()
@@ -134,7 +150,7 @@ def test_soft_and_kl_losses_in_the_trainer_match_the_pure_functions(tokenizer, t
         assert outputs.loss is None  # the model's own loss is not computed
 
 
-def test_synthetic_weight_zero_ignores_synthetic_rows(tokenizer, tmp_path):
+def test_synthetic_weight_zero_gives_synthetic_rows_no_loss(tokenizer, tmp_path):
     dataset = tokenize_dataset(soft_dataset(), tokenizer)
     model = tiny_model(tokenizer).eval()
     trainer = GPT3MixTrainer(model, make_args(tmp_path, synthetic_weight=0.0), processing_class=tokenizer)

@@ -124,8 +124,8 @@ class GPT3MixTrainingArguments(TrainingArguments):
             )
         if not (math.isfinite(self.synthetic_weight) and self.synthetic_weight >= 0):
             raise ValueError(
-                f"synthetic_weight={self.synthetic_weight} must be a finite number >= 0 (0 ignores synthetic rows, "
-                "1 weighs them like real ones)."
+                f"synthetic_weight={self.synthetic_weight} must be a finite number >= 0 (0 gives synthetic rows no "
+                "loss, though they still count among the rows the loss is divided by; 1 weighs them like real ones)."
             )
         if not (math.isfinite(self.soft_label_tolerance) and self.soft_label_tolerance > 0):
             raise ValueError(

@@ -151,6 +151,9 @@ class PooledBertForSequenceClassification(BertPreTrainedModel):
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
+        # The stock Trainer passes the labelled rows of all micro-batches of an optimizer step (its forward takes
+        # **kwargs): the loss is then a share of their sum, so that gradient accumulation gives one big batch's.
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         outputs = self.bert(
             input_ids,
             attention_mask=attention_mask,
@@ -167,7 +170,10 @@ class PooledBertForSequenceClassification(BertPreTrainedModel):
         loss = None
         if labels is not None:
             # Single-label classification only (GPT3MixTrainer pins it); the stock Trainer needs the loss.
-            loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+            reduction = "mean" if num_items_in_batch is None else "sum"
+            loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1), reduction=reduction)
+            if num_items_in_batch is not None:
+                loss = loss / num_items_in_batch
         return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )

@@ -106,6 +106,12 @@ class GPT3MixTrainer(Trainer):
     ):
         if model is None:
             raise ValueError("GPT3MixTrainer needs a model, e.g. AutoModelForSequenceClassification.from_pretrained.")
+        if kwargs.get("compute_loss_func") is not None:
+            raise ValueError(
+                "GPT3MixTrainer computes its own loss (args.loss_type against each row's soft_labels), so "
+                "compute_loss_func would never be called: use transformers.Trainer for a loss of your own, or "
+                "override compute_loss in a subclass."
+            )
         if args is None:
             name = getattr(model.config, "_name_or_path", "") or "model"
             args = GPT3MixTrainingArguments(output_dir=f"{name.rstrip('/').split('/')[-1]}-gpt3mix")
@@ -232,13 +238,18 @@ class GPT3MixTrainer(Trainer):
             if labels is None:
                 raise ValueError("The batch has neither 'labels' nor 'soft_labels': the loss needs one of them.")
             soft_labels = F.one_hot(labels.long(), logits.shape[-1])
+        soft_labels = soft_labels.float()
+        if self.args.label_smoothing_factor:
+            # As the stock Trainer's LabelSmoother: the target moves epsilon of its mass to a uniform share.
+            epsilon = self.args.label_smoothing_factor
+            soft_labels = (1 - epsilon) * soft_labels + epsilon / logits.shape[-1]
         weights = None
         if is_synthetic is not None and self.args.synthetic_weight != 1.0:
             weights = torch.where(is_synthetic.to(logits.device).bool(), self.args.synthetic_weight, 1.0)
         if self.args.loss_type == "kl":
-            per_row = kl_divergence(logits, soft_labels.float(), self.args.temperature, weights)
+            per_row = kl_divergence(logits, soft_labels, self.args.temperature, weights)
         else:
-            per_row = soft_cross_entropy(logits, soft_labels.float(), weights)
+            per_row = soft_cross_entropy(logits, soft_labels, weights)
 
         if num_items_in_batch is not None:
             # num_items_in_batch counts the rows (labels != -100) of all micro-batches of this optimizer step.
