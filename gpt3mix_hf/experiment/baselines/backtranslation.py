@@ -119,9 +119,11 @@ class BackTranslationAugmenter(RowAugmenter):
         # A forked RNG keeps the caller's torch random state untouched.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(row_seed(self.seed, row))
+            # num_beams=1: independent samples (Edunov et al., 2018). The opus-mt models' generation config says 4,
+            # which would make them beam samples, and refuse num_aug > 4.
             pivots = self._translate(
                 self.forward_model, self.forward_tokenizer, [text], do_sample=True, temperature=self.temperature,
-                top_k=self.top_k, num_return_sequences=self.num_aug,
+                top_k=self.top_k, num_return_sequences=self.num_aug, num_beams=1,
             )
             return self._translate(
                 self.backward_model, self.backward_tokenizer, pivots, do_sample=False, num_beams=self.num_beams
