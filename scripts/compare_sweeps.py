@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from gpt3mix_hf.experiment import load_runs
+from gpt3mix_hf.experiment.records import sweep_differences
 from gpt3mix_hf.experiment.summary import paired_difference, seed_means
 
 
@@ -47,6 +48,9 @@ def main():
     if unmatched:
         raise SystemExit(f"The runs {unmatched[:5]} have other data or training seeds in {args.second} than in "
                          f"{args.first}: they are not matched (another --master_seed?), so nothing is compared.")
+    # What "second minus first" measures: everything the two sweeps' settings differ in.
+    differ = sweep_differences(args.first, args.second)
+    print(f"The sweeps differ in (first / second): {'; '.join(differ) or 'nothing but the grid'}.\n")
     print(f"{'method':<20}{'level':>8}{'data':>6}{'repeat':>8}{'first':>9}{'second':>9}{'second-first':>14}"
           f"{'epochs':>10}{'train s':>14}")
     for key in pairs:

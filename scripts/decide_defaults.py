@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from gpt3mix_hf.experiment.arguments import METHOD_NAMES
+from gpt3mix_hf.experiment.records import GRID_FIELDS, TASK_FIELDS, sweep_differences
 from gpt3mix_hf.experiment.summary import cell_text, left_out_notes, load_runs, summarize
 
 CONTROLS = ("noaug", "noaug-repeated", "eda")
@@ -28,8 +29,19 @@ class DecideArguments:
     metric: str = field(default="accuracy", metadata={"help": "Compare on this.", "choices": ["accuracy", "macro_f1"]})
 
 
+def check_one_protocol(sweeps: list[str]) -> None:
+    """Refuse sweeps that are not one task each, or whose protocols differ (the ratio, the classifier, ...): the
+    rule counts tasks, each at the same settings."""
+    for sweep in sweeps[1:]:
+        differ = sweep_differences(sweeps[0], sweep, ignore=GRID_FIELDS + TASK_FIELDS)
+        if differ:
+            raise SystemExit(f"{sweeps[0]} and {sweep} were run with other settings ({'; '.join(differ)}): the "
+                             "rule compares tasks at one protocol.")
+
+
 def main():
     (args,) = HfArgumentParser(DecideArguments).parse_args_into_dataclasses()
+    check_one_protocol(args.sweeps)
 
     header = " | ".join(f"Δ vs {METHOD_NAMES[control]}" for control in CONTROLS)
     print(f"| task | level | method | seeds | {header} | beats all three |")
@@ -41,6 +53,8 @@ def main():
         if not records:
             raise SystemExit(f"{sweep} holds no run JSONs under runs/: is it a sweep's --output_dir?")
         task = records[0]["dataset"]
+        if task in tasks:
+            raise SystemExit(f"Two of the sweeps are of {task}: the rule counts tasks, so give one sweep per task.")
         tasks.append(task)
         against = {control: summarize(records, args.metric, baseline=control) for control in CONTROLS}
         modes = summarize(records, args.metric, baseline=CANDIDATES[0])

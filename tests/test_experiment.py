@@ -411,6 +411,14 @@ def test_summary_against_another_baseline():
         summarize(records, baseline="gpt3mix")
 
 
+def write_protocol(folder, dataset="sst2", ratio=5.0, **settings):
+    """An `experiment.json` as a sweep writes it, with the settings the tests of the scripts vary."""
+    folder.mkdir(parents=True, exist_ok=True)
+    experiment = {**ExperimentArguments(dataset=dataset, output_dir=str(folder), **settings).to_dict(),
+                  "augmenter": {"ratio": ratio, "k": 2}}
+    (folder / "experiment.json").write_text(json.dumps(experiment))
+
+
 def test_decide_defaults_applies_the_rule_to_every_control(tmp_path):
     # Task a: debiased beats all three controls on every seed; soft ties EDA. Task b: nothing beats anything.
     # Task c: beats everything, but has no EDA runs, so it cannot be judged.
@@ -429,6 +437,8 @@ def test_decide_defaults_applies_the_rule_to_every_control(tmp_path):
                 path = tmp_path / task / "runs" / method / "level=0.01" / "data0.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps({**record(method, 0, 0, (70 + gain) / 100, level=0.01), "dataset": task}))
+    for task in "abc":
+        write_protocol(tmp_path / task, dataset=task, levels=[0.003, 0.01] if task == "a" else [0.003])
     script = Path(__file__).resolve().parents[1] / "scripts" / "decide_defaults.py"
     result = subprocess.run([sys.executable, str(script), "--sweeps", *(str(tmp_path / task) for task in "abc")],
                             capture_output=True, text=True, check=True)
@@ -446,6 +456,13 @@ def test_decide_defaults_applies_the_rule_to_every_control(tmp_path):
            "rule): +5.0 [+5.0, +5.0]" in lines
     assert "GPT3Mix debiased (not the paper's): beats all three controls on 1 of 3 tasks (a; not judged, so not " \
            "beaten: c): does not by this rule." in lines
+    # The rule counts tasks at one protocol: a task twice, or another ratio, is refused.
+    command = [sys.executable, str(script), "--sweeps", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a")]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode != 0 and "Two of the sweeps are of a" in refused.stderr
+    write_protocol(tmp_path / "b", dataset="b", ratio=10.0)
+    refused = subprocess.run(command[:-1], capture_output=True, text=True)
+    assert refused.returncode != 0 and "other settings (augmenter.ratio: 5.0 / 10.0)" in refused.stderr
 
 
 def test_compare_sweeps_pairs_runs_and_takes_the_interval_over_data_seeds(tmp_path):
@@ -460,9 +477,12 @@ def test_compare_sweeps_pairs_runs_and_takes_the_interval_over_data_seeds(tmp_pa
             path = tmp_path / folder / "runs" / "noaug" / f"data{seed}-rep{repeat}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(run))
+    write_protocol(tmp_path / "first")
+    write_protocol(tmp_path / "second", bf16=True)
     script = Path(__file__).resolve().parents[1] / "scripts" / "compare_sweeps.py"
     command = [sys.executable, str(script), "--first", str(tmp_path / "first"), "--second", str(tmp_path / "second")]
     lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert "The sweeps differ in (first / second): bf16: False / True." in lines
     expected = paired_difference([2.0, 2.0, 4.0], [0.0, 0.0, 0.0])
     assert (f"noaug at 0.003: second - first +2.7 points, 95 % interval [{expected['low']:+.1f}, "
             f"{expected['high']:+.1f}], 6 matched runs on 3 data seeds") in lines

@@ -95,6 +95,25 @@ def check_same_settings(output_dir: Path, given: dict) -> None:
             )
 
 
+# What names a sweep's task rather than its protocol.
+TASK_FIELDS = ("preset", "text_type", "label_type", "verbalizer", "spec", "dataset", "dataset_config", "revision",
+               "data_dir", "text_column", "label_column", "test_split")
+
+
+def sweep_differences(first: Path, second: Path, ignore: tuple[str, ...] = GRID_FIELDS) -> list[str]:
+    """The settings (dotted names, but for the `ignore`d ones) in which the sweeps in the folders `first` and
+    `second` differ, as their `experiment.json` files record them: `"name: <first> / <second>"`."""
+    settings = []
+    for folder in (first, second):
+        path = Path(folder) / "experiment.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{folder} has no experiment.json: is it a sweep's --output_dir?")
+        settings.append(_flatten(read_json(path)))
+    a, b = settings
+    return [f"{name}: {a.get(name)!r} / {b.get(name)!r}" for name in sorted(a.keys() | b.keys())
+            if name.partition(".")[0] not in ignore and a.get(name) != b.get(name)]
+
+
 def write_experiment(output_dir: Path, settings: dict) -> None:
     """`experiment.json`: the settings of every run in `output_dir` (`check_same_settings` keeps them one), with
     the grid of every call that filled it: the union of levels and methods, the most data seeds and repeats."""
