@@ -37,6 +37,7 @@ from gpt3mix_hf.experiment import (
     write_summary,
 )
 from gpt3mix_hf.experiment.baselines.eda import wordnet_available
+from gpt3mix_hf.experiment.records import finished_record
 from gpt3mix_hf.models import resolve_classifier
 from gpt3mix_hf.spec import TaskSpec
 
@@ -501,6 +502,10 @@ def test_old_hard_records_read_as_written_labels(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(item))
     assert [r["method"] for r in load_runs(tmp_path)] == ["gpt3mix-written", "gpt3mix-hard"]
+    # Resuming such a folder would take the old run for one of today's gpt3mix-hard: refused.
+    assert finished_record(tmp_path / "runs" / "gpt3mix-hard" / "b.json")["record_version"] == 2
+    with pytest.raises(ValueError, match="recorded under its old name gpt3mix-hard.*runs/gpt3mix-written"):
+        finished_record(tmp_path / "runs" / "gpt3mix-hard" / "a.json")
 
 
 def test_write_summary_files(tmp_path, tiny_classifier, monkeypatch):

@@ -126,7 +126,9 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
                   "TREC6 at the 1 percent level)."},
     )
     early_stopping_patience: int = field(
-        default=20, metadata={"help": "Epochs without a better validation accuracy before stopping (the paper: 20)."}
+        default=20,
+        metadata={"help": "Epochs without a better validation score before stopping (the paper: 20, on accuracy). The "
+                  "score is accuracy_then_nll: an epoch of equal accuracy and lower validation loss is better."},
     )
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})

@@ -140,4 +140,12 @@ def finished_record(path: Path, warn: bool = True) -> dict | None:
         if warn:
             logger.warning(f"{error} Running it again.")
         return None
+    if record.get("record_version", 1) < 2 and record.get("method") == "gpt3mix-hard":
+        # Its run was of the label the LM wrote (`gpt3mix-written` now, as `summary.load_runs` reads it): it would
+        # stand for a run of today's gpt3mix-hard (the LM's most likely label), which would never be made.
+        raise ValueError(
+            f"{path} is a run of the label the LM wrote, recorded under its old name gpt3mix-hard (before "
+            "record_version 2): resuming would take it for a run of today's gpt3mix-hard. Move "
+            f"{path.parent.parent} to runs/gpt3mix-written, or give another --output_dir."
+        )
     return record if record.get("status") == OK else None
