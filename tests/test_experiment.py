@@ -383,6 +383,9 @@ def test_summary_compares_matched_runs_only(tmp_path):
     assert "- left out at 1 %: the (data seed, repeat) pairs [(2, 1), (3, 0), (3, 1)], which EDA has not finished" \
         in table
     assert "- 3 comparisons to NoAug" in table
+    # A level begun with one data seed shows a difference, but no interval: not counted.
+    begun = [record("noaug", 0, 0, 0.6, level=0.03), record("gpt3mix-soft", 0, 0, 0.7, level=0.03)]
+    assert "- 3 comparisons to NoAug" in markdown_table(records + begun)
 
 
 def test_intervals_are_taken_over_data_seeds_not_runs():

@@ -112,8 +112,10 @@ def seed_means(runs: dict[tuple[int, int], float], pairs: list[tuple[int, int]])
 
 
 def comparisons(summary: dict) -> int:
-    """How many paired differences to NoAug a summary shows (each a 95 % interval, uncorrected)."""
-    return sum("delta" in cell for level in summary.values() for cell in level["cells"].values())
+    """How many 95 % intervals (uncorrected) of a paired difference to NoAug a summary shows; a difference on one
+    data seed has none."""
+    return sum("delta" in cell and not math.isnan(cell["delta"]["low"])
+               for level in summary.values() for cell in level["cells"].values())
 
 
 def _signed(value: float) -> str:
