@@ -135,8 +135,8 @@ class TaskSpecArguments:
     preset: str | None = field(
         default=None,
         metadata={
-            "help": f"A task spec preset ({', '.join(PRESETS)}). Default: the benchmark's own, else built from "
-            "--text_type, --label_type and --verbalizer.",
+            "help": f"A task spec preset ({', '.join(PRESETS)}). Default: built from --text_type, --label_type and "
+            "--verbalizer where any is given, else the benchmark's own.",
             "choices": sorted(PRESETS),
         },
     )
@@ -152,10 +152,19 @@ class TaskSpecArguments:
 
 
 def task_spec(task: TaskSpecArguments, label_names: list[str], dataset: str | None = None) -> TaskSpec:
-    """The task spec `task` describes, checked to cover `label_names`: the preset given, else the benchmark's own
-    preset, else one built from the text type, label type and verbalizer (default: the label names as words)."""
+    """The task spec `task` describes, checked to cover `label_names`: the preset given, else one built from the
+    text type, label type and verbalizer given (default words: the label names), else the benchmark's own preset,
+    else one built from the defaults."""
+    given = [f"--{name}" for name, default in (("text_type", "text"), ("label_type", "label"), ("verbalizer", None))
+             if getattr(task, name) != default]
+    if task.preset is not None and given:
+        raise ValueError(
+            f"--preset {task.preset} sets the text type, label type and verbalizer, so {', '.join(given)} would be "
+            "ignored: give either the preset or those flags."
+        )
     key = (dataset or "").lower().replace("-", "")
-    preset = task.preset or (key if key in PRESETS and task.verbalizer is None else None)
+    # A benchmark's own preset, unless the flags describe the task themselves.
+    preset = task.preset or (key if key in PRESETS and not given else None)
     if preset is not None:
         spec = TaskSpec.from_preset(preset)
     else:

@@ -77,3 +77,14 @@ def test_bad_specs_are_refused(kwargs, message):
 def test_a_verbalizer_that_is_not_a_dict_is_refused():
     with pytest.raises(TypeError, match="verbalizer=.*expected a dict"):
         TaskSpec("text", "label", ["positive", "negative"])
+
+
+def test_flags_that_describe_the_task_are_not_dropped_for_a_benchmarks_preset():
+    from gpt3mix_hf.spec import TaskSpecArguments, task_spec
+
+    names = ["negative", "positive"]
+    assert task_spec(TaskSpecArguments(), names, "sst2") == TaskSpec.from_preset("sst2")
+    own = task_spec(TaskSpecArguments(text_type="tweet", label_type="mood"), names, "sst2")
+    assert (own.text_type, own.label_type, own.words_for(names)) == ("tweet", "mood", names)
+    with pytest.raises(ValueError, match="--preset cr sets .* so --text_type would be ignored"):
+        task_spec(TaskSpecArguments(preset="cr", text_type="tweet"), names, "sst2")
