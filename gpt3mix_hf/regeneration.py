@@ -11,7 +11,7 @@ from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend
 from .backends.local.machine import machine_kind
 from .config import AugmenterConfig
-from .data import align_label_names
+from .data import align_label_names, check_columns
 from .provenance import GPT3MixConfig, as_config, dataset_sha256
 
 logger = logging.get_logger(__name__)
@@ -45,11 +45,12 @@ def make_augmenter(
     if dataset is None:
         dataset = source.load(data_dir)
     column = source.label_column
-    names = list(dataset.features[column].names) if column in dataset.column_names else None
-    if names is not None and names != label_names and sorted(names) == sorted(label_names):
+    check_columns(dataset, source.text_column, column, name="the real rows", rows=False)
+    names = list(dataset.features[column].names)
+    if names != label_names and sorted(names) == sorted(label_names):
         dataset = align_label_names(dataset, column, label_names)  # the same classes: by name
         names = label_names
-    if names is not None and names != label_names:
+    if names != label_names:
         raise ValueError(
             f"The real rows have labels {names}, the provenance file {label_names}: the label ids would not "
             "mean the same: regenerate from rows with the file's label_names."

@@ -306,6 +306,9 @@ def test_user_errors_are_one_line_with_status_2(tmp_path, reviews, capsys):
     assert "--ratio would be ignored" in line
     line = one_error_line(capsys, ["augment", "--config", str(tmp_path / "gpt3mix_config.json"), "--k", "2", *out])
     assert "would be ignored" not in line
+    line = one_error_line(capsys, ["augment", "--config", str(tmp_path / "gpt3mix_config.json"), "--model", "m",
+                                   "--dtype", "float32", *out])
+    assert "--model, --dtype would be ignored" in line and "regenerate(config, backend=" in line
     sweep = ["--output_dir", str(tmp_path / "sweep")]
     assert "required: --output_dir" in one_error_line(capsys, ["experiment", "--dataset", "sst2"])
     assert "must be >= 1" in one_error_line(capsys, ["experiment", "--data_seeds", "0", *sweep])
@@ -358,3 +361,10 @@ def test_augment_with_a_local_lm_and_its_regeneration(tiny_lm_dir, data_dir, tmp
              "--output_dir", str(tmp_path / "again"), "--disable_tqdm"]
     assert main(again) == 0
     assert (tmp_path / "again" / "failures.jsonl").read_text().splitlines() == failures
+    # The recorded batching, unless a flag gives another (float32 rows do not depend on it).
+    assert json.loads((tmp_path / "again" / "gpt3mix_config.json").read_text())["run"] == config["run"]
+    assert main([*again[:-3], "--output_dir", str(tmp_path / "batched"), "--map_batch_size", "3",
+                 "--generation_batch_size", "2", "--disable_tqdm"]) == 0
+    batched = json.loads((tmp_path / "batched" / "gpt3mix_config.json").read_text())["run"]
+    assert (batched["map_batch_size"], batched["generation_batch_size"]) == (3, 2)
+    assert (tmp_path / "batched" / "failures.jsonl").read_text().splitlines() == failures

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ScriptedBackend, build_tiny_lm, make_dataset
+from datasets import Value
 from transformers import AutoModelForCausalLM, AutoTokenizer, BertConfig
 
 from gpt3mix_hf import (
@@ -148,6 +149,9 @@ def test_errors_say_what_to_do(tmp_path, toy_sentiment):
     relabelled = make_dataset(["a", "b"], [0, 1], ["bad", "good"])
     with pytest.raises(ValueError, match="label_names"):
         make_augmenter(config, dataset=relabelled, backend=ScriptedBackend())
+    plain = toy_sentiment.cast_column("label", Value("int64"))  # as load_dataset("json") gives labels
+    with pytest.raises(ValueError, match="ClassLabel"):
+        make_augmenter(config, dataset=plain, backend=ScriptedBackend())
     with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
         GPT3MixConfig.from_pretrained(tmp_path)
     (tmp_path / CONFIG_NAME).write_text(json.dumps({**config.to_dict(), "format_version": 99}))

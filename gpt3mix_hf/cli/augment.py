@@ -71,10 +71,14 @@ class AugmentArguments:
         metadata={"help": "openai/tgi: a SQLite file of answered requests, so that a rerun pays nothing twice."},
     )
     generation_batch_size: int | None = field(
-        default=None, metadata={"help": "transformers: decoding slots (default: 64 on CPU, 128 on GPU)."}
+        default=None,
+        metadata={"help": "transformers: decoding slots (default: 64 on CPU, 128 on GPU; with --config the recorded "
+                  "number)."},
     )
-    map_batch_size: int = field(
-        default=64, metadata={"help": "Real rows per Dataset.map batch (one continuous-batching run of the LM)."}
+    map_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Real rows per Dataset.map batch (one continuous-batching run of the LM); default: 64, or "
+                  "with --config the recorded one."},
     )
     num_proc: int | None = field(default=None, metadata={"help": "Processes for Dataset.map."})
     disable_tqdm: bool = field(default=False, metadata={"help": "Switch progress bars off."})
@@ -171,6 +175,15 @@ def _check_nothing_else_given(given: list) -> None:
 
 
 def _from_config(args: AugmentArguments, given: DataArguments):
+    # The file names the LM (its identity, dtype and commit included): a flag that picks another would be ignored.
+    other_lm = [f"--{name}" for name in ("model", "model_revision") if getattr(args, name) is not None]
+    other_lm += ["--dtype"] if args.dtype != "auto" else []
+    if other_lm:
+        raise ValueError(
+            f"--config regenerates with the LM the file records, so {', '.join(other_lm)} would be ignored. To "
+            "make the rows with another copy of that LM (e.g. a local folder), call gpt3mix_hf.provenance."
+            "regenerate(config, backend=TransformersBackend.from_pretrained(folder, dtype=...)) in Python."
+        )
     config = GPT3MixConfig.from_pretrained(args.config)
     recorded = {item.name: getattr(config.data, item.name) for item in fields(DataArguments)}
     data_args = DataArguments(**recorded)
@@ -189,8 +202,11 @@ def _from_config(args: AugmentArguments, given: DataArguments):
         backend = served_backend(kind, args.base_url, model=None, api_key_env=args.api_key_env,
                                  max_concurrency=args.max_concurrency, cache_path=args.cache_path,
                                  identity=config.backend)
-    augmenter = make_augmenter(config, dataset=dataset, backend=backend)
-    map_batch_size = config.run.map_batch_size or args.map_batch_size
+    options = {} if args.generation_batch_size is None or backend is not None else {
+        "batch_size": args.generation_batch_size}
+    augmenter = make_augmenter(config, dataset=dataset, backend=backend, **options)
+    # The recorded batching unless a flag gives another: float32 rows do not depend on it, bf16 rows do.
+    map_batch_size = args.map_batch_size or config.run.map_batch_size
     # Processes decide which rows decode together: bf16 rows depend on it (RunSettings).
     num_proc = args.num_proc if args.num_proc is not None else config.run.num_proc
     return augmenter, dataset, recorded, map_batch_size, num_proc
@@ -211,7 +227,7 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
             _backend(args), dataset, task_spec(task, label_names, data_args.dataset), config=settings,
             sampling=sampling, text_column=data_args.text_column, label_column=data_args.label_column,
         )
-        data, map_batch_size, num_proc = vars(data_args), args.map_batch_size, args.num_proc
+        data, map_batch_size, num_proc = vars(data_args), args.map_batch_size or 64, args.num_proc
     output_dir = Path(args.output_dir)
     synthetic = augmenter.augment(
         dataset, batch_size=map_batch_size, num_proc=num_proc, checkpoint_dir=output_dir / "checkpoints"
