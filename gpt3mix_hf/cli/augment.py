@@ -232,14 +232,16 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     synthetic = augmenter.augment(
         dataset, batch_size=map_batch_size, num_proc=num_proc, checkpoint_dir=output_dir / "checkpoints"
     )
-    # One shard even for 0 rows: datasets cannot load back a folder saved without one.
-    synthetic.save_to_disk(output_dir / "synthetic", num_shards=1 if len(synthetic) == 0 else None)
-    dataset.save_to_disk(output_dir / "real")
     report = augmenter.report
-    (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
+    # The provenance is made (and checked for credentials) before anything is saved: a folder is never left with
+    # rows and no config.
     data = {key: value for key, value in data.items() if key not in ("num_rows", "sha256")}
     config = GPT3MixConfig.from_augmenter(augmenter, dataset, data=data, map_batch_size=map_batch_size,
                                           num_proc=num_proc)
+    # One shard even for 0 rows: datasets cannot load back a folder saved without one.
+    synthetic.save_to_disk(output_dir / "synthetic", num_shards=1 if len(synthetic) == 0 else None)
+    dataset.save_to_disk(output_dir / "real")
+    (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
     config.save_pretrained(output_dir)
     sys.stdout.write(
         f"rows written: {report.rows_written} of {report.rows_requested} "
