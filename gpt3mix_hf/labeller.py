@@ -311,6 +311,13 @@ def relabel(
     >>> paper_hard = relabel(rows, "hard")
     >>> calibrated_soft = relabel(rows, "soft", calibrated=True)
     """
+    if "label" in synthetic.column_names:
+        failed = sum(label < 0 for label in synthetic["label"])
+        if failed:
+            raise ValueError(
+                f"{failed} rows failed every attempt (label -1, as dataset.map(augmenter) keeps them): they have no "
+                "label distribution to relabel. Drop them first: rows.filter(lambda row: row['label'] >= 0)."
+            )
     if label_mode == "debiased":
         return _relabel_debiased(synthetic, prior)
     if prior is not None:

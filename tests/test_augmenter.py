@@ -161,6 +161,15 @@ def test_calibration_divides_the_content_free_prior_of_the_same_prompt_out(toy_s
         relabel(plain, "soft", calibrated=True)
     with pytest.raises(ValueError, match="written"):
         relabel(plain, "written")
+    # dataset.map(augmenter) keeps the rows that failed every attempt (label -1): said, not misread.
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=0.3), toy_sentiment, SST2, seed=4, max_attempts=1,
+                                 calibrate=True)
+    mapped = toy_sentiment.map(augmenter, batched=True, remove_columns=toy_sentiment.column_names,
+                               features=augmenter.features)
+    assert min(mapped["label"]) == -1
+    for mode in ("hard", "debiased"):
+        with pytest.raises(ValueError, match=r"rows failed every attempt .*filter\(lambda row: row\['label'\] >= 0\)"):
+            relabel(mapped, mode)
 
 
 def test_a_prior_without_probability_for_a_label_fails_the_attempt(toy_sentiment):
