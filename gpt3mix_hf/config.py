@@ -63,7 +63,9 @@ class AugmenterConfig:
         default=False,
         metadata={"help": "Divide out the LM's content-free label prior (Zhao et al., 2021), scored after each "
                   "content_free_texts in the same prompt; the raw distribution is kept. With label_mode='debiased' "
-                  "the prior is only recorded (label_prior): the debiased label divides out its own task prior."},
+                  "the prior is only recorded (label_prior): the debiased label divides out its own task prior. "
+                  "Either way a text whose prior cannot be scored (a label of probability 0, or below "
+                  "min_label_mass) goes to another attempt, so that every row carries one."},
     )
     content_free_texts: list[str] = field(
         default_factory=lambda: list(CONTENT_FREE_TEXTS),
