@@ -43,6 +43,8 @@ class AugmentationReport:
     # How `augment` ran `Dataset.map` (bf16 rows may depend on the batch): the provenance's run section reads them.
     map_batch_size: int | None = field(default=None)
     num_proc: int | None = field(default=None)
+    # Whether the rows augmented were the augmenter's whole pool, which is what a provenance file describes.
+    augmented_the_pool: bool | None = field(default=None)
 
     @property
     def samples_per_second(self) -> float:
@@ -55,7 +57,8 @@ class AugmentationReport:
 
     def to_dict(self) -> dict:
         summary = asdict(self)
-        for name in ("failures", "map_batch_size", "num_proc"):  # the failures have their file, the rest a section
+        # The failures have their file; the batching has the provenance's run section.
+        for name in ("failures", "map_batch_size", "num_proc", "augmented_the_pool"):
             summary.pop(name)
         summary["samples_per_second"] = self.samples_per_second
         summary["parse_failure_rate"] = self.parse_failure_rate
@@ -104,6 +107,8 @@ def run_augmentation(
         failures=failed.to_list(),
         map_batch_size=batch_size,
         num_proc=num_proc,
+        augmented_the_pool=dataset[augmenter.text_column] == augmenter.pool_texts
+        and list(dataset[augmenter.label_column]) == list(augmenter.pool_labels),
     )
     report.quality = quality_report(
         synthetic, augmenter.pool_texts, augmenter.pool_labels, label_mode=augmenter.config.label_mode,

@@ -8,7 +8,7 @@ runs a whole dataset (duplicate numbering, checkpointed shards, the report).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -245,7 +245,8 @@ class GPT3MixAugmenter:
                 num_proc=num_proc, load_from_cache_file=load_from_cache_file, checkpoint_dir=checkpoint_dir,
                 shard_size=shard_size,
             )
-            self.report = other.report
+            # Rows drawn from another pool than this augmenter's: its provenance could not describe them.
+            self.report = replace(other.report, augmented_the_pool=False)
             return synthetic
         synthetic, self.report = run_augmentation(
             self, dataset, split=split, batch_size=batch_size, num_proc=num_proc,

@@ -209,6 +209,9 @@ class GPT3MixConfig:
                 report recorded (16, `augment`'s default, without a report).
             num_proc (`int`, *optional*): the `num_proc` given to `augment`; default: the report's.
             report (`AugmentationReport`, *optional*): the run's counts; default `augmenter.report` if it exists.
+
+        Refused: a run over other rows than the augmenter's whole pool (a part of it, or `augment(pool=...)`), and
+        a `dataset` other than the pool: `regenerate` augments the recorded pool whole.
         """
         if isinstance(data, DataSource):
             source = DataSource(**asdict(data))
@@ -216,10 +219,25 @@ class GPT3MixConfig:
             given = {"text_column": augmenter.text_column, "label_column": augmenter.label_column}
             given.update({key: value for key, value in (data or {}).items() if value is not None})
             source = _from_section(DataSource, given, "data", "data= takes these keys only (gpt3mix augment's flags)")
+        report = report if report is not None else getattr(augmenter, "report", None)
+        if getattr(report, "augmented_the_pool", None) is False:
+            raise ValueError(
+                "This run augmented other rows than the augmenter's whole pool (a part of it, or with pool=): a "
+                "provenance file describes a run over the pool, which regenerate() makes again. Build the augmenter "
+                "on the rows to augment, and augment() them all, to record it."
+            )
         if dataset is not None:
             source.num_rows = len(dataset)
             source.sha256 = dataset_sha256(dataset, augmenter.text_column, augmenter.label_column)
-        report = report if report is not None else getattr(augmenter, "report", None)
+            names = dataset.features[augmenter.label_column].names
+            rows = [(text, names[label]) for text, label in
+                    zip(dataset[augmenter.text_column], dataset[augmenter.label_column], strict=True)]
+            if rows != [(text, augmenter.label_names[label]) for text, label in
+                        zip(augmenter.pool_texts, augmenter.pool_labels, strict=True)]:
+                raise ValueError(
+                    f"dataset ({len(dataset)} rows) is not the augmenter's pool ({len(augmenter.pool_texts)} rows), "
+                    "which regenerate() augments again: pass the rows the augmenter was built with."
+                )
         if map_batch_size is None:
             map_batch_size = getattr(report, "map_batch_size", None) or 16
         if num_proc is None:

@@ -351,3 +351,19 @@ def test_older_formats_are_upgraded_or_refused(toy_sentiment, tmp_path):
     (tmp_path / CONFIG_NAME).write_text(json.dumps(old))
     with pytest.raises(ValueError, match="older rules.*gpt3mix_hf"):
         GPT3MixConfig.from_pretrained(tmp_path)
+
+
+def test_a_run_a_provenance_file_cannot_describe_is_refused(toy_sentiment):
+    # regenerate() augments the recorded pool whole: a part of it, another pool or other rows would come back
+    # as other rows, with the hash check passing.
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, ratio=1, seed=3)
+    augmenter.augment(toy_sentiment.select(range(2)))
+    with pytest.raises(ValueError, match="other rows than the augmenter's whole pool"):
+        GPT3MixConfig.from_augmenter(augmenter, toy_sentiment)
+    augmenter.augment(pool=toy_sentiment.select(range(4)))
+    with pytest.raises(ValueError, match="other rows than the augmenter's whole pool"):
+        GPT3MixConfig.from_augmenter(augmenter)
+    augmenter.augment()
+    assert GPT3MixConfig.from_augmenter(augmenter, toy_sentiment).data.num_rows == len(toy_sentiment)
+    with pytest.raises(ValueError, match=r"dataset \(2 rows\) is not the augmenter's pool \(6 rows\)"):
+        GPT3MixConfig.from_augmenter(augmenter, toy_sentiment.select(range(2)))
