@@ -86,14 +86,17 @@ def run_augmentation(
     augmenter.progress = tqdm(desc="GPT3Mix rows written", unit="row",
                               disable=(num_proc or 1) > 1 or not is_progress_bar_enabled())
     try:
+        resumed_seconds = 0.0
         if checkpoint_dir is None:
             generated = _map(augmenter, numbered, **map_kwargs)
         else:
-            generated = _augment_in_shards(augmenter, numbered, Path(checkpoint_dir), shard_size, **map_kwargs)
+            generated, resumed_seconds = _augment_in_shards(augmenter, numbered, Path(checkpoint_dir), shard_size,
+                                                            **map_kwargs)
     finally:
         augmenter.progress.close()
         augmenter.progress = None
-    seconds = time.perf_counter() - start
+    # The shards read back from an earlier call count with the time that call took to make them.
+    seconds = time.perf_counter() - start + resumed_seconds
     labels = np.asarray(generated["label"])
     failed = generated.select(np.flatnonzero(labels < 0))
     synthetic = generated.select(np.flatnonzero(labels >= 0))
@@ -163,7 +166,19 @@ def _map(augmenter, dataset: Dataset, **map_kwargs) -> Dataset:
         **map_kwargs,
     )
 
-def _augment_in_shards(augmenter, dataset: Dataset, folder: Path, shard_size: int, **map_kwargs) -> Dataset:
+def _batching(augmenter, map_kwargs: dict) -> dict:
+    """What decides which prompts decode together: bf16 rows depend on it (`RunSettings`)."""
+    backend = augmenter.backend
+    return {"map_batch_size": map_kwargs.get("batch_size"), "num_proc": map_kwargs.get("num_proc"),
+            "generation_batch_size": getattr(backend, "batch_size", None),
+            "machine": getattr(backend, "machine", None)}
+
+
+def _augment_in_shards(
+    augmenter, dataset: Dataset, folder: Path, shard_size: int, **map_kwargs
+) -> tuple[Dataset, float]:
+    """The rows of `dataset`, made `shard_size` real rows at a time, each shard saved in `folder` once done (and
+    read back from there by a later call); and the seconds the shards read back took when they were made."""
     if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"shard_size must be a whole number >= 1, got {shard_size!r}.")
     check_folder_path(folder, "checkpoint_dir")
@@ -182,7 +197,8 @@ def _augment_in_shards(augmenter, dataset: Dataset, folder: Path, shard_size: in
             )
     else:
         write_json(manifest_path, manifest)
-    shards = []
+    shards, resumed_seconds, batching = [], 0.0, _batching(augmenter, map_kwargs)
+    exact = augmenter.backend.identity.get("dtype") in (None, "float32")
     num_shards = math.ceil(len(dataset) / shard_size)
     for number in range(num_shards):
         path = folder / f"shard-{number:05d}-of-{num_shards:05d}"
@@ -190,14 +206,25 @@ def _augment_in_shards(augmenter, dataset: Dataset, folder: Path, shard_size: in
         if saved is None:
             begin = number * shard_size
             part = dataset.select(range(begin, min(begin + shard_size, len(dataset))))
+            start = time.perf_counter()
             shard = _map(augmenter, part, **map_kwargs)
             # A shard folder counts as done only once its meta.json is written, after the rows.
-            save_rows(path, shard, {"rows": [begin, begin + len(part)], "manifest": manifest})
+            save_rows(path, shard, {"rows": [begin, begin + len(part)], "manifest": manifest,
+                                    "seconds": time.perf_counter() - start, "batching": batching})
             saved = load_rows(path)
         else:
             logger.info(f"Resuming: {path.name} is already done.")
+            resumed_seconds += saved[1].get("seconds", 0.0)
+            made_with = saved[1].get("batching", batching)
+            if not exact and made_with != batching:
+                logger.warning(
+                    f"{path.name} was made with other batching ({made_with}; now {batching}). In "
+                    f"{augmenter.backend.identity.get('dtype')} the rows depend on it, so the provenance, which "
+                    "records this call's, cannot make that shard's rows again exactly: resume with the same "
+                    "batch sizes, processes and kind of machine to keep regeneration exact."
+                )
         shards.append(saved[0])
-    return concatenate_datasets(shards)
+    return concatenate_datasets(shards), resumed_seconds
 
 
 def number_duplicates(dataset: Dataset, text_column: str = "text", label_column: str = "label") -> Dataset:

@@ -1,3 +1,4 @@
+import json
 import logging
 import math
 import pickle
@@ -465,11 +466,12 @@ def test_resumes_from_checkpoints(toy_sentiment, tmp_path):
     for path in sorted(shards[2].rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     shards[2].rmdir()
-    resumed = GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2).augment(
-        checkpoint_dir=tmp_path, shard_size=2, load_from_cache_file=False
-    )
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2)
+    resumed = augmenter.augment(checkpoint_dir=tmp_path, shard_size=2, load_from_cache_file=False)
     assert rows(resumed) == rows(first)
     assert 0 < backend.calls - calls < calls
+    # The report's time counts the shard read back with the time it took when it was made.
+    assert augmenter.report.seconds > json.loads((shards[0] / "meta.json").read_text())["seconds"] > 0
     # The same data shuffled is other data for the shards (they are cut by position).
     with pytest.raises(ValueError, match="other settings or data"):
         GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2).augment(
@@ -477,6 +479,31 @@ def test_resumes_from_checkpoints(toy_sentiment, tmp_path):
         )
     with pytest.raises(ValueError, match="other settings"):
         GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2, seed=9).augment(checkpoint_dir=tmp_path, shard_size=2)
+
+
+class Bfloat16ScriptedBackend(ScriptedBackend):
+    """Says it runs in bf16, where rows depend on the batching."""
+
+    batch_size = 4
+
+    @property
+    def identity(self) -> dict:
+        return {**super().identity, "dtype": "bfloat16"}
+
+
+def test_a_bf16_resume_with_other_batching_says_the_rows_cannot_be_made_again_exactly(toy_sentiment, tmp_path,
+                                                                                        caplog):
+    backend = Bfloat16ScriptedBackend()
+    GPT3MixAugmenter(backend, toy_sentiment, SST2).augment(checkpoint_dir=tmp_path, shard_size=2, batch_size=2)
+    with caplog.at_level("WARNING"):
+        GPT3MixAugmenter(backend, toy_sentiment, SST2).augment(checkpoint_dir=tmp_path, shard_size=2, batch_size=2,
+                                                               load_from_cache_file=False)
+    assert not any("other batching" in record.getMessage() for record in caplog.records)
+    with caplog.at_level("WARNING"):
+        GPT3MixAugmenter(backend, toy_sentiment, SST2).augment(checkpoint_dir=tmp_path, shard_size=2, batch_size=1,
+                                                               load_from_cache_file=False)
+    assert any("other batching" in record.getMessage() and "bfloat16" in record.getMessage()
+               for record in caplog.records)
 
 
 # -- bad input -------------------------------------------------------------------------------------------
