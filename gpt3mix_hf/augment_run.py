@@ -81,7 +81,7 @@ def run_augmentation(
     dataset = _dataset_to_augment(augmenter, dataset, split)
     start = time.perf_counter()
     map_kwargs = {"batch_size": batch_size, "num_proc": num_proc, "load_from_cache_file": load_from_cache_file}
-    numbered = number_duplicates(dataset, augmenter.text_column, augmenter.label_column)
+    numbered = rows_to_augment(augmenter, dataset)
     # Switched with the `datasets` progress bars; worker processes (num_proc > 1) cannot reach it.
     augmenter.progress = tqdm(desc="GPT3Mix rows written", unit="row",
                               disable=(num_proc or 1) > 1 or not is_progress_bar_enabled())
@@ -123,6 +123,13 @@ def run_augmentation(
             f"{len(failed)} synthetic rows failed all {augmenter.config.max_attempts} attempts; see augmenter.report."
         )
     return synthetic, report
+
+
+def rows_to_augment(augmenter, dataset: Dataset | DatasetDict | None, split: str | None = None) -> Dataset:
+    """The real rows `augment()` (and `dry_run`) make synthetic rows for: `dataset`'s split (default: the pool),
+    checked, its labels in the pool's order and its duplicates numbered."""
+    return number_duplicates(_dataset_to_augment(augmenter, dataset, split), augmenter.text_column,
+                             augmenter.label_column)
 
 
 def _dataset_to_augment(augmenter, dataset, split: str | None) -> Dataset:

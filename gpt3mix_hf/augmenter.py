@@ -15,7 +15,7 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
-from .augment_run import run_augmentation
+from .augment_run import rows_to_augment, run_augmentation
 from .backends.base import Backend, SamplingConfig
 from .batches import Row, read_batch, to_columns, warn_on_uncarried_columns
 from .batches import features as batch_features
@@ -265,7 +265,8 @@ class GPT3MixAugmenter:
         >>> [planned["prompt"] for planned in augmenter.dry_run(train.select(range(2)))]
         """
         if isinstance(batch, Dataset):
-            batch = batch.to_dict()
+            # As augment() reads it: labels in the pool's order (by name), duplicates numbered.
+            batch = rows_to_augment(self, batch).to_dict()
         most = self.config.max_attempts
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= most:
             raise ValueError(f"attempts must be a whole number in [1, max_attempts={self.config.max_attempts}], "

@@ -887,3 +887,19 @@ def test_dry_run_shows_the_prompts_and_seeds_that_are_sent(toy_sentiment):
     assert first <= set(backend.sent)
     with pytest.raises(ValueError, match=r"attempts must be a whole number in \[1, max_attempts=3\]"):
         augmenter.dry_run(toy_sentiment, attempts=4)
+
+
+def test_dry_run_reads_a_dataset_as_augment_does(toy_sentiment):
+    # A dataset whose labels are in another order, with a duplicate row: dry_run plans what augment() sends.
+    names = toy_sentiment.features["label"].names
+    texts = [toy_sentiment[0]["text"], toy_sentiment[0]["text"], toy_sentiment[1]["text"]]
+    labels = [names[toy_sentiment[0]["label"]]] * 2 + [names[toy_sentiment[1]["label"]]]
+    reordered = list(reversed(names))
+    rows_ = make_dataset(texts, [reordered.index(label) for label in labels], reordered)
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=1.0), toy_sentiment, SST2, seed=5)  # first attempts
+    planned = augmenter.dry_run(rows_)
+    made = augmenter.augment(rows_, load_from_cache_file=False)
+    assert [p["source_ids"] for p in planned] == made["source_ids"]
+    # Each row's own label word is in its prompt; the duplicate is planned as another row.
+    assert all(f"({SST2.label_type.capitalize()}: {label})" in p["prompt"] for p, label in zip(planned, labels))
+    assert planned[0]["seed"] != planned[1]["seed"]
