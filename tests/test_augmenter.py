@@ -901,5 +901,6 @@ def test_dry_run_reads_a_dataset_as_augment_does(toy_sentiment):
     made = augmenter.augment(rows_, load_from_cache_file=False)
     assert [p["source_ids"] for p in planned] == made["source_ids"]
     # Each row's own label word is in its prompt; the duplicate is planned as another row.
-    assert all(f"({SST2.label_type.capitalize()}: {label})" in p["prompt"] for p, label in zip(planned, labels))
+    marker = SST2.label_type.capitalize()
+    assert all(f"({marker}: {label})" in p["prompt"] for p, label in zip(planned, labels, strict=True))
     assert planned[0]["seed"] != planned[1]["seed"]
