@@ -155,3 +155,14 @@ def test_a_published_file_with_a_key_in_a_urls_query_string_is_refused(tmp_path)
     (tmp_path / "README.md").write_text("Served at http://host/v1?access_token=abc123 .")
     with pytest.raises(ValueError, match="README.md contains a URL with a credential in its query string"):
         check_folder_has_no_secrets(tmp_path, published=("README.md",))
+
+
+def test_a_key_cut_short_in_a_servers_message_is_redacted_too():
+    # Error messages keep the first characters of a server's answer: the cut can fall inside the key.
+    key = "sk-A1b2C3d4A1b2C3d4A1b2C3d4A1b2C3d4A1b2C3d4"
+    credentials = Credentials(api_key=key)
+    message = f"401: invalid header 'Authorization: Bearer {key}'"[:70]
+    assert key[:22] in message
+    redacted = credentials.redact(message)
+    assert key[:8] not in redacted and redacted.startswith("401: invalid header 'Authorization: Bearer ")
+    assert key[:8] not in credentials.redact(f"x {key} y {key[:30]}")

@@ -88,6 +88,10 @@ class Credentials:
     def redact(self, text: str) -> str:
         for secret in self.secrets():
             text = text.replace(secret, REDACTED)
+            if len(secret) >= 16:
+                # A server's message cut short (errors keep its first characters) can end inside the key: its
+                # first 8 characters, and whatever follows them, go too.
+                text = re.sub(re.escape(secret[:8]) + r"\S*", REDACTED, text)
         return text
 
     def redact_error(self, error: BaseException) -> BaseException:
