@@ -305,19 +305,20 @@ class FakeOpenAIServer(_FakeServer):
 class FakeTGIServer(_FakeServer):
     """TGI's `POST /` and `/generate`, with answers built from huggingface_hub's `TextGenerationOutput` types.
     `prefill=False` is TGI >= 3 without `--enable-prefill-logprobs` (empty prefill); `max_top_n_tokens` is its
-    `--max-top-n-tokens` (default 5); `tokenize=False` has no `/tokenize`."""
+    `--max-top-n-tokens` (default 5); `tokenize=False` has no `/tokenize`, `info=False` no `/info`."""
 
     UNUSABLE = {"/generate": {"generated_text": "a film", "details": None}, "/": [], "/tokenize": [{"text": "a"}]}
 
-    def __init__(self, engine: TinyLMEngine, prefill: bool = True, max_top_n_tokens: int = 5, tokenize: bool = True):
+    def __init__(self, engine: TinyLMEngine, prefill: bool = True, max_top_n_tokens: int = 5, tokenize: bool = True,
+                 info: bool = True):
         super().__init__(engine)
-        self.tokenize = tokenize
+        self.tokenize, self.info = tokenize, info
         self.prefill = prefill
         self.max_top_n_tokens = max_top_n_tokens
         self.answers: list[dict] = []
 
     def handle(self, method, route, body):
-        if route == "/info":
+        if route == "/info" and self.info:
             return 200, {"model_id": "tiny", "max_input_tokens": 400, "max_total_tokens": 512,
                          "max_best_of": 2, "max_stop_sequences": 4, "version": "fake"}
         if route == "/tokenize" and self.tokenize:

@@ -24,6 +24,7 @@ from gpt3mix_hf.backends import (
     Backend,
     BadResponseError,
     RequestFailedError,
+    RetriesExhaustedError,
     ServedBackendError,
     ServedConfig,
     ServerUnreachableError,
@@ -260,12 +261,25 @@ def test_429_storm_beyond_the_retries_fails_clearly(server):
     assert backend.usage.requests - before == 4
 
 
+def test_a_server_failing_during_the_probes_is_an_error_not_a_verdict(server):
+    # 503s while the server warms up must not settle approximate scoring (or no tokenizer) for the whole run.
+    backend = make_backend(server.url, config={"max_retries": 1})
+    server.faults.extend(["503"] * 10)
+    with pytest.raises(RetriesExhaustedError, match="still failed after 2 tries: HTTP 503"):
+        backend.connect()
+    server.faults.clear()
+    backend.connect()
+    assert backend.identity["label_scoring"] == "echo" and backend._server["tokenize"]
+
+
 def test_slow_answers_past_the_timeout_are_retried(server):
     assert server.slow_seconds == 0.2
+    reference = make_backend(server.url)
+    expected = reference.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
     backend = make_backend(server.url, config={"timeout": 0.1})
-    expected = backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
-    backend = make_backend(server.url, config={"timeout": 0.1})
-    backend.connect()
+    # Settled at the default timeout: what is timed here are the requests, not the probes (a probe that keeps
+    # timing out is an error, on a loaded machine too).
+    backend._server, backend.model = dict(reference._server), reference.model
     server.faults.extend(["slow", "slow"])
     assert backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
     assert backend.usage.retries >= 2

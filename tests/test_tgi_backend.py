@@ -113,6 +113,16 @@ def test_without_prefill_falls_back_to_top_n_tokens(engine, caplog):
     assert "approximate" in backend.usage.summary()
 
 
+def test_a_server_without_info_needs_the_models_name(engine):
+    # The identity and the request cache name the model, never the URL (another port, the same answers).
+    with FakeTGIServer(engine, info=False) as server:
+        with pytest.raises(ServedBackendError, match="no /info saying which model it serves: pass model="):
+            make_backend(server.url).connect()
+        backend = make_backend(server.url, model="tiny")
+        backend.connect()
+        assert backend.identity["model"] == "tiny" and server.url not in str(backend.identity)
+
+
 def test_top_n_above_the_server_cap_names_the_flag(engine):
     with FakeTGIServer(engine, prefill=False, max_top_n_tokens=5) as server:
         backend = make_backend(server.url, top_n_tokens=10)

@@ -24,6 +24,11 @@ class RequestFailedError(ServedBackendError):
     """The server rejected a request (4xx other than 401/403/429), or kept failing after every retry."""
 
 
+class RetriesExhaustedError(RequestFailedError):
+    """A request kept failing with retryable errors (timeouts, 429, 5xx) after every retry: the server is not
+    refusing it, it is failing."""
+
+
 class BadResponseError(ServedBackendError):
     """The server answered something that is not what the protocol promises (malformed JSON, missing fields).
     Such an answer is never stored in the request cache."""

@@ -11,7 +11,7 @@ from ...validation import check_arguments
 from ..base import Completion, SamplingConfig
 from .backend import ServedBackend
 from .config import ServedConfig
-from .errors import BadResponseError, RequestFailedError, ServedBackendError
+from .errors import BadResponseError, RequestFailedError, RetriesExhaustedError, ServedBackendError
 from .runner import gather_in_order
 
 logger = logging.get_logger(__name__)
@@ -145,6 +145,8 @@ class OpenAIBackend(ServedBackend):
                 lambda answer: isinstance(answer, dict) and isinstance(answer.get("tokens"), list),
                 cached=False, describe="a /tokenize probe", abort_batch=False,
             )
+        except RetriesExhaustedError:
+            raise  # a failing server, not one without the endpoint: no verdict to settle on for the whole run
         except RequestFailedError:
             return False
 
@@ -159,6 +161,8 @@ class OpenAIBackend(ServedBackend):
             try:
                 values = await self._request(client, "POST", "/v1/completions", payload, _echo_probe_values,
                                              cached=False, describe="an echo probe", abort_batch=False)
+            except RetriesExhaustedError:
+                raise  # a failing server, not a refusal: approximate scoring would be settled for the whole run
             except RequestFailedError as error:
                 last_error = error
                 continue

@@ -18,7 +18,7 @@ from .auth import Credentials
 from .config import ServedConfig
 from .errors import (
     AuthenticationError,
-    RequestFailedError,
+    RetriesExhaustedError,
     RetryableError,
     ServedBackendError,
     ServerUnreachableError,
@@ -214,7 +214,7 @@ class RequestRunner:
                 self.usage.failures += 1
                 reason = self.credentials.redact(error.reason)
                 if attempt >= self.config.max_retries:
-                    raise RequestFailedError(
+                    raise RetriesExhaustedError(
                         f"{describe} to {self.url} still failed after {attempt + 1} tries: {reason}. "
                         "The server may be overloaded or failing: raise ServedConfig.max_retries/timeout, "
                         "lower max_concurrency, or check the server's log."

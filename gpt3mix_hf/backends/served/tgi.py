@@ -18,7 +18,7 @@ from ...validation import check_arguments
 from ..base import Completion, SamplingConfig
 from .backend import ServedBackend
 from .config import ServedConfig
-from .errors import BadResponseError, RequestFailedError, ServedBackendError
+from .errors import BadResponseError, RequestFailedError, RetriesExhaustedError, ServedBackendError
 from .runner import gather_in_order
 
 logger = logging.get_logger(__name__)
@@ -97,16 +97,25 @@ class TGIBackend(ServedBackend):
             try:
                 info = await self._request(client, "GET", "/info", None, _dict_or_empty, cached=False,
                                            describe="reading /info", abort_batch=False)
+            except RetriesExhaustedError:
+                raise  # a failing server, not one without the endpoint
             except RequestFailedError:  # not every TGI-compatible endpoint has /info
                 info = {}
             try:
                 tokenizes = await self._request(client, "POST", "/tokenize", {"inputs": "a"},
                                                 lambda answer: isinstance(answer, list), cached=False,
                                                 describe="a /tokenize probe", abort_batch=False)
+            except RetriesExhaustedError:
+                raise
             except RequestFailedError:
                 tokenizes = False
             if self.model is None:
-                self.model = info.get("model_id") or self.base_url
+                if not info.get("model_id"):
+                    # The identity (and the request cache's key) names the model, never the URL.
+                    raise ServedBackendError(
+                        f"{self.base_url} has no /info saying which model it serves: pass model=<its name>."
+                    )
+                self.model = info["model_id"]
             server = {"max_context": info.get("max_total_tokens") if tokenizes else None, "tokenize": tokenizes,
                       "label_scoring": self.label_scoring}
             if self.label_scoring == "auto":
