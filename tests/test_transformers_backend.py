@@ -385,6 +385,20 @@ def test_line_break_table_is_built_once_per_tokenizer(tiny_lm_dir):
     assert len(table) >= first.model.config.vocab_size
 
 
+def test_generation_ends_at_every_end_id_of_the_generation_config(tiny_lm_dir):
+    # Llama 3 ends a turn with <|eot_id|>, which is not its tokenizer's EOS: generate() and servers stop there.
+    sampling = SamplingConfig(max_new_tokens=8)
+    plain = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32")
+    (completion,) = plain.generate(["Review: a film"], [3], sampling)
+    first = plain.tokenizer(completion.text, add_special_tokens=False)["input_ids"][0]
+    assert completion.num_tokens > 1 and not plain.line_break_tokens[first]
+    ending = TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32")
+    ending.model.generation_config.eos_token_id = [ending.tokenizer.eos_token_id, first]
+    (stopped,) = ending.generate(["Review: a film"], [3], sampling)
+    assert stopped.num_tokens == 1 and ending.line_break_tokens[first]
+    assert not line_break_table(ending.tokenizer)[first]  # the tokenizer's shared table is left as it was
+
+
 def test_shared_header_is_run_once_and_gives_the_same_cache_and_logits(backend):
     prompts = trec_prompts()
     ids = backend.tokenizer(prompts)["input_ids"]

@@ -250,10 +250,20 @@ class TransformersBackend(Backend):
     @cached_property
     def line_break_tokens(self) -> torch.Tensor:
         """A bool per token id (padded to the model's vocabulary): whether its text contains a line break, or it
-        is EOS. A generated item ends at the first such token."""
+        ends the model's turn (the tokenizer's EOS, and every end id of the model's generation config, e.g.
+        Llama 3's `<|eot_id|>`: where `generate` and a server stop). A generated item ends at the first such
+        token."""
         flags = line_break_table(self.tokenizer)
         width = max(len(flags), self.model.config.vocab_size)
-        return F.pad(flags, (0, width - len(flags)))
+        flags = F.pad(flags, (0, width - len(flags)))
+        generation_config = getattr(self.model, "generation_config", None)
+        ends = getattr(generation_config, "eos_token_id", None)
+        ends = [end for end in ([ends] if isinstance(ends, int) else ends or []) if isinstance(end, int)
+                and 0 <= end < width]
+        if ends:
+            flags = flags.clone()  # the shared table stays the tokenizer's
+            flags[ends] = True
+        return flags
 
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
         """Label log-probabilities for each (prompt, context) pair, without a generation's cache (see
