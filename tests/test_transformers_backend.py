@@ -144,6 +144,19 @@ def test_one_seed_per_prompt(backend):
         backend.generate(["a", "b"], [1], SAMPLING)
 
 
+def test_bad_generate_and_score_arguments_say_what_is_wrong(backend):
+    assert backend.generate([], [], SAMPLING) == []
+    with pytest.raises(ValueError, match="A prompt is empty"):
+        backend.generate(["a", ""], [1, 2], SAMPLING)
+    with pytest.raises(ValueError, match="2 prompts but 3 contexts"):
+        backend.score(["a", "b"], ["x", "y", "z"], [" good"])
+    # An empty context would read the label's log-probability at a padding position.
+    with pytest.raises(ValueError, match="The context '' has no tokens"):
+        backend.score(["a", "b"], [" x", ""], [" good"])
+    with pytest.raises(ValueError, match="The label continuation '' has no tokens"):
+        backend.score(["a"], [" x"], [" good", ""])
+
+
 @pytest.mark.parametrize("kwargs", [{"temperature": -1}, {"top_p": 0}, {"top_p": 1.5}, {"max_new_tokens": 0}])
 def test_bad_sampling(kwargs):
     with pytest.raises(ValueError):

@@ -268,6 +268,14 @@ class TransformersBackend(Backend):
     def score(self, prompts: list[str], contexts: list[str], continuations: list[str]) -> list[list[float]]:
         """Label log-probabilities for each (prompt, context) pair, without a generation's cache (see
         `LabelScorer.score`); with a float32 twin (`score_dtype`), the twin scores."""
+        if len(prompts) != len(contexts):
+            raise ValueError(f"Got {len(prompts)} prompts but {len(contexts)} contexts: give one context per prompt.")
+        # The engine reads each label's first log-probability at the context's last token.
+        for what, texts in (("context", contexts), ("label continuation", continuations)):
+            empty = [text for text in dict.fromkeys(texts) if not self.tokenize(text)]
+            if empty:
+                raise ValueError(f"The {what} {empty[0]!r} has no tokens: give each a text, e.g. ' (Sentiment:' "
+                                 "and ' positive'.")
         return self.label_scorer.score(prompts, contexts, continuations)
 
     # -- generation ---------------------------------------------------------------------------------------
@@ -294,6 +302,10 @@ class TransformersBackend(Backend):
         waiting prompts at once, so retries fill slots that would otherwise idle while the slowest rows finish.
         """
         self.check_seeds(prompts, seeds)
+        if not prompts:
+            return []
+        if any(not prompt for prompt in prompts):
+            raise ValueError("A prompt is empty: the LM continues a prompt, so give each row its text.")
         seeds = list(seeds)
         prompt_ids = self.tokenizer(list(prompts))["input_ids"]
         shared = prefilling.shared_prefix(self.runner, prompt_ids)
