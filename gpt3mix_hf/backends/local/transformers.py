@@ -182,7 +182,9 @@ class TransformersBackend(Backend):
     def from_identity(
         cls, identity: dict, *, batch_size: int | None = None, device: str | None = None
     ) -> TransformersBackend:
-        """The backend a recorded `identity` names (a model loaded by name or path), at the exact Hub commit."""
+        """The backend a recorded `identity` names (a model loaded by name or path), at the exact Hub commit, with
+        `batch_size` decoding slots (default: the device's, as `from_pretrained`). bf16 rows depend on the slots:
+        `regenerate` passes the ones the provenance's `run` section recorded."""
         if identity.get("backend") != "transformers" or "model_name_or_path" not in identity:
             raise ValueError(
                 f"This identity ({sorted(identity)}) is not of a model loaded with TransformersBackend.from_pretrained"
@@ -194,7 +196,7 @@ class TransformersBackend(Backend):
         # A file from before score_dtype was recorded scored at the model's dtype.
         return cls.from_pretrained(
             name, revision=revision, dtype=identity["dtype"], device=device or identity["device"],
-            batch_size=batch_size or 8, score_dtype=identity.get("score_dtype"),
+            batch_size=batch_size, score_dtype=identity.get("score_dtype"),
         )
 
     def __getstate__(self):
