@@ -240,6 +240,17 @@ def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, ca
     assert "hf auth login" in line and "HF_TOKEN" in line
 
 
+def test_a_secret_typed_as_a_flag_is_never_repeated(capsys, tmp_path):
+    out = ["--output_dir", str(tmp_path / "out")]
+    for flags in (["--hub-token", "hf_SECRET123"], ["--api-key", "hf_SECRET123"], ["--HF_TOKEN=hf_SECRET123"],
+                  ["--api_k", "hf_SECRET123"]):
+        line = one_error_line(capsys, ["augment", *flags, *out])
+        assert "is not a flag" in line and "hf_SECRET123" not in line, flags
+    # No abbreviations (--api-key would have been --api_key_env's), and unknown flags are named without values.
+    line = one_error_line(capsys, ["augment", "--max_conc", "4", "--no_such_flag", "hf_SECRET123", *out])
+    assert "unknown flags: --max_conc, --no_such_flag" in line and "hf_SECRET123" not in line
+
+
 def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_classifier, tmp_path, capsys):
     output_dir = tmp_path / "model"
     assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--output_dir",

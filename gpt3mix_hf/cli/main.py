@@ -26,7 +26,7 @@ COMMANDS = {
 USAGE_ERROR = 2
 DEBUG_FLAG = "--debug"
 # Secrets are never flags: a flag stays in the shell history and the process list.
-SECRET_FLAGS = ("--hub_token", "--api_key", "--token")
+SECRET_FLAGS = ("--hub_token", "--hf_token", "--api_key", "--token")
 
 
 class UsageError(ValueError):
@@ -62,7 +62,8 @@ class CommandParser(HfArgumentParser):
     "(default: None)", and whose errors are one line."""
 
     def __init__(self, dataclass_types, **kwargs):
-        super().__init__(dataclass_types, **kwargs)
+        # No abbreviations: `--api-key sk-...` must not be read as `--api_key_env sk-...`.
+        super().__init__(dataclass_types, allow_abbrev=False, **kwargs)
         for action in self._actions:
             if action.type is float:
                 action.type = finite_float
@@ -71,6 +72,26 @@ class CommandParser(HfArgumentParser):
 
     def error(self, message: str):
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+    def parse_command_line(self, args: list[str]) -> tuple:
+        """The argument dataclasses; unknown flags are named without the values after them (a value may be a
+        secret typed in the wrong place)."""
+        *parsed, remaining = self.parse_args_into_dataclasses(args=args, return_remaining_strings=True)
+        if remaining:
+            flags = [arg.split("=")[0] for arg in remaining if arg.startswith("-")] or ["values without a flag"]
+            self.error(f"unknown flags: {', '.join(flags)}")
+        return tuple(parsed)
+
+
+def _secret_flag(args: list[str]) -> str | None:
+    """The first argument that is, or abbreviates, a secret's flag, however it is spelled (`--hub-token`)."""
+    for arg in args:
+        if not arg.startswith("--"):
+            continue
+        name = "--" + arg.split("=")[0].lstrip("-").replace("-", "_").lower()
+        if len(name) > 3 and any(secret.startswith(name) for secret in SECRET_FLAGS):
+            return arg.split("=")[0]
+    return None
 
 
 def _usage() -> str:
@@ -104,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"gpt3mix: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}.{hint}\n")
         return USAGE_ERROR
     prog = f"gpt3mix {name}"
-    secret = next((arg.split("=")[0] for arg in rest if arg.split("=")[0] in SECRET_FLAGS), None)
+    secret = _secret_flag(rest)
     if secret is not None:
         sys.stderr.write(
             f"{prog}: error: {secret} is not a flag: a token is never passed on the command line. Log in with "
@@ -119,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             # `gpt3mix report <folder>`: the command's one positional argument is its flag's value.
             rest = [f"--{positional}", *rest]
         parser = CommandParser(module.arguments(name), prog=prog)
-        parsed = parser.parse_args_into_dataclasses(args=rest)
+        parsed = parser.parse_command_line(rest)
         return module.run(name, *parsed) or 0
     except KeyboardInterrupt:
         if debug:
