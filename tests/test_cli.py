@@ -228,7 +228,7 @@ def test_the_card_of_gpt3mix_train_then_push_model_tells_what_was_done(augmented
         assert str(tmp_path) not in card.content
 
 
-def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, capsys):
+def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, capsys, caplog):
     line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
                                    "--eval_dataset", str(reviews / "test.jsonl"), "--output_dir", str(tmp_path)])
     assert "--eval_split train" in line
@@ -238,6 +238,24 @@ def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, ca
     line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--hub_token", "x",
                                    "--output_dir", str(tmp_path)])
     assert "hf auth login" in line and "HF_TOKEN" in line
+    # Validating on the rows the model trains on says nothing: refused when every row is one.
+    real = load_from_disk(augmented / "real")
+    names = real.features["stars"].names
+    held = tmp_path / "real.jsonl"
+    held.write_text("".join(json.dumps({**row, "stars": names[row["stars"]]}) + "\n" for row in real.to_list()))
+    line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
+                                   "--eval_dataset", str(held), "--eval_split", "train", "--output_dir",
+                                   str(tmp_path / "m")])
+    assert "Every row of the --eval_dataset split is one of the real rows the model trains on" in line
+    with held.open("a") as handle:  # two held-out rows: the training rows are left out, with a warning
+        handle.write(json.dumps({"review": "a brand new kettle", "stars": "good"}) + "\n")
+        handle.write(json.dumps({"review": "it broke at once", "stars": "bad"}) + "\n")
+    with caplog.at_level("WARNING"):
+        assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--eval_dataset",
+                     str(held), "--eval_split", "train", "--output_dir", str(tmp_path / "m"), "--num_train_epochs",
+                     "1", "--report_to", "none", "--disable_tqdm", "true"]) == 0
+    assert any(f"{len(real)} of the {len(real) + 2} evaluation rows are real training rows" in record.getMessage()
+               for record in caplog.records)
 
 
 def test_a_secret_typed_as_a_flag_is_never_repeated(capsys, tmp_path):
@@ -265,6 +283,13 @@ def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_clas
     assert state["epoch"] == 1 and state["global_step"] == state["max_steps"] and state["best_metric"] is None
     saved = torch.load(output_dir / "training_args.bin", weights_only=False)
     assert saved.early_stopping_patience is None and saved.eval_strategy == "no" and not saved.load_best_model_at_end
+    assert "augmented with [GPT3Mix]" in (output_dir / "README.md").read_text()
+    # A NoAug model used none of the synthetic rows: its card does not say it was augmented.
+    assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--output_dir",
+                 str(tmp_path / "noaug"), "--real_only", "--num_train_epochs", "1", "--report_to", "none",
+                 "--disable_tqdm", "true"]) == 0
+    card = (tmp_path / "noaug" / "README.md").read_text()
+    assert "augmented with" not in card and not (tmp_path / "noaug" / "gpt3mix_config.json").exists()
     odd = write_reviews(tmp_path / "odd", test_labels=("bad", "great"))
     capsys.readouterr()
     line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,

@@ -107,6 +107,23 @@ def _load_augmented(folder: Path):
     return real, synthetic, config, text_column, label_column
 
 
+def _without_training_rows(evaluation, trained_texts: list[str]):
+    """The evaluation rows (`text`, `label`) whose text is not one of the real training rows' (early stopping and
+    the card's scores on rows the model trained on would say nothing); refused when none is left."""
+    trained = set(trained_texts)
+    keep = [i for i, text in enumerate(evaluation["text"]) if text not in trained]
+    if not keep:
+        raise ValueError(
+            "Every row of the --eval_dataset split is one of the real rows the model trains on: validate on held-out "
+            "rows (another split, or a file of rows that were not augmented)."
+        )
+    if len(keep) < len(evaluation):
+        logger.warning(f"{len(evaluation) - len(keep)} of the {len(evaluation)} evaluation rows are real training "
+                       "rows: they are left out of the evaluation.")
+        evaluation = evaluation.select(keep)
+    return evaluation
+
+
 def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments) -> int:
     real, synthetic, config, text_column, label_column = _load_augmented(Path(args.augmented_dir))
     names = list(real.features[label_column].names)
@@ -125,6 +142,7 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
                                      text_column=text_column, label_column=label_column)
         evaluation = load_split(source, args.eval_split, names=names)
         evaluation = rename_columns_to(evaluation, text_column, label_column)
+        evaluation = _without_training_rows(evaluation, real[text_column])
     elif training_args.early_stopping_patience is not None or training_args.eval_strategy != IntervalStrategy.NO:
         logger.warning("No --eval_dataset: training without evaluation, for --num_train_epochs, early stopping off.")
         training_args.early_stopping_patience = None
@@ -146,7 +164,9 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
         lines.append(f"evaluation on the {where}: accuracy {metrics['eval_accuracy']:.4f}, "
                      f"macro-F1 {metrics['eval_macro_f1']:.4f}")
     eval_card = _eval_source(args) if evaluation is not None else {}
-    trainer.create_model_card(provenance=config, finetuned_from=hub_id_of(args.model), **eval_card)
+    # A NoAug model (--real_only) used none of the synthetic rows: its card must not say it was augmented.
+    provenance = None if args.real_only else config
+    trainer.create_model_card(provenance=provenance, finetuned_from=hub_id_of(args.model), **eval_card)
     lines.append(f"saved to: {training_args.output_dir} (model, tokenizer, README.md model card)")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
