@@ -37,7 +37,8 @@ QUALITY_DESCRIPTIONS = {
     "exact_copy_of_real_rate": "rows that repeat any real row",
     "near_copy_of_real_rate": "rows sharing >= 80% of their word trigrams with one real row",
     "mean_real_overlap": "mean trigram overlap with the closest real row",
-    "recency_rate": "rows labelled like the last example of their prompt",
+    "recency_rate": "rows labelled like the last example of their prompt, among prompts whose examples differ "
+                    "in label",
     "recency_rate_if_independent": "the same, expected if labels ignored the last example",
     "mean_words": "mean words per synthetic text",
     "real_mean_words": "mean words per real text",
@@ -132,11 +133,19 @@ def quality_report(
         shown = [[real_texts[i] for i in ids if 0 <= i < len(real_texts)] for ids in synthetic["source_ids"]]
         report.update(load_measurement("text_copies").compute(texts=texts, prompt_texts=shown,
                                                               real_texts=real_texts))
-        last = [real_labels[ids[-1]] if len(ids) and 0 <= ids[-1] < len(real_labels) else -1
-                for ids in synthetic["source_ids"]]
+        # Judged on prompts whose examples have different labels: on the others, following the last example is
+        # following the prompt's one class, not a bias for the last position.
+        last = [real_labels[ids[-1]] if _mixed_labels(ids, real_labels) else -1 for ids in synthetic["source_ids"]]
         report.update(load_measurement("recency").compute(labels=synthetic["label"], last_example_labels=last))
     report.update(load_measurement("text_length").compute(texts=texts, real_texts=real_texts))
     return report
+
+
+def _mixed_labels(source_ids: list[int], real_labels: list[int]) -> bool:
+    """Whether a prompt's examples (pool ids, all known) have more than one label."""
+    if not source_ids or not all(0 <= i < len(real_labels) for i in source_ids):
+        return False
+    return len({real_labels[i] for i in source_ids}) > 1
 
 
 def _shown(value, label_names: list[str] | None) -> str:

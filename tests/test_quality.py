@@ -71,8 +71,12 @@ def test_augment_computes_the_report_from_its_rows(augmented):
     assert quality["real_label_fractions"] == [0.5, 0.5]
     agree = sum(w == s for w, s in zip(synthetic["written_label"], lm_labels, strict=True)) / len(synthetic)
     assert quality["written_lm_agreement"] == agree
-    last = [real["label"][ids[-1]] for ids in synthetic["source_ids"]]
-    assert quality["recency_rate"] == sum(a == b for a, b in zip(synthetic["label"], last, strict=True)) / len(last)
+    # On prompts whose examples have different labels only: elsewhere the last example's label is the prompt's.
+    mixed = [(label, real["label"][ids[-1]]) for label, ids in zip(synthetic["label"], synthetic["source_ids"],
+                                                                  strict=True)
+             if len({real["label"][i] for i in ids}) > 1]
+    assert 0 < len(mixed) < len(synthetic)
+    assert quality["recency_rate"] == sum(a == b for a, b in mixed) / len(mixed)
     # Parse failures count the generations of dropped rows too, as the run's own counts do.
     assert quality["parse_failures"] == augmenter.report.parse_failures
     assert quality["parse_failure_rate"] == pytest.approx(augmenter.report.parse_failure_rate)
