@@ -269,6 +269,23 @@ def test_a_secret_typed_as_a_flag_is_never_repeated(capsys, tmp_path):
     assert "unknown flags: --max_conc, --no_such_flag" in line and "hf_SECRET123" not in line
 
 
+def test_train_passes_a_hub_eval_datasets_config_and_revision(augmented, tmp_path, capsys, monkeypatch):
+    # The Hub is unreachable here: the flags are checked where they reach the loader.
+    from gpt3mix_hf.cli import train
+
+    seen = []
+
+    def load_split(source, split, names=None):
+        seen.append((source.dataset, source.dataset_config, source.revision, split))
+        raise FileNotFoundError("offline")
+
+    monkeypatch.setattr(train, "load_split", load_split)
+    one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--eval_dataset", "nyu-mll/glue",
+                            "--eval_dataset_config", "cola", "--eval_revision", "abc123", "--output_dir",
+                            str(tmp_path)])
+    assert seen == [("nyu-mll/glue", "cola", "abc123", "validation")]
+
+
 def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_classifier, tmp_path, capsys):
     output_dir = tmp_path / "model"
     assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--output_dir",

@@ -42,6 +42,10 @@ class TrainArguments:
                   "folder of splits, a file or a Hub id), with the same text and label columns; default: none."},
     )
     eval_split: str = field(default="validation", metadata={"help": "The split of --eval_dataset to validate on."})
+    eval_dataset_config: str | None = field(
+        default=None, metadata={"help": "A Hub --eval_dataset's configuration name (e.g. 'cola' of nyu-mll/glue)."}
+    )
+    eval_revision: str | None = field(default=None, metadata={"help": "A Hub --eval_dataset's revision."})
     eval_data_dir: str | None = field(
         default=None, metadata={"help": "For a benchmark --eval_dataset: the folder of <benchmark>/<split>.jsonl."}
     )
@@ -138,7 +142,8 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
                 f"pass --eval_split train to validate on it (--eval_split {args.eval_split} needs a folder holding "
                 f"{args.eval_split}.jsonl)."
             )
-        source = DataSourceArguments(dataset=args.eval_dataset, data_dir=args.eval_data_dir,
+        source = DataSourceArguments(dataset=args.eval_dataset, dataset_config=args.eval_dataset_config,
+                                     revision=args.eval_revision, data_dir=args.eval_data_dir,
                                      text_column=text_column, label_column=label_column)
         evaluation = load_split(source, args.eval_split, names=names)
         evaluation = rename_columns_to(evaluation, text_column, label_column)
