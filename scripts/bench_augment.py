@@ -79,7 +79,7 @@ def bare_generate(model, tokenizer, line_breaks, prompts, sampling, batch_size) 
     """Plain `model.generate` in static batches; returns the tokens generated up to each line's end."""
     tokens = 0
     for start in range(0, len(prompts), batch_size):
-        encoded = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True)
+        encoded = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True).to(model.device)
         with torch.inference_mode():
             output = model.generate(
                 **encoded,
@@ -149,11 +149,13 @@ def main():
 
     bare_models = {}
     bare_dtypes = args.bare_dtypes.split(",")
+    # The bare models run where the backend runs (a GPU when there is one), in the dtypes native there.
+    device = backend.model.device
     if args.bare_dtypes == "native":
-        bare_dtypes = list(dict.fromkeys(["float32", str(resolve_dtype("auto", "cpu")).removeprefix("torch.")]))
+        bare_dtypes = list(dict.fromkeys(["float32", str(resolve_dtype("auto", device.type)).removeprefix("torch.")]))
     for dtype in bare_dtypes:
         model = AutoModelForCausalLM.from_pretrained(resolve_lm(args.model), dtype=resolve_dtype(dtype)).eval()
-        bare_models[dtype] = model
+        bare_models[dtype] = model.to(device)
     batch_sizes = [int(size) for size in args.bare_batch_sizes.split(",")]
 
     debiased = prior_seconds = None
