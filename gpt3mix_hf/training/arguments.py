@@ -143,23 +143,25 @@ class GPT3MixTrainingArguments(TrainingArguments):
             if IntervalStrategy(self.eval_strategy) == IntervalStrategy.NO:
                 raise ValueError(
                     f"early_stopping_patience={self.early_stopping_patience} needs evaluations, but "
-                    f"eval_strategy={self.eval_strategy!r}: set eval_strategy='epoch' or early_stopping_patience=None."
+                    f"eval_strategy={self.eval_strategy!r}: set eval_strategy='epoch' or early_stopping_patience=None "
+                    "(0 on a command line)."
                 )
             if self.metric_for_best_model is None:
                 raise ValueError(
                     "early_stopping_patience is set but metric_for_best_model=None: set metric_for_best_model (e.g. "
-                    "'accuracy') or early_stopping_patience=None."
+                    "'accuracy') or early_stopping_patience=None (0 on a command line)."
                 )
             if self.eval_on_start:
                 raise ValueError(
                     "eval_on_start=True with early stopping would make the untrained model's score the one to beat "
                     "(and could keep the initial weights as the best model): set eval_on_start=False, or "
-                    "early_stopping_patience=None."
+                    "early_stopping_patience=None (0 on a command line)."
                 )
             if self.load_best_model_at_end is False:
                 raise ValueError(
                     "early_stopping_patience is set but load_best_model_at_end=False: early stopping keeps the best "
-                    "model, so set load_best_model_at_end=True (or leave it unset), or early_stopping_patience=None."
+                    "model, so set load_best_model_at_end=True (or leave it unset), or early_stopping_patience=None "
+                    "(0 on a command line)."
                 )
         if self.load_best_model_at_end is None:
             self.load_best_model_at_end = self.early_stopping_patience is not None
