@@ -34,8 +34,11 @@ test: lint
 test-fast: lint
 	$(BIN)/python -m pytest -q -ra -m "not slow" -n auto --dist loadfile
 
+# DATA_DIR= (empty) loads SST-2 from the Hub instead of a local folder.
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py --data_dir $(DATA_DIR) --output_dir outputs/demo
+	@test -z "$(DATA_DIR)" || test -d "$(DATA_DIR)" || { echo "make demo: no data folder $(DATA_DIR): give \
+	DATA_DIR=<a folder holding sst2/*.jsonl>, or DATA_DIR= to load SST-2 from the Hub."; exit 2; }
+	$(BIN)/python scripts/demo.py $(if $(DATA_DIR),--data_dir $(DATA_DIR)) --output_dir outputs/demo
 
 clean:
 	rm -rf $(VENV) outputs
