@@ -100,6 +100,20 @@ def test_mixed_int_and_str_labels_say_how_to_encode(tmp_path):
     path.write_text("".join(json.dumps({"text": t, "label": v}) + "\n" for t, v in (("a", 0.7), ("b", 1.0))))
     with pytest.raises(ValueError, match="holds fractions"):
         load_split(DataSourceArguments(dataset=str(path)), "train")
+    path.write_text("".join(json.dumps({"text": t, "label": v}) + "\n" for t, v in (("a", True), ("b", False))))
+    with pytest.raises(ValueError, match="holds true/false values"):
+        load_split(DataSourceArguments(dataset=str(path)), "train")
+
+
+def test_whole_number_float_labels_are_integer_ids(tmp_path):
+    # A reader may give 1 as 1.0: the class is "1", as in a split written with integers.
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": v}) + "\n" for t, v in (("a", 1.0), ("b", 0.0))))
+    loaded = load_split(DataSourceArguments(dataset=str(path)), "train")
+    assert loaded.features["label"].names == ["0", "1"] and loaded["label"] == [1, 0]
+    integers = tmp_path / "test.jsonl"
+    integers.write_text("".join(json.dumps({"text": t, "label": v}) + "\n" for t, v in (("c", 1), ("d", 0))))
+    assert load_split(DataSourceArguments(dataset=str(integers)), "train", names=["0", "1"])["label"] == [1, 0]
 
 
 # -- the trainer ----------------------------------------------------------------------------------------------

@@ -313,6 +313,12 @@ def check_label_values(values: list, column: str, origin: str) -> None:
     """Refuse a label column whose values are neither all label names (strings) nor all integer ids, with how to
     write or encode them."""
     kinds = {type(value).__name__ for value in values if value is not None}
+    if kinds == {"bool"}:
+        raise ValueError(
+            f"{origin}: the label column {column!r} holds true/false values: write the labels as names (\"yes\", "
+            "\"no\") or integer ids (1, 0), then load it again. In Python: dataset.map(lambda row: {"
+            f"{column!r}: int(row[{column!r}])}}) then dataset.class_encode_column({column!r})."
+        )
     strings = any(isinstance(value, str) for value in values)
     numbers = any(isinstance(value, int | float) and not isinstance(value, bool) for value in values)
     others = kinds - {"str", "int", "float"}

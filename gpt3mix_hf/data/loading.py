@@ -307,9 +307,14 @@ def encode_labels(dataset: Dataset, text_column: str, label_column: str, *, orig
     values = dataset.unique(label_column)
     if any(value is None for value in values):
         raise ValueError(f"{origin} has rows without a label in {label_column!r}: drop or label them.")
-    # Numbers sort as numbers (2 before 10), so that integer labels keep their ids.
-    numeric = all(isinstance(value, int) and not isinstance(value, bool) for value in values)
-    found = [str(value) for value in sorted(values)] if numeric else sorted(str(value) for value in values)
+    # Numbers sort as numbers (2 before 10), so that integer labels keep their ids; 1.0 is the label 1 (a JSON or
+    # CSV reader may give whole numbers as floats; fractions were refused above).
+    numeric = all(isinstance(value, int | float) and not isinstance(value, bool) for value in values)
+
+    def name(value) -> str:
+        return str(int(value)) if numeric else str(value)
+
+    found = [name(value) for value in sorted(values)] if numeric else sorted(str(value) for value in values)
     if names is None:
         names = found
     unknown = sorted(set(found) - set(names))
@@ -320,7 +325,7 @@ def encode_labels(dataset: Dataset, text_column: str, label_column: str, *, orig
         )
     class_label = ClassLabel(names=list(names))
     dataset = dataset.map(
-        lambda batch: {label_column: [class_label.str2int(str(v)) for v in batch[label_column]]},
+        lambda batch: {label_column: [class_label.str2int(name(v)) for v in batch[label_column]]},
         batched=True, desc="Encoding label names",
     )
     return dataset.cast_column(label_column, class_label)
