@@ -307,6 +307,14 @@ def test_train_without_an_eval_set_turns_early_stopping_off(augmented, tiny_clas
                  "--disable_tqdm", "true"]) == 0
     card = (tmp_path / "noaug" / "README.md").read_text()
     assert "augmented with" not in card and not (tmp_path / "noaug" / "gpt3mix_config.json").exists()
+    # --eval_strategy no asks for no evaluations: early stopping is off with it, not an error.
+    assert main(["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--output_dir",
+                 str(tmp_path / "no-eval"), "--eval_strategy", "no", "--num_train_epochs", "1", "--report_to",
+                 "none", "--disable_tqdm", "true"]) == 0
+    capsys.readouterr()
+    line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--eval_strategy", "no",
+                                   "--early_stopping_patience", "5", "--output_dir", str(tmp_path / "x")])
+    assert "needs evaluations" in line and "0 on a command line" in line
     odd = write_reviews(tmp_path / "odd", test_labels=("bad", "great"))
     capsys.readouterr()
     line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,

@@ -74,6 +74,14 @@ class TrainCommandArguments(GPT3MixTrainingArguments):
 
     hub_token: str | None = field(default=None, init=False, repr=False)
 
+    def __post_init__(self):
+        # `--eval_strategy no` asks for no evaluations: early stopping, which needs them, is then off unless a
+        # patience is given too (which the check below refuses, saying why).
+        default = GPT3MixTrainingArguments.__dataclass_fields__["early_stopping_patience"].default
+        if IntervalStrategy(self.eval_strategy) == IntervalStrategy.NO and self.early_stopping_patience == default:
+            self.early_stopping_patience = None
+        super().__post_init__()
+
 
 def arguments(name: str) -> tuple[type, ...]:
     return TrainArguments, TrainCommandArguments
