@@ -429,3 +429,13 @@ def test_augment_with_a_local_lm_and_its_regeneration(tiny_lm_dir, data_dir, tmp
     batched = json.loads((tmp_path / "batched" / "gpt3mix_config.json").read_text())["run"]
     assert (batched["map_batch_size"], batched["generation_batch_size"]) == (3, 2)
     assert (tmp_path / "batched" / "failures.jsonl").read_text().splitlines() == failures
+
+
+def test_a_benchmark_eval_split_is_credited_as_the_hubs_split():
+    from gpt3mix_hf.cli.train import TrainArguments, _eval_source
+
+    cola = _eval_source(TrainArguments(augmented_dir="unused", eval_dataset="cola", eval_split="test"))
+    # CoLA's test rows here are the Hub's validation split: its test labels are hidden.
+    assert (cola["eval_dataset_id"], cola["eval_split"]) == ("nyu-mll/glue", "validation")
+    sst2 = _eval_source(TrainArguments(augmented_dir="unused", eval_dataset="sst2", eval_split="test"))
+    assert (sst2["eval_dataset_id"], sst2["eval_split"]) == ("SetFit/sst2", "test")

@@ -15,7 +15,7 @@ from pathlib import Path
 from transformers import IntervalStrategy
 from transformers.utils import logging
 
-from ..data import DataSourceArguments, concatenate_with_real, load_split, rename_columns_to
+from ..data import BENCHMARKS, DataSourceArguments, concatenate_with_real, load_split, rename_columns_to
 from ..hub.cards.common import hub_id_of
 from ..models import DEFAULT_CLASSIFIER
 from ..provenance import CONFIG_NAME, GPT3MixConfig
@@ -102,6 +102,11 @@ def _eval_source(args: TrainArguments) -> dict:
         name = path.name
         hub_id = None
     split = None if single_file else args.eval_split
+    benchmark = BENCHMARKS.get(args.eval_dataset)
+    if benchmark is not None and hub_id is not None:
+        # The card credits the Hub's split: CoLA's "test" here is the Hub's validation split (its test labels are
+        # hidden there).
+        split = {ours: theirs for theirs, ours in benchmark.hub_splits}.get(split, split)
     return {"eval_dataset_id": hub_id, "eval_dataset_name": name, "eval_split": split}
 
 
