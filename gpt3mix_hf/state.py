@@ -57,20 +57,25 @@ def load_saved_rows(folder: str | Path, fix: str) -> Dataset:
             from None
 
 
-def write_json(path: str | Path, record: Any) -> Path:
-    """Write `record` as JSON to `path` atomically (a temporary file in the same folder, then a rename)."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` atomically (a temporary file in the same folder, then a rename): a run stopped
+    half-way leaves the old file or the new one, never half of one."""
     path = Path(path)
     make_folder(path.parent, f"the folder of {path.name}")
     descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2, ensure_ascii=False, default=str)
-            handle.write("\n")
+            handle.write(text)
         os.replace(staging, path)
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | Path, record: Any) -> Path:
+    """Write `record` as JSON to `path` atomically (`write_text`)."""
+    return write_text(path, json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def json_round_trip(value: Any) -> Any:

@@ -26,7 +26,7 @@ from ..provenance import GPT3MixConfig
 from ..quality import format_quality
 from ..regeneration import make_augmenter
 from ..spec import TaskSpecArguments, task_spec
-from ..state import check_folder_path
+from ..state import check_folder_path, write_text
 from ..validation import check_fields
 
 BACKENDS = ("transformers", "openai", "tgi")
@@ -241,7 +241,7 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     # One shard even for 0 rows: datasets cannot load back a folder saved without one.
     synthetic.save_to_disk(output_dir / "synthetic", num_shards=1 if len(synthetic) == 0 else None)
     dataset.save_to_disk(output_dir / "real")
-    (output_dir / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in report.failures))
+    write_text(output_dir / "failures.jsonl", "".join(json.dumps(row) + "\n" for row in report.failures))
     config.save_pretrained(output_dir)
     sys.stdout.write(
         f"rows written: {report.rows_written} of {report.rows_requested} "
