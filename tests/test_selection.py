@@ -1,16 +1,27 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from gpt3mix_hf.selection import ANCHOR, ExampleSelector, content_key, row_rng, row_seed, scoring_orders
 
 
-def test_row_seed_is_stable_and_distinct():
-    assert row_seed(0, 1, 2) == row_seed(0, 1, 2)
+def test_row_seed_and_content_key_are_the_same_in_every_process_and_release():
+    # Regeneration rests on them: pinned values (a change of algorithm breaks every recorded dataset), and the
+    # same values in a process with another hash seed (Python's hash() would differ there).
+    assert row_seed(0, 1, 2) == 4529435921577843265
+    assert content_key("a film .", "positive") == 609989472323500
+    code = ("from gpt3mix_hf.selection import content_key, row_seed; "
+            "print(row_seed(7, 3, 0), content_key('é ?', 'no'))")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert outputs == {f"{row_seed(7, 3, 0)} {content_key('é ?', 'no')}\n"}
     assert len({row_seed(0, row, copy) for row in range(50) for copy in range(4)}) == 200
 
 
 def test_content_key_depends_on_text_and_label_only():
-    assert content_key("a film .", "positive") == content_key("a film .", "positive")
     keys = {content_key("a film .", "positive"), content_key("a film .", "negative"),
             content_key("a film . ", "positive"), content_key("a film", ". positive")}
     assert len(keys) == 4

@@ -5,11 +5,22 @@ import json
 import pytest
 from datasets import Dataset
 
+from gpt3mix_hf import state
 from gpt3mix_hf.state import json_round_trip, load_rows, read_json, save_rows, write_json
 
 
-def test_write_json_is_whole_and_leaves_no_temporary_file(tmp_path):
+def test_write_json_is_whole_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     path = write_json(tmp_path / "sub" / "run.json", {"accuracy": 0.5, "names": ["é"]})
+    assert read_json(path) == {"accuracy": 0.5, "names": ["é"]}
+    assert [p.name for p in path.parent.iterdir()] == ["run.json"]
+    # A write stopped before it took the old file's place (a full disk, a kill) leaves the old file whole.
+    def stopped(*args):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(state.os, "replace", stopped)
+    with pytest.raises(OSError, match="No space left"):
+        write_json(path, {"accuracy": 0.9, "names": ["a much longer value than before"] * 10})
+    monkeypatch.undo()
     assert read_json(path) == {"accuracy": 0.5, "names": ["é"]}
     assert [p.name for p in path.parent.iterdir()] == ["run.json"]
 
