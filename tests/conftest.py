@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
-from transformers import GPT2Tokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Tokenizer, LlamaConfig, LlamaForCausalLM
 
 from gpt3mix_hf.backends.base import Backend, Completion
 
@@ -136,3 +136,30 @@ class ScriptedBackend(Backend):
             rng = np.random.default_rng(zlib.crc32(context.encode()))
             scores.append(np.log(rng.dirichlet([1.0] * len(continuations))).tolist())
         return scores
+
+
+FORMAT_LINES = [
+    "Movie review: a fine film (Sentiment: positive)\n",
+    "Movie review: a dull film (Sentiment: negative)\n",
+    "Movie review: great fun (Sentiment: positive)\n",
+    "Movie review: too long (Sentiment: negative)\n",
+]
+
+
+@pytest.fixture(scope="module")
+def format_lm_dir(tmp_path_factory) -> Path:
+    """The tiny random Llama, trained for a few steps on lines in the prompt's format so that its generations
+    parse (a random model's never do) and the regenerated rows are real rows with soft labels."""
+    folder = build_tiny_lm(tmp_path_factory.mktemp("format-lm"))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    ids = tokenizer("".join(FORMAT_LINES), return_tensors="pt")["input_ids"]
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(folder)
+    return folder

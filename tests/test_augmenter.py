@@ -710,14 +710,19 @@ def test_smollm2_same_rows_whatever_batch_size_or_num_proc(sst2_sample):
         np.testing.assert_allclose(np.array(other["soft_labels"]), np.array(reference["soft_labels"]), atol=1e-5)
 
 
-def test_tiny_model_same_rows_with_two_processes(tiny_lm_dir, toy_sentiment):
-    backend = TransformersBackend.from_pretrained(str(tiny_lm_dir), batch_size=2, dtype="float32")
-    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, sampling=SamplingConfig(max_new_tokens=5),
+def test_tiny_model_same_rows_with_two_processes(format_lm_dir, toy_sentiment):
+    # An LM trained on the prompt's format, so that rows parse and are scored in the worker processes too.
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=2, dtype="float32")
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, sampling=SamplingConfig(max_new_tokens=12),
                                  max_attempts=2)
     one = augmenter.augment(batch_size=2)
     one_failures = augmenter.report.failures
     two = augmenter.augment(batch_size=3, num_proc=2, load_from_cache_file=False)
-    assert rows(two) == rows(one)
+    assert len(one) > 0 and all(sum(row["soft_labels"]) > 0.99 for row in rows(one))
+    # Texts, labels and attempts identical; soft labels to float32 round-off (other batches, other sum orders).
+    columns = [name for name in one.column_names if name not in ("soft_labels", "uncalibrated_soft_labels")]
+    assert two.select_columns(columns).to_list() == one.select_columns(columns).to_list()
+    np.testing.assert_allclose(np.array(two["soft_labels"]), np.array(one["soft_labels"]), atol=1e-5)
     assert augmenter.report.failures == one_failures
 
 

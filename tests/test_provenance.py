@@ -1,13 +1,11 @@
 import json
 import logging
-from pathlib import Path
 
 import pytest
-import torch
-from conftest import ScriptedBackend, build_tiny_lm, make_dataset
+from conftest import FORMAT_LINES, ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import Value
 from datasets.fingerprint import Hasher
-from transformers import AutoModelForCausalLM, AutoTokenizer, BertConfig
+from transformers import BertConfig
 
 from gpt3mix_hf import (
     GPT3MixAugmenter,
@@ -22,32 +20,6 @@ from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.hub.cards import build_dataset_card, model_card_from_folder
 from gpt3mix_hf.provenance import CONFIG_NAME, DataSource, as_config, check_no_secrets, dataset_sha256
-
-FORMAT_LINES = [
-    "Movie review: a fine film (Sentiment: positive)\n",
-    "Movie review: a dull film (Sentiment: negative)\n",
-    "Movie review: great fun (Sentiment: positive)\n",
-    "Movie review: too long (Sentiment: negative)\n",
-]
-
-
-@pytest.fixture(scope="module")
-def format_lm_dir(tmp_path_factory) -> Path:
-    """The tiny random Llama, trained for a few steps on lines in the prompt's format so that its generations
-    parse (a random model's never do) and the regenerated rows are real rows with soft labels."""
-    folder = build_tiny_lm(tmp_path_factory.mktemp("format-lm"))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    ids = tokenizer("".join(FORMAT_LINES), return_tensors="pt")["input_ids"]
-    torch.manual_seed(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(30):
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.save_pretrained(folder)
-    return folder
 
 
 def _sst2_sample(data_dir, per_class=2, seed=0):

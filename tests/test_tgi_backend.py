@@ -99,6 +99,9 @@ def test_generation_is_seeded_and_independent_of_concurrency(server):
     many = make_backend(server.url, config={"max_concurrency": 6}).generate(PROMPTS * 3, seeds, sampling)
     assert [c.text for c in one] == [c.text for c in many]
     assert one[1].text == one[3].text  # same prompt, same seed
+    # The seed reaches the server: other seeds, other texts (the server samples by the request's seed).
+    others = make_backend(server.url).generate([PROMPTS[0]] * 4, [10, 11, 12, 13], sampling)
+    assert len({c.text for c in others}) > 1
 
 
 def test_without_prefill_falls_back_to_top_n_tokens(engine, caplog):
