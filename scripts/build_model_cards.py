@@ -1,7 +1,7 @@
 """Render the cards of the reference artifacts (the SST-2 GPT3Mix dataset and the classifier trained on it) into
 model_cards/, from the artifact folders of a real run.
 
-    python scripts/build_model_cards.py --dataset_dir outputs/demo --classifier_dir outputs/demo/classifier
+    python scripts/build_model_cards.py --dataset_dir outputs/demo --classifier_dir outputs/demo/classifier-gpt3mix
 
 `--dataset_dir` holds the augmented dataset (saved with `save_to_disk`, either the folder itself or its
 `synthetic/` sub-folder, with `real/` beside it when the real rows were saved) and `gpt3mix_config.json`.
