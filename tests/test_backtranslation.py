@@ -113,9 +113,12 @@ def test_forward_sampling_depends_on_the_seed(augmenter, monkeypatch):
 def test_forward_samples_are_independent_whatever_the_models_beam_setting(augmenter, monkeypatch):
     # opus-mt-en-de's generation config has num_beams=4: sampling must not turn into beam sampling (which also
     # refuses more sequences than beams, i.e. ratio 5).
-    monkeypatch.setattr(augmenter.forward_model.generation_config, "num_beams", 4)
     monkeypatch.setattr(augmenter, "num_aug", 5)
-    assert len(augmenter.paraphrase("a gripping , funny film .", row=0)) == 5
+    monkeypatch.setattr(augmenter.forward_model.generation_config, "num_beams", 1)
+    independent = augmenter.paraphrase("a gripping , funny film .", row=0)
+    monkeypatch.setattr(augmenter.forward_model.generation_config, "num_beams", 4)
+    assert augmenter.paraphrase("a gripping , funny film .", row=0) == independent
+    assert len(independent) == 5
 
 
 def test_paraphrase_leaves_global_rng_alone(augmenter):

