@@ -613,7 +613,9 @@ def test_best_checkpoint_is_never_the_untrained_start(tokenizer, tmp_path):
                                                                                                 tokenizer),
                              processing_class=tokenizer)
     trainer.train()
-    first = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "checkpoint-1")
+    # The premise: the best checkpoint is epoch 1's (the score never improved after it).
+    assert trainer.state.best_model_checkpoint.endswith("checkpoint-1")
+    first = AutoModelForSequenceClassification.from_pretrained(trainer.state.best_model_checkpoint)
     assert any(not torch.equal(parameter, initial[name]) for name, parameter in first.named_parameters())
 
 
