@@ -116,7 +116,7 @@ def fake_training(scores=None, log=None):
 
 
 @pytest.mark.slow  # a whole sweep, classifiers trained for real: tens of seconds on 2 cores
-def test_sweep_on_a_users_folder_dataset(tmp_path, tiny_classifier):
+def test_sweep_on_a_users_folder_dataset(tmp_path, tiny_classifier, monkeypatch):
     """A tiny real sweep (classifier trained for real) on a dataset that is none of the five benchmarks."""
     folder = write_reviews(tmp_path / "reviews")
     args = tiny_args(tmp_path, tiny_classifier, dataset=str(folder), text_column="review", label_column="stars",
@@ -145,6 +145,11 @@ def test_sweep_on_a_users_folder_dataset(tmp_path, tiny_classifier):
 
     # Again: finished runs are skipped, with no generation and no training.
     calls = backend.calls
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(sweep, "_train_and_evaluate", no_training)
     again = run_experiment(args, backend=backend)
     assert backend.calls == calls
     assert sorted((r["method"], r["data_index"], r.get("accuracy")) for r in again if r["status"] == "ok") == sorted(
