@@ -183,8 +183,10 @@ def test_request_cache_resumes(server, tmp_path):
 
 def test_pickles_as_its_settings(server):
     backend = make_backend(server.url)
+    expected = backend.score(PROMPTS[:1], CONTEXTS[:1], LABELS)
     clone = pickle.loads(pickle.dumps(backend))
     assert clone.identity == backend.identity
+    assert clone.score(PROMPTS[:1], CONTEXTS[:1], LABELS) == expected
 
 
 def test_tokenize_when_the_server_can(server, engine):
