@@ -337,6 +337,14 @@ def test_a_soft_loss_on_rows_without_soft_labels_says_the_targets_were_one_hot(t
     loss = training_loss(args, real)
     assert loss["soft_targets"] is False
     assert "every target was one-hot" in GPT3MixModelCardData(loss=loss).to_dict()["loss_description"]
+    # Label smoothing changes every target: the card's loss says so, with ε read from the run's arguments.
+    from gpt3mix_hf.hub.cards.training_record import training_hyperparameters
+
+    smoothed = GPT3MixTrainingArguments(output_dir="unused", report_to="none", use_cpu=True,
+                                        label_smoothing_factor=0.1)
+    card = GPT3MixModelCardData(loss=training_loss(smoothed), hyperparameters=training_hyperparameters(smoothed))
+    assert "ε = `label_smoothing_factor` = 0.1" in card.to_dict()["loss_description"]
+    assert "smoothed" not in GPT3MixModelCardData(loss=loss).to_dict()["loss_description"]
 
 
 def test_trainer_card_is_the_card_push_classifier_publishes(trained, augmented, tmp_path, monkeypatch):

@@ -172,6 +172,10 @@ class GPT3MixModelCardData(CardData):
         text = f"{text} ({', '.join(details)}.)"
         if self.loss.get("soft_targets") is False:
             text += ONE_HOT_NOTE
+        smoothing = self.hyperparameters.get("label_smoothing_factor")
+        if smoothing:
+            text += (f" Every target was smoothed first, as `Trainer` smooths labels: (1 − ε) × target + ε / "
+                     f"labels, ε = `label_smoothing_factor` = {smoothing}.")
         return text
 
     def to_dict(self) -> dict[str, Any]:
