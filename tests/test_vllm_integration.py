@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from served_fixtures import FakeOpenAIServer, VLLMServer
+from served_fixtures import FakeOpenAIServer, TinyLMEngine, VLLMServer
 
 from gpt3mix_hf.augmenter import GPT3MixAugmenter
 from gpt3mix_hf.backends import ServedBackendError, ServedConfig
@@ -66,23 +66,29 @@ def reference(vllm, train):
     return rows, augmenter
 
 
-def test_the_fake_server_speaks_what_vllm_answers(vllm):
-    """The fields the in-process fake (test_openai_backend.py) serves are those vLLM serves."""
-    root = vllm.url.removesuffix("/v1")
-    models = httpx.get(f"{root}/v1/models", timeout=30).json()
-    assert models["data"][0]["id"] == "smollm2" and models["data"][0]["max_model_len"] == 1024
-    tokens = httpx.post(f"{root}/tokenize", json={"model": "smollm2", "prompt": "Hi there",
-                                                   "add_special_tokens": False}, timeout=30).json()
-    assert isinstance(tokens["tokens"], list)
-    echo = httpx.post(f"{root}/v1/completions", json={"model": "smollm2", "prompt": "Hi there", "max_tokens": 0,
-                                                      "echo": True, "logprobs": 0, "temperature": 0}, timeout=60)
-    logprobs = echo.json()["choices"][0]["logprobs"]
-    assert logprobs["token_logprobs"][0] is None and len(logprobs["token_logprobs"]) == len(tokens["tokens"])
-    assert logprobs["text_offset"][0] == 0
-    capped = httpx.post(f"{root}/v1/completions", json={"model": "smollm2", "prompt": "Hi", "max_tokens": 1,
-                                                        "logprobs": 25}, timeout=60)
-    assert capped.status_code == 400 and "max allowed: 20" in capped.text
-    assert FakeOpenAIServer.__doc__ and "vLLM" in FakeOpenAIServer.__doc__
+def test_the_fake_server_speaks_what_vllm_answers(vllm, local):
+    """The fields the in-process fake (test_openai_backend.py) serves are those vLLM serves: the same requests to
+    both, on the same model and tokenizer, compared answer by answer."""
+
+    def answers(root: str) -> dict:
+        models = httpx.get(f"{root}/v1/models", timeout=30).json()["data"][0]
+        tokens = httpx.post(f"{root}/tokenize", json={"model": "smollm2", "prompt": "Hi there",
+                                                       "add_special_tokens": False}, timeout=30).json()
+        echo = httpx.post(f"{root}/v1/completions", json={"model": "smollm2", "prompt": "Hi there", "max_tokens": 0,
+                                                          "echo": True, "logprobs": 0, "temperature": 0}, timeout=60)
+        capped = httpx.post(f"{root}/v1/completions", json={"model": "smollm2", "prompt": "Hi", "max_tokens": 1,
+                                                            "logprobs": 25}, timeout=60)
+        logprobs = echo.json()["choices"][0]["logprobs"]
+        return {"model": models["id"], "max_model_len": type(models["max_model_len"]), "tokens": tokens["tokens"],
+                "logprob_fields": sorted(logprobs), "first_logprob": logprobs["token_logprobs"][0],
+                "scored": len(logprobs["token_logprobs"]), "offset": logprobs["text_offset"][0],
+                "capped": (capped.status_code, "max allowed: 20" in capped.text)}
+
+    real = answers(vllm.url.removesuffix("/v1"))
+    assert real["tokens"] and real["first_logprob"] is None and real["scored"] == len(real["tokens"])
+    assert real["capped"] == (400, True)
+    with FakeOpenAIServer(TinyLMEngine(local), model="smollm2") as fake:
+        assert answers(fake.url) == real
 
 
 def test_soft_labels_match_the_local_backend(vllm, local, reference):
