@@ -155,8 +155,9 @@ def task_spec(task: TaskSpecArguments, label_names: list[str], dataset: str | No
     """The task spec `task` describes, checked to cover `label_names`: the preset given, else one built from the
     text type, label type and verbalizer given (default words: the label names), else the benchmark's own preset,
     else one built from the defaults."""
-    given = [f"--{name}" for name, default in (("text_type", "text"), ("label_type", "label"), ("verbalizer", None))
-             if getattr(task, name) != default]
+    defaults = TaskSpecArguments()
+    given = [f"--{name}" for name in ("text_type", "label_type", "verbalizer")
+             if getattr(task, name) != getattr(defaults, name)]
     if task.preset is not None and given:
         raise ValueError(
             f"--preset {task.preset} sets the text type, label type and verbalizer, so {', '.join(given)} would be "

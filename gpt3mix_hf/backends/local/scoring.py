@@ -61,6 +61,12 @@ class LabelScorer:
         the tokens of multi-token labels once more per (row, label)."""
         context_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in contexts]
         label_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        # A label's first log-probability is read at the context's last token: both need one.
+        for what, texts, ids in (("context", contexts, context_ids), ("label continuation", continuations, label_ids)):
+            empty = [text for text, token_ids in zip(texts, ids, strict=True) if not token_ids]
+            if empty:
+                raise ValueError(f"The {what} {empty[0]!r} has no tokens: give each a text, e.g. ' (Sentiment:' "
+                                 "and ' positive'.")
         cache.batch_select_indices(torch.tensor(rows, device=self.device))
         history = prompt_mask[rows]
         start = history.sum(-1, keepdim=True)

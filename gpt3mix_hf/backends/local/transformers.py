@@ -279,12 +279,6 @@ class TransformersBackend(Backend):
         `LabelScorer.score`); with a float32 twin (`score_dtype`), the twin scores."""
         if len(prompts) != len(contexts):
             raise ValueError(f"Got {len(prompts)} prompts but {len(contexts)} contexts: give one context per prompt.")
-        # The engine reads each label's first log-probability at the context's last token.
-        for what, texts in (("context", contexts), ("label continuation", continuations)):
-            empty = [text for text in dict.fromkeys(texts) if not self.tokenize(text)]
-            if empty:
-                raise ValueError(f"The {what} {empty[0]!r} has no tokens: give each a text, e.g. ' (Sentiment:' "
-                                 "and ' positive'.")
         return self.label_scorer.score(prompts, contexts, continuations)
 
     # -- generation ---------------------------------------------------------------------------------------

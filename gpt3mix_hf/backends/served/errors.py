@@ -24,6 +24,11 @@ class RequestFailedError(ServedBackendError):
     """The server rejected a request (4xx other than 401/403/429), or kept failing after every retry."""
 
 
+class RequestRefusedError(RequestFailedError):
+    """The server answered the request with a refusal (a 4xx other than 401/403/429): it cannot or will not
+    answer it, which is what a probe of an optional feature (echo scoring, `/tokenize`, `/info`) learns from."""
+
+
 class RetriesExhaustedError(RequestFailedError):
     """A request kept failing with retryable errors (timeouts, 429, 5xx) after every retry: the server is not
     refusing it, it is failing."""
@@ -84,4 +89,4 @@ def classify_status(status: int, body: str, headers, url: str, describe: str) ->
         )
     if status in RETRYABLE_STATUSES:
         return RetryableError(f"HTTP {status}: {message[:200]}", retry_after(headers))
-    return RequestFailedError(f"{describe} to {url} was rejected (HTTP {status}): {message}")
+    return RequestRefusedError(f"{describe} to {url} was rejected (HTTP {status}): {message}")

@@ -11,7 +11,7 @@ from ...validation import check_arguments
 from ..base import Completion, SamplingConfig
 from .backend import ServedBackend
 from .config import ServedConfig
-from .errors import BadResponseError, RequestFailedError, RetriesExhaustedError, ServedBackendError
+from .errors import BadResponseError, RequestFailedError, RequestRefusedError, ServedBackendError
 from .runner import gather_in_order
 
 logger = logging.get_logger(__name__)
@@ -145,9 +145,7 @@ class OpenAIBackend(ServedBackend):
                 lambda answer: isinstance(answer, dict) and isinstance(answer.get("tokens"), list),
                 cached=False, describe="a /tokenize probe", abort_batch=False,
             )
-        except RetriesExhaustedError:
-            raise  # a failing server, not one without the endpoint: no verdict to settle on for the whole run
-        except RequestFailedError:
+        except RequestRefusedError:  # only a refusal says there is no /tokenize (a failing server raises)
             return False
 
     async def _settle_scoring(self, client) -> tuple[str, int]:
@@ -161,9 +159,7 @@ class OpenAIBackend(ServedBackend):
             try:
                 values = await self._request(client, "POST", "/v1/completions", payload, _echo_probe_values,
                                              cached=False, describe="an echo probe", abort_batch=False)
-            except RetriesExhaustedError:
-                raise  # a failing server, not a refusal: approximate scoring would be settled for the whole run
-            except RequestFailedError as error:
+            except RequestRefusedError as error:  # a failing server raises: no verdict for the whole run from it
                 last_error = error
                 continue
             if values and any(value is not None for value in values):

@@ -18,7 +18,7 @@ from ...validation import check_arguments
 from ..base import Completion, SamplingConfig
 from .backend import ServedBackend
 from .config import ServedConfig
-from .errors import BadResponseError, RequestFailedError, RetriesExhaustedError, ServedBackendError
+from .errors import BadResponseError, RequestFailedError, RequestRefusedError, ServedBackendError
 from .runner import gather_in_order
 
 logger = logging.get_logger(__name__)
@@ -97,17 +97,13 @@ class TGIBackend(ServedBackend):
             try:
                 info = await self._request(client, "GET", "/info", None, _dict_or_empty, cached=False,
                                            describe="reading /info", abort_batch=False)
-            except RetriesExhaustedError:
-                raise  # a failing server, not one without the endpoint
-            except RequestFailedError:  # not every TGI-compatible endpoint has /info
+            except RequestRefusedError:  # not every TGI-compatible endpoint has /info (a failing server raises)
                 info = {}
             try:
                 tokenizes = await self._request(client, "POST", "/tokenize", {"inputs": "a"},
                                                 lambda answer: isinstance(answer, list), cached=False,
                                                 describe="a /tokenize probe", abort_batch=False)
-            except RetriesExhaustedError:
-                raise
-            except RequestFailedError:
+            except RequestRefusedError:
                 tokenizes = False
             if self.model is None:
                 if not info.get("model_id"):
