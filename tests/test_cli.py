@@ -228,6 +228,58 @@ def test_the_card_of_gpt3mix_train_then_push_model_tells_what_was_done(augmented
         assert str(tmp_path) not in card.content
 
 
+def test_train_stopped_half_way_resumes_to_the_same_model(augmented, reviews, tiny_classifier, tmp_path, capsys,
+                                                          monkeypatch, caplog):
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from gpt3mix_hf.cli import train
+
+    def command(output_dir, *extra):
+        return ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--eval_dataset",
+                str(reviews), "--eval_split", "test", "--output_dir", str(output_dir), "--num_train_epochs", "3",
+                "--per_device_train_batch_size", "4", "--report_to", "none", "--disable_tqdm", "true", *extra]
+
+    assert main(command(tmp_path / "whole")) == 0
+
+    class StopAfterTheFirstEpoch(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.epoch == 1:
+                raise KeyboardInterrupt  # as if the run were killed once epoch 1's checkpoint is on disk
+
+    made = train.classifier_trainer
+
+    def stopping_trainer(*args, **kwargs):
+        trainer = made(*args, **kwargs)
+        trainer.add_callback(StopAfterTheFirstEpoch())
+        return trainer
+
+    monkeypatch.setattr(train, "classifier_trainer", stopping_trainer)
+    assert main(command(tmp_path / "stopped")) == 130  # "interrupted"
+    monkeypatch.setattr(train, "classifier_trainer", made)
+    assert not (tmp_path / "stopped" / "model.safetensors").exists()
+    [saved] = (tmp_path / "stopped").glob("checkpoint-*")
+    first_epoch = json.loads((saved / "trainer_state.json").read_text())["log_history"]
+    with caplog.at_level("WARNING"):
+        assert main(command(tmp_path / "stopped")) == 0
+    assert any("Resuming from" in record.getMessage() for record in caplog.records)
+    whole, resumed = (load_file(tmp_path / name / "model.safetensors") for name in ("whole", "stopped"))
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        torch.testing.assert_close(resumed[key], whole[key], rtol=0, atol=0, msg=key)
+    state = json.loads((tmp_path / "stopped" / "trainer_state.json").read_text())
+    assert [entry["epoch"] for entry in state["log_history"] if "eval_accuracy" in entry] == [1, 2, 3]
+    # Epoch 1 was not trained again: its logs (with their run times) are those of the stopped run.
+    assert state["log_history"][:len(first_epoch)] == first_epoch
+    # A checkpoint of other inputs is not resumed: here the synthetic rows are left out.
+    capsys.readouterr()
+    line = one_error_line(capsys, command(tmp_path / "stopped", "--real_only"))
+    assert "holds checkpoint-" in line and "differs in: rows" in line and "another --output_dir" in line
+    line = one_error_line(capsys, command(tmp_path / "elsewhere", "--resume_from_checkpoint",
+                                          str(tmp_path / "none")))
+    assert "is not a folder" in line
+
+
 def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, capsys, caplog):
     line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
                                    "--eval_dataset", str(reviews / "test.jsonl"), "--output_dir", str(tmp_path)])

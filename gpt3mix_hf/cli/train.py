@@ -4,22 +4,28 @@ the soft-label loss of `GPT3MixTrainer`, and write the model, its tokenizer, its
 The training flags are those of `GPT3MixTrainingArguments` (and so of `transformers.TrainingArguments`). With an
 evaluation set (`--eval_dataset`), the best epoch is kept (early stopping on validation accuracy) and its
 scores go into the card; without one, training runs for `--num_train_epochs` with early stopping off.
+
+A run stopped half-way resumes: run the same command again and training goes on from the last checkpoint in
+`--output_dir` (one is saved each epoch), as the transformers example scripts do. `--resume_from_checkpoint` names
+another checkpoint. A checkpoint made from other inputs (other rows, model or evaluation set) is refused.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import IntervalStrategy
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from ..data import BENCHMARKS, DataSourceArguments, concatenate_with_real, load_split, rename_columns_to
 from ..hub.cards.common import hub_id_of
 from ..models import DEFAULT_CLASSIFIER
 from ..provenance import CONFIG_NAME, GPT3MixConfig
-from ..state import load_saved_rows
+from ..state import load_saved_rows, write_json
 from ..training.arguments import GPT3MixTrainingArguments
 from ..training.classification import classifier_trainer
 from ..validation import check_fields
@@ -141,6 +147,34 @@ def _without_training_rows(evaluation, trained_texts: list[str]):
     return evaluation
 
 
+INPUTS_NAME = "gpt3mix_train_inputs.json"
+
+
+def _checkpoint_to_resume(output_dir: Path, explicit: str | None, inputs: dict) -> str | None:
+    """The checkpoint to resume from: `--resume_from_checkpoint`, else the last one in `output_dir` (of a run
+    that stopped, or of a finished one that is run again for more epochs). One found in `output_dir` must come
+    from the same inputs (`INPUTS_NAME`, written beside it when the first run started)."""
+    if explicit is not None:
+        if not Path(explicit).is_dir():
+            raise FileNotFoundError(f"--resume_from_checkpoint {explicit} is not a folder: name a checkpoint-<step> "
+                                    "folder that an earlier run saved.")
+        return explicit
+    found = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    marker = output_dir / INPUTS_NAME
+    if found is not None:
+        recorded = json.loads(marker.read_text()) if marker.exists() else None
+        if recorded != inputs:
+            differ = sorted(key for key in inputs if (recorded or {}).get(key) != inputs[key])
+            raise ValueError(
+                f"--output_dir {output_dir} holds {Path(found).name} of another training (it differs in: "
+                f"{', '.join(differ)}): pass another --output_dir, or delete its checkpoint-* folders to start "
+                "over there."
+            )
+        logger.warning(f"Resuming from {found} (a run into {output_dir} stopped there or is trained further); "
+                       "to start over, pass another --output_dir or delete its checkpoint-* folders.")
+    return found
+
+
 def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments) -> int:
     real, synthetic, config, text_column, label_column = _load_augmented(Path(args.augmented_dir))
     names = list(real.features[label_column].names)
@@ -168,9 +202,17 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
 
+    # What a checkpoint in --output_dir must have been trained on to be resumed (the rows by their datasets
+    # fingerprints, which load_from_disk keeps).
+    inputs = {"rows": train._fingerprint, "model": args.model, "classifier_head": args.classifier_head,
+              "pooling": args.pooling, "max_length": args.max_length,
+              "evaluation": None if evaluation is None else evaluation._fingerprint}
+    output_dir = Path(training_args.output_dir)
+    checkpoint = _checkpoint_to_resume(output_dir, training_args.resume_from_checkpoint, inputs)
     trainer = classifier_trainer(train, evaluation, args.model, training_args, max_length=args.max_length,
                                  classifier_head=args.classifier_head, pooling=args.pooling)
-    result = trainer.train()
+    write_json(output_dir / INPUTS_NAME, inputs)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
     trainer.save_state()
     lines = [f"trained on {len(real)} real + {len(synthetic)} synthetic rows, {result.global_step} steps"]
