@@ -239,7 +239,7 @@ class GPT3MixConfig:
                     "which regenerate() augments again: pass the rows the augmenter was built with."
                 )
         if map_batch_size is None:
-            map_batch_size = getattr(report, "map_batch_size", None) or 16
+            map_batch_size = getattr(report, "map_batch_size", None) or RunSettings.map_batch_size
         if num_proc is None:
             num_proc = getattr(report, "num_proc", None)
         config = cls(
