@@ -144,6 +144,16 @@ def test_dataset_card_says_how_it_was_made(augmented):
     assert f"negative: {row['soft_labels'][0]:.3f}, positive: {row['soft_labels'][1]:.3f}" in text
 
 
+def test_every_column_the_augmenter_writes_is_described_on_the_card():
+    from gpt3mix_hf.batches import features
+    from gpt3mix_hf.config import LABEL_MODES
+    from gpt3mix_hf.hub.cards.dataset_card import COLUMN_DESCRIPTIONS
+
+    for label_mode in LABEL_MODES:
+        columns = set(features(["neg", "pos"], label_mode, keep_prompt=True)) | {"is_synthetic"}
+        assert not columns - set(COLUMN_DESCRIPTIONS), label_mode
+
+
 def test_dataset_card_of_real_plus_synthetic_shows_a_real_prompt(augmented, toy_sentiment):
     synthetic, config = augmented
     mixed = concatenate_with_real(toy_sentiment, synthetic)

@@ -49,6 +49,9 @@ COLUMN_DESCRIPTIONS = {
     "failed_attempts": "generations tried before this one that did not parse, with the reason",
     "generated_tokens": "tokens the LM generated for this row, failed attempts included",
     "label_mass": "share of the next-token probability the label words covered (1.0 where scoring is exact)",
+    "order_averaged_soft_labels": "the mean of the LM's label distributions over the prompt's example orders, before "
+                                  "the task prior is divided out (label mode 'debiased')",
+    "debias_prior": "the task-level label prior that the debiased label divides out",
     "is_synthetic": "whether the row was written by the LM (true) or is a real row (false)",
     "prompt": "the full prompt the LM completed",
 }
