@@ -83,7 +83,7 @@ def _from_section(cls, values: Any, section: str, fix: str = _FILE_FIX, where: s
     except ConfigTypeError as error:
         raise ValueError(f"{where}: `{section}` holds a value of the wrong kind: {error} ({fix})") from None
     except TypeError as error:
-        raise ValueError(f"{where}: `{section}` is incomplete: {error}.") from None
+        raise ValueError(f"{where}: `{section}` is incomplete: {error} ({fix})") from None
 
 
 @dataclass

@@ -65,13 +65,7 @@ def _argmax(distributions: list[list[float]]) -> list[int]:
 
 
 def _debiased_labels(synthetic: Dataset, label_mode: str | None) -> list[int] | None:
-    """A debiased labelling, where the rows carry one (a `debiased_label` column, a `debiased_soft_labels`
-    column, or the `label` of rows made in a `debiased` label mode)."""
-    columns = synthetic.column_names
-    if "debiased_label" in columns:
-        return [int(label) for label in synthetic["debiased_label"]]
-    if "debiased_soft_labels" in columns:
-        return _argmax(synthetic["debiased_soft_labels"])
+    """The debiased labelling of rows made in the `debiased` label mode (their `label`); None for other rows."""
     if label_mode == "debiased":
         return [int(label) for label in synthetic["label"]]
     return None

@@ -24,8 +24,6 @@ from collections.abc import Iterable
 import numpy as np
 
 STRATEGIES = ("uniform", "anchored", "class_balanced")
-# The strategies whose prompts show the mapped row.
-ANCHORED_STRATEGIES = ("anchored", "class_balanced")
 # Where the mapped row sits in a prompt's example list when it is not a row of the pool.
 ANCHOR = -1
 
@@ -85,11 +83,6 @@ class ExampleSelector:
             by_class[label].append(row)
         self._by_class = [np.asarray(rows, dtype=np.int64) for rows in by_class]
         self._classes_with_rows = [c for c, rows in enumerate(by_class) if rows]
-
-    @property
-    def shows_anchor(self) -> bool:
-        """Whether the mapped row is one of the prompt's examples."""
-        return self.strategy in ANCHORED_STRATEGIES
 
     def select(self, rng: np.random.Generator, exclude: Iterable[int] = ()) -> list[int]:
         """The prompt's examples in the order they appear: pool row ids, and `ANCHOR` (-1) for the mapped row.

@@ -290,3 +290,13 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
                       "a = GPT3MixAugmenter()\na._prompt()\nsys._getframe()\nrow._asdict()\n")
     assert script_private_uses(script) == ["    scripts/s.py:3: from gpt3mix_hf.data import _x",
                                            "    scripts/s.py:5: a._prompt"]
+
+
+def test_the_sub_packages_export_what_the_package_exports():
+    import gpt3mix_hf
+    from gpt3mix_hf import hub, training
+
+    for package in (training, hub):
+        assert package.__all__, package.__name__
+        for name in package.__all__:
+            assert getattr(package, name) is getattr(gpt3mix_hf, name), name

@@ -85,10 +85,10 @@ def test_augment_computes_the_report_from_its_rows(augmented):
     assert GPT3MixConfig.from_augmenter(augmenter, real).report["quality"] == quality
 
 
-def test_a_debiased_column_is_compared_when_present(augmented):
+def test_debiased_rows_labels_are_compared_with_the_written_and_lm_labels(augmented):
     real, _, synthetic = augmented
-    debiased = synthetic.add_column("debiased_label", [0] * len(synthetic))
-    quality = quality_report(debiased, real["text"], real["label"], num_labels=2)
+    debiased = synthetic.map(lambda row: {"label": 0}, desc="label 0")
+    quality = quality_report(debiased, real["text"], real["label"], label_mode="debiased", num_labels=2)
     written = synthetic["written_label"]
     assert quality["debiased_written_agreement"] == written.count(0) / len(written)
     lm_labels = [max(range(2), key=row.__getitem__) for row in synthetic["uncalibrated_soft_labels"]]

@@ -90,7 +90,7 @@ class Backend(ABC):
 
         Example:
 
-        >>> backend = Backend.from_identity(config["augmenter"]["backend"], base_url="http://127.0.0.1:8000/v1")
+        >>> backend = Backend.from_identity(GPT3MixConfig.from_pretrained("out").backend, base_url="http://127.0.0.1:8000/v1")
         """
         kind = identity.get("backend") if isinstance(identity, dict) else None
         if cls is Backend:

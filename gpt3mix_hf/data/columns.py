@@ -296,7 +296,8 @@ def align_label_names(dataset: Dataset, label_column: str, names: list[str]) -> 
     a row labelled "positive" stays "positive" whatever id each order gives it."""
     feature = dataset.features[label_column]
     if sorted(feature.names) != sorted(names):
-        raise ValueError(f"Cannot align the labels {feature.names} with {names}: they are not the same classes.")
+        raise ValueError(f"Cannot align the labels {feature.names} with {names}: they are not the same classes. "
+                         "Give both datasets the same label names.")
     if list(feature.names) == list(names):
         return dataset
     ids = [names.index(name) for name in feature.names]

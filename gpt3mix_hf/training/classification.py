@@ -63,7 +63,8 @@ def tokenize_dataset(
     ['label', 'input_ids', 'token_type_ids', 'attention_mask']
     """
     if text_column not in dataset.column_names:
-        raise ValueError(f"No text column {text_column!r}; the dataset has {dataset.column_names}.")
+        raise ValueError(f"No text column {text_column!r}; the dataset has {dataset.column_names}: pass "
+                         "text_column= with the name of its text column.")
     drop = [column for column in dataset.column_names if column not in TARGET_COLUMNS]
     return dataset.map(
         lambda batch: tokenizer(batch[text_column], truncation=True, max_length=max_length),
@@ -251,7 +252,8 @@ def train_classifier(
     if eval_names != names and sorted(eval_names) == sorted(names):
         eval_dataset = align_label_names(eval_dataset, "label", names)  # the same classes: compared by name
     elif eval_names != names:
-        raise ValueError(f"Label names differ: train_dataset {names}, eval_dataset {eval_names}.")
+        raise ValueError(f"Label names differ: train_dataset {names}, eval_dataset {eval_names}: evaluate on rows "
+                         "of the classes the model is trained on, named as train_dataset names them.")
     if args is None:
         args = GPT3MixTrainingArguments(output_dir=tempfile.mkdtemp(prefix="gpt3mix-classifier-"))
         logger.info(f"No args given: training with the paper's defaults into {args.output_dir}.")

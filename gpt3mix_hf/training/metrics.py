@@ -1,7 +1,7 @@
 """Accuracy and macro-F1 for `Trainer(compute_metrics=...)`, computed through `evaluate`.
 
-The metrics are `evaluate` modules shipped inside the package (`gpt3mix_hf/metric_modules/`), loaded from their
-local paths: `evaluate.load("accuracy")` would fetch its script from the Hub, and these two are what the Hub's
+The metrics are `evaluate` modules shipped inside the package (`gpt3mix_hf/training/metric_modules/`), loaded from
+their local paths: `evaluate.load("accuracy")` would fetch its script from the Hub, and these two are what the Hub's
 `accuracy` and `f1` (`average="macro"`) compute, with scikit-learn underneath. `make_compute_metrics` turns any
 `evaluate` module, or an `evaluate.combine` of several, into a `compute_metrics`; `GPT3MixTrainer`, the experiment
 harness (`evaluate_classifier`) and `gpt3mix train` all use `compute_metrics`, built from `default_metrics()`.

@@ -16,7 +16,7 @@ Args:
 Returns:
     accuracy (`float`)
 Examples:
-    >>> accuracy = evaluate.load("gpt3mix_hf/metric_modules/accuracy")
+    >>> accuracy = evaluate.load("gpt3mix_hf/training/metric_modules/accuracy")
     >>> accuracy.compute(predictions=[0, 1, 1], references=[0, 1, 0])
     {'accuracy': 0.6666666666666666}
 """

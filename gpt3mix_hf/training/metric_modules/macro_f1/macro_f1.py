@@ -16,7 +16,7 @@ Args:
 Returns:
     macro_f1 (`float`)
 Examples:
-    >>> macro_f1 = evaluate.load("gpt3mix_hf/metric_modules/macro_f1")
+    >>> macro_f1 = evaluate.load("gpt3mix_hf/training/metric_modules/macro_f1")
     >>> macro_f1.compute(predictions=[0, 0], references=[0, 1])
     {'macro_f1': 0.3333333333333333}
 """
