@@ -236,48 +236,69 @@ def test_train_stopped_half_way_resumes_to_the_same_model(augmented, reviews, ti
     from gpt3mix_hf.cli import train
 
     def command(output_dir, *extra):
+        # Early stopping with patience 2: the tiny classifier's validation accuracy stops improving within the
+        # run, so what the stopped run had counted must be restored for the resumed run to stop where the whole
+        # one did.
         return ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier, "--eval_dataset",
-                str(reviews), "--eval_split", "test", "--output_dir", str(output_dir), "--num_train_epochs", "3",
-                "--per_device_train_batch_size", "4", "--report_to", "none", "--disable_tqdm", "true", *extra]
+                str(reviews), "--eval_split", "test", "--output_dir", str(output_dir), "--num_train_epochs", "8",
+                "--early_stopping_patience", "2", "--per_device_train_batch_size", "4", "--report_to", "none",
+                "--disable_tqdm", "true", *extra]
+
+    def evaluated_epochs(folder):
+        state = json.loads((folder / "trainer_state.json").read_text())
+        return [entry["epoch"] for entry in state["log_history"] if "eval_accuracy" in entry]
 
     assert main(command(tmp_path / "whole")) == 0
+    whole_epochs = evaluated_epochs(tmp_path / "whole")
+    assert 2 < len(whole_epochs) < 8, "early stopping must end the run after the cut and before the last epoch"
 
-    class StopAfterTheFirstEpoch(TrainerCallback):
+    class StopAfterTheSecondEpoch(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
-            if state.epoch == 1:
-                raise KeyboardInterrupt  # as if the run were killed once epoch 1's checkpoint is on disk
+            if state.epoch == 2:
+                raise KeyboardInterrupt  # as if the run were killed once epoch 2's checkpoint is on disk
 
     made = train.classifier_trainer
 
     def stopping_trainer(*args, **kwargs):
         trainer = made(*args, **kwargs)
-        trainer.add_callback(StopAfterTheFirstEpoch())
+        trainer.add_callback(StopAfterTheSecondEpoch())
         return trainer
 
     monkeypatch.setattr(train, "classifier_trainer", stopping_trainer)
-    assert main(command(tmp_path / "stopped")) == 130  # "interrupted"
+    stopped = tmp_path / "stopped"
+    assert main(command(stopped)) == 130  # "interrupted"
     monkeypatch.setattr(train, "classifier_trainer", made)
-    assert not (tmp_path / "stopped" / "model.safetensors").exists()
-    [saved] = (tmp_path / "stopped").glob("checkpoint-*")
-    first_epoch = json.loads((saved / "trainer_state.json").read_text())["log_history"]
+    assert not (stopped / "model.safetensors").exists()
+    [saved] = [path for path in stopped.glob("checkpoint-*") if json.loads(
+        (path / "trainer_state.json").read_text())["epoch"] == 2]
+    before_the_cut = json.loads((saved / "trainer_state.json").read_text())["log_history"]
+    # Changed training arguments, other rows or a checkpoint without a record are refused, naming the difference.
+    capsys.readouterr()
+    line = one_error_line(capsys, command(stopped, "--learning_rate", "1e-3", "--seed", "7"))
+    assert "comes from another training" in line and "--learning_rate, --seed" in line
+    assert "rows" in one_error_line(capsys, command(stopped, "--real_only"))
+    line = one_error_line(capsys, command(tmp_path / "elsewhere", "--real_only", "--resume_from_checkpoint",
+                                          str(saved)))
+    assert "differs in: rows" in line
+    assert "not a checkpoint folder" in one_error_line(capsys, command(tmp_path / "elsewhere",
+                                                                       "--resume_from_checkpoint", str(tmp_path)))
+    # A checkpoint cut off while it was saved is skipped.
+    partial = stopped / "checkpoint-999"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"cut")
     with caplog.at_level("WARNING"):
-        assert main(command(tmp_path / "stopped")) == 0
-    assert any("Resuming from" in record.getMessage() for record in caplog.records)
-    whole, resumed = (load_file(tmp_path / name / "model.safetensors") for name in ("whole", "stopped"))
+        assert main(command(stopped)) == 0
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("checkpoint-999 is incomplete" in message for message in messages)
+    assert any(f"Resuming from {saved}" in message for message in messages)
+    assert evaluated_epochs(stopped) == whole_epochs
+    # Epochs 1-2 were not trained again: their logs (with their run times) are those of the stopped run.
+    state = json.loads((stopped / "trainer_state.json").read_text())
+    assert state["log_history"][:len(before_the_cut)] == before_the_cut
+    whole, resumed = (load_file(folder / "model.safetensors") for folder in (tmp_path / "whole", stopped))
     assert whole.keys() == resumed.keys()
     for key in whole:
         torch.testing.assert_close(resumed[key], whole[key], rtol=0, atol=0, msg=key)
-    state = json.loads((tmp_path / "stopped" / "trainer_state.json").read_text())
-    assert [entry["epoch"] for entry in state["log_history"] if "eval_accuracy" in entry] == [1, 2, 3]
-    # Epoch 1 was not trained again: its logs (with their run times) are those of the stopped run.
-    assert state["log_history"][:len(first_epoch)] == first_epoch
-    # A checkpoint of other inputs is not resumed: here the synthetic rows are left out.
-    capsys.readouterr()
-    line = one_error_line(capsys, command(tmp_path / "stopped", "--real_only"))
-    assert "holds checkpoint-" in line and "differs in: rows" in line and "another --output_dir" in line
-    line = one_error_line(capsys, command(tmp_path / "elsewhere", "--resume_from_checkpoint",
-                                          str(tmp_path / "none")))
-    assert "is not a folder" in line
 
 
 def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, capsys, caplog):

@@ -12,20 +12,18 @@ another checkpoint. A checkpoint made from other inputs (other rows, model or ev
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import IntervalStrategy
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from ..data import BENCHMARKS, DataSourceArguments, concatenate_with_real, load_split, rename_columns_to
 from ..hub.cards.common import hub_id_of
 from ..models import DEFAULT_CLASSIFIER
 from ..provenance import CONFIG_NAME, GPT3MixConfig
-from ..state import load_saved_rows, write_json
+from ..state import json_round_trip, load_saved_rows, read_json, write_json
 from ..training.arguments import GPT3MixTrainingArguments
 from ..training.classification import classifier_trainer
 from ..validation import check_fields
@@ -148,31 +146,76 @@ def _without_training_rows(evaluation, trained_texts: list[str]):
 
 
 INPUTS_NAME = "gpt3mix_train_inputs.json"
+# Training arguments that do not change what the model learns (where and how often things are logged or saved,
+# and how long the run is: a finished run may be trained further); a resume may change them.
+_NOT_LEARNING = ("output_dir", "logging_", "log_", "report_to", "disable_tqdm", "run_name", "project", "trackio_",
+                 "hub_", "push_to_hub", "resume_from_checkpoint", "restore_callback_states_from_checkpoint",
+                 "num_train_epochs", "max_steps", "save_", "skip_memory_metrics", "dataloader_num_workers",
+                 "dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_pin_memory",
+                 "per_device_eval_batch_size", "eval_accumulation_steps")
+
+
+def _training_inputs(args: TrainArguments, training_args: GPT3MixTrainingArguments, train, evaluation) -> dict:
+    """What a checkpoint must have been trained on to be resumed: the rows (by their `datasets` fingerprints,
+    which `load_from_disk` keeps), the model and every training argument that changes what it learns."""
+    learning = {key: value for key, value in training_args.to_dict().items() if not key.startswith(_NOT_LEARNING)}
+    return json_round_trip({
+        "rows": train._fingerprint, "model": args.model, "classifier_head": args.classifier_head,
+        "pooling": args.pooling, "max_length": args.max_length,
+        "evaluation": None if evaluation is None else evaluation._fingerprint, "training_arguments": learning,
+    })
+
+
+def _differences(recorded: dict, inputs: dict) -> list[str]:
+    differ = []
+    for key, value in inputs.items():
+        if isinstance(value, dict) and isinstance(recorded.get(key), dict):
+            differ += [f"--{name}" for name in sorted(value) if recorded[key].get(name) != value[name]]
+        elif recorded.get(key) != value:
+            differ.append(key)
+    return differ
+
+
+def _last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The newest `checkpoint-<step>` whose `trainer_state.json` (the Trainer writes it last) reads back; one cut
+    off while it was saved is skipped, with a warning."""
+    steps = sorted(((int(path.name.split("-")[1]), path) for path in output_dir.glob("checkpoint-*")
+                    if path.is_dir() and path.name.split("-")[1].isdigit()), reverse=True)
+    for _, path in steps:
+        try:
+            read_json(path / "trainer_state.json")
+            return path
+        except (FileNotFoundError, ValueError):
+            logger.warning(f"{path} is incomplete (the run stopped while saving it): resuming from an earlier "
+                           "checkpoint; delete it.")
+    return None
 
 
 def _checkpoint_to_resume(output_dir: Path, explicit: str | None, inputs: dict) -> str | None:
-    """The checkpoint to resume from: `--resume_from_checkpoint`, else the last one in `output_dir` (of a run
-    that stopped, or of a finished one that is run again for more epochs). One found in `output_dir` must come
-    from the same inputs (`INPUTS_NAME`, written beside it when the first run started)."""
+    """The checkpoint to resume from: `--resume_from_checkpoint`, else the last complete one in `output_dir` (of
+    a run that stopped, or of a finished one that is run again for more epochs). Either must come from the same
+    inputs (`INPUTS_NAME`, written in the folder of its run when that run started)."""
     if explicit is not None:
-        if not Path(explicit).is_dir():
-            raise FileNotFoundError(f"--resume_from_checkpoint {explicit} is not a folder: name a checkpoint-<step> "
-                                    "folder that an earlier run saved.")
-        return explicit
-    found = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    marker = output_dir / INPUTS_NAME
-    if found is not None:
-        recorded = json.loads(marker.read_text()) if marker.exists() else None
-        if recorded != inputs:
-            differ = sorted(key for key in inputs if (recorded or {}).get(key) != inputs[key])
-            raise ValueError(
-                f"--output_dir {output_dir} holds {Path(found).name} of another training (it differs in: "
-                f"{', '.join(differ)}): pass another --output_dir, or delete its checkpoint-* folders to start "
-                "over there."
-            )
-        logger.warning(f"Resuming from {found} (a run into {output_dir} stopped there or is trained further); "
-                       "to start over, pass another --output_dir or delete its checkpoint-* folders.")
-    return found
+        checkpoint = Path(explicit)
+        if not (checkpoint / "trainer_state.json").is_file():
+            raise FileNotFoundError(f"--resume_from_checkpoint {explicit} is not a checkpoint folder: name a "
+                                    "checkpoint-<step> folder that an earlier run saved whole.")
+    else:
+        checkpoint = _last_complete_checkpoint(output_dir) if output_dir.is_dir() else None
+        if checkpoint is None:
+            return None
+    marker = checkpoint.parent / INPUTS_NAME
+    recorded = read_json(marker) if marker.exists() else None
+    if recorded != inputs:
+        differ = ", ".join(_differences(recorded, inputs)) if isinstance(recorded, dict) else \
+            f"no {INPUTS_NAME} says what it was trained on"
+        raise ValueError(
+            f"{checkpoint} comes from another training (it differs in: {differ}): pass another --output_dir, or "
+            "delete its checkpoint-* folders to start over there, or give the settings it was trained with."
+        )
+    logger.warning(f"Resuming from {checkpoint} (a run stopped there or is trained further); to start over, pass "
+                   "another --output_dir or delete its checkpoint-* folders.")
+    return str(checkpoint)
 
 
 def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments) -> int:
@@ -202,11 +245,9 @@ def run(name: str, args: TrainArguments, training_args: GPT3MixTrainingArguments
         training_args.load_best_model_at_end = False
         training_args.metric_for_best_model = None
 
-    # What a checkpoint in --output_dir must have been trained on to be resumed (the rows by their datasets
-    # fingerprints, which load_from_disk keeps).
-    inputs = {"rows": train._fingerprint, "model": args.model, "classifier_head": args.classifier_head,
-              "pooling": args.pooling, "max_length": args.max_length,
-              "evaluation": None if evaluation is None else evaluation._fingerprint}
+    # A resumed run picks up early stopping's count where it stopped, as an uninterrupted one would have it.
+    training_args.restore_callback_states_from_checkpoint = True
+    inputs = _training_inputs(args, training_args, train, evaluation)
     output_dir = Path(training_args.output_dir)
     checkpoint = _checkpoint_to_resume(output_dir, training_args.resume_from_checkpoint, inputs)
     trainer = classifier_trainer(train, evaluation, args.model, training_args, max_length=args.max_length,
