@@ -7,7 +7,8 @@ scores go into the card; without one, training runs for `--num_train_epochs` wit
 
 A run stopped half-way resumes: run the same command again and training goes on from the last checkpoint in
 `--output_dir` (one is saved each epoch), as the transformers example scripts do. `--resume_from_checkpoint` names
-another checkpoint. A checkpoint made from other inputs (other rows, model or evaluation set) is refused.
+another checkpoint. A checkpoint made from other inputs (other rows, model, evaluation set or a training argument
+that changes what is learnt) is refused.
 """
 
 from __future__ import annotations
