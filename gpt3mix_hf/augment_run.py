@@ -203,6 +203,13 @@ def _augment_in_shards(
                 "checkpoint_dir, or delete that folder to start over."
             )
     else:
+        # No manifest.json (deleted, or never written): each shard says what it was made from.
+        for made in sorted(folder.glob("shard-*/meta.json")):
+            if read_json(made).get("manifest") != manifest:
+                raise ValueError(
+                    f"{made.parent} was made by a run with other settings or data: pass another checkpoint_dir, or "
+                    f"delete {folder} to start over."
+                )
         write_json(manifest_path, manifest)
     shards, resumed_seconds, batching = [], 0.0, _batching(augmenter, map_kwargs)
     exact = augmenter.backend.identity.get("dtype") in (None, "float32")

@@ -479,6 +479,14 @@ def test_resumes_from_checkpoints(toy_sentiment, tmp_path):
         )
     with pytest.raises(ValueError, match="other settings"):
         GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2, seed=9).augment(checkpoint_dir=tmp_path, shard_size=2)
+    # Without the folder's manifest.json (deleted, as its error message for a damaged one suggests), each shard's
+    # own record still refuses the run.
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(ValueError, match="shard-00000-of-00003 was made by a run with other settings"):
+        GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2, seed=9).augment(checkpoint_dir=tmp_path, shard_size=2)
+    assert not (tmp_path / "manifest.json").exists()  # nothing written: the original run still resumes
+    assert rows(GPT3MixAugmenter(backend, toy_sentiment, SST2, ratio=2).augment(
+        checkpoint_dir=tmp_path, shard_size=2, load_from_cache_file=False)) == rows(first)
 
 
 class Bfloat16ScriptedBackend(ScriptedBackend):
