@@ -301,6 +301,32 @@ def test_train_stopped_half_way_resumes_to_the_same_model(augmented, reviews, ti
         torch.testing.assert_close(resumed[key], whole[key], rtol=0, atol=0, msg=key)
 
 
+def test_a_folder_whose_augment_stopped_while_saving_is_refused(augmented, server, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from gpt3mix_hf.cli import augment
+
+    folder = tmp_path / "cut"
+    shutil.copytree(augmented, folder)
+    # A run into the same folder that stops after the rows are saved, before its config: the earlier run's
+    # config must not be left to describe the new rows.
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(augment, "write_text", stop)
+    assert main(["augment", "--config", str(augmented / "gpt3mix_config.json"), "--base_url", f"{server.url}/v1",
+                 "--disable_tqdm", "--output_dir", str(folder)]) == 130
+    assert (folder / "synthetic").is_dir() and not (folder / "gpt3mix_config.json").exists()
+    capsys.readouterr()
+    line = one_error_line(capsys, ["train", "--augmented_dir", str(folder), "--output_dir", str(tmp_path / "m")])
+    assert "has no gpt3mix_config.json" in line and "run the same gpt3mix augment again" in line
+    line = one_error_line(capsys, ["push-dataset", "--repo_id", "me/x", "--dataset_dir", str(folder / "synthetic"),
+                                   "--dry_run"])
+    assert "has no gpt3mix_config.json" in line and "--config" in line
+
+
 def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, capsys, caplog):
     line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
                                    "--eval_dataset", str(reviews / "test.jsonl"), "--output_dir", str(tmp_path)])

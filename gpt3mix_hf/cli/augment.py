@@ -22,7 +22,7 @@ from ..backends.served.auth import check_base_url
 from ..config import AugmenterConfig
 from ..data import DataArguments
 from ..models import DEFAULT_LM
-from ..provenance import GPT3MixConfig
+from ..provenance import CONFIG_NAME, GPT3MixConfig
 from ..quality import format_quality
 from ..regeneration import make_augmenter
 from ..spec import TaskSpecArguments, task_spec
@@ -238,6 +238,9 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     data = {key: value for key, value in data.items() if key not in ("num_rows", "sha256")}
     config = GPT3MixConfig.from_augmenter(augmenter, dataset, data=data, map_batch_size=map_batch_size,
                                           num_proc=num_proc)
+    # gpt3mix_config.json is written last and marks the folder whole: an earlier run's is removed first, so a run
+    # stopped while saving leaves no config beside other rows (`train` and `push-dataset` refuse such a folder).
+    (output_dir / CONFIG_NAME).unlink(missing_ok=True)
     # One shard even for 0 rows: datasets cannot load back a folder saved without one.
     synthetic.save_to_disk(output_dir / "synthetic", num_shards=1 if len(synthetic) == 0 else None)
     dataset.save_to_disk(output_dir / "real")

@@ -144,6 +144,12 @@ def run(name: str, args: PushArguments, specific) -> int:
     if name == "push-dataset":
         dataset, folder = _load_dataset(specific)
         config = _find_config(args, folder)
+        if config is None and folder.name == "synthetic" and (folder.parent / "real").is_dir():
+            # A `gpt3mix augment` folder whose config (written last) is missing: its rows may be cut off.
+            raise FileNotFoundError(
+                f"{folder.parent} has no {CONFIG_NAME}, which `gpt3mix augment` writes last: run the same augment "
+                "again (it resumes), or name the provenance with --config."
+            )
         if config is not None and not (config.report or {}).get("quality") and (folder.parent / "real").is_dir():
             # A folder made before the quality report existed: measure its rows now, for the card.
             from .report import folder_quality
