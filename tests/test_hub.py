@@ -104,7 +104,7 @@ def test_push_dataset_creates_the_repo_and_uploads_the_exact_folder(hub, augment
     upload = hub.call("upload_folder")
     assert upload["repo_id"] == "me/sst2-gpt3mix" and upload["repo_type"] == "dataset"
     assert upload["commit_message"] == "First GPT3Mix rows"
-    assert upload["delete_patterns"] == ["data/train-*.parquet"]
+    assert upload["delete_patterns"] == ["data/*.parquet", CONFIG_NAME]
     assert hub.names() == ["create_repo", "repo_info", "upload_folder"]
 
     (uploaded,) = hub.uploads
@@ -141,6 +141,10 @@ def test_large_datasets_are_sharded_and_reload_in_order(augmented, tmp_path):
     push_augmented_dataset(synthetic, "me/x", provenance=config, local_dir=folder)
     assert sorted(p.name for p in (folder / "data").iterdir()) == ["train-00000-of-00001.parquet"]
     assert load_dataset(str(folder), split="train").num_rows == len(synthetic)
+    # Other rows, without provenance: the earlier split and provenance file do not stay beside them.
+    push_augmented_dataset(DatasetDict({"real": synthetic.select(range(2))}), "me/x", local_dir=folder)
+    assert sorted(p.name for p in (folder / "data").iterdir()) == ["real-00000-of-00001.parquet"]
+    assert not (folder / CONFIG_NAME).exists()
 
 
 def test_splits_of_a_dataset_dict(augmented, tmp_path):

@@ -34,6 +34,7 @@ DEFAULT_MAX_SHARD_SIZE = "500MB"
 # What a classifier push replaces in its repository: a full model's weights and config, an adapter, the provenance
 # file. Left from an earlier push, an `adapter_config.json` beside new full weights would make transformers load
 # the old adapter on its old base model, and an old provenance file would contradict a card that says there is none.
+DATASET_FILES = ["data/*.parquet", CONFIG_NAME]
 MODEL_FILES = ["config.json", "*.safetensors", "*.bin", "*.index.json", "adapter_config.json", CONFIG_NAME]
 
 
@@ -177,7 +178,9 @@ def push_augmented_dataset(
     create_pr: bool = False,
     **card_kwargs,
 ):
-    """Publish a GPT3Mix dataset: parquet shards, a dataset card and `gpt3mix_config.json`, in one commit.
+    """Publish a GPT3Mix dataset: parquet shards, a dataset card and `gpt3mix_config.json`, in one commit. The
+    repository's earlier data shards and provenance file (`DATASET_FILES`) are deleted in that commit, so that the
+    card, the provenance and the rows agree: publish several splits together, as a `DatasetDict`.
 
     Args:
         dataset (`Dataset` or `DatasetDict`): the synthetic rows (`augmenter.augment()`), or real + synthetic
@@ -237,8 +240,9 @@ def push_augmented_dataset(
         "dataset",
         local_dir=local_dir,
         token=token,
-        # Replace this upload's splits: older shards of them (another shard count) must go.
-        delete_patterns=[f"data/{name}-*.parquet" for name in splits],
+        # The repository holds this upload only: older shards (another shard count, other splits) and an earlier
+        # provenance file would sit beside rows they do not describe.
+        delete_patterns=DATASET_FILES,
         private=private,
         commit_message=commit_message or "Upload GPT3Mix dataset with gpt3mix_hf",
         revision=revision,
