@@ -127,6 +127,19 @@ def test_a_request_cache_that_is_not_sqlite_is_named(tmp_path):
     (tmp_path / "folder.sqlite").mkdir()
     with pytest.raises(ValueError, match="is a folder"):
         RequestCache(tmp_path / "folder.sqlite")
+    # Pages overwritten in the middle of a cache open fine and fail at a lookup: the same message, not a
+    # sqlite3 error (which the CLI would print as a traceback).
+    path = tmp_path / "damaged.sqlite"
+    with RequestCache(path) as cache:
+        for number in range(2000):
+            cache.put(f'{{"prompt": "{number}"}}', {"choices": [{"text": "x" * 200}]})
+        cache._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with path.open("r+b") as handle:
+        handle.seek(path.stat().st_size // 2)
+        handle.write(bytes(range(256)) * 32)
+    with RequestCache(path) as cache, pytest.raises(ValueError, match=r"damaged.sqlite is not a request cache"):
+        for number in range(2000):
+            cache.get(f'{{"prompt": "{number}"}}')
 
 
 def test_a_trainer_output_dir_that_is_a_file_is_refused_when_it_is_built(tmp_path):

@@ -122,12 +122,12 @@ def _load_augmented(folder: Path):
                 f"{folder} has no {part}/ folder: pass the output_dir of `gpt3mix augment` as --augmented_dir."
             )
     fix = f"{folder} is not a whole `gpt3mix augment` output: run the same gpt3mix augment again (it resumes)"
+    real, synthetic = load_saved_rows(folder / "real", fix), load_saved_rows(folder / "synthetic", fix)
     if not (folder / CONFIG_NAME).exists():
         # The file augment writes last: without it the rows may be cut off, or another run's.
         raise FileNotFoundError(f"{folder} has no {CONFIG_NAME}: {fix}.")
     config = GPT3MixConfig.from_pretrained(folder)
     text_column, label_column = config.data.text_column, config.data.label_column
-    real, synthetic = load_saved_rows(folder / "real", fix), load_saved_rows(folder / "synthetic", fix)
     return real, synthetic, config, text_column, label_column
 
 

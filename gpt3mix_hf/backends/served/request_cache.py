@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -54,24 +55,36 @@ class RequestCache:
         # Used from the backend's event loop, which may run in a helper thread: guarded by the lock instead.
         self._connection = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         try:
-            with self._lock:
+            with self._use():
                 self._connection.execute("PRAGMA journal_mode=WAL")
                 self._connection.execute(_SCHEMA)
                 self._connection.commit()
-        except sqlite3.DatabaseError as error:
+        except ValueError:
             self._connection.close()
-            raise ValueError(
-                f"{self.path} is not a request cache ({error}): it is damaged or another kind of file. Pass another "
-                "cache_path, or delete this one (its answers are then asked for again)."
-            ) from None
+            raise
+
+    @contextlib.contextmanager
+    def _use(self):
+        """The connection, under the lock; a damaged file (found when it is opened, or at a later lookup: pages
+        overwritten in the middle) raises a `ValueError` that says what to do. A locked one is not damaged."""
+        with self._lock:
+            try:
+                yield self._connection
+            except sqlite3.OperationalError:
+                raise
+            except sqlite3.DatabaseError as error:
+                raise ValueError(
+                    f"{self.path} is not a request cache ({error}): it is damaged or another kind of file. Pass "
+                    "another cache_path, or delete this one (its answers are then asked for again)."
+                ) from None
 
     @staticmethod
     def _hash(key: str) -> str:
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
     def get(self, key: str) -> dict | None:
-        with self._lock:
-            row = self._connection.execute(
+        with self._use() as connection:
+            row = connection.execute(
                 "SELECT request, answer FROM answers WHERE key_hash = ?", (self._hash(key),)
             ).fetchone()
         if row is None:
@@ -82,24 +95,24 @@ class RequestCache:
         return json.loads(row[1])
 
     def put(self, key: str, answer: dict):
-        with self._lock:
-            self._connection.execute(
+        with self._use() as connection:
+            connection.execute(
                 "INSERT OR REPLACE INTO answers (key_hash, request, answer, created) VALUES (?, ?, ?, ?)",
                 (self._hash(key), key, json.dumps(answer), time.time()),
             )
-            self._connection.commit()
+            connection.commit()
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._connection.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        with self._use() as connection:
+            return connection.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
 
     def clear(self):
-        with self._lock:
-            self._connection.execute("DELETE FROM answers")
-            self._connection.commit()
+        with self._use() as connection:
+            connection.execute("DELETE FROM answers")
+            connection.commit()
 
     def close(self):
         with self._lock:
