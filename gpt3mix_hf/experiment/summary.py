@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from ..state import load_rows, read_json, write_json
+from ..state import load_rows, read_json, write_json, write_text
 from .arguments import BASELINE, METHOD_NAMES, METHODS
 from .records import OK
 
@@ -222,13 +222,13 @@ def export_synthetic(output_dir: str | Path) -> list[Path]:
         names = rows.features["label"].names
         name = f"{meta_path.parents[2].name}_{meta_path.parents[1].name}_{meta_path.parent.name}"
         target = output_dir / "synthetic" / f"{name}.jsonl"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "w", encoding="utf-8") as file:
-            for row in rows:
-                for column in ("label", "written_label"):
-                    if column in row:
-                        row[column] = names[row[column]] if row[column] >= 0 else None
-                file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        lines = []
+        for row in rows:
+            for column in ("label", "written_label"):
+                if column in row:
+                    row[column] = names[row[column]] if row[column] >= 0 else None
+            lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+        write_text(target, "".join(lines))  # whole or not at all: label_stats.py reads these files
         write_json(target.with_suffix(".meta.json"), meta)
         written.append(target)
     return written
@@ -250,7 +250,7 @@ def write_summary(output_dir: str | Path, metric: str = "accuracy", prefix: str 
             f"with its 95 % t-interval.\n\n{markdown_table(records, name)}\n"
         )
     table = "\n".join(parts)
-    (output_dir / f"{prefix}_table.md").write_text(table, encoding="utf-8")
+    write_text(output_dir / f"{prefix}_table.md", table)
     write_json(output_dir / f"{prefix}_summary.json",
                {name: {str(level): cells for level, cells in summarize(records, name).items()} for name in METRICS})
     path = plot(records, output_dir / f"{prefix}_plot.png", metric, title=f"{prefix}: {metric} vs training data")
