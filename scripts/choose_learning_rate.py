@@ -24,6 +24,7 @@ import torch
 import transformers
 from transformers import HfArgumentParser
 
+from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.experiment import ExperimentArguments, run_experiment
 
 
@@ -50,6 +51,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "machine_kind": machine_kind("cuda" if torch.cuda.is_available() else "cpu"),
     }
 
 
@@ -73,6 +75,17 @@ def main() -> int:
                 })
     if args.only_run:
         return 0
+    expected = args.data_seeds * args.repeats
+    for dataset in args.datasets:
+        for level in args.levels:
+            for rate in args.learning_rates:
+                found = sum((c["dataset"], c["level"], c["learning_rate"]) == (dataset, level, rate) for c in cells)
+                if found != expected:
+                    # Runs another process holds are left out of run_experiment's records: never average fewer.
+                    sys.stderr.write(f"{dataset} at level {level:g}, lr {rate:g}: {found} of {expected} runs are "
+                                     "finished (others are running elsewhere or failed): run this again once all "
+                                     "are done.\n")
+                    return 1
     sys.stdout.write(f"{'task':8} {'level':>6} {'lr':>8} {'val acc mean':>12} {'runs':>5} {'best epochs':>16}\n")
     table = {}
     for dataset in args.datasets:
