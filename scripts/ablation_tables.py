@@ -18,7 +18,7 @@ from transformers import HfArgumentParser
 
 from gpt3mix_hf.experiment import METHOD_NAMES, load_runs, summarize
 from gpt3mix_hf.experiment.arguments import BASELINE
-from gpt3mix_hf.experiment.summary import cell_text, left_out_notes
+from gpt3mix_hf.experiment.summary import METRICS, cell_text, left_out_notes
 
 
 @dataclass
@@ -39,6 +39,13 @@ class AblationArguments:
     metric: str = field(default="accuracy", metadata={"help": "accuracy or macro_f1."})
     output: str | None = field(default=None, metadata={"help": "Also write the table to this markdown file."})
 
+    def __post_init__(self):
+        if self.metric not in METRICS:
+            raise SystemExit(f"--metric must be one of {list(METRICS)}, got {self.metric!r}.")
+        unknown = [method for method in self.methods if method not in METHOD_NAMES]
+        if unknown:
+            raise SystemExit(f"--methods {unknown} are not methods of the harness ({sorted(METHOD_NAMES)}).")
+
 
 def ablation_table(args: AblationArguments) -> str:
     header = ["setting", f"{METHOD_NAMES[BASELINE]}: mean ± std"]
@@ -49,10 +56,15 @@ def ablation_table(args: AblationArguments) -> str:
     for item in args.sweeps:
         name, sep, folder = item.partition("=")
         if not sep or not Path(folder, "runs").is_dir():
-            raise ValueError(f"--sweeps item {item!r}: give '<row name>=<folder with runs/>'.")
-        records = [r for r in load_runs(folder) if math.isclose(r["level"], args.level)
+            raise SystemExit(f"--sweeps item {item!r}: give '<row name>=<folder with runs/>'.")
+        runs = load_runs(folder)
+        records = [r for r in runs if math.isclose(r["level"], args.level)
                    and (args.data_indices is None or r["data_index"] in args.data_indices)
                    and (args.repeat_indices is None or r["repeat"] in args.repeat_indices)]
+        if not records:
+            levels = sorted({r["level"] for r in runs})
+            raise SystemExit(f"{folder} has no runs at --level {args.level:g} (with the seeds asked for); its levels: "
+                             f"{', '.join(f'{level:g}' for level in levels)}.")
         level = summarize(records, args.metric).get(args.level, {"cells": {}, "left_out": {}})
         row = [name, cell_text(level["cells"].get(BASELINE))[0]]
         for method in args.methods:

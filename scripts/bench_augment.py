@@ -60,6 +60,11 @@ class BenchArguments:
     )
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's choice)."})
 
+    def __post_init__(self):
+        for name in ("rows", "max_new_tokens", "repeats"):
+            if getattr(self, name) < 1:
+                raise SystemExit(f"--{name} must be >= 1, got {getattr(self, name)}.")
+
 
 def machine() -> str:
     try:

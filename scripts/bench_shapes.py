@@ -33,6 +33,11 @@ class ShapeArguments:
     lengths: int = field(default=12, metadata={"help": "How many distinct lengths (each run fresh, then seen)."})
     dtypes: str = field(default="float32,bfloat16", metadata={"help": "Comma-separated dtypes to measure."})
 
+    def __post_init__(self):
+        for name in ("batch_size", "first_length", "lengths"):
+            if getattr(self, name) < 1:
+                raise SystemExit(f"--{name} must be >= 1, got {getattr(self, name)}.")
+
 
 def timed(model, **inputs) -> float:
     start = time.perf_counter()

@@ -158,6 +158,9 @@ def main():
     options = parser.parse_args()
     if len(set(options.variants)) != len(options.variants) or len(options.variants) < 2:
         parser.error(f"--variants needs at least two different variants of {VARIANTS}, got {options.variants}.")
+    for name in ("steps", "repeats", "batch_size", "max_length"):
+        if getattr(options, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(options, name)}.")
     if options.threads:
         torch.set_num_threads(options.threads)
     logging.set_verbosity_error()

@@ -39,6 +39,11 @@ class SourceArguments:
     source: str = field(metadata={"help": "The output_dir of the sweep at the larger ratio."})
     source_ratio: int = field(metadata={"help": "Its ratio."})
 
+    def __post_init__(self):
+        if self.source_ratio < 2:
+            raise SystemExit(f"--source_ratio must be >= 2 (a larger ratio to take fewer rows from), got "
+                             f"{self.source_ratio}.")
+
 
 def copies_of(augmenter: GPT3MixAugmenter, split_train, rows) -> list[tuple[int, int]]:
     """The (real row, copy) of each cached row, in order."""
@@ -64,6 +69,9 @@ def main() -> None:
     parser = HfArgumentParser((ExperimentArguments, ProtocolAugmenterConfig, SamplingConfig, SourceArguments))
     args, settings, sampling, source = parser.parse_args_into_dataclasses()
     ratio = int(settings.ratio)
+    if not 1 <= ratio < source.source_ratio or ratio != settings.ratio:
+        raise SystemExit(f"--ratio must be a whole number from 1 to below --source_ratio {source.source_ratio}, got "
+                         f"{settings.ratio}: the rows are taken from the larger ratio's.")
     train, _ = load_task_data(args, need_test=False)
     names = list(train.features["label"].names)
     spec = task_spec(args.task, names, args.dataset)

@@ -8,8 +8,8 @@ top probability, and how often the written label and the calibrated or debiased 
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -45,6 +45,15 @@ def label_stats(folder: Path) -> str:
     ])
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweeps", nargs="+", type=Path, help="Output folders of `gpt3mix experiment` runs.")
+    for folder in parser.parse_args().sweeps:
+        try:
+            print(label_stats(folder))
+        except FileNotFoundError as error:
+            raise SystemExit(str(error)) from None
+
+
 if __name__ == "__main__":
-    for argument in sys.argv[1:]:
-        print(label_stats(Path(argument)))
+    main()

@@ -88,6 +88,11 @@ class CheckArguments:
     chunk: int = field(default=25, metadata={"help": "Rows scored per backend call."})
     output_dir: str | None = field(default=None, metadata={"help": "Write <task>.json here."})
 
+    def __post_init__(self):
+        for name in ("rows", "pool_per_class", "k", "orders", "chunk"):
+            if getattr(self, name) < 1:
+                raise SystemExit(f"--{name} must be >= 1, got {getattr(self, name)}.")
+
 
 def cpu_model() -> str:
     try:
