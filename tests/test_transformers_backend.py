@@ -121,6 +121,22 @@ def test_missing_pad_token_pads_with_eos(tiny_lm_dir):
     assert backend.tokenizer.pad_token_id == tokenizer.eos_token_id
 
 
+def test_a_model_passed_as_an_object_is_known_by_its_weights(tiny_lm_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    first, same = (TransformersBackend(AutoModelForCausalLM.from_pretrained(tiny_lm_dir), tokenizer)
+                   for _ in range(2))
+    assert first.identity == same.identity
+    other = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    with torch.no_grad():
+        next(other.parameters()).neg_()  # the same config, other weights
+    assert TransformersBackend(other, tokenizer).identity != first.identity
+    from gpt3mix_hf.hub.cards.common import model_description
+
+    sha256 = first.identity["weights"]["sha256"]
+    assert model_description(first.identity) == (
+        f"a model passed to the transformers backend as an object, its weights' sha256 `{sha256[:16]}…`")
+
+
 def test_tokenizer_without_pad_or_eos_is_refused(tiny_lm_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm_dir)
     tokenizer.pad_token = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 from collections import deque
 from functools import cached_property
@@ -234,11 +235,23 @@ class TransformersBackend(Backend):
             if weights is not None:
                 identity["weights"] = weights
         else:
-            identity = {"backend": "transformers", "model": self.model.config.to_dict()}
+            # A model passed as an object has no name that says which weights it holds: their digest does (two
+            # models of one config with other weights would share a checkpoint, a cache entry or a provenance).
+            identity = {"backend": "transformers", "model": self.model.config.to_dict(),
+                        "weights": {"source": "object", "sha256": self._weights_sha256}}
         # Recorded where it changes the soft labels: a model in another dtype than float32, scored in float32.
         if self._float32_twin:
             identity["score_dtype"] = "float32"
         return identity
+
+    @cached_property
+    def _weights_sha256(self) -> str:
+        """A sha256 of the model's parameters and buffers, taken once (one pass over the weights in memory)."""
+        digest = hashlib.sha256()
+        for name, tensor in self.model.state_dict().items():
+            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     @property
     def device(self) -> torch.device:

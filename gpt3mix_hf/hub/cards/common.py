@@ -142,6 +142,10 @@ def model_description(identity: dict) -> str:
         model = identity.get("model")
         if isinstance(model, str):
             return f"`{model}` ({kind} backend)"
+        weights = identity.get("weights")
+        if isinstance(weights, dict) and weights.get("source") == "object":
+            return (f"a model passed to the {kind} backend as an object, its weights' sha256 "
+                    f"`{str(weights.get('sha256'))[:16]}…`")
         return f"a {kind} backend ({', '.join(sorted(identity))})"
     hub_id = hub_id_of(name)
     text = f"[{hub_id}](https://huggingface.co/{hub_id})" if hub_id else f"a local model (`{Path(name).name}`)"
