@@ -22,9 +22,41 @@ from .batches import OCCURRENCE_COLUMN
 from .data import align_label_names, check_columns
 from .quality import quality_report
 from .state import check_folder_path, load_rows, read_json, save_rows, write_json
+from .validation import check_fields
 
 logger = logging.get_logger(__name__)
 
+
+
+@dataclass
+class RunSettings:
+    """How the run was batched, and where: `map_batch_size` (real rows per `Dataset.map` batch), `num_proc` and
+    the backend's `generation_batch_size` decide which prompts are decoded together. In float32 the rows do not
+    depend on them; in bfloat16 they do, and on the kind of `machine` too (`machine_kind`), so regeneration
+    uses the recorded values and warns on another machine."""
+
+    map_batch_size: int = 16
+    generation_batch_size: int | None = None
+    num_proc: int | None = None
+    machine: str | None = None
+
+    def __post_init__(self):
+        check_fields(self)
+        for name in ("map_batch_size", "generation_batch_size", "num_proc"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"run.{name} must be a whole number >= 1, got {value!r}.")
+
+    @classmethod
+    def of(cls, backend, map_batch_size: int, num_proc: int | None) -> RunSettings:
+        """The settings of a run of `backend` with `Dataset.map(batch_size=map_batch_size, num_proc=num_proc)`."""
+        return cls(map_batch_size, getattr(backend, "batch_size", None), num_proc, getattr(backend, "machine", None))
+
+    @staticmethod
+    def rows_depend_on_it(dtype: str | None) -> bool:
+        """Whether rows generated in `dtype` depend on the batching and the machine (bfloat16, float16) or not
+        (float32, and served backends, which record no dtype)."""
+        return dtype not in (None, "float32")
 
 
 @dataclass
@@ -173,14 +205,6 @@ def _map(augmenter, dataset: Dataset, **map_kwargs) -> Dataset:
         **map_kwargs,
     )
 
-def _batching(augmenter, map_kwargs: dict) -> dict:
-    """What decides which prompts decode together: bf16 rows depend on it (`RunSettings`)."""
-    backend = augmenter.backend
-    return {"map_batch_size": map_kwargs.get("batch_size"), "num_proc": map_kwargs.get("num_proc"),
-            "generation_batch_size": getattr(backend, "batch_size", None),
-            "machine": getattr(backend, "machine", None)}
-
-
 def _augment_in_shards(
     augmenter, dataset: Dataset, folder: Path, shard_size: int, **map_kwargs
 ) -> tuple[Dataset, float]:
@@ -211,8 +235,9 @@ def _augment_in_shards(
                     f"delete {folder} to start over."
                 )
         write_json(manifest_path, manifest)
-    shards, resumed_seconds, batching = [], 0.0, _batching(augmenter, map_kwargs)
-    exact = augmenter.backend.identity.get("dtype") in (None, "float32")
+    run = RunSettings.of(augmenter.backend, map_kwargs.get("batch_size"), map_kwargs.get("num_proc"))
+    shards, resumed_seconds, batching = [], 0.0, asdict(run)
+    exact = not RunSettings.rows_depend_on_it(augmenter.backend.identity.get("dtype"))
     num_shards = math.ceil(len(dataset) / shard_size)
     for number in range(num_shards):
         path = folder / f"shard-{number:05d}-of-{num_shards:05d}"

@@ -22,6 +22,7 @@ from typing import Any
 from datasets import Dataset
 from transformers.utils import logging
 
+from .augment_run import RunSettings
 from .augmenter import GPT3MixAugmenter
 from .backends.base import SamplingConfig
 from .config import AugmenterConfig
@@ -130,26 +131,6 @@ class TaskSection:
 
 
 @dataclass
-class RunSettings:
-    """How the run was batched, and where: `map_batch_size` (real rows per `Dataset.map` batch), `num_proc` and
-    the backend's `generation_batch_size` decide which prompts are decoded together. In float32 the rows do not
-    depend on them; in bfloat16 they do, and on the kind of `machine` too (`machine_kind`), so regeneration
-    uses the recorded values and warns on another machine."""
-
-    map_batch_size: int = 16
-    generation_batch_size: int | None = None
-    num_proc: int | None = None
-    machine: str | None = None
-
-    def __post_init__(self):
-        check_fields(self)
-        for name in ("map_batch_size", "generation_batch_size", "num_proc"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"run.{name} must be a whole number >= 1, got {value!r}.")
-
-
-@dataclass
 class GPT3MixConfig:
     """The provenance of one augmentation run: the content of `gpt3mix_config.json`.
 
@@ -248,8 +229,7 @@ class GPT3MixConfig:
             task=TaskSection(augmenter.spec, augmenter.template, list(augmenter.label_names)),
             sampling=SamplingConfig(**augmenter.sampling.to_dict()),
             data=source,
-            run=RunSettings(map_batch_size, getattr(augmenter.backend, "batch_size", None), num_proc,
-                            getattr(augmenter.backend, "machine", None)),
+            run=RunSettings.of(augmenter.backend, map_batch_size, num_proc),
             report=report.to_dict() if report is not None else None,
         )
         check_no_secrets(config.to_dict())

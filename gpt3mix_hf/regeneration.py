@@ -7,6 +7,7 @@ from pathlib import Path
 from datasets import Dataset
 from transformers.utils import logging
 
+from .augment_run import RunSettings
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend
 from .backends.local.machine import machine_kind
@@ -64,7 +65,7 @@ def make_augmenter(
                 "folder, split and sub-sample, or pass check_data=False to generate from these rows anyway."
             )
     dtype = config.backend.get("dtype")
-    if dtype not in (None, "float32") and config.run.machine is not None:
+    if RunSettings.rows_depend_on_it(dtype) and config.run.machine is not None:
         here = machine_kind(device or config.backend.get("device") or "cpu")
         if here != config.run.machine:
             logger.warning(
