@@ -301,6 +301,20 @@ def test_train_stopped_half_way_resumes_to_the_same_model(augmented, reviews, ti
         torch.testing.assert_close(resumed[key], whole[key], rtol=0, atol=0, msg=key)
 
 
+def test_the_served_backends_settings_are_flags(server, reviews, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    flags = ["augment", "--dataset", str(reviews), *REVIEW_FLAGS, "--sample_per_class", "3", "--backend", "openai",
+             "--base_url", f"{server.url}/v1", "--model", "tiny", "--max_new_tokens", "8", "--disable_tqdm",
+             "--output_dir", str(tmp_path / "out")]
+    # A token budget smaller than one request's prompt: the run stops before it pays for more.
+    line = one_error_line(capsys, [*flags, "--max_total_tokens", "5"])
+    assert "max_total_tokens" in line
+    assert not (tmp_path / "out" / "gpt3mix_config.json").exists()
+    line = one_error_line(capsys, ["augment", "--timeout", "5", "--max_requests", "3", "--output_dir", str(tmp_path)])
+    assert "--timeout, --max_requests are for a served LM" in line
+    assert "timeout must be a finite number" in one_error_line(capsys, [*flags, "--timeout", "0"])
+
+
 def test_a_folder_whose_augment_stopped_while_saving_is_refused(augmented, server, tmp_path, capsys, monkeypatch):
     import shutil
 

@@ -19,6 +19,7 @@ from transformers.utils import logging
 from ..augmenter import GPT3MixAugmenter
 from ..backends.base import SamplingConfig
 from ..backends.served.auth import check_base_url
+from ..backends.served.config import ServedConfig
 from ..config import AugmenterConfig
 from ..data import DataArguments
 from ..models import DEFAULT_LM
@@ -65,11 +66,6 @@ class AugmentArguments:
         metadata={"help": "openai/tgi: the environment variable holding the API key (default: OPENAI_API_KEY for "
                   "openai, HF_TOKEN for tgi; unset: no key)."},
     )
-    max_concurrency: int | None = field(default=None, metadata={"help": "openai/tgi: requests in flight at once."})
-    cache_path: str | None = field(
-        default=None,
-        metadata={"help": "openai/tgi: a SQLite file of answered requests, so that a rerun pays nothing twice."},
-    )
     generation_batch_size: int | None = field(
         default=None,
         metadata={"help": "transformers: decoding slots (default: 64 on CPU, 128 on GPU; with --config the recorded "
@@ -94,15 +90,9 @@ class AugmentArguments:
         for name in ("generation_batch_size", "map_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise ValueError(f"--max_concurrency must be >= 1, got {self.max_concurrency}.")
-        served_flags = [f"--{name}" for name in ("base_url", "api_key_env", "max_concurrency", "cache_path")
-                        if getattr(self, name) is not None]
+        served_flags = [f"--{name}" for name in ("base_url", "api_key_env") if getattr(self, name) is not None]
         if self.backend == "transformers" and served_flags and self.config is None:
-            raise ValueError(
-                f"{', '.join(served_flags)} {'is' if len(served_flags) == 1 else 'are'} for a served LM: add "
-                "--backend openai (vLLM and other OpenAI-compatible servers) or --backend tgi, with --base_url."
-            )
+            _refuse_served_flags(served_flags)
         if self.backend in SERVED and self.base_url is None and self.config is None:
             raise ValueError(
                 f"--backend {self.backend} needs --base_url, the server's address (e.g. http://127.0.0.1:8000/v1)."
@@ -117,31 +107,37 @@ class AugmentArguments:
             )
 
 
+def _refuse_served_flags(flags: list[str]) -> None:
+    raise ValueError(
+        f"{', '.join(flags)} {'is' if len(flags) == 1 else 'are'} for a served LM: add --backend openai (vLLM and "
+        "other OpenAI-compatible servers) or --backend tgi, with --base_url."
+    )
+
+
 def arguments(name: str) -> tuple[type, ...]:
-    return DataArguments, TaskSpecArguments, SamplingConfig, AugmenterConfig, AugmentArguments
+    # ServedConfig's fields are the served backends' flags (--max_concurrency, --timeout, --cache_path, ...).
+    return DataArguments, TaskSpecArguments, SamplingConfig, AugmenterConfig, AugmentArguments, ServedConfig
 
 
-def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: str | None,
-                   max_concurrency: int | None, cache_path: str | None, identity: dict | None = None):
+def served_backend(kind: str, base_url: str, *, model: str | None, api_key_env: str | None, served: ServedConfig,
+                   identity: dict | None = None):
     """An `OpenAIBackend` or `TGIBackend` (rebuilt from a provenance `identity` when given). The backend reads
     its key from the environment variable `api_key_env` itself, in every `map(num_proc=...)` worker too: the
     key is never a flag, never pickled."""
-    from ..backends import OpenAIBackend, ServedConfig, TGIBackend
+    from ..backends import OpenAIBackend, TGIBackend
 
     backend_class = OpenAIBackend if kind == "openai" else TGIBackend
-    options = {name: value for name, value in (("max_concurrency", max_concurrency), ("cache_path", cache_path))
-               if value is not None}
     variable = api_key_env or DEFAULT_KEY_ENV[kind]
     if not os.environ.get(variable):
         logger.warning(f"{variable} is not set: no API key is sent to {base_url}. A server that needs one answers "
                        f"401: then export {variable}=<the key> (or name another variable with --api_key_env).")
-    settings = {"config": ServedConfig(**options), "api_key_env": variable if os.environ.get(variable) else None}
+    settings = {"config": served, "api_key_env": variable if os.environ.get(variable) else None}
     if identity is not None:
         return backend_class.from_identity(identity, base_url=base_url, **settings)
     return backend_class(base_url, model=model, **settings)
 
 
-def _backend(args: AugmentArguments):
+def _backend(args: AugmentArguments, served: ServedConfig):
     if args.backend == "transformers":
         from ..backends.local.transformers import TransformersBackend
 
@@ -153,7 +149,7 @@ def _backend(args: AugmentArguments):
             batch_size=args.generation_batch_size,
         )
     return served_backend(args.backend, args.base_url, model=args.model, api_key_env=args.api_key_env,
-                          max_concurrency=args.max_concurrency, cache_path=args.cache_path)
+                          served=served)
 
 
 def _check_nothing_else_given(given: list) -> None:
@@ -174,7 +170,7 @@ def _check_nothing_else_given(given: list) -> None:
         )
 
 
-def _from_config(args: AugmentArguments, given: DataArguments):
+def _from_config(args: AugmentArguments, given: DataArguments, served: ServedConfig):
     # The file names the LM (its identity, dtype and commit included): a flag that picks another would be ignored.
     other_lm = [f"--{name}" for name in ("model", "model_revision") if getattr(args, name) is not None]
     other_lm += ["--dtype"] if args.dtype != "auto" else []
@@ -199,8 +195,7 @@ def _from_config(args: AugmentArguments, given: DataArguments):
                 f"The data was made by the {kind!r} server model {config.backend.get('model')!r}; a provenance file "
                 "records no server address: pass --base_url of a server that serves it."
             )
-        backend = served_backend(kind, args.base_url, model=None, api_key_env=args.api_key_env,
-                                 max_concurrency=args.max_concurrency, cache_path=args.cache_path,
+        backend = served_backend(kind, args.base_url, model=None, api_key_env=args.api_key_env, served=served,
                                  identity=config.backend)
     options = {} if args.generation_batch_size is None or backend is not None else {
         "batch_size": args.generation_batch_size}
@@ -213,18 +208,21 @@ def _from_config(args: AugmentArguments, given: DataArguments):
 
 
 def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: SamplingConfig,
-        settings: AugmenterConfig, args: AugmentArguments) -> int:
+        settings: AugmenterConfig, args: AugmentArguments, served: ServedConfig) -> int:
     if args.disable_tqdm:
         disable_progress_bar()
     check_folder_path(args.output_dir, "--output_dir")  # before the LM is loaded and the rows are made
+    served_flags = [f"--{item.name}" for item in fields(served) if getattr(served, item.name) != item.default]
+    if args.backend == "transformers" and served_flags and args.config is None:
+        _refuse_served_flags(served_flags)
     if args.config is not None:
         _check_nothing_else_given([data_args, task, sampling, settings])
-        augmenter, dataset, data, map_batch_size, num_proc = _from_config(args, data_args)
+        augmenter, dataset, data, map_batch_size, num_proc = _from_config(args, data_args, served)
     else:
         dataset = data_args.load()
         label_names = list(dataset.features[data_args.label_column].names)
         augmenter = GPT3MixAugmenter(
-            _backend(args), dataset, task_spec(task, label_names, data_args.dataset), config=settings,
+            _backend(args, served), dataset, task_spec(task, label_names, data_args.dataset), config=settings,
             sampling=sampling, text_column=data_args.text_column, label_column=data_args.label_column,
         )
         data, map_batch_size, num_proc = vars(data_args), args.map_batch_size or 64, args.num_proc

@@ -34,16 +34,31 @@ class ServedConfig:
     >>> backend = OpenAIBackend("http://127.0.0.1:8000/v1", config=config)
     """
 
-    max_concurrency: int = field(default=8, metadata={"help": "Requests in flight at once."})
-    timeout: float = field(default=120.0, metadata={"help": "Seconds before a request counts as failed."})
-    max_retries: int = field(default=6, metadata={"help": "Retries on timeouts, 429, 5xx and malformed replies."})
-    connect_retries: int = field(default=2, metadata={"help": "Retries when the connection is refused."})
-    backoff_base: float = field(default=0.5, metadata={"help": "First retry waits up to this many seconds."})
-    backoff_max: float = field(default=30.0, metadata={"help": "Longest wait between two tries."})
-    max_requests: int | None = field(default=None, metadata={"help": "Most requests sent (cache hits free)."})
-    max_total_tokens: int | None = field(default=None, metadata={"help": "Most prompt + completion tokens."})
-    cache_path: str | None = field(default=None, metadata={"help": "SQLite request cache (resumable runs)."})
-    progress: bool = field(default=False, metadata={"help": "Show a progress bar per batch of requests."})
+    max_concurrency: int = field(default=8, metadata={"help": "openai/tgi: requests in flight at once."})
+    timeout: float = field(
+        default=120.0, metadata={"help": "openai/tgi: seconds before a request counts as failed (and is retried)."}
+    )
+    max_retries: int = field(
+        default=6, metadata={"help": "openai/tgi: retries on timeouts, 429, 5xx and malformed replies."}
+    )
+    connect_retries: int = field(
+        default=2, metadata={"help": "openai/tgi: retries when the connection is refused."}
+    )
+    backoff_base: float = field(
+        default=0.5, metadata={"help": "openai/tgi: the first retry waits up to this many seconds."}
+    )
+    backoff_max: float = field(default=30.0, metadata={"help": "openai/tgi: the longest wait between two tries."})
+    max_requests: int | None = field(
+        default=None, metadata={"help": "openai/tgi: stop before sending more requests (cache hits are free)."}
+    )
+    max_total_tokens: int | None = field(
+        default=None, metadata={"help": "openai/tgi: stop before the prompt + completion tokens paid for pass this."}
+    )
+    cache_path: str | None = field(
+        default=None,
+        metadata={"help": "openai/tgi: a SQLite file of answered requests, so that a rerun pays nothing twice."},
+    )
+    progress: bool = field(default=False, metadata={"help": "openai/tgi: a progress bar per batch of requests."})
 
     def __post_init__(self):
         check_fields(self)
