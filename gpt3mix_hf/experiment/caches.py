@@ -9,7 +9,9 @@ then reads its labels from the same texts (`derive_method_rows`):
 - `gpt3mix-soft`: the LM's label distribution (uncalibrated);
 - `gpt3mix-calibrated`: the distribution with the LM's content-free label prior divided out (Zhao et al., 2021);
 - `gpt3mix-hard`: the paper's hard label, the argmax of the (uncalibrated) label distribution, one-hot;
-- `gpt3mix-written`: the label the LM wrote after its text, one-hot (a variant, not the paper's);
+- `gpt3mix-written`: the label the LM wrote after its text, one-hot (a variant, not the paper's), on the rows the
+  shared generation kept: unlike the augmenter's `label_mode="written"`, which also keeps rows whose label
+  scoring failed, it drops them, so that every GPT3Mix method trains on the same texts;
 - `gpt3mix-debiased`: the label distribution averaged over the orders of the prompt's examples and divided by the
   task's mean label distribution over the pool (`label_mode="debiased"`, a variant, not the paper's). When it is
   asked for, the generation runs in that mode: the same texts and raw distributions as a soft-mode generation,
