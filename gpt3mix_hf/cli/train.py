@@ -27,6 +27,7 @@ from ..provenance import CONFIG_NAME, GPT3MixConfig
 from ..state import json_round_trip, load_saved_rows, read_json, write_json
 from ..training.arguments import GPT3MixTrainingArguments
 from ..training.classification import classifier_trainer
+from ..training.pooling import classifier_head_field, pooling_field
 from ..validation import check_fields
 
 logger = logging.get_logger(__name__)
@@ -54,17 +55,8 @@ class TrainArguments:
     eval_data_dir: str | None = field(
         default=None, metadata={"help": "For a benchmark --eval_dataset: the folder of <benchmark>/<split>.jsonl."}
     )
-    classifier_head: str = field(
-        default="default",
-        metadata={"help": "default: the architecture's own head; mlp: two fully connected layers (the paper's).",
-                  "choices": ["default", "mlp"]},
-    )
-    pooling: str = field(
-        default="auto",
-        metadata={"help": "The sentence vector the head reads: auto (what the checkpoint was trained with: mean for "
-                  "all-MiniLM-L6-v2, BERT's pooler for a plain BERT), mean, cls or pooler.",
-                  "choices": ["auto", "pooler", "mean", "cls"]},
-    )
+    classifier_head: str = classifier_head_field()
+    pooling: str = pooling_field()
     real_only: bool = field(default=False, metadata={"help": "Train on the real rows only (a NoAug baseline)."})
     max_length: int = field(default=128, metadata={"help": "Tokens per input (longer texts are cut)."})
 

@@ -11,6 +11,7 @@ from ..config import AugmenterConfig
 from ..data import DataSourceArguments
 from ..models import DEFAULT_CLASSIFIER, DEFAULT_LM
 from ..spec import TaskSpecArguments
+from ..training.pooling import classifier_head_field, pooling_field
 from ..validation import check_fields
 
 # GPT3Mix methods all come from one generation per sub-sample (see `caches.derive_method_rows`).
@@ -103,17 +104,8 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
     classifier: str = field(
         default=DEFAULT_CLASSIFIER, metadata={"help": "Classifier: embedded short name, Hub id or folder."}
     )
-    classifier_head: str = field(
-        default="default",
-        metadata={"help": "default: one linear layer on the pooled vector; mlp: two fully connected layers (the "
-                  "paper's).", "choices": ["default", "mlp"]},
-    )
-    pooling: str = field(
-        default="auto",
-        metadata={"help": "The sentence vector the head reads: auto (what the checkpoint was trained with: mean for "
-                  "all-MiniLM-L6-v2, BERT's pooler for a plain BERT), mean, cls or pooler.",
-                  "choices": ["auto", "pooler", "mean", "cls"]},
-    )
+    classifier_head: str = classifier_head_field()
+    pooling: str = pooling_field()
     learning_rate: float = field(
         default=1e-4,
         metadata={"help": "AdamW learning rate. 1e-4: chosen once on NoAug validation accuracy (SST-2, TREC6 at 1 "

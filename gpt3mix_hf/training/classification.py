@@ -25,13 +25,12 @@ from ..data import align_label_names
 from ..models import DEFAULT_CLASSIFIER, resolve_classifier
 from .arguments import GPT3MixTrainingArguments
 from .metrics import compute_metrics, compute_selection_metrics
-from .pooling import POOLING_MODES, PooledBertConfig, PooledBertForSequenceClassification, checkpoint_pooling
+from .pooling import HEADS, POOLING_MODES, PooledBertConfig, PooledBertForSequenceClassification, checkpoint_pooling
 from .trainer import GPT3MixTrainer
 
 logger = logging.get_logger(__name__)
 
 TARGET_COLUMNS = ("label", "soft_labels", "is_synthetic")
-CLASSIFIER_HEADS = ("default", "mlp")
 ENCODER_ONLY_KEYS = ("model_type", "architectures", "pooling_mode", "classifier_head", "transformers_version")
 
 
@@ -103,8 +102,8 @@ def load_classifier(
     >>> model.config.classifier_head, model.config.pooling_mode
     ('mlp', 'mean')
     """
-    if classifier_head not in CLASSIFIER_HEADS:
-        raise ValueError(f"classifier_head={classifier_head!r} is not supported: use one of {CLASSIFIER_HEADS}.")
+    if classifier_head not in HEADS:
+        raise ValueError(f"classifier_head={classifier_head!r} is not supported: use one of {HEADS}.")
     if pooling not in POOLING_MODES:
         raise ValueError(f"pooling={pooling!r} is not supported: use one of {POOLING_MODES}.")
     path = resolve_classifier(model_name_or_path)
@@ -257,8 +256,8 @@ def train_classifier(
     if args is None:
         args = GPT3MixTrainingArguments(output_dir=tempfile.mkdtemp(prefix="gpt3mix-classifier-"))
         logger.info(f"No args given: training with the paper's defaults into {args.output_dir}.")
-    if classifier_head not in CLASSIFIER_HEADS:
-        raise ValueError(f"classifier_head={classifier_head!r} is not supported: use one of {CLASSIFIER_HEADS}.")
+    if classifier_head not in HEADS:
+        raise ValueError(f"classifier_head={classifier_head!r} is not supported: use one of {HEADS}.")
     trainer = classifier_trainer(
         train_dataset, eval_dataset, model_name_or_path, args, text_column=text_column, max_length=max_length,
         callbacks=callbacks, classifier_head=classifier_head, pooling=pooling,

@@ -10,6 +10,7 @@ for checkpoints trained that way (sentence-transformers folders say so in `modul
 from __future__ import annotations
 
 import json
+from dataclasses import field
 from pathlib import Path
 
 import torch
@@ -26,6 +27,21 @@ logger = logging.get_logger(__name__)
 # mask; "cls": the first token's state, no pooler. "auto" reads the checkpoint (see `checkpoint_pooling`).
 POOLING_MODES = ("auto", "pooler", "mean", "cls")
 HEADS = ("default", "mlp")
+
+
+def classifier_head_field():
+    """The `classifier_head` flag, for every command that trains a classifier."""
+    return field(default="default", metadata={
+        "help": "default: the architecture's own head (one linear layer on the pooled vector); mlp: two fully "
+                "connected layers (the paper's).", "choices": list(HEADS)})
+
+
+def pooling_field():
+    """The `pooling` flag, for every command that trains a classifier."""
+    return field(default="auto", metadata={
+        "help": "The sentence vector the head reads: auto (what the checkpoint was trained with: mean for "
+                "all-MiniLM-L6-v2, BERT's pooler for a plain BERT), mean, cls or pooler.",
+        "choices": list(POOLING_MODES)})
 # sentence-transformers' Pooling config flags, and the modes of ours they map to.
 SENTENCE_TRANSFORMERS_FLAGS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
 POOLING_MODULE = "sentence_transformers.models.Pooling"
