@@ -26,9 +26,12 @@ DEFAULT_DEBIAS_ORDERS = 2
 DEFAULT_DEBIAS_PRIOR_ROWS = 256
 
 
-@dataclass
+@dataclass(frozen=True)
 class AugmenterConfig:
     """What decides GPT3Mix's synthetic rows, beside the LM, the task spec, the prompt template and sampling.
+    Frozen, as the task spec, template and sampling are: an augmenter builds its prompts from the settings it
+    was given, so a change would have reached its cache fingerprint but not its rows. Make another with
+    `dataclasses.replace(config, k=3)`.
 
     Example:
 
@@ -97,11 +100,11 @@ class AugmenterConfig:
 
     def __post_init__(self):
         if isinstance(self.content_free_texts, tuple):
-            self.content_free_texts = list(self.content_free_texts)
+            object.__setattr__(self, "content_free_texts", list(self.content_free_texts))
         check_fields(self)
         if not 0 < self.ratio < math.inf:
             raise ValueError(f"ratio (synthetic rows per real row) must be a finite number > 0, got {self.ratio!r}.")
-        self.ratio = float(self.ratio)
+        object.__setattr__(self, "ratio", float(self.ratio))
         if not 0 <= self.min_label_mass <= 1:
             raise ValueError(f"min_label_mass is a share of probability, in [0, 1]: got {self.min_label_mass}.")
         for name in ("k", "max_attempts", "debias_prior_rows"):

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import logging
 import math
@@ -657,6 +658,17 @@ def test_fingerprint_hits_the_cache_and_settings_miss_it(tiny_lm_dir, data_dir, 
                run(sampling=SamplingConfig(max_new_tokens=5))._fingerprint,
                run(spec=TaskSpec.from_preset("cr"))._fingerprint}
     assert first._fingerprint not in changed and len(changed) == 10
+
+
+
+def test_the_settings_cannot_change_under_a_built_augmenter(toy_sentiment):
+    # The prompts are built from the settings given: one changed afterwards would reach the cache fingerprint
+    # (which pickles them) but not the rows.
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, SST2, k=2)
+    for settings, name in ((augmenter.config, "k"), (augmenter.sampling, "temperature"), (augmenter.spec, "text_type"),
+                           (augmenter.template, "item")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(settings, name, getattr(settings, name))
 
 
 def test_the_same_source_resolved_to_another_dtype_misses_the_cache(tiny_lm_dir, toy_sentiment, monkeypatch):

@@ -206,7 +206,7 @@ class ExperimentArguments(DataSourceArguments, TaskSpecArguments):
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProtocolAugmenterConfig(AugmenterConfig):
     """`AugmenterConfig` as the harness takes it: the paper's selection (`uniform`) by default. The harness sets
     what its methods and seeds decide (`label_mode`, `calibrate`, `seed`), so those must keep their defaults; the
