@@ -211,6 +211,32 @@ def test_gradient_accumulation_gives_the_loss_of_one_big_batch(tokenizer, tmp_pa
     assert per_row.mean().item() == pytest.approx(big_loss, abs=1e-5)
 
 
+@pytest.mark.parametrize("average_tokens", [True, False])
+def test_under_data_parallel_the_loss_is_the_mean_over_the_batch(tokenizer, tmp_path, average_tokens):
+    # DataParallel (several GPUs in one process) gathers the replicas' logits, while the Trainer hands one row
+    # count per replica. Simulated on the CPU: n_gpu as TrainingArguments sets it with two visible GPUs, and the
+    # count as Trainer._get_num_items_in_batch makes it then.
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    model = tiny_model(tokenizer, seed=3).train()
+    # A batch of 6, whose count the Trainer splits evenly between the 2 GPUs (it floors it per GPU otherwise).
+    trainer = GPT3MixTrainer(model, make_args(tmp_path, per_device_train_batch_size=6, synthetic_weight=0.5,
+                                              average_tokens_across_devices=average_tokens),
+                             train_dataset=dataset, processing_class=tokenizer)
+    trainer.args._n_gpu = 2
+    batch = next(iter(trainer.get_train_dataloader()))
+    count = trainer._get_num_items_in_batch([batch], "cpu")
+    assert count.shape == (2, 1)
+    loss = trainer.compute_loss(model, batch, num_items_in_batch=count)
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items()
+                          if k in ("input_ids", "attention_mask", "token_type_ids")}).logits
+    weights = torch.where(batch["is_synthetic"].bool(), 0.5, 1.0)
+    assert len(weights) == 6
+    # As Trainer.training_step reduces it under DataParallel (loss.mean()).
+    expected = soft_cross_entropy(logits, batch["soft_labels"].float(), weights).mean()
+    assert loss.mean().item() == pytest.approx(expected.item(), abs=1e-5)
+
+
 # --- columns, collation, fallbacks ------------------------------------------------------------------------------
 
 
@@ -335,6 +361,46 @@ def test_without_eval_dataset_trains_with_early_stopping_off_and_says_so_once(to
     assert not any("eval_accuracy" in log for log in trainer.state.log_history)
     # The caller's arguments are left as they were.
     assert args.early_stopping_patience == 3 and args.eval_strategy == "epoch"
+
+
+def test_what_the_stock_trainer_takes_it_takes(tokenizer, tmp_path):
+    train = tokenize_dataset(soft_dataset(), tokenizer)
+    validation = tokenize_dataset(real_dataset(), tokenizer)
+    # model_init (hyperparameter_search's way), each model it makes checked as a model passed in.
+    made = []
+
+    def model_init():
+        made.append(tiny_model(tokenizer))
+        made[-1].config.problem_type = "multi_label_classification"
+        return made[-1]
+
+    trainer = GPT3MixTrainer(args=make_args(tmp_path, max_steps=1), model_init=model_init, train_dataset=train,
+                             processing_class=tokenizer)
+    trainer.train()
+    assert len(made) == 2 and all(model.config.problem_type == "single_label_classification" for model in made)
+    # Several eval sets: the metrics are reported per set, and metric_for_best_model names one of them.
+    evaluations = {"validation": validation, "again": validation}
+    args = make_args(tmp_path, eval_strategy="epoch", num_train_epochs=1, metric_for_best_model="accuracy")
+    with pytest.raises(ValueError, match="eval_validation_accuracy"):
+        GPT3MixTrainer(tiny_model(tokenizer), args, train_dataset=train, eval_dataset=evaluations)
+    args = make_args(tmp_path, eval_strategy="epoch", num_train_epochs=1,
+                     metric_for_best_model="eval_validation_accuracy")
+    trainer = GPT3MixTrainer(tiny_model(tokenizer), args, train_dataset=train, eval_dataset=evaluations,
+                             processing_class=tokenizer)
+    trainer.train()
+    assert "eval_again_accuracy" in trainer.state.log_history[-2]
+    # With the loss only reported (prediction_loss_only, or batch_eval_metrics without a compute_metrics of its
+    # kind), best-model selection on accuracy is refused before training; on the loss it trains.
+    for only_loss in ({"prediction_loss_only": True}, {"batch_eval_metrics": True}):
+        with pytest.raises(ValueError, match=r"reports \['eval_loss'\]"):
+            GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path, eval_strategy="epoch", num_train_epochs=1,
+                                                            metric_for_best_model="accuracy", **only_loss),
+                           train_dataset=train, eval_dataset=validation)
+        trainer = GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path, eval_strategy="epoch", num_train_epochs=1,
+                                                                  metric_for_best_model="loss", **only_loss),
+                                 train_dataset=train, eval_dataset=validation, processing_class=tokenizer)
+        trainer.train()
+        assert "eval_loss" in trainer.state.log_history[-2]
 
 
 def test_user_compute_metrics_receives_class_labels_as_from_the_stock_trainer(tokenizer, tmp_path):

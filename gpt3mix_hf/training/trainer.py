@@ -19,6 +19,7 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
+from transformers.trainer_utils import number_of_arguments
 from transformers.utils import logging
 
 from ..state import check_folder_path
@@ -73,11 +74,13 @@ class GPT3MixTrainer(Trainer):
     softmax (float targets would otherwise make transformers treat it as multi-label).
 
     Args:
-        model (`PreTrainedModel`): a sequence classifier with `config.num_labels` equal to the dataset's labels (a
-            `peft` model wrapping one works too).
+        model (`PreTrainedModel`, *optional*): a sequence classifier with `config.num_labels` equal to the
+            dataset's labels (a `peft` model wrapping one works too); or pass `model_init`, as to `Trainer` (for
+            `hyperparameter_search`), and each model it makes is checked the same way.
         args (`GPT3MixTrainingArguments` or `TrainingArguments`, *optional*): defaults to
             `GPT3MixTrainingArguments("<model>-gpt3mix")`.
-        compute_metrics (`Callable`, *optional*): defaults to [`gpt3mix_hf.training.metrics.compute_metrics`].
+        compute_metrics (`Callable`, *optional*): defaults to [`gpt3mix_hf.training.metrics.compute_metrics`]
+            (none under `args.batch_eval_metrics`, whose function must be batch-aware: the loss only, as `Trainer`).
         Other arguments are those of [`~transformers.Trainer`].
 
     Example:
@@ -104,8 +107,13 @@ class GPT3MixTrainer(Trainer):
         callbacks: list | None = None,
         **kwargs,
     ):
-        if model is None:
-            raise ValueError("GPT3MixTrainer needs a model, e.g. AutoModelForSequenceClassification.from_pretrained.")
+        model_init = kwargs.get("model_init")
+        if model is None and model_init is None:
+            raise ValueError("GPT3MixTrainer needs a model (e.g. AutoModelForSequenceClassification.from_pretrained) "
+                             "or a model_init that makes one.")
+        if model_init is not None:
+            # Every model it makes (one per hyperparameter_search trial) is checked as a model passed in is.
+            kwargs["model_init"] = _checked_model_init(model_init, self._check_model)
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError(
                 "GPT3MixTrainer computes its own loss (args.loss_type against each row's soft_labels), so "
@@ -113,7 +121,7 @@ class GPT3MixTrainer(Trainer):
                 "override compute_loss in a subclass."
             )
         if args is None:
-            name = getattr(model.config, "_name_or_path", "") or "model"
+            name = getattr(getattr(model, "config", None), "_name_or_path", "") or "model"
             args = GPT3MixTrainingArguments(output_dir=f"{name.rstrip('/').split('/')[-1]}-gpt3mix")
         elif not isinstance(args, GPT3MixTrainingArguments):
             if not isinstance(args, TrainingArguments):
@@ -135,13 +143,16 @@ class GPT3MixTrainer(Trainer):
                 args, eval_strategy="no", early_stopping_patience=None, load_best_model_at_end=False,
                 save_strategy="no" if args.save_strategy == "best" else args.save_strategy,
             )
-        self._check_model(model)
+        if model is not None:
+            self._check_model(model)
         if args.output_dir is not None:
             check_folder_path(args.output_dir, "args.output_dir")  # saved into after training: said now
-        eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
-        check_label_columns(model.config, train_dataset, eval_sets, args.soft_label_tolerance)
         if compute_metrics is None and eval_dataset is not None:
-            self._check_metric_for_best_model(args)
+            self._check_metric_for_best_model(args, eval_dataset)
+        if compute_metrics is None and not args.batch_eval_metrics:
+            # batch_eval_metrics needs a compute_metrics of its own kind: without one, as with the stock Trainer,
+            # the evaluation reports the loss only.
+            compute_metrics = default_compute_metrics
 
         callbacks = list(callbacks or [])
         if args.early_stopping_patience is not None and not any(
@@ -155,16 +166,18 @@ class GPT3MixTrainer(Trainer):
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=processing_class,
-            compute_metrics=compute_metrics if compute_metrics is not None else default_compute_metrics,
+            compute_metrics=compute_metrics,
             callbacks=callbacks,
             **kwargs,
         )
+        eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
+        check_label_columns(self.model.config, train_dataset, eval_sets, args.soft_label_tolerance)
         self.data_collator = SoftLabelCollator(
-            self.data_collator, model.config.num_labels, tolerance=args.soft_label_tolerance
+            self.data_collator, self.model.config.num_labels, tolerance=args.soft_label_tolerance
         )
 
     @staticmethod
-    def _check_model(model: PreTrainedModel) -> None:
+    def _check_model(model: PreTrainedModel) -> PreTrainedModel:
         config = model.config
         if getattr(config, "num_labels", 0) < 2:
             raise ValueError(
@@ -178,20 +191,28 @@ class GPT3MixTrainer(Trainer):
             )
         # Float targets would make the model's own loss (and pipelines after saving) treat it as multi-label.
         config.problem_type = "single_label_classification"
+        return model
 
     @staticmethod
-    def _check_metric_for_best_model(args) -> None:
+    def _check_metric_for_best_model(args, eval_dataset) -> None:
         """With the default `compute_metrics`, a `metric_for_best_model` it does not report would fail at the first
-        evaluation, after an epoch of training: refused here, with the names it does report."""
+        evaluation, after an epoch of training: refused here, with the names it does report (the loss only under
+        `prediction_loss_only` or `batch_eval_metrics`; each name prefixed with its set's for a dict of eval sets,
+        as the Trainer reports them)."""
         metric = args.metric_for_best_model
         if metric is None or IntervalStrategy(args.eval_strategy) == IntervalStrategy.NO:
             return
-        sample = EvalPrediction(predictions=np.array([[1.0, 0.0], [0.0, 1.0]]), label_ids=np.array([0, 1]))
-        reported = {"loss", *default_compute_metrics(sample)}
+        reported = {"loss"}
+        if not (args.prediction_loss_only or args.batch_eval_metrics):
+            sample = EvalPrediction(predictions=np.array([[1.0, 0.0], [0.0, 1.0]]), label_ids=np.array([0, 1]))
+            reported |= set(default_compute_metrics(sample))
+        if isinstance(eval_dataset, dict):
+            reported = {f"{name}_{key}" for name in eval_dataset for key in reported}
         if metric.removeprefix("eval_") not in reported:
             raise ValueError(
-                f"metric_for_best_model={metric!r}, but the evaluation reports {sorted(reported)}: choose one of "
-                "them, or pass a compute_metrics that reports it."
+                f"metric_for_best_model={metric!r}, but the evaluation reports "
+                f"{sorted(f'eval_{name}' for name in reported)}: choose one of them, or pass a compute_metrics that "
+                "reports it."
             )
 
     def _set_signature_columns_if_needed(self) -> None:
@@ -251,13 +272,17 @@ class GPT3MixTrainer(Trainer):
         else:
             per_row = soft_cross_entropy(logits, soft_labels, weights)
 
-        if num_items_in_batch is not None:
+        if num_items_in_batch is not None and self.args.n_gpu > 1:
+            # DataParallel: the logits come back gathered, so per_row holds the whole batch, while the Trainer
+            # hands one count per replica (n_gpu x 1), divided by n_gpu unless averaged across devices.
+            count = num_items_in_batch.flatten()[0]
+            loss = per_row.sum() / (count if self.args.average_tokens_across_devices else count * self.args.n_gpu)
+        elif num_items_in_batch is not None:
             # num_items_in_batch counts the rows (labels != -100) of all micro-batches of this optimizer step.
             loss = per_row.sum() / num_items_in_batch
             if self.args.average_tokens_across_devices:
                 # As in Trainer.compute_loss: the count was summed over processes, whose gradients are averaged.
-                loss = loss * (self.accelerator.num_processes // self.get_tp_size() if self.args.n_gpu <= 1
-                               else self.args.n_gpu)
+                loss = loss * (self.accelerator.num_processes // self.get_tp_size())
         else:
             # The Trainer counts rows only for models whose forward takes **kwargs; otherwise fall back to the
             # per-batch mean, shared between the micro-batches of the step.
@@ -275,3 +300,10 @@ class GPT3MixTrainer(Trainer):
         from ..hub.cards import write_trainer_model_card
 
         write_trainer_model_card(self, **kwargs)
+
+
+def _checked_model_init(model_init: Callable, check: Callable) -> Callable:
+    """`model_init` whose models pass `check`, taking the same arguments (the Trainer counts them)."""
+    if number_of_arguments(model_init) == 0:
+        return lambda: check(model_init())
+    return lambda trial: check(model_init(trial))
