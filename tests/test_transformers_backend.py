@@ -130,6 +130,17 @@ def test_a_model_passed_as_an_object_is_known_by_its_weights(tiny_lm_dir):
     with torch.no_grad():
         next(other.parameters()).neg_()  # the same config, other weights
     assert TransformersBackend(other, tokenizer).identity != first.identity
+    # An augmenter on it keeps its cache fingerprint through a run (which caches token ids and settles the
+    # forward's cache argument), and a copy pickled for a map worker generates as the original does.
+    from datasets.fingerprint import Hasher
+
+    before = Hasher.hash(first)
+    sampling = SamplingConfig(max_new_tokens=3)
+    made = first.generate(["Review: good (Sentiment: positive)\nReview:"], [7], sampling)
+    assert Hasher.hash(first) == before
+    copy = pickle.loads(pickle.dumps(first))
+    assert copy.identity == first.identity
+    assert copy.generate(["Review: good (Sentiment: positive)\nReview:"], [7], sampling) == made
     from gpt3mix_hf.hub.cards.common import model_description
 
     sha256 = first.identity["weights"]["sha256"]

@@ -208,7 +208,13 @@ class TransformersBackend(Backend):
         return backend
 
     def __getstate__(self):
-        return self.__dict__ if self.source is None else {"source": self.source}
+        if self.source is not None:
+            return {"source": self.source}
+        # The objects it was built from, not what it derived or cached since (a first call adds to those), so that
+        # the `datasets` fingerprint of an augmenter on it is the same before and after a run.
+        return {"model": self.model, "tokenizer": self.tokenizer, "batch_size": self.batch_size,
+                "score_dtype": self.score_dtype,
+                "scorer": self.label_scorer.runner.model if self._float32_twin else None}
 
     def __setstate__(self, state):
         if os.getpid() != _IMPORTED_IN_PID:
@@ -220,7 +226,7 @@ class TransformersBackend(Backend):
             loaded = type(self).from_pretrained(**state["source"])
             self.__dict__.update(loaded.__dict__)
         else:
-            self.__dict__.update(state)
+            TransformersBackend.__init__(self, **state)
 
     @property
     def identity(self) -> dict:
