@@ -315,6 +315,18 @@ def test_the_served_backends_settings_are_flags(server, reviews, tmp_path, capsy
     assert "timeout must be a finite number" in one_error_line(capsys, [*flags, "--timeout", "0"])
 
 
+def test_push_dataset_with_real_rows_of_other_column_names(augmented, tmp_path, capsys):
+    # The real rows keep the user's columns (review, stars); the provenance file says which they are.
+    preview = tmp_path / "preview"
+    assert main(["push-dataset", "--repo_id", "me/reviews", "--dataset_dir", str(augmented), "--with_real",
+                 "--dry_run", "--local_dir", str(preview)]) == 0
+    from datasets import load_dataset
+
+    published = load_dataset(str(preview), split="train")
+    assert published["is_synthetic"].count(False) == len(load_from_disk(augmented / "real"))
+    assert published["is_synthetic"].count(True) == len(load_from_disk(augmented / "synthetic"))
+
+
 def test_a_folder_whose_augment_stopped_while_saving_is_refused(augmented, server, tmp_path, capsys, monkeypatch):
     import shutil
 

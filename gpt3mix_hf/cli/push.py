@@ -105,11 +105,14 @@ def _find_config(args: PushArguments, folder: Path) -> GPT3MixConfig | None:
     return None
 
 
-def _load_dataset(args: DatasetArguments) -> tuple[Dataset | DatasetDict, Path]:
+def _rows_folder(args: DatasetArguments) -> Path:
     folder = Path(args.dataset_dir)
     if not folder.exists():
         raise FileNotFoundError(f"No folder {folder}: give the folder written by save_to_disk or `gpt3mix augment`.")
-    synthetic_dir = folder / "synthetic" if (folder / "synthetic").is_dir() else folder
+    return folder / "synthetic" if (folder / "synthetic").is_dir() else folder
+
+
+def _load_dataset(args: DatasetArguments, synthetic_dir: Path, config: GPT3MixConfig | None) -> Dataset | DatasetDict:
     fix = "give the folder written by save_to_disk or `gpt3mix augment`, whole"
     dataset = load_saved_rows(synthetic_dir, fix)
     if args.with_real:
@@ -118,8 +121,10 @@ def _load_dataset(args: DatasetArguments) -> tuple[Dataset | DatasetDict, Path]:
         real_dir = synthetic_dir.parent / "real"
         if not real_dir.is_dir():
             raise FileNotFoundError(f"--with_real needs the real rows in {real_dir}, as `gpt3mix augment` saves them.")
-        dataset = concatenate_with_real(load_saved_rows(real_dir, fix), dataset)
-    return dataset, synthetic_dir
+        # The real rows keep the dataset's own column names, which the provenance records.
+        columns = {"text_column": config.data.text_column, "label_column": config.data.label_column} if config else {}
+        dataset = concatenate_with_real(load_saved_rows(real_dir, fix), dataset, **columns)
+    return dataset
 
 
 def _report(folder: Path, dry_run: bool, repo_id: str, commit) -> None:
@@ -142,7 +147,7 @@ def run(name: str, args: PushArguments, specific) -> int:
     card_kwargs = {"license": args.license, "license_name": args.license_name, "license_link": args.license_link,
                    "language": args.language}
     if name == "push-dataset":
-        dataset, folder = _load_dataset(specific)
+        folder = _rows_folder(specific)
         config = _find_config(args, folder)
         if config is None and folder.name == "synthetic" and (folder.parent / "real").is_dir():
             # A `gpt3mix augment` folder whose config (written last) is missing: its rows may be cut off.
@@ -155,6 +160,7 @@ def run(name: str, args: PushArguments, specific) -> int:
             from .report import folder_quality
 
             config.report = {**(config.report or {}), "quality": folder_quality(folder.parent)[0]}
+        dataset = _load_dataset(specific, folder, config)
         result = push_augmented_dataset(
             dataset,
             args.repo_id,
