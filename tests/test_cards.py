@@ -1,5 +1,6 @@
 """Dataset and model cards: rendered from the package templates, parsed back with huggingface_hub."""
 
+import dataclasses
 import json
 
 import pytest
@@ -411,7 +412,7 @@ def test_both_cards_show_the_one_provenance_table(augmented, tokenizer, tmp_path
 def test_the_card_says_what_the_label_mode_means(augmented, label_mode, says):
     synthetic, config = augmented
     config = GPT3MixConfig.from_dict(config.to_dict())
-    config.augmenter.label_mode = label_mode
+    config.augmenter = dataclasses.replace(config.augmenter, label_mode=label_mode)
     text = build_dataset_card(synthetic, "me/x", config).text
     assert f"| Labels | {says}" in text
 
@@ -449,7 +450,7 @@ def test_a_folder_card_credits_test_results_to_the_test_split(tokenizer, tmp_pat
 def test_debiased_labels_with_calibrate_say_the_prior_was_only_recorded(augmented):
     synthetic, config = augmented
     config = GPT3MixConfig.from_dict(config.to_dict())
-    config.augmenter.label_mode, config.augmenter.calibrate = "debiased", True
+    config.augmenter = dataclasses.replace(config.augmenter, label_mode="debiased", calibrate=True)
     text = build_dataset_card(synthetic, "me/x", config).text
     assert "| Label scores | content-free prior recorded (label_prior), not divided out |" in text
     assert "| Label scores | calibrated |" not in text

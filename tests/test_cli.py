@@ -354,6 +354,7 @@ def test_a_folder_whose_augment_stopped_while_saving_is_refused(augmented, serve
 
 
 def test_train_names_the_fixes(augmented, reviews, tiny_classifier, tmp_path, capsys, caplog):
+    assert "--output_dir is required" in one_error_line(capsys, ["train", "--augmented_dir", str(augmented)])
     line = one_error_line(capsys, ["train", "--augmented_dir", str(augmented), "--model", tiny_classifier,
                                    "--eval_dataset", str(reviews / "test.jsonl"), "--output_dir", str(tmp_path)])
     assert "--eval_split train" in line

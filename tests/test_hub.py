@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ScriptedBackend
-from datasets import DatasetDict, load_dataset
+from datasets import ClassLabel, DatasetDict, load_dataset
 from huggingface_hub import DatasetCard, HfApi, ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -229,6 +229,14 @@ def test_a_token_shaped_string_in_the_card_is_refused(augmented, tmp_path, monke
     leaked = synthetic.map(lambda row: {"text": "key hf_" + "Z" * 30}, desc="a row that quotes a token")
     with pytest.raises(ValueError, match="shaped like an access token"):
         push_augmented_dataset(leaked, "me/x", provenance=config, local_dir=tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_a_provenance_of_other_labels_is_refused(augmented, tmp_path):
+    synthetic, config = augmented
+    other = synthetic.cast_column("label", ClassLabel(names=["bad", "good"]))
+    with pytest.raises(ValueError, match=r"labelled \['negative', 'positive'\], but split 'train' has the labels"):
+        push_augmented_dataset(other, "me/x", provenance=config, local_dir=tmp_path / "repo")
     assert not (tmp_path / "repo").exists()
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import logging
 
@@ -89,7 +90,7 @@ def test_a_different_seed_gives_different_rows(format_lm_dir, data_dir):
     settings = {"sampling": SamplingConfig(max_new_tokens=12), "max_attempts": 1}
     augmenter = GPT3MixAugmenter(backend, train, TaskSpec.from_preset("sst2"), seed=1, **settings)
     config = GPT3MixConfig.from_augmenter(augmenter, train)
-    config.augmenter.seed = 2
+    config.augmenter = dataclasses.replace(config.augmenter, seed=2)
     again = make_augmenter(config, dataset=train, backend=backend)
     assert again.config.seed == 2 and again.sampling == augmenter.sampling
     a = train.map(augmenter, batched=True, with_indices=True, remove_columns=train.column_names, desc="seed 1")

@@ -72,6 +72,9 @@ class TrainCommandArguments(GPT3MixTrainingArguments):
     hub_token: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
+        if self.output_dir is None:
+            # The Trainer's default (./trainer_output) would put a model wherever the command happens to run.
+            raise ValueError("--output_dir is required: the folder the model, its tokenizer and card are saved to.")
         # `--eval_strategy no` asks for no evaluations: early stopping, which needs them, is then off unless a
         # patience is given too (which the check below refuses, saying why).
         default = GPT3MixTrainingArguments.__dataclass_fields__["early_stopping_patience"].default

@@ -218,6 +218,13 @@ def push_augmented_dataset(
         token = resolve_token(token)
     config = as_config(provenance)
     splits = dataset if isinstance(dataset, DatasetDict) else DatasetDict({split: dataset})
+    for name, part in splits.items():
+        names = getattr(part.features.get("label"), "names", None)
+        if config is not None and names is not None and list(names) != list(config.task.label_names):
+            raise ValueError(
+                f"The provenance describes rows labelled {config.task.label_names}, but split {name!r} has the labels "
+                f"{names}: pass the gpt3mix_config.json of the run that made these rows."
+            )
     empty = [name for name, part in splits.items() if len(part) == 0]
     if empty:
         logger.warning(
