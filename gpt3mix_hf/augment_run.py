@@ -186,7 +186,8 @@ def _dataset_to_augment(augmenter, dataset, split: str | None) -> Dataset:
         raise ValueError(f"split={split!r} is for a DatasetDict; the dataset given is already one split.")
     if not isinstance(dataset, Dataset):
         raise TypeError(f"augment() needs a datasets.Dataset, got {type(dataset).__name__}.")
-    feature = check_columns(dataset, augmenter.text_column, augmenter.label_column)
+    # The prompts' examples come from the pool, which was checked for a single class when the augmenter was built.
+    feature = check_columns(dataset, augmenter.text_column, augmenter.label_column, one_class_warning=False)
     if sorted(feature.names) == sorted(augmenter.label_names):
         # The same classes in another order: re-encoded by name, so that a prompt shows each row's own label.
         return align_label_names(dataset, augmenter.label_column, augmenter.label_names)

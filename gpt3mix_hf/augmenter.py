@@ -265,8 +265,11 @@ class GPT3MixAugmenter:
         >>> [planned["prompt"] for planned in augmenter.dry_run(train.select(range(2)))]
         """
         if isinstance(batch, Dataset):
-            # As augment() reads it: labels in the pool's order (by name), duplicates numbered.
-            batch = rows_to_augment(self, batch).to_dict()
+            # As augment() reads it: labels in the pool's order, duplicates numbered; the labels go as names, which
+            # to_dict() would otherwise drop with the ClassLabel (ids without names are a stream's).
+            rows = rows_to_augment(self, batch)
+            batch = rows.to_dict()
+            batch[self.label_column] = [self.label_names[label] for label in batch[self.label_column]]
         most = self.config.max_attempts
         if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= most:
             raise ValueError(f"attempts must be a whole number in [1, max_attempts={self.config.max_attempts}], "

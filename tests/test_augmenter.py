@@ -914,7 +914,7 @@ def test_dry_run_shows_the_prompts_and_seeds_that_are_sent(toy_sentiment):
         augmenter.dry_run(toy_sentiment, attempts=4)
 
 
-def test_dry_run_reads_a_dataset_as_augment_does(toy_sentiment):
+def test_dry_run_reads_a_dataset_as_augment_does(toy_sentiment, caplog):
     # A dataset whose labels are in another order, with a duplicate row: dry_run plans what augment() sends.
     names = toy_sentiment.features["label"].names
     texts = [toy_sentiment[0]["text"], toy_sentiment[0]["text"], toy_sentiment[1]["text"]]
@@ -922,7 +922,12 @@ def test_dry_run_reads_a_dataset_as_augment_does(toy_sentiment):
     reordered = list(reversed(names))
     rows_ = make_dataset(texts, [reordered.index(label) for label in labels], reordered)
     augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=1.0), toy_sentiment, SST2, seed=5)  # first attempts
-    planned = augmenter.dry_run(rows_)
+    with caplog.at_level(logging.WARNING):
+        planned = augmenter.dry_run(rows_)
+        # One row of one class: its prompts still show the pool's classes.
+        augmenter.dry_run(rows_.select([0]))
+    # A Dataset is not a stream: its labels have names.
+    assert not caplog.records, [record.getMessage() for record in caplog.records]
     made = augmenter.augment(rows_, load_from_cache_file=False)
     assert [p["source_ids"] for p in planned] == made["source_ids"]
     # Each row's own label word is in its prompt; the duplicate is planned as another row.

@@ -55,7 +55,7 @@ def test_a_metric_the_evaluation_does_not_report_is_refused_when_the_trainer_is_
         intermediate_size=32, max_position_embeddings=64, num_labels=2))
     rows = make_dataset(TEXTS, [1, 0, 1, 0], ["negative", "positive"])
     args = GPT3MixTrainingArguments(str(tmp_path), report_to="none", use_cpu=True, metric_for_best_model="acc")
-    with pytest.raises(ValueError, match=r"metric_for_best_model='acc', but the evaluation reports \[.*'accuracy'"):
+    with pytest.raises(ValueError, match=r"metric_for_best_model='acc', but the evaluation reports \[.*'eval_acc"):
         GPT3MixTrainer(model, args, train_dataset=rows, eval_dataset=rows, processing_class=tokenizer)
     args = GPT3MixTrainingArguments(str(tmp_path), report_to="none", use_cpu=True, metric_for_best_model="eval_loss",
                                     greater_is_better=False)

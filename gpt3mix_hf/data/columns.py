@@ -52,6 +52,7 @@ def check_columns(
     *,
     name: str = "the dataset",
     rows: bool = True,
+    one_class_warning: bool = True,
 ) -> ClassLabel:
     """Check the text and label columns of `dataset` and return its label feature. The one check of the package.
 
@@ -66,6 +67,8 @@ def check_columns(
         label_column (`str`): where the `ClassLabel` label is.
         name (`str`): how messages call the dataset, e.g. `"train_dataset"`.
         rows (`bool`): also check every row (texts and labels), not only the columns.
+        one_class_warning (`bool`): warn when every row has one label (off for rows whose prompts show examples of
+            another dataset, the augmenter's pool).
 
     Raises `TypeError` for something that is not a dataset (a `DatasetDict` gets the split to pick) and
     `ValueError` for a missing column, a column of the wrong type, no rows, an empty text or a missing label,
@@ -118,11 +121,12 @@ def check_columns(
             "there is nothing to tell apart, every soft label is the same and a classifier learns nothing."
         )
     if rows and isinstance(dataset, Dataset):
-        _check_rows(dataset, text_column, label_column, feature, name)
+        _check_rows(dataset, text_column, label_column, feature, name, one_class_warning)
     return feature
 
 
-def _check_rows(dataset: Dataset, text_column: str | None, label_column: str, feature: ClassLabel, name: str) -> None:
+def _check_rows(dataset: Dataset, text_column: str | None, label_column: str, feature: ClassLabel, name: str,
+                one_class_warning: bool) -> None:
     if len(dataset) == 0:
         raise ValueError(f"{_sentence(name)} has no rows: it needs labelled rows (at least one per class).")
     texts = dataset[text_column] if text_column is not None else []
@@ -143,7 +147,7 @@ def _check_rows(dataset: Dataset, text_column: str | None, label_column: str, fe
             f"dataset.filter(lambda row: row[{label_column!r}] >= 0)."
         )
     present = sorted(set(labels))
-    if len(present) == 1 and len(feature.names) > 1:
+    if one_class_warning and len(present) == 1 and len(feature.names) > 1:
         logger.warning(
             f"Every row of {name} has the label {feature.names[present[0]]!r}: prompts show one class only and a "
             "classifier trained on these rows has nothing to tell apart."
