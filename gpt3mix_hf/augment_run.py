@@ -152,7 +152,8 @@ def run_augmentation(
     )
     if len(failed):
         logger.warning(
-            f"{len(failed)} synthetic rows failed all {augmenter.config.max_attempts} attempts; see augmenter.report."
+            f"{len(failed)} synthetic rows failed all {augmenter.config.max_attempts} attempts: "
+            "augmenter.report.failures (gpt3mix augment: failures.jsonl) says why each attempt failed."
         )
     return synthetic, report
 

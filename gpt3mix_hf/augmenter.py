@@ -367,6 +367,9 @@ class GPT3MixAugmenter:
                     outcome = f"the generation holds {leaked}: discarded, and recorded without it"
                 else:
                     outcome = self.labeller.read_completion(completion)
+                    if outcome == "no label marker" and completion.num_tokens >= self.sampling.max_new_tokens:
+                        outcome += (f" (the line was cut off at max_new_tokens={self.sampling.max_new_tokens} "
+                                    "before its label: allow more tokens)")
                 if not isinstance(outcome, str):
                     accepted[key] = (completion, *outcome)
                     self._row_written()

@@ -62,6 +62,13 @@ def test_failed_generations_are_counted_and_kept(toy_sentiment):
     for failure in report.failures:
         assert failure["label"] == -1 and len(failure["failed_attempts"]) == 2
         assert all(a["error"] == "no label marker" for a in failure["failed_attempts"])
+    # A line cut off by the token budget (5 tokens: the scripted backend's unlabelled lines) says so.
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=0.0), toy_sentiment, SST2, max_attempts=1,
+                                 sampling=SamplingConfig(max_new_tokens=5))
+    augmenter.augment()
+    errors = {attempt["error"] for failure in augmenter.report.failures for attempt in failure["failed_attempts"]}
+    assert errors == {"no label marker (the line was cut off at max_new_tokens=5 before its label: allow more "
+                      "tokens)"}
 
 
 def test_written_labels_are_the_labels_the_lm_wrote(toy_sentiment):
