@@ -226,15 +226,15 @@ def _augment_in_shards(
         if read_json(manifest_path) != manifest:
             raise ValueError(
                 f"{folder} holds the shards of a run with other settings or data: pass another "
-                "checkpoint_dir, or delete that folder to start over."
+                "checkpoint_dir (gpt3mix augment: another --output_dir), or delete that folder to start over."
             )
     else:
         # No manifest.json (deleted, or never written): each shard says what it was made from.
         for made in sorted(folder.glob("shard-*/meta.json")):
             if read_json(made).get("manifest") != manifest:
                 raise ValueError(
-                    f"{made.parent} was made by a run with other settings or data: pass another checkpoint_dir, or "
-                    f"delete {folder} to start over."
+                    f"{made.parent} was made by a run with other settings or data: pass another checkpoint_dir "
+                    f"(gpt3mix augment: another --output_dir), or delete {folder} to start over."
                 )
         write_json(manifest_path, manifest)
     run = RunSettings.of(augmenter.backend, map_kwargs.get("batch_size"), map_kwargs.get("num_proc"))

@@ -245,3 +245,14 @@ def test_class_balanced_sample_refuses_bad_numbers(toy_sentiment, kwargs):
 def test_class_balanced_sample(toy_sentiment):
     sample = class_balanced_sample(toy_sentiment, per_class=2, seed=1)
     assert sorted(sample["label"]) == [0, 0, 1, 1]
+
+
+def test_a_benchmark_the_hub_cannot_give_names_the_local_way(monkeypatch):
+    from gpt3mix_hf.data import loading
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'SetFit/sst2' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(loading, "load_dataset", offline)
+    with pytest.raises(ConnectionError, match=r"--data_dir\), a folder with sst2/test.jsonl"):
+        loading.load_benchmark("sst2", "test")

@@ -37,7 +37,8 @@ def class_balanced_sample(
         if len(rows) < per_class:
             raise ValueError(
                 f"Class {name!r} has {len(rows)} rows available, fewer than the {per_class} per class asked for: "
-                "lower the fraction or per_class."
+                "ask for fewer rows per class (per_class=, fraction=; gpt3mix augment: --sample_per_class, "
+                "--sample_fraction)."
             )
         chosen.extend(rng.choice(rows, size=per_class, replace=False).tolist())
     return dataset.select(sorted(chosen))

@@ -62,7 +62,8 @@ def check_license(license: str | None, license_name: str | None, license_link: s
         raise ValueError(
             f"license={license!r} is not a licence id the Hub accepts{hint}; it would refuse the upload. Use one "
             "of https://huggingface.co/docs/hub/repositories-licenses (e.g. 'apache-2.0', 'mit', 'cc-by-4.0', "
-            "'unknown'), or license='other' with license_name= and license_link= for any other licence."
+            "'unknown'), or license='other' with license_name= and license_link= for any other licence (on the "
+            "command line: --license other --license_name ... --license_link ...)."
         )
     if (license_name is not None or license_link is not None) and license != "other":
         raise ValueError(
