@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import accuracy_score, f1_score
 from transformers import EvalPrediction
 
 from gpt3mix_hf.training.metrics import compute_metrics
@@ -48,6 +49,12 @@ def test_the_metrics_are_local_evaluate_modules_and_take_any_evaluate_module():
     assert compute(EvalPrediction(predictions=logits, label_ids=np.array([0, 1, 0, 2]))) == {"accuracy": 0.75}
     with pytest.raises(TypeError, match="evaluate module"):
         make_compute_metrics(lambda prediction: {})
+    # Row weights reach both, as they reach the Hub's accuracy and f1 (scikit-learn's).
+    predictions, references, weights = [0, 1, 1, 0], [0, 1, 0, 0], [1, 1, 5, 1]
+    weighted = default_metrics().compute(predictions=predictions, references=references, sample_weight=weights)
+    assert weighted["accuracy"] == pytest.approx(accuracy_score(references, predictions, sample_weight=weights))
+    assert weighted["macro_f1"] == pytest.approx(f1_score(references, predictions, average="macro",
+                                                          sample_weight=weights))
 
 
 def test_the_harness_and_the_trainer_share_compute_metrics():

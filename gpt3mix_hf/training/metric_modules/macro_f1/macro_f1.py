@@ -13,6 +13,7 @@ Args:
     predictions (`list[int]`): predicted labels.
     references (`list[int]`): true labels.
     labels (`list[int]`, *optional*): the labels to average over; default: those in predictions or references.
+    sample_weight (`list[float]`, *optional*): a weight per row, as for `f1`.
 Returns:
     macro_f1 (`float`)
 Examples:
@@ -34,5 +35,7 @@ class MacroF1(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, labels=None, **kwargs):
-        return {"macro_f1": float(f1_score(references, predictions, labels=labels, average="macro"))}
+    def _compute(self, predictions, references, labels=None, sample_weight=None, **kwargs):
+        # **kwargs: what evaluate.combine hands every module (e.g. accuracy's normalize).
+        return {"macro_f1": float(f1_score(references, predictions, labels=labels, average="macro",
+                                           sample_weight=sample_weight))}
