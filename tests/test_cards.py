@@ -57,9 +57,9 @@ def test_dataset_card_metadata_parses_back(augmented, tmp_path):
     # datasets' own metadata: features (ClassLabel names kept) and the data files of each split.
     label = next(feature for feature in data.dataset_info["features"] if feature["name"] == "label")
     assert label["dtype"]["class_label"]["names"] == {"0": "negative", "1": "positive"}
-    assert data.dataset_info["splits"] == [
-        {"name": "train", "num_bytes": synthetic.data.nbytes, "num_examples": len(synthetic)}]
-    assert synthetic.data.nbytes > 0 and data.dataset_info["dataset_size"] == synthetic.data.nbytes
+    size = synthetic.flatten_indices().data.nbytes  # the rows written: augment() selects them from all it made
+    assert data.dataset_info["splits"] == [{"name": "train", "num_bytes": size, "num_examples": len(synthetic)}]
+    assert size > 0 and data.dataset_info["dataset_size"] == size
     assert data.annotations_creators == ["machine-generated"]
     assert data.language_creators == ["machine-generated"]
     assert data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
@@ -122,6 +122,15 @@ def test_the_card_shows_the_settings_the_run_used_not_the_defaults(toy_sentiment
     for line in ("| Examples per prompt (k) | 3 |", "| Synthetic rows per real row | 2.0 |",
                  "| Attempts per row | 2 |", "| Seed | 11 |", "temperature 0.7, top-p 0.9, at most 40 new tokens"):
         assert line in text, line
+
+
+def test_dataset_card_states_the_size_of_the_rows_published_and_no_language_unless_given(augmented):
+    synthetic, config = augmented
+    part = synthetic.select(range(2))
+    data = build_dataset_card(part, "me/x", config).data
+    assert data.dataset_info["splits"][0]["num_bytes"] == part.flatten_indices().data.nbytes
+    assert data.dataset_info["splits"][0]["num_bytes"] < synthetic.flatten_indices().data.nbytes
+    assert data.language is None
 
 
 def test_dataset_card_says_how_it_was_made(augmented):
@@ -254,7 +263,7 @@ def test_model_card_from_trainer(trained, augmented, tmp_path):
     assert result.dataset_type == "me/toy-reviews"
     assert result.task_type == "text-classification"
     (f1,) = [r for r in loaded.data.eval_results if r.metric_type == "f1"]
-    assert f1.metric_config == "macro"
+    assert f1.metric_args == {"average": "macro"} and f1.metric_config is None
     assert loaded.data.datasets == ["me/sst2-gpt3mix"]
     assert loaded.data.pipeline_tag == "text-classification" and loaded.data.library_name == "transformers"
     assert set(loaded.data.tags) >= {"gpt3mix", "text-classification"}

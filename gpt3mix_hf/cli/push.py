@@ -43,7 +43,9 @@ class PushArguments:
     )
     license_name: str | None = field(default=None, metadata={"help": "With --license other: the licence's name."})
     license_link: str | None = field(default=None, metadata={"help": "With --license other: a link to its text."})
-    language: str = field(default="en", metadata={"help": "Language of the texts, for the card."})
+    language: str | None = field(
+        default=None, metadata={"help": "Language of the texts, for the card's metadata, e.g. en (default: none)."}
+    )
 
     def __post_init__(self):
         check_fields(self)

@@ -102,7 +102,8 @@ class GPT3MixDatasetCardData(CardData):
     repo_id: str = "namespace/name"
     provenance: GPT3MixConfig | None = None
     pretty_name: str | None = None
-    language: str | list[str] | None = "en"
+    # Not stated unless given: nothing here knows the texts' language.
+    language: str | list[str] | None = None
     license: str | None = None
     license_name: str | None = None
     license_link: str | None = None
@@ -135,8 +136,10 @@ class GPT3MixDatasetCardData(CardData):
         splits = dataset if isinstance(dataset, DatasetDict) else DatasetDict({split: dataset})
         first = next(iter(splits.values()))
         self.splits = {name: len(part) for name, part in splits.items()}
-        # The size `datasets` itself records for a split: the bytes of its Arrow table.
-        self.split_bytes = {name: int(part.data.nbytes) for name, part in splits.items()}
+        # The size `datasets` itself records for a split: the bytes of its Arrow table, of the rows selected only
+        # (augment() selects the rows written from a table that holds the failed ones too).
+        self.split_bytes = {name: int(part.flatten_indices(keep_in_memory=True).data.nbytes)
+                            for name, part in splits.items()}
         self.features = first.features
         label = first.features.get("label")
         self.label_names = list(label.names) if isinstance(label, ClassLabel) else []

@@ -113,7 +113,8 @@ class GPT3MixModelCardData(CardData):
     label_names: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     predict_example: str | None = None
-    language: str | list[str] | None = "en"
+    # Not stated unless given: nothing here knows the texts' language.
+    language: str | list[str] | None = None
     license: str | None = None
     license_name: str | None = None
     license_link: str | None = None
@@ -151,7 +152,7 @@ class GPT3MixModelCardData(CardData):
                 metric_type=_METRIC_TYPES.get(name, name),
                 metric_name=name.replace("_", " ").title(),
                 metric_value=float(value),
-                metric_config="macro" if "macro" in name else None,
+                metric_args={"average": "macro"} if "macro" in name else None,
             )
             for name, value in self.eval_results.items()
         ]
