@@ -77,7 +77,9 @@ def read_batch(batch: Mapping[str, list], text_column: str, label_column: str, l
             "dataset.map(augmenter, batched=True, remove_columns=dataset.column_names, "
             "features=augmenter.features)."
         )
-    occurrences = batch.get(OCCURRENCE_COLUMN) or [0] * len(texts)
+    occurrences = batch.get(OCCURRENCE_COLUMN)
+    if occurrences is None:  # not `or`: a numpy-formatted column has no truth value
+        occurrences = [0] * len(texts)
     names = batch_label_names(batch, label_column)
     if names is None and any(isinstance(label, int | np.integer) for label in labels):
         # A stream's batches (IterableDataset.map) carry no features: its ids cannot be checked by name here.

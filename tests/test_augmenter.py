@@ -941,3 +941,13 @@ def test_dry_run_reads_a_dataset_as_augment_does(toy_sentiment, caplog):
     marker = SST2.label_type.capitalize()
     assert all(f"({marker}: {label})" in p["prompt"] for p, label in zip(planned, labels, strict=True))
     assert planned[0]["seed"] != planned[1]["seed"]
+
+
+def test_a_numpy_formatted_dataset_with_numbered_duplicates_maps_as_a_plain_one(toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(parse_rate=1.0), toy_sentiment, SST2)
+    numbered = number_duplicates(toy_sentiment)
+    settings = {"batched": True, "remove_columns": numbered.column_names, "features": augmenter.features,
+                "load_from_cache_file": False}
+    plain = numbered.map(augmenter, **settings)
+    formatted = numbered.with_format("numpy").map(augmenter, **settings)
+    assert formatted.with_format(None)["text"] == plain["text"]
