@@ -298,6 +298,19 @@ def test_bad_soft_labels_are_refused(tokenizer, tmp_path, bad_row, message):
         GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=dataset, processing_class=tokenizer)
 
 
+def test_stock_arguments_that_ask_for_evaluations_without_an_eval_set_are_refused_as_by_the_stock_trainer(
+        tokenizer, tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    dataset = tokenize_dataset(soft_dataset(), tokenizer)
+    stock = TrainingArguments(str(tmp_path), eval_strategy="epoch", report_to="none", use_cpu=True)
+    with pytest.raises(ValueError) as refused:
+        Trainer(tiny_model(tokenizer), stock, train_dataset=dataset, processing_class=tokenizer)
+    with pytest.raises(ValueError) as ours:
+        GPT3MixTrainer(tiny_model(tokenizer), stock, train_dataset=dataset, processing_class=tokenizer)
+    assert str(ours.value) == str(refused.value)
+
+
 def test_num_labels_mismatch_is_refused(tokenizer, tmp_path):
     dataset = soft_dataset()
     with pytest.raises(ValueError, match=r"train_dataset has 2 labels .* num_labels=3"):

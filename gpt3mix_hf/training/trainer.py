@@ -68,7 +68,8 @@ class GPT3MixTrainer(Trainer):
     (over all processes). `compute_metrics` receives `EvalPrediction(predictions, label_ids)` with the class labels,
     as from `Trainer`; the default reports accuracy and macro-F1. Training stops early after
     `args.early_stopping_patience` evaluations without improvement; without an `eval_dataset`, evaluation, early
-    stopping and best-model selection are turned off (with one warning).
+    stopping and best-model selection are turned off (with one warning), except for a stock `TrainingArguments`
+    that asks for evaluations, which is refused as `Trainer` refuses it.
 
     The model's `problem_type` is pinned to `"single_label_classification"`, so the saved model predicts with a
     softmax (float targets would otherwise make transformers treat it as multi-label).
@@ -120,6 +121,7 @@ class GPT3MixTrainer(Trainer):
                 "compute_loss_func would never be called: use transformers.Trainer for a loss of your own, or "
                 "override compute_loss in a subclass."
             )
+        stock_args = args is not None and not isinstance(args, GPT3MixTrainingArguments)
         if args is None:
             name = getattr(getattr(model, "config", None), "_name_or_path", "") or "model"
             args = GPT3MixTrainingArguments(output_dir=f"{name.rstrip('/').split('/')[-1]}-gpt3mix")
@@ -130,7 +132,9 @@ class GPT3MixTrainer(Trainer):
                     "TrainingArguments."
                 )
             args = GPT3MixTrainingArguments.from_training_arguments(args)
-        if eval_dataset is None and (
+        # GPT3MixTrainingArguments evaluate each epoch by default: without an eval set that is switched off. A stock
+        # TrainingArguments that asks for evaluations without one is refused by Trainer, as it would be there.
+        if eval_dataset is None and not stock_args and (
             IntervalStrategy(args.eval_strategy) != IntervalStrategy.NO or args.early_stopping_patience is not None
         ):
             logger.warning(
