@@ -282,6 +282,18 @@ def test_train_stopped_half_way_resumes_to_the_same_model(augmented, reviews, ti
     assert "differs in: rows" in line
     assert "not a checkpoint folder" in one_error_line(capsys, command(tmp_path / "elsewhere",
                                                                        "--resume_from_checkpoint", str(tmp_path)))
+    # A checkpoint without the record (another tool's, an older version's) is not resumed, nor is one that holds
+    # the model only (no optimizer state to go on from).
+    import shutil
+
+    shutil.copytree(saved, tmp_path / "bare" / saved.name)
+    assert "has no _gpt3mix_train_inputs.json" in one_error_line(capsys, command(tmp_path / "bare"))
+    shutil.copy(stopped / "_gpt3mix_train_inputs.json", tmp_path / "bare")
+    (tmp_path / "bare" / saved.name / "optimizer.pt").unlink()
+    assert "holds the model only" in one_error_line(capsys, command(tmp_path / "bare"))
+    # A record of another version, with an argument this one lacks, names it.
+    older = {"training_arguments": {"old_flag": 1, "seed": 1}}
+    assert train._differences(older, {"training_arguments": {"seed": 1}}) == ["--old_flag"]
     # A checkpoint cut off while it was saved is skipped.
     partial = stopped / "checkpoint-999"
     partial.mkdir()

@@ -296,6 +296,7 @@ def test_bad_soft_labels_are_refused(tokenizer, tmp_path, bad_row, message):
     dataset = soft_dataset(soft=soft)
     with pytest.raises(ValueError, match=message):
         GPT3MixTrainer(tiny_model(tokenizer), make_args(tmp_path), train_dataset=dataset, processing_class=tokenizer)
+    assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
 def test_stock_arguments_that_ask_for_evaluations_without_an_eval_set_are_refused_as_by_the_stock_trainer(

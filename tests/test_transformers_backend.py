@@ -140,6 +140,9 @@ def test_a_model_passed_as_an_object_is_known_by_its_weights(tiny_lm_dir):
     assert Hasher.hash(first) == before
     copy = pickle.loads(pickle.dumps(first))
     assert copy.identity == first.identity
+    # A subclass's own attributes travel and count too.
+    first.note, same.note = "a", "b"
+    assert Hasher.hash(first) != Hasher.hash(same) and pickle.loads(pickle.dumps(first)).note == "a"
     assert copy.generate(["Review: good (Sentiment: positive)\nReview:"], [7], sampling) == made
     from gpt3mix_hf.hub.cards.common import model_description
 

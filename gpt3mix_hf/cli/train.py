@@ -143,14 +143,17 @@ def _without_training_rows(evaluation, trained_texts: list[str]):
     return evaluation
 
 
-INPUTS_NAME = "gpt3mix_train_inputs.json"
-# Training arguments that do not change what the model learns (where and how often things are logged or saved,
-# and how long the run is: a finished run may be trained further); a resume may change them.
+# A leading underscore: Trainer.push_to_hub leaves such files out (the record may hold a local model path).
+INPUTS_NAME = "_gpt3mix_train_inputs.json"
+# Training arguments that do not change what the model learns (where and how often things are logged or saved, how
+# a resume runs, and how long the run is: a finished run may be trained further, its schedule then following the
+# new length); a resume may change them.
 _NOT_LEARNING = ("output_dir", "logging_", "log_", "report_to", "disable_tqdm", "run_name", "project", "trackio_",
                  "hub_", "push_to_hub", "resume_from_checkpoint", "restore_callback_states_from_checkpoint",
-                 "num_train_epochs", "max_steps", "save_", "skip_memory_metrics", "dataloader_num_workers",
-                 "dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_pin_memory",
-                 "per_device_eval_batch_size", "eval_accumulation_steps")
+                 "ignore_data_skip", "enable_jit_checkpoint", "ddp_timeout", "num_train_epochs", "max_steps",
+                 "save_", "skip_memory_metrics", "dataloader_num_workers", "dataloader_persistent_workers",
+                 "dataloader_prefetch_factor", "dataloader_pin_memory", "per_device_eval_batch_size",
+                 "eval_accumulation_steps")
 
 
 def _training_inputs(args: TrainArguments, training_args: GPT3MixTrainingArguments, train, evaluation) -> dict:
@@ -165,11 +168,14 @@ def _training_inputs(args: TrainArguments, training_args: GPT3MixTrainingArgumen
 
 
 def _differences(recorded: dict, inputs: dict) -> list[str]:
+    """What differs between two records, a training argument as its flag; a key one side lacks counts (another
+    version of gpt3mix_hf or transformers may add or drop arguments)."""
     differ = []
-    for key, value in inputs.items():
-        if isinstance(value, dict) and isinstance(recorded.get(key), dict):
-            differ += [f"--{name}" for name in sorted(value) if recorded[key].get(name) != value[name]]
-        elif recorded.get(key) != value:
+    for key in sorted(set(recorded) | set(inputs)):
+        old, new = recorded.get(key), inputs.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differ += [f"--{name}" for name in sorted(set(old) | set(new)) if old.get(name, ...) != new.get(name, ...)]
+        elif old != new:
             differ.append(key)
     return differ
 
@@ -203,13 +209,24 @@ def _checkpoint_to_resume(output_dir: Path, explicit: str | None, inputs: dict) 
         if checkpoint is None:
             return None
     marker = checkpoint.parent / INPUTS_NAME
-    recorded = read_json(marker) if marker.exists() else None
-    if recorded != inputs:
-        differ = ", ".join(_differences(recorded, inputs)) if isinstance(recorded, dict) else \
-            f"no {INPUTS_NAME} says what it was trained on"
+    if not marker.exists():
         raise ValueError(
-            f"{checkpoint} comes from another training (it differs in: {differ}): pass another --output_dir, or "
-            "delete its checkpoint-* folders to start over there, or give the settings it was trained with."
+            f"{checkpoint} has no {INPUTS_NAME} beside it to say what it was trained on (another tool, or a "
+            "gpt3mix_hf before resuming), so it cannot be resumed safely: pass another --output_dir, or delete its "
+            "checkpoint-* folders to start over there."
+        )
+    recorded = read_json(marker)
+    if recorded != inputs:
+        differ = ", ".join(_differences(recorded, inputs) if isinstance(recorded, dict) else [INPUTS_NAME])
+        raise ValueError(
+            f"{checkpoint} comes from another training (it differs in: {differ}): give the settings it was trained "
+            "with, or pass another --output_dir, or delete its checkpoint-* folders to start over there."
+        )
+    if not any((checkpoint / name).exists() for name in ("optimizer.pt", "optimizer.bin")):
+        raise ValueError(
+            f"{checkpoint} holds the model only (--save_only_model): training would go on with a fresh optimizer "
+            "and schedule, not as the stopped run would have. Start over in another --output_dir, or delete its "
+            "checkpoint-* folders."
         )
     logger.warning(f"Resuming from {checkpoint} (a run stopped there or is trained further); to start over, pass "
                    "another --output_dir or delete its checkpoint-* folders.")

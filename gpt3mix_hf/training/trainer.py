@@ -147,8 +147,11 @@ class GPT3MixTrainer(Trainer):
                 args, eval_strategy="no", early_stopping_patience=None, load_best_model_at_end=False,
                 save_strategy="no" if args.save_strategy == "best" else args.save_strategy,
             )
+        eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
         if model is not None:
             self._check_model(model)
+            # Before Trainer.__init__, which makes output_dir (and a Hub repository under push_to_hub).
+            check_label_columns(model.config, train_dataset, eval_sets, args.soft_label_tolerance)
         if args.output_dir is not None:
             check_folder_path(args.output_dir, "args.output_dir")  # saved into after training: said now
         if compute_metrics is None and eval_dataset is not None:
@@ -174,8 +177,8 @@ class GPT3MixTrainer(Trainer):
             callbacks=callbacks,
             **kwargs,
         )
-        eval_sets = eval_dataset if isinstance(eval_dataset, dict) else {"eval_dataset": eval_dataset}
-        check_label_columns(self.model.config, train_dataset, eval_sets, args.soft_label_tolerance)
+        if model is None:  # the model model_init made: only now is there a config to check the data against
+            check_label_columns(self.model.config, train_dataset, eval_sets, args.soft_label_tolerance)
         self.data_collator = SoftLabelCollator(
             self.data_collator, self.model.config.num_labels, tolerance=args.soft_label_tolerance
         )

@@ -120,16 +120,17 @@ class TransformersBackend(Backend):
         self.batch_size = batch_size
         self.source = source
         self.score_dtype = score_dtype
-        self.runner = ModelRunner(self.model, tokenizer)
         # Label scores in float32 from a model in another dtype: a float32 twin on the same tokenizer scores them.
         self._float32_twin = score_dtype == "float32" and model.dtype != torch.float32
-        scorer_runner = self.runner
-        if self._float32_twin:
-            if scorer is None:
-                logger.info("Label scores run on a float32 copy of the model's weights (score_dtype='float32').")
-                scorer = copy.deepcopy(model).to(torch.float32)
-            scorer_runner = ModelRunner(scorer.eval(), tokenizer)
-        self.label_scorer = LabelScorer(scorer_runner, batch_size)
+        if self._float32_twin and scorer is None:
+            logger.info("Label scores run on a float32 copy of the model's weights (score_dtype='float32').")
+            scorer = copy.deepcopy(model).to(torch.float32)
+        self._build_runners(scorer)
+
+    def _build_runners(self, scorer: PreTrainedModel | None) -> None:
+        self.runner = ModelRunner(self.model, self.tokenizer)
+        scorer_runner = ModelRunner(scorer.eval(), self.tokenizer) if self._float32_twin else self.runner
+        self.label_scorer = LabelScorer(scorer_runner, self.batch_size)
 
     @classmethod
     def from_pretrained(
@@ -210,11 +211,14 @@ class TransformersBackend(Backend):
     def __getstate__(self):
         if self.source is not None:
             return {"source": self.source}
-        # The objects it was built from, not what it derived or cached since (a first call adds to those), so that
-        # the `datasets` fingerprint of an augmenter on it is the same before and after a run.
-        return {"model": self.model, "tokenizer": self.tokenizer, "batch_size": self.batch_size,
-                "score_dtype": self.score_dtype,
-                "scorer": self.label_scorer.runner.model if self._float32_twin else None}
+        # Its attributes (a subclass's too), without the runners and what was cached since it was built (a first
+        # call adds to those): the `datasets` fingerprint of an augmenter on it is the same before and after a run.
+        cached = {name for klass in type(self).__mro__ for name, value in vars(klass).items()
+                  if isinstance(value, cached_property)}
+        state = {name: value for name, value in self.__dict__.items()
+                 if name not in cached and name not in ("runner", "label_scorer")}
+        state["_scorer"] = self.label_scorer.runner.model if self._float32_twin else None
+        return state
 
     def __setstate__(self, state):
         if os.getpid() != _IMPORTED_IN_PID:
@@ -226,7 +230,10 @@ class TransformersBackend(Backend):
             loaded = type(self).from_pretrained(**state["source"])
             self.__dict__.update(loaded.__dict__)
         else:
-            TransformersBackend.__init__(self, **state)
+            state = dict(state)
+            scorer = state.pop("_scorer")
+            self.__dict__.update(state)
+            self._build_runners(scorer)
 
     @property
     def identity(self) -> dict:
