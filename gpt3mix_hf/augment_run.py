@@ -237,8 +237,8 @@ def _augment_in_shards(
                     f"(gpt3mix augment: another --output_dir), or delete {folder} to start over."
                 )
         write_json(manifest_path, manifest)
-    run = RunSettings.of(augmenter.backend, map_kwargs.get("batch_size"), map_kwargs.get("num_proc"))
-    shards, resumed_seconds, batching = [], 0.0, asdict(run)
+    batching = asdict(RunSettings.of(augmenter.backend, map_kwargs.get("batch_size"), map_kwargs.get("num_proc")))
+    shards, resumed_seconds = [], 0.0
     exact = not RunSettings.rows_depend_on_it(augmenter.backend.identity.get("dtype"))
     num_shards = math.ceil(len(dataset) / shard_size)
     for number in range(num_shards):

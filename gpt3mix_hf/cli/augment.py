@@ -90,9 +90,6 @@ class AugmentArguments:
         for name in ("generation_batch_size", "map_batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
-        served_flags = [f"--{name}" for name in ("base_url", "api_key_env") if getattr(self, name) is not None]
-        if self.backend == "transformers" and served_flags and self.config is None:
-            _refuse_served_flags(served_flags)
         if self.backend in SERVED and self.base_url is None and self.config is None:
             raise ValueError(
                 f"--backend {self.backend} needs --base_url, the server's address (e.g. http://127.0.0.1:8000/v1)."
@@ -105,13 +102,6 @@ class AugmentArguments:
                 f"empty) in this shell: export {self.api_key_env}=<the key>, or leave --api_key_env out for a "
                 "server without a key."
             )
-
-
-def _refuse_served_flags(flags: list[str]) -> None:
-    raise ValueError(
-        f"{', '.join(flags)} {'is' if len(flags) == 1 else 'are'} for a served LM: add --backend openai (vLLM and "
-        "other OpenAI-compatible servers) or --backend tgi, with --base_url."
-    )
 
 
 def arguments(name: str) -> tuple[type, ...]:
@@ -212,9 +202,13 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
     if args.disable_tqdm:
         disable_progress_bar()
     check_folder_path(args.output_dir, "--output_dir")  # before the LM is loaded and the rows are made
-    served_flags = [f"--{item.name}" for item in fields(served) if getattr(served, item.name) != item.default]
+    served_flags = [f"--{name}" for name in ("base_url", "api_key_env") if getattr(args, name) is not None]
+    served_flags += [f"--{item.name}" for item in fields(served) if getattr(served, item.name) != item.default]
     if args.backend == "transformers" and served_flags and args.config is None:
-        _refuse_served_flags(served_flags)
+        raise ValueError(
+            f"{', '.join(served_flags)} {'is' if len(served_flags) == 1 else 'are'} for a served LM: add --backend "
+            "openai (vLLM and other OpenAI-compatible servers) or --backend tgi, with --base_url."
+        )
     if args.config is not None:
         _check_nothing_else_given([data_args, task, sampling, settings])
         augmenter, dataset, data, map_batch_size, num_proc = _from_config(args, data_args, served)

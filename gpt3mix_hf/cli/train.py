@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import IntervalStrategy
+from transformers.trainer_utils import sort_checkpoints
 from transformers.utils import logging
 
 from ..data import BENCHMARKS, DataSourceArguments, concatenate_with_real, load_split, rename_columns_to
@@ -183,9 +184,7 @@ def _differences(recorded: dict, inputs: dict) -> list[str]:
 def _last_complete_checkpoint(output_dir: Path) -> Path | None:
     """The newest `checkpoint-<step>` whose `trainer_state.json` (the Trainer writes it last) reads back; one cut
     off while it was saved is skipped, with a warning."""
-    steps = sorted(((int(path.name.split("-")[1]), path) for path in output_dir.glob("checkpoint-*")
-                    if path.is_dir() and path.name.split("-")[1].isdigit()), reverse=True)
-    for _, path in steps:
+    for path in map(Path, reversed(sort_checkpoints(str(output_dir)))):
         try:
             read_json(path / "trainer_state.json")
             return path
