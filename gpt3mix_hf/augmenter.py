@@ -219,7 +219,8 @@ class GPT3MixAugmenter:
             split (`str`, *optional*): the split of a `DatasetDict` to augment.
             pool (`Dataset`, *optional*): draw the prompts' other examples from these rows instead of the pool
                 the augmenter was built with.
-            batch_size, num_proc, load_from_cache_file: passed to `Dataset.map`.
+            batch_size, num_proc, load_from_cache_file: passed to `Dataset.map`. `num_proc` > 1 forks worker
+                processes, which cannot use CUDA: with a model on a GPU it is refused.
             checkpoint_dir (`str`, *optional*): make the rows `shard_size` real rows at a time and save each
                 finished shard there: a run that stops half-way keeps its shards, and the same call resumes
                 from them.
@@ -228,6 +229,14 @@ class GPT3MixAugmenter:
         check_arguments(GPT3MixAugmenter.augment, {"split": split, "batch_size": batch_size, "num_proc": num_proc,
                                                    "load_from_cache_file": load_from_cache_file,
                                                    "shard_size": shard_size}, owner="augment")
+        if (num_proc or 1) > 1 and getattr(getattr(self.backend, "device", None), "type", None) == "cuda":
+            # Found on an H100: each forked worker died re-initialising CUDA, and `map` said only that one had.
+            raise ValueError(
+                f"num_proc={num_proc} (--num_proc) forks worker processes, and a forked process cannot use CUDA, "
+                f"where this backend's model is ({self.backend.device}). On a GPU, augment in one process "
+                "(num_proc=None): its continuous batching fills the GPU; for more rows at once give the backend "
+                "more decoding slots (batch_size=, --generation_batch_size)."
+            )
         if pool is not None:
             names = list(read_labelled_rows(pool, self.text_column, self.label_column)[2].names)
             if sorted(names) != sorted(self.label_names):

@@ -98,14 +98,14 @@ class TinyLMEngine:
     @torch.inference_mode()
     def token_logprobs(self, ids: list[int]) -> list[float | None]:
         with self.lock:
-            logits = self.backend.model(input_ids=torch.tensor([ids])).logits[0]
+            logits = self.backend.model(input_ids=torch.tensor([ids], device=self.backend.device)).logits[0]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         return [None] + [float(logprobs[t - 1, ids[t]]) for t in range(1, len(ids))]
 
     @torch.inference_mode()
     def top_next(self, ids: list[int], k: int) -> list[tuple[int, float]]:
         with self.lock:
-            logits = self.backend.model(input_ids=torch.tensor([ids])).logits[0, -1]
+            logits = self.backend.model(input_ids=torch.tensor([ids], device=self.backend.device)).logits[0, -1]
         values, indices = torch.log_softmax(logits.float(), dim=-1).topk(k)
         return list(zip(indices.tolist(), values.tolist(), strict=True))
 

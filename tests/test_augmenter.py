@@ -7,6 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from conftest import ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import ClassLabel, Dataset, load_dataset
 from datasets.fingerprint import Hasher
@@ -722,8 +723,11 @@ def sst2_sample(data_dir):
 def test_smollm2_same_rows_whatever_batch_size_or_num_proc(sst2_sample):
     sampling = SamplingConfig(max_new_tokens=40)
 
+    # On the CPU wherever the suite runs: worker processes cannot use CUDA (refused, see the test below), and
+    # scripts/check_same_rows.py asks the GPU the same question.
     def run(batch_size, num_proc, generation_batch_size):
-        backend = TransformersBackend.from_pretrained("smollm2", batch_size=generation_batch_size, dtype="float32")
+        backend = TransformersBackend.from_pretrained("smollm2", batch_size=generation_batch_size, dtype="float32",
+                                                      device="cpu")
         augmenter = GPT3MixAugmenter(backend, sst2_sample, SST2, seed=1, sampling=sampling, max_attempts=2)
         return augmenter.augment(batch_size=batch_size, num_proc=num_proc, load_from_cache_file=False), augmenter
 
@@ -738,8 +742,9 @@ def test_smollm2_same_rows_whatever_batch_size_or_num_proc(sst2_sample):
 
 
 def test_tiny_model_same_rows_with_two_processes(format_lm_dir, toy_sentiment):
-    # An LM trained on the prompt's format, so that rows parse and are scored in the worker processes too.
-    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=2, dtype="float32")
+    # An LM trained on the prompt's format, so that rows parse and are scored in the worker processes too; on the
+    # CPU, since worker processes cannot use CUDA.
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), batch_size=2, dtype="float32", device="cpu")
     augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, sampling=SamplingConfig(max_new_tokens=12),
                                  max_attempts=2)
     one = augmenter.augment(batch_size=2)
@@ -751,6 +756,18 @@ def test_tiny_model_same_rows_with_two_processes(format_lm_dir, toy_sentiment):
     assert two.select_columns(columns).to_list() == one.select_columns(columns).to_list()
     np.testing.assert_allclose(np.array(two["soft_labels"]), np.array(one["soft_labels"]), atol=1e-5)
     assert augmenter.report.failures == one_failures
+
+
+def test_worker_processes_are_refused_for_a_model_on_a_gpu(format_lm_dir, toy_sentiment, monkeypatch):
+    # Seen on an H100: map(num_proc=2) forked workers that each died re-initialising CUDA, and `map` reported only
+    # that a worker had died. Simulated here (CI has no GPU): the model stays on the CPU, its device reads cuda.
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), dtype="float32", device="cpu")
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, SST2, sampling=SamplingConfig(max_new_tokens=12))
+    monkeypatch.setattr(TransformersBackend, "device", property(lambda self: torch.device("cuda", 0)))
+    with pytest.raises(ValueError, match=r"num_proc=2 \(--num_proc\) forks .* cannot use CUDA"):
+        augmenter.augment(num_proc=2)
+    monkeypatch.undo()
+    assert len(augmenter.augment(num_proc=2, load_from_cache_file=False)) == augmenter.report.rows_written
 
 
 @pytest.mark.slow

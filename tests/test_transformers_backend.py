@@ -108,7 +108,7 @@ def test_generation_stops_at_the_end_of_the_line(backend):
 def test_greedy_generation_is_the_models_argmax(backend):
     prompt = trec_prompts()[0]
     text = backend.generate([prompt], [0], SamplingConfig(temperature=0, max_new_tokens=1))[0]
-    ids = backend.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    ids = backend.tokenizer(prompt, return_tensors="pt")["input_ids"].to(backend.device)
     with torch.no_grad():
         best = int(backend.model(ids).logits[0, -1].argmax())
     assert backend.tokenizer.decode([best]).split("\n")[0] == text.text
