@@ -35,6 +35,7 @@ class RunSettings:
     depend on them; in bfloat16 they do, and on the kind of `machine` too (`machine_kind`), so regeneration
     uses the recorded values and warns on another machine."""
 
+    # augment()'s default before it became 64: what a provenance file without this field was made with.
     map_batch_size: int = 16
     generation_batch_size: int | None = None
     num_proc: int | None = None

@@ -147,7 +147,7 @@ class GPT3MixConfig:
 
     Example:
 
-    >>> synthetic = augmenter.augment(batch_size=16)
+    >>> synthetic = augmenter.augment()
     >>> config = GPT3MixConfig.from_augmenter(augmenter, train, data={"dataset": "sst2", "sample_per_class": 8})
     >>> config.save_pretrained("outputs/sst2")
     >>> GPT3MixConfig.from_pretrained("outputs/sst2").augmenter.seed

@@ -58,12 +58,20 @@ class BenchArguments:
         metadata={"help": "Also time augment() with label_mode='debiased' on the same rows (the same generations; "
                   "its extra is the prefill of the other example orders), and its task prior once."},
     )
+    map_batch_sizes: str | None = field(
+        default=None,
+        metadata={"help": "Also time augment() at these `Dataset.map` batch sizes (e.g. 16,64; the main run maps "
+                  "all rows in one batch) on the same rows and seeds, and print their ratios."},
+    )
     threads: int | None = field(default=None, metadata={"help": "torch threads (default: torch's choice)."})
 
     def __post_init__(self):
         for name in ("rows", "max_new_tokens", "repeats"):
             if getattr(self, name) < 1:
                 raise SystemExit(f"--{name} must be >= 1, got {getattr(self, name)}.")
+        if self.map_batch_sizes is not None:
+            if not all(size.isdigit() and int(size) >= 1 for size in self.map_batch_sizes.split(",")):
+                raise SystemExit(f"--map_batch_sizes takes positive integers (16,64), got {self.map_batch_sizes!r}.")
 
 
 def machine() -> str:
@@ -162,6 +170,7 @@ def main():
         model = AutoModelForCausalLM.from_pretrained(resolve_lm(args.model), dtype=resolve_dtype(dtype)).eval()
         bare_models[dtype] = model.to(device)
     batch_sizes = [int(size) for size in args.bare_batch_sizes.split(",")]
+    map_batch_sizes = [int(size) for size in args.map_batch_sizes.split(",")] if args.map_batch_sizes else []
 
     debiased = prior_seconds = None
     if args.debiased:
@@ -179,6 +188,10 @@ def main():
         report = augmenter.report
         runs.setdefault("augmenter: augment(), soft labels", []).append(
             (report.seconds, report.generated_tokens, report.rows_written))
+        for size in map_batch_sizes:
+            augmenter.augment(real, batch_size=size, load_from_cache_file=False)
+            runs.setdefault(f"augmenter: augment(), map batch {size}", []).append(
+                (augmenter.report.seconds, augmenter.report.generated_tokens, augmenter.report.rows_written))
         if debiased is not None:
             debiased.augment(real, batch_size=args.rows, load_from_cache_file=False)
             runs.setdefault("augmenter: augment(), debiased labels", []).append(
@@ -227,6 +240,12 @@ def main():
               f"the task prior ({min(len(pool), debiased.config.debias_prior_rows)} pool rows x "
               f"{debiased.config.debias_orders} orders, once per augmenter) {prior_seconds:.1f} s, "
               f"{prior_seconds / soft_seconds:.2f}x one soft augment() of these rows")
+
+    if map_batch_sizes:
+        rate = {size: rates[f"augmenter: augment(), map batch {size}"][0] for size in map_batch_sizes}
+        print(f"\naugment() by Dataset.map batch size ({backend.batch_size} decoding slots): " + ", ".join(
+            f"{size}: {rate[size]:.1f} tokens/s ({rate[size] / rate[map_batch_sizes[0]]:.2f}x batch "
+            f"{map_batch_sizes[0]})" for size in map_batch_sizes))
 
     if args.soft_label_deviation:
         deviations, scored = soft_label_deviation(args, augmenter, prompts, seeds, sampling, continuations)
