@@ -1,31 +1,49 @@
 #!/usr/bin/env bash
-# The engine's checks on a GPU (issue 21, part 6), in order of what matters, each one's output kept in OUT:
-# 1. the same-rows contract per dtype (scripts/check_same_rows.py);
-# 2. the bench at the default decoding slots (128 on CUDA), with the bf16-vs-fp32 soft-label deviation;
-# 3. the backend's and the augmenter's tests, run on the GPU (the backend takes cuda when there is one);
-# 4. the bench at 64 slots, to judge the default against.
-# The bench runs 128 rows once (its figures print only at its end) against bare `generate` at batch 128.
-# Each step has its own time limit, so a slow one leaves the others their time. Sized after a first run on an
-# H100 that did not finish in 10 minutes: there one decoding slot took about a second a row.
+# The engine's checks on a GPU machine (issue 21), each one's output kept in OUT. STEPS (comma-separated, in the
+# order given; default: all, in this order of what matters):
+#   same_rows  the same-rows contract per dtype on the GPU (scripts/check_same_rows.py);
+#   bench      the bench at the default decoding slots (128 on CUDA), with the bf16-vs-fp32 soft-label deviation;
+#   tests      the backend's and the augmenter's tests, on the GPU (the backend takes cuda when there is one);
+#   bench64    the bench at 64 slots, to judge the default against;
+#   cpu_bench  the bench on the host CPU, CUDA hidden: an H100 lent here had an Intel Xeon with AMX beside it,
+#              where `auto` is bf16 natively (the AMX figures issue 21 asks for);
+#   cpu_tests  the same tests on that CPU, CUDA hidden (bf16 under `auto`, as an AMX machine runs the suite).
+# The bench runs 128 rows once (its figures print only at its end) against bare `generate` at batch 128 (32 on
+# the CPU). Each step has its own time limit, so a slow one leaves the others their time. Sized after a first
+# run on an H100 that did not finish in 10 minutes: there one decoding slot took about a second a row.
 #
-#     scripts/gpu_checks.sh ../shared/data [OUT]
+#     scripts/gpu_checks.sh ../shared/data [OUT] [STEPS]
 set -u
-data=${1:?usage: scripts/gpu_checks.sh DATA_DIR [OUT]}
+data=${1:?usage: scripts/gpu_checks.sh DATA_DIR [OUT] [STEPS]}
 out=${2:-.}
+steps=${3:-same_rows,bench,tests,bench64,cpu_bench,cpu_tests}
 python3 -c "import torch; assert torch.cuda.is_available(), 'no GPU here: these are the GPU checks'" || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/machine.log"
 python3 -c "import torch, transformers, datasets; print('torch', torch.__version__, 'transformers', \
 transformers.__version__, 'datasets', datasets.__version__)" | tee -a "$out/machine.log"
 
-bench() {  # slots, deviation?, time limit
-    timeout "$3" python3 scripts/bench_augment.py --data_dir "$data" --rows 128 --max_new_tokens 32 --repeats 1 \
-        --slots "$1" --bare_batch_sizes 128 --debiased false --soft_label_deviation "$2" 2>&1 \
-        | grep -v "/s\]\|s/row\]\|s/ examples\]" | tee "$out/bench_slots$1.log"
+quiet() { grep -v "/s\]\|s/row\]\|s/ examples\]"; }  # progress bars
+bench() {  # name, time limit, bench flags...
+    local name=$1 limit=$2
+    shift 2
+    timeout "$limit" python3 scripts/bench_augment.py --data_dir "$data" --rows 128 --max_new_tokens 32 --repeats 1 \
+        --debiased false "$@" 2>&1 | quiet | tee "$out/$name.log"
+}
+tests() {  # name, time limit
+    GPT3MIX_DATA_DIR=$data timeout "$2" python3 -m pytest -q -p no:cacheprovider tests/test_transformers_backend.py \
+        tests/test_augmenter.py --durations 8 2>&1 | tee "$out/$1.log"
 }
 
-timeout 100 python3 scripts/check_same_rows.py --data_dir "$data" --rows 16 2>&1 \
-    | grep -v "/s\]\|s/row\]\|s/ examples\]" | tee "$out/same_rows.log"
-bench 128 true 120
-GPT3MIX_DATA_DIR=$data timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_transformers_backend.py \
-    tests/test_augmenter.py --durations 8 2>&1 | tee "$out/pytest.log"
-bench 64 false 90
+for step in ${steps//,/ }; do
+    case $step in
+        same_rows) timeout 100 python3 scripts/check_same_rows.py --data_dir "$data" --rows 16 2>&1 | quiet \
+                       | tee "$out/same_rows.log" ;;
+        bench) bench bench_slots128 120 --slots 128 --bare_batch_sizes 128 --soft_label_deviation true ;;
+        tests) tests tests_gpu 120 ;;
+        bench64) bench bench_slots64 90 --slots 64 --bare_batch_sizes 128 --soft_label_deviation false ;;
+        cpu_bench) CUDA_VISIBLE_DEVICES= bench bench_cpu 150 --rows 32 --bare_batch_sizes 32 \
+                       --soft_label_deviation true ;;
+        cpu_tests) CUDA_VISIBLE_DEVICES= tests tests_cpu 180 ;;
+        *) echo "unknown step $step: same_rows, bench, tests, bench64, cpu_bench or cpu_tests" >&2; exit 2 ;;
+    esac
+done
