@@ -237,8 +237,9 @@ class GPT3MixAugmenter:
             raise ValueError(
                 f"num_proc={num_proc} (--num_proc) forks worker processes, and a forked process cannot use CUDA, "
                 f"where this backend's model is ({self.backend.device}). On a GPU, augment in one process "
-                "(num_proc=None): its continuous batching fills the GPU; for more rows at once give the backend "
-                "more decoding slots (batch_size=, --generation_batch_size)."
+                "(num_proc=None, --num_proc 1): its continuous batching fills the GPU; for more rows at once give "
+                "the backend more decoding slots (TransformersBackend.from_pretrained(..., batch_size=), "
+                "--generation_batch_size)."
             )
         if pool is not None:
             names = list(read_labelled_rows(pool, self.text_column, self.label_column)[2].names)
