@@ -27,6 +27,10 @@ from .validation import check_fields
 logger = logging.get_logger(__name__)
 
 
+# Real rows per `Dataset.map` batch when `augment()` or `gpt3mix augment` is given none: a batch's prompts are
+# decoded together, so fewer rows than the engine's decoding slots leave slots idle (README, *The local engine*).
+DEFAULT_MAP_BATCH_SIZE = 64
+
 
 @dataclass
 class RunSettings:

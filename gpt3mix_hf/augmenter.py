@@ -15,7 +15,7 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
-from .augment_run import rows_to_augment, run_augmentation
+from .augment_run import DEFAULT_MAP_BATCH_SIZE, rows_to_augment, run_augmentation
 from .backends.base import Backend, SamplingConfig
 from .batches import Row, read_batch, to_columns, warn_on_uncarried_columns
 from .batches import features as batch_features
@@ -201,7 +201,7 @@ class GPT3MixAugmenter:
         *,
         split: str | None = None,
         pool: Dataset | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_MAP_BATCH_SIZE,
         num_proc: int | None = None,
         load_from_cache_file: bool | None = None,
         checkpoint_dir: str | Path | None = None,

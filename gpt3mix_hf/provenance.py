@@ -22,7 +22,7 @@ from typing import Any
 from datasets import Dataset
 from transformers.utils import logging
 
-from .augment_run import RunSettings
+from .augment_run import DEFAULT_MAP_BATCH_SIZE, RunSettings
 from .augmenter import GPT3MixAugmenter
 from .backends.base import SamplingConfig
 from .config import AugmenterConfig
@@ -187,7 +187,7 @@ class GPT3MixConfig:
             data (`DataSource` or `dict`, *optional*): where those rows came from (the flags of `gpt3mix
                 augment`). Without it, the file describes the rows but regeneration needs them passed in.
             map_batch_size (`int`, *optional*): the `batch_size` given to `augment`; default: the one the run's
-                report recorded (16, `augment`'s default, without a report).
+                report recorded (without a report, `augment`'s default, `DEFAULT_MAP_BATCH_SIZE`).
             num_proc (`int`, *optional*): the `num_proc` given to `augment`; default: the report's.
             report (`AugmentationReport`, *optional*): the run's counts; default `augmenter.report` if it exists.
 
@@ -220,7 +220,7 @@ class GPT3MixConfig:
                     "which regenerate() augments again: pass the rows the augmenter was built with."
                 )
         if map_batch_size is None:
-            map_batch_size = getattr(report, "map_batch_size", None) or RunSettings.map_batch_size
+            map_batch_size = getattr(report, "map_batch_size", None) or DEFAULT_MAP_BATCH_SIZE
         if num_proc is None:
             num_proc = getattr(report, "num_proc", None)
         config = cls(

@@ -17,6 +17,7 @@ from gpt3mix_hf import (
     make_augmenter,
     regenerate,
 )
+from gpt3mix_hf.augment_run import DEFAULT_MAP_BATCH_SIZE
 from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.hub.cards import build_dataset_card, model_card_from_folder
@@ -198,6 +199,12 @@ def test_an_augmenter_given_as_provenance_records_how_augment_ran(toy_sentiment,
     assert GPT3MixConfig.from_augmenter(augmenter, map_batch_size=5).run.map_batch_size == 5  # as told
     # Made from rows in memory, the file says nothing of where they came from: the cards say how to regenerate.
     assert config.data.dataset is None
+    augmenter.augment()  # augment()'s default batch, recorded as such
+    assert as_config(augmenter).run.map_batch_size == DEFAULT_MAP_BATCH_SIZE == 64
+    # A file from before the run section had the field was made with augment()'s default then, 16.
+    values = as_config(augmenter).to_dict()
+    values["run"].pop("map_batch_size")
+    assert GPT3MixConfig.from_dict(values).run.map_batch_size == 16
     synthetic = augmenter.augment(batch_size=3)
     BertConfig(id2label={0: "negative", 1: "positive"}).save_pretrained(tmp_path / "model")  # all a card reads
     text = build_dataset_card(synthetic, "me/x", config).text
