@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict, concatenate_datasets
@@ -66,7 +67,8 @@ class RunSettings:
 
 @dataclass
 class AugmentationReport:
-    """What one `augment` run did, for the CLI summary, dataset cards and provenance."""
+    """What one `augment` run did, for the CLI summary, dataset cards and provenance (its `report` section:
+    `to_dict()`, read back with `from_dict`)."""
 
     rows_requested: int
     rows_written: int
@@ -74,7 +76,9 @@ class AugmentationReport:
     parse_failures: int
     generated_tokens: int
     seconds: float
-    failures: list[dict]
+    # Each failed row's generations and reasons: `gpt3mix augment` writes them to failures.jsonl, not to the
+    # provenance, so a report read back from a file has none.
+    failures: list[dict] = field(default_factory=list)
     # The quality measurements of the rows (`gpt3mix_hf.quality.quality_report`).
     quality: dict | None = field(default=None)
     # How `augment` ran `Dataset.map` (bf16 rows may depend on the batch): the provenance's run section reads them.
@@ -82,6 +86,12 @@ class AugmentationReport:
     num_proc: int | None = field(default=None)
     # Whether the rows augmented were the augmenter's whole pool, which is what a provenance file describes.
     augmented_the_pool: bool | None = field(default=None)
+
+    def __post_init__(self):
+        check_fields(self)
+
+    # Written by to_dict() beside the fields it derives from; read back, they are computed again.
+    DERIVED: ClassVar[tuple[str, ...]] = ("samples_per_second", "parse_failure_rate")
 
     @property
     def samples_per_second(self) -> float:
@@ -93,12 +103,13 @@ class AugmentationReport:
         return self.parse_failures / attempts if attempts else 0.0
 
     def to_dict(self) -> dict:
+        """The counts and quality, with the rates derived from them (`DERIVED`); without the failures (their
+        file) and the batching (the provenance's run section)."""
         summary = asdict(self)
-        # The failures have their file; the batching has the provenance's run section.
         for name in ("failures", "map_batch_size", "num_proc", "augmented_the_pool"):
             summary.pop(name)
-        summary["samples_per_second"] = self.samples_per_second
-        summary["parse_failure_rate"] = self.parse_failure_rate
+        for name in self.DERIVED:
+            summary[name] = getattr(self, name)
         return summary
 
 

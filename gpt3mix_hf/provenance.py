@@ -22,7 +22,7 @@ from typing import Any
 from datasets import Dataset
 from transformers.utils import logging
 
-from .augment_run import DEFAULT_MAP_BATCH_SIZE, RunSettings
+from .augment_run import DEFAULT_MAP_BATCH_SIZE, AugmentationReport, RunSettings
 from .augmenter import GPT3MixAugmenter
 from .backends.base import SamplingConfig
 from .config import AugmenterConfig
@@ -87,6 +87,13 @@ def _from_section(cls, values: Any, section: str, fix: str = _FILE_FIX, where: s
         raise ValueError(f"{where}: `{section}` is incomplete: {error} ({fix})") from None
 
 
+def _report_section(values: Any, where: str) -> AugmentationReport:
+    """The `report` section: `AugmentationReport.to_dict()`, whose derived rates are computed again, not read."""
+    if isinstance(values, dict):
+        values = {key: value for key, value in values.items() if key not in AugmentationReport.DERIVED}
+    return _from_section(AugmentationReport, values, "report", where=where)
+
+
 @dataclass
 class DataSource(DataArguments):
     """Where the real rows came from: the data flags of `gpt3mix augment` (`DataArguments`), and the size and
@@ -141,7 +148,8 @@ class GPT3MixConfig:
         sampling (`SamplingConfig`): how the LM sampled.
         data (`DataSource`): where the real rows came from.
         run (`RunSettings`): the batch sizes of the run, and the machine.
-        report (`dict`, *optional*): the run's counts (`AugmentationReport.to_dict()`).
+        report (`AugmentationReport`, *optional*): the run's counts and the quality of its rows (in the file:
+            `AugmentationReport.to_dict()`; the failures are in `gpt3mix augment`'s failures.jsonl).
         versions (`dict[str, str]`): the library versions that made the rows.
         format_version (`int`): the version of this schema.
 
@@ -160,7 +168,7 @@ class GPT3MixConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     data: DataSource = field(default_factory=DataSource)
     run: RunSettings = field(default_factory=RunSettings)
-    report: dict | None = None
+    report: AugmentationReport | None = None
     versions: dict[str, str] = field(default_factory=library_versions)
     format_version: int = FORMAT_VERSION
 
@@ -230,7 +238,8 @@ class GPT3MixConfig:
             sampling=SamplingConfig(**augmenter.sampling.to_dict()),
             data=source,
             run=RunSettings.of(augmenter.backend, map_batch_size, num_proc),
-            report=report.to_dict() if report is not None else None,
+            # As the file holds it: without the failures and the batching (the run section has that).
+            report=_report_section(report.to_dict(), CONFIG_NAME) if report is not None else None,
         )
         check_no_secrets(config.to_dict())
         return config
@@ -247,7 +256,7 @@ class GPT3MixConfig:
             "sampling": self.sampling.to_dict(),
             "augmenter": self.augmenter.to_dict(),
             "run": asdict(self.run),
-            "report": self.report,
+            "report": self.report.to_dict() if self.report is not None else None,
             "versions": self.versions,
         }
 
@@ -293,7 +302,7 @@ class GPT3MixConfig:
                 sampling=_from_section(SamplingConfig, values.get("sampling") or {}, "sampling", where=where),
                 data=_from_section(DataSource, values.get("data") or {}, "data", where=where),
                 run=_from_section(RunSettings, values.get("run") or {}, "run", where=where),
-                report=values.get("report"),
+                report=_report_section(values["report"], where) if values.get("report") is not None else None,
                 versions=values.get("versions") or {},
             )
         except ConfigTypeError as error:

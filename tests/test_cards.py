@@ -135,7 +135,7 @@ def test_dataset_card_states_the_size_of_the_rows_published_and_no_language_unle
 
 def test_dataset_card_says_how_it_was_made(augmented):
     synthetic, config = augmented
-    report = config.report
+    report = config.report.to_dict()
     text = build_dataset_card(synthetic, "me/sst2-gpt3mix", config).text
     assert f"| Synthetic rows written | {report['rows_written']} |" in text
     assert f"| Generations that did not parse | {report['parse_failures']} |" in text

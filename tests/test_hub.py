@@ -1,6 +1,7 @@
 """Publishing: the upload path with huggingface_hub.HfApi patched at its boundary (the Hub cannot be reached here),
 everything else for real on local folders."""
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -415,8 +416,9 @@ def test_push_dataset_command_dry_run(augmented, toy_sentiment, tmp_path, capsys
     # The layout `gpt3mix augment` writes: synthetic/, real/ and gpt3mix_config.json.
     synthetic.save_to_disk(tmp_path / "run" / "synthetic")
     toy_sentiment.save_to_disk(tmp_path / "run" / "real")
-    quality = config.report.pop("quality")  # a folder made before the quality report: measured when published
-    config.save_pretrained(tmp_path / "run")
+    quality = config.report.quality  # a folder made before the quality report: measured when published
+    dataclasses.replace(config, report=dataclasses.replace(config.report, quality=None)).save_pretrained(
+        tmp_path / "run")
     code = cli.main(["push-dataset", "--repo_id", "me/sst2-gpt3mix", "--dataset_dir", str(tmp_path / "run"),
                      "--with_real", "--dry-run", "--local_dir", str(tmp_path / "preview"), "--license", "mit"])
     assert code == 0

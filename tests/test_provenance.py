@@ -17,7 +17,7 @@ from gpt3mix_hf import (
     make_augmenter,
     regenerate,
 )
-from gpt3mix_hf.augment_run import DEFAULT_MAP_BATCH_SIZE
+from gpt3mix_hf.augment_run import DEFAULT_MAP_BATCH_SIZE, AugmentationReport
 from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.hub.cards import build_dataset_card, model_card_from_folder
@@ -50,8 +50,8 @@ def test_config_holds_everything_needed_and_round_trips(tmp_path, toy_sentiment)
     assert config.data.num_rows == len(toy_sentiment)
     assert config.data.sha256 == dataset_sha256(toy_sentiment)
     assert config.run.map_batch_size == 4
-    assert config.report["rows_written"] == len(synthetic)
-    assert config.report["parse_failures"] == augmenter.report.parse_failures
+    assert config.report.rows_written == len(synthetic)
+    assert config.report.parse_failures == augmenter.report.parse_failures
     assert config.versions["gpt3mix_hf"] and config.versions["transformers"]
 
     path = config.save_pretrained(tmp_path)
@@ -182,7 +182,7 @@ def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentime
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=3)
     augmenter.augment()
     config = as_config(augmenter)
-    assert config.augmenter.seed == 3 and config.report == augmenter.report.to_dict()
+    assert config.augmenter.seed == 3 and config.report.to_dict() == augmenter.report.to_dict()
     config.save_pretrained(tmp_path)
     assert as_config(tmp_path) == as_config(tmp_path / CONFIG_NAME) == as_config(config.to_dict()) == config
     assert as_config(None) is None
@@ -190,12 +190,28 @@ def test_provenance_can_be_given_as_augmenter_path_or_dict(tmp_path, toy_sentime
         as_config(42)
 
 
+def test_the_report_section_reads_back_typed(toy_sentiment):
+    augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=3)
+    augmenter.augment(batch_size=3)
+    values = json.loads(json.dumps(as_config(augmenter).to_dict()))
+    report = GPT3MixConfig.from_dict(values).report
+    assert isinstance(report, AugmentationReport) and report.to_dict() == augmenter.report.to_dict()
+    assert report.failures == []  # failures.jsonl holds them
+    # The rates are derived again from the counts, not read.
+    values["report"]["parse_failure_rate"] = 0.5
+    assert GPT3MixConfig.from_dict(values).report.parse_failure_rate == augmenter.report.parse_failure_rate
+    with pytest.raises(ValueError, match=r"`report` has keys \['rows_writen'\]"):
+        GPT3MixConfig.from_dict({**values, "report": {**values["report"], "rows_writen": 3}})
+    with pytest.raises(ValueError, match="`report` holds a value of the wrong kind"):
+        GPT3MixConfig.from_dict({**values, "report": {**values["report"], "rows_written": "3"}})
+
+
 def test_an_augmenter_given_as_provenance_records_how_augment_ran(toy_sentiment, tmp_path):
     augmenter = GPT3MixAugmenter(ScriptedBackend(), toy_sentiment, seed=3)
     augmenter.augment(batch_size=3)
     config = as_config(augmenter)
     assert (config.run.map_batch_size, config.run.num_proc) == (3, None)  # not augment's defaults
-    assert "map_batch_size" not in config.report  # recorded once, in the run section
+    assert "map_batch_size" not in config.to_dict()["report"]  # recorded once, in the run section
     assert GPT3MixConfig.from_augmenter(augmenter, map_batch_size=5).run.map_batch_size == 5  # as told
     # Made from rows in memory, the file says nothing of where they came from: the cards say how to regenerate.
     assert config.data.dataset is None

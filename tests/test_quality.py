@@ -82,7 +82,7 @@ def test_augment_computes_the_report_from_its_rows(augmented):
     assert quality["parse_failure_rate"] == pytest.approx(augmenter.report.parse_failure_rate)
     assert 0 < quality["mean_label_confidence"] <= 1 and quality["exact_copy_of_real_rate"] == 0.0
     # Kept with the provenance.
-    assert GPT3MixConfig.from_augmenter(augmenter, real).report["quality"] == quality
+    assert GPT3MixConfig.from_augmenter(augmenter, real).report.quality == quality
 
 
 def test_debiased_rows_labels_are_compared_with_the_written_and_lm_labels(augmented):
@@ -116,7 +116,7 @@ def test_the_dataset_card_and_the_report_command_show_the_quality(augmented, tmp
     card = build_dataset_card(synthetic, "me/x", config, license="mit")
     text = DatasetCard.load(_save(card, tmp_path)).text
     assert "### Quality of the synthetic rows" in text
-    assert f"| recency_rate | {config.report['quality']['recency_rate']:.4g} |" in text
+    assert f"| recency_rate | {config.report.quality['recency_rate']:.4g} |" in text
     assert "negative: " in text.split("### Quality")[1]
     synthetic.save_to_disk(tmp_path / "run" / "synthetic")
     real.save_to_disk(tmp_path / "run" / "real")
@@ -126,7 +126,7 @@ def test_the_dataset_card_and_the_report_command_show_the_quality(augmented, tmp
     printed = json.loads(capsys.readouterr().out)
     # Computed again from the saved rows: the same numbers as when the rows were made (no failures.jsonl here,
     # so the dropped rows' failures are not counted).
-    same = {key: value for key, value in config.report["quality"].items() if not key.startswith("parse_failure")}
+    same = {key: value for key, value in config.report.quality.items() if not key.startswith("parse_failure")}
     assert {key: printed[key] for key in same} == same
     assert cli.main(["report", str(tmp_path / "run")]) == 0
     assert "recency_rate" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
@@ -157,11 +157,12 @@ def run(name: str, args: PushArguments, specific) -> int:
                 f"{folder.parent} has no {CONFIG_NAME}, which `gpt3mix augment` writes last: run the same augment "
                 "again (it resumes), or name the provenance with --config."
             )
-        if config is not None and not (config.report or {}).get("quality") and (folder.parent / "real").is_dir():
+        if config is not None and config.report is not None and not config.report.quality and (
+                folder.parent / "real").is_dir():
             # A folder made before the quality report existed: measure its rows now, for the card.
             from .report import folder_quality
 
-            config.report = {**(config.report or {}), "quality": folder_quality(folder.parent)[0]}
+            config.report = replace(config.report, quality=folder_quality(folder.parent)[0])
         dataset = _load_dataset(specific, folder, config)
         result = push_augmented_dataset(
             dataset,

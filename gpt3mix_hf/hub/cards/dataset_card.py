@@ -215,8 +215,8 @@ class GPT3MixDatasetCardData(CardData):
         return columns
 
     def _counts_rows(self) -> list[dict]:
-        report = self.provenance.report if self.provenance is not None and self.provenance.report else None
-        report = report or self.counts_from_data
+        report = self.provenance.report if self.provenance is not None else None
+        report = report.to_dict() if report is not None else self.counts_from_data
         if not report:
             return []
         rows = []
@@ -233,7 +233,7 @@ class GPT3MixDatasetCardData(CardData):
 
     def _quality_rows(self) -> list[dict]:
         report = self.provenance.report if self.provenance is not None else None
-        quality = (report or {}).get("quality")
+        quality = report.quality if report is not None else None
         if not quality:
             return []
         names = self.provenance.task.label_names or self.label_names
