@@ -482,6 +482,10 @@ def test_create_model_card_maps_or_refuses_every_argument(trained, augmented, tm
         trained.create_model_card(dataset_tags=["me/a", "me/b"])
     with pytest.raises(TypeError, match="the model card takes"):
         trained.create_model_card(licence="mit")
+    # The stock Trainer's arguments in its order, as a caller of Trainer.create_model_card passes them.
+    trained.create_model_card("fr", "mit", None, "tiny-sst2", provenance=config)
+    card = ModelCard.load(tmp_path / "README.md", ignore_metadata_errors=False)
+    assert (card.data.language, card.data.license, card.data.model_name) == ("fr", "mit", "tiny-sst2")
 
 
 def test_create_model_card_refuses_a_card_that_holds_a_secret(trained, tmp_path, monkeypatch):

@@ -298,15 +298,32 @@ class GPT3MixTrainer(Trainer):
                 loss = loss / getattr(self, "current_gradient_accumulation_steps", 1)
         return (loss, outputs) if return_outputs else loss
 
-    def create_model_card(self, **kwargs) -> None:
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+        **card_fields,
+    ) -> None:
         """The GPT3Mix model card (the one `push_classifier` publishes) in `args.output_dir/README.md`, with the
         provenance beside it: `trainer.push_to_hub(provenance=..., dataset_tags="me/sst2-gpt3mix")`. The arguments
-        are `Trainer.create_model_card`'s and the card's fields (`cards.write_trainer_model_card`)."""
+        are `Trainer.create_model_card`'s, in its order, then the card's fields by keyword
+        (`cards.write_trainer_model_card`)."""
         if not self.is_world_process_zero():
             return
         from ..hub.cards import write_trainer_model_card
 
-        write_trainer_model_card(self, **kwargs)
+        stock = {"language": language, "license": license, "tags": tags, "model_name": model_name,
+                 "finetuned_from": finetuned_from, "tasks": tasks, "dataset_tags": dataset_tags, "dataset": dataset,
+                 "dataset_args": dataset_args}
+        write_trainer_model_card(self, **{name: value for name, value in stock.items() if value is not None},
+                                 **card_fields)
 
 
 def _checked_model_init(model_init: Callable, check: Callable) -> Callable:
