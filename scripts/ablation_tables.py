@@ -19,6 +19,7 @@ from transformers import HfArgumentParser
 from gpt3mix_hf.experiment import METHOD_NAMES, load_runs, summarize
 from gpt3mix_hf.experiment.arguments import BASELINE
 from gpt3mix_hf.experiment.summary import METRICS, cell_text, left_out_notes
+from gpt3mix_hf.state import write_text
 
 
 @dataclass
@@ -79,7 +80,7 @@ def main() -> None:
     table = ablation_table(args)
     print(table)
     if args.output:
-        Path(args.output).write_text(table + "\n", encoding="utf-8")
+        write_text(args.output, table + "\n")
 
 
 if __name__ == "__main__":

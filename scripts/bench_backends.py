@@ -19,7 +19,6 @@ at the same concurrency and each concurrency with 1 in flight.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -38,6 +37,7 @@ from gpt3mix_hf.backends import Backend, Completion, OpenAIBackend, SamplingConf
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 from gpt3mix_hf.models import resolve_lm
 from gpt3mix_hf.spec import TaskSpec
+from gpt3mix_hf.state import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("plain", "plain_soft", "generate", "written", "soft", "local")
@@ -271,11 +271,10 @@ def main():
         print(f"{variant:<11} {in_flight:>9} {value:>9.2f} {value / plain if plain else float('nan'):>8.2f}x "
               f"{value / first:>6.2f}x  {same}")
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         summary = {"arguments": asdict(args), "cpus": os.cpu_count(),
                    "runs": [{"variant": v, "in_flight": n, "runs": [{k: r[k] for k in r if k != "texts"} for r in rs]}
                             for (v, n), rs in runs.items()]}
-        Path(args.output).write_text(json.dumps(summary, indent=2))
+        write_json(args.output, summary)
         print(f"wrote {args.output}")
 
 

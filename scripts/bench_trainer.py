@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import statistics
 import tempfile
@@ -41,6 +40,7 @@ from transformers.utils import logging
 from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.data import load_benchmark
 from gpt3mix_hf.models import resolve_classifier
+from gpt3mix_hf.state import write_json
 from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
 from gpt3mix_hf.training.label_columns import SoftLabelCollator
 from gpt3mix_hf.training.losses import soft_cross_entropy
@@ -240,9 +240,8 @@ def main():
 
 def write_output(options, times, per_repeat, summary, components) -> None:
     if options.output:
-        with open(options.output, "w") as handle:
-            json.dump({"options": vars(options), "step_times": times, "per_repeat_medians": per_repeat,
-                       "summary": summary, "components": components}, handle, indent=2)
+        write_json(options.output, {"options": vars(options), "step_times": times, "per_repeat_medians": per_repeat,
+                                    "summary": summary, "components": components})
 
 
 if __name__ == "__main__":

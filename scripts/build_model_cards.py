@@ -18,13 +18,13 @@ number in the cards comes from the run; nothing is typed in.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from gpt3mix_hf import GPT3MixConfig
 from gpt3mix_hf.hub.push import push_augmented_dataset, push_classifier
+from gpt3mix_hf.state import write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 # Placeholders until the artifacts are published: pass the real repository ids with --dataset_repo/--classifier_repo.
@@ -38,7 +38,6 @@ def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float
     from gpt3mix_hf.data import BENCHMARKS, class_balanced_sample, load_benchmark
     from gpt3mix_hf.hub.cards.training_record import TRAINING_RECORD_NAME, read_training_record
     from gpt3mix_hf.provenance import library_versions
-    from gpt3mix_hf.state import write_json
     from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
     from gpt3mix_hf.training.classification import evaluate_classifier, train_classifier
 
@@ -81,7 +80,7 @@ def make_reference(output_dir: Path, data_dir: str, per_class: int, ratio: float
     classifier_dir = output_dir / "classifier"
     trainer.save_model(str(classifier_dir))  # with the training_args.bin the card reads
     trainer.state.save_to_json(str(classifier_dir / "trainer_state.json"))
-    (classifier_dir / "test_results.json").write_text(json.dumps(test_metrics, indent=2))
+    write_json(classifier_dir / "test_results.json", test_metrics)
     # What this run evaluated on, beside the hyper-parameters and loss read from its arguments.
     record = read_training_record(classifier_dir)
     record.update(eval_dataset_id=BENCHMARKS["sst2"].hub_path, eval_dataset_name="sst2", eval_split="test",
@@ -143,14 +142,14 @@ def main() -> None:
             dataset, args.dataset_repo, provenance=config, local_dir=Path(preview) / "dataset", license="unknown",
             language="en", pretty_name="SST-2 augmented with GPT3Mix (SmolLM2-135M-Instruct)",
         )
-        (args.output_dir / "sst2-gpt3mix-dataset.md").write_text((folder / "README.md").read_text())
-        (args.output_dir / "gpt3mix_config.json").write_text((folder / "gpt3mix_config.json").read_text())
+        write_text(args.output_dir / "sst2-gpt3mix-dataset.md", (folder / "README.md").read_text())
+        write_text(args.output_dir / "gpt3mix_config.json", (folder / "gpt3mix_config.json").read_text())
 
         folder = push_classifier(
             args.classifier_dir, args.classifier_repo, provenance=config, dataset_id=args.dataset_repo,
             local_dir=Path(preview) / "classifier", license="apache-2.0", language="en", base_model=args.base_model,
         )
-        (args.output_dir / "minilm-sst2-gpt3mix-classifier.md").write_text((folder / "README.md").read_text())
+        write_text(args.output_dir / "minilm-sst2-gpt3mix-classifier.md", (folder / "README.md").read_text())
     print(f"cards written to {args.output_dir}")
 
 

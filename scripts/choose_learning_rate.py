@@ -12,7 +12,6 @@ table and writes `<output_dir>/lr_sweep.json`, with the machine it ran on.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,7 @@ from transformers import HfArgumentParser
 
 from gpt3mix_hf.backends.local.machine import machine_kind
 from gpt3mix_hf.experiment import ExperimentArguments, run_experiment
+from gpt3mix_hf.state import write_json
 
 
 @dataclass
@@ -110,11 +110,7 @@ def main() -> int:
         "runs": cells,
         "environment": machine(),
     }
-    path = Path(args.output_dir) / "lr_sweep.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    temporary.rename(path)
+    path = write_json(Path(args.output_dir) / "lr_sweep.json", summary)
     sys.stdout.write(f"written: {path}\n")
     return 0
 

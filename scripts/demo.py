@@ -25,6 +25,7 @@ from gpt3mix_hf import (
     concatenate_with_real,
 )
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
+from gpt3mix_hf.state import write_text
 from gpt3mix_hf.training.arguments import GPT3MixTrainingArguments
 from gpt3mix_hf.training.classification import evaluate_classifier, train_classifier
 
@@ -121,7 +122,7 @@ def main():
         # What the model card reads: test results, hyper-parameters and the training log.
         trainer.save_metrics("test", results[method])
         trainer.save_state()
-        Path(training_args.output_dir, "training_args.json").write_text(training_args.to_json_string())
+        write_text(Path(training_args.output_dir, "training_args.json"), training_args.to_json_string())
     print(f"\nSST-2 test ({len(test)} rows), one run each, seed {args.seed}:")
     print(f"{'':<10}{'accuracy':>10}{'macro-F1':>10}")
     for method, metrics in results.items():

@@ -36,7 +36,6 @@ of the task prior. One JSON per task in --output_dir, with the machine and the c
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
@@ -61,6 +60,7 @@ from gpt3mix_hf.labels import (
     normalize_logprobs,
 )
 from gpt3mix_hf.selection import ExampleSelector, content_key, row_rng
+from gpt3mix_hf.state import write_json
 
 
 @dataclass
@@ -265,11 +265,7 @@ def main():
                   f"log p(true) {figures['true_label_log_likelihood']:.3f}  recency {figures['recency_rate']:.3f} "
                   f"(true {figures['true_recency_rate']:.3f})  predicted {shares}")
         if args.output_dir:
-            path = Path(args.output_dir) / f"{task}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".json.tmp")
-            temporary.write_text(json.dumps(result, indent=2) + "\n")
-            temporary.rename(path)
+            write_json(Path(args.output_dir) / f"{task}.json", result)
 
 
 if __name__ == "__main__":
