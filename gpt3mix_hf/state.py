@@ -20,6 +20,18 @@ from datasets import Dataset, load_from_disk
 META_NAME = "meta.json"
 
 
+def _new_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 less the umask. Read once, at import (setting the umask to read
+    it is not thread-safe)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# `mkstemp` makes its file 0o600: a state file written through it would be unreadable to the rest of a team.
+_NEW_FILE_MODE = _new_file_mode()
+
+
 def check_folder_path(folder: str | Path, what: str = "the folder") -> Path:
     """`folder` as a `Path`, refused with a `ValueError` that names it when it, or a folder above it, is a file
     (where `mkdir` would fail with a bare `FileExistsError` or `NotADirectoryError`)."""
@@ -66,6 +78,7 @@ def write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(staging, _NEW_FILE_MODE)
         os.replace(staging, path)
     except BaseException:
         Path(staging).unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """Atomic JSON state files and finished-when-meta-exists row folders."""
 
 import json
+import stat
 
 import pytest
 from datasets import Dataset
@@ -23,6 +24,15 @@ def test_write_json_is_whole_and_leaves_no_temporary_file(tmp_path, monkeypatch)
     monkeypatch.undo()
     assert read_json(path) == {"accuracy": 0.5, "names": ["é"]}
     assert [p.name for p in path.parent.iterdir()] == ["run.json"]
+
+
+def test_a_state_file_gets_the_mode_a_plain_write_gives(tmp_path):
+    # The temporary file a write starts from is 0o600 (mkstemp): renamed as it was, a provenance or a run record
+    # was unreadable to everyone but its writer.
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    written = write_json(tmp_path / "run.json", {})
+    assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
 
 
 def test_cut_off_file_names_itself_and_the_fix(tmp_path):
