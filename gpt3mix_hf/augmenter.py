@@ -15,7 +15,7 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
-from .augment_run import DEFAULT_MAP_BATCH_SIZE, rows_to_augment, run_augmentation
+from .augment_run import default_map_batch_size, rows_to_augment, run_augmentation
 from .backends.base import Backend, SamplingConfig
 from .batches import Row, read_batch, to_columns, warn_on_uncarried_columns
 from .batches import features as batch_features
@@ -201,7 +201,7 @@ class GPT3MixAugmenter:
         *,
         split: str | None = None,
         pool: Dataset | None = None,
-        batch_size: int = DEFAULT_MAP_BATCH_SIZE,
+        batch_size: int | None = None,
         num_proc: int | None = None,
         load_from_cache_file: bool | None = None,
         checkpoint_dir: str | Path | None = None,
@@ -219,9 +219,9 @@ class GPT3MixAugmenter:
             split (`str`, *optional*): the split of a `DatasetDict` to augment.
             pool (`Dataset`, *optional*): draw the prompts' other examples from these rows instead of the pool
                 the augmenter was built with.
-            batch_size (`int`): real rows per `Dataset.map` batch, 64 as in `gpt3mix augment`. A batch's prompts
-                are decoded together, so fewer rows than the backend's decoding slots leave slots idle: with 64
-                slots, 16 rows a batch ran 1.38x slower than 64 on a 2-core CPU (README, *The local engine*).
+            batch_size (`int`, *optional*): real rows per `Dataset.map` batch; default: the backend's decoding
+                slots, at least 64 (`default_map_batch_size`). A batch's prompts are decoded together, so fewer
+                rows than the slots leave slots idle.
             num_proc, load_from_cache_file: passed to `Dataset.map`. `num_proc` > 1 forks worker processes,
                 which cannot use CUDA: with a model on a GPU it is refused.
             checkpoint_dir (`str`, *optional*): make the rows `shard_size` real rows at a time and save each
@@ -232,7 +232,9 @@ class GPT3MixAugmenter:
         check_arguments(GPT3MixAugmenter.augment, {"split": split, "batch_size": batch_size, "num_proc": num_proc,
                                                    "load_from_cache_file": load_from_cache_file,
                                                    "shard_size": shard_size}, owner="augment")
-        if (num_proc or 1) > 1 and getattr(getattr(self.backend, "device", None), "type", None) == "cuda":
+        if batch_size is None:
+            batch_size = default_map_batch_size(self.backend)
+        if (num_proc or 1) > 1 and self.backend.uses_cuda:
             # Found on an H100: each forked worker died re-initialising CUDA, and `map` said only that one had.
             raise ValueError(
                 f"num_proc={num_proc} (--num_proc) forks worker processes, and a forked process cannot use CUDA, "

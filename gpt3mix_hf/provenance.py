@@ -15,14 +15,14 @@ import hashlib
 import importlib.metadata
 import json
 import platform
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 from transformers.utils import logging
 
-from .augment_run import DEFAULT_MAP_BATCH_SIZE, AugmentationReport, RunSettings
+from .augment_run import AugmentationReport, RunSettings, default_map_batch_size
 from .augmenter import GPT3MixAugmenter
 from .backends.base import SamplingConfig
 from .config import AugmenterConfig
@@ -195,7 +195,7 @@ class GPT3MixConfig:
             data (`DataSource` or `dict`, *optional*): where those rows came from (the flags of `gpt3mix
                 augment`). Without it, the file describes the rows but regeneration needs them passed in.
             map_batch_size (`int`, *optional*): the `batch_size` given to `augment`; default: the one the run's
-                report recorded (without a report, `augment`'s default, `DEFAULT_MAP_BATCH_SIZE`).
+                report recorded (without a report, `augment`'s default, `default_map_batch_size`).
             num_proc (`int`, *optional*): the `num_proc` given to `augment`; default: the report's.
             report (`AugmentationReport`, *optional*): the run's counts; default `augmenter.report` if it exists.
 
@@ -228,7 +228,7 @@ class GPT3MixConfig:
                     "which regenerate() augments again: pass the rows the augmenter was built with."
                 )
         if map_batch_size is None:
-            map_batch_size = getattr(report, "map_batch_size", None) or DEFAULT_MAP_BATCH_SIZE
+            map_batch_size = getattr(report, "map_batch_size", None) or default_map_batch_size(augmenter.backend)
         if num_proc is None:
             num_proc = getattr(report, "num_proc", None)
         config = cls(
@@ -238,8 +238,9 @@ class GPT3MixConfig:
             sampling=SamplingConfig(**augmenter.sampling.to_dict()),
             data=source,
             run=RunSettings.of(augmenter.backend, map_batch_size, num_proc),
-            # As the file holds it: without the failures and the batching (the run section has that).
-            report=_report_section(report.to_dict(), CONFIG_NAME) if report is not None else None,
+            # As the file holds it: the failures have their file, the batching is the run section.
+            report=None if report is None else replace(report, failures=[], map_batch_size=None, num_proc=None,
+                                                       augmented_the_pool=None),
         )
         check_no_secrets(config.to_dict())
         return config

@@ -65,13 +65,19 @@ def make_augmenter(
                 "folder, split and sub-sample, or pass check_data=False to generate from these rows anyway."
             )
     dtype = config.backend.get("dtype")
-    if RunSettings.rows_depend_on_it(dtype) and config.run.machine is not None:
+    if config.run.machine is not None:
         here = machine_kind(device or config.backend.get("device") or "cpu")
-        if here != config.run.machine:
+        if RunSettings.rows_depend_on_it(dtype) and here != config.run.machine:
             logger.warning(
                 f"These rows were generated in {dtype} on another kind of machine ({config.run.machine}; this is "
                 f"{here}): {dtype} rows are the same for the same settings on the same kind of machine only, so "
-                "some texts may differ. Rows generated in float32 regenerate the same anywhere."
+                "some texts may differ."
+            )
+        elif here.split(":")[0] != config.run.machine.split(":")[0]:
+            # float32 rows do not depend on the batching, but a CPU's and a GPU's kernels round differently.
+            logger.warning(
+                f"These rows were generated on {config.run.machine}, and are made again on {here}: round-off may "
+                "move a sampled token, so some texts may differ."
             )
     if backend is None:
         if config.backend.get("backend") == "transformers":
@@ -93,5 +99,12 @@ def regenerate(config: GPT3MixConfig | str | Path, **kwargs) -> Dataset:
     """
     config = as_config(config)
     augmenter = make_augmenter(config, **kwargs)
-    return augmenter.augment(batch_size=config.run.map_batch_size, num_proc=config.run.num_proc,
-                             load_from_cache_file=False)
+    num_proc = config.run.num_proc
+    if (num_proc or 1) > 1 and augmenter.backend.uses_cuda:
+        logger.warning(
+            f"The rows were made with num_proc={num_proc}, whose forked worker processes cannot use CUDA, where the "
+            "model is here: they are made again in one process (float32 rows do not depend on it; bfloat16 rows "
+            "already differ on another kind of machine). device='cpu' keeps the recorded processes."
+        )
+        num_proc = None
+    return augmenter.augment(batch_size=config.run.map_batch_size, num_proc=num_proc, load_from_cache_file=False)

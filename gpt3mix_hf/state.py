@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,6 @@ from datasets import Dataset, load_from_disk
 
 META_NAME = "meta.json"
 
-
-def _new_file_mode() -> int:
-    """The mode `open()` gives a new file: 0o666 less the umask. Read once, at import (setting the umask to read
-    it is not thread-safe)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-# `mkstemp` makes its file 0o600: a state file written through it would be unreadable to the rest of a team.
-_NEW_FILE_MODE = _new_file_mode()
 
 
 def check_folder_path(folder: str | Path, what: str = "the folder") -> Path:
@@ -74,11 +64,15 @@ def write_text(path: str | Path, text: str) -> Path:
     half-way leaves the old file or the new one, never half of one."""
     path = Path(path)
     make_folder(path.parent, f"the folder of {path.name}")
-    descriptor, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    staging = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # With the mode `open()` gives: 0o666 less the umask for a new file (`mkstemp`'s 0o600 left a provenance or a
+    # run record unreadable to the rest of a team), the mode of the file it replaces otherwise.
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(staging, _NEW_FILE_MODE)
+        if path.exists():
+            os.chmod(staging, stat.S_IMODE(path.stat().st_mode))
         os.replace(staging, path)
     except BaseException:
         Path(staging).unlink(missing_ok=True)

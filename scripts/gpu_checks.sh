@@ -9,13 +9,16 @@
 #              where `auto` is bf16 natively (the AMX figures issue 21 asks for);
 #   cpu_tests  the same tests on that CPU, CUDA hidden (bf16 under `auto`, as an AMX machine runs the suite).
 # The bench runs 128 rows once (its figures print only at its end) against bare `generate` at batch 128 (32 on
-# the CPU). Each step has its own time limit, so a slow one leaves the others their time. Sized after a first
-# run on an H100 that did not finish in 10 minutes: there one decoding slot took about a second a row.
+# the CPU). Each step has its own time limit, so a slow one leaves the others their time, and a step stopped at
+# its limit says so in its log. Sized after a first run on an H100 that did not finish in 10 minutes: there one
+# decoding slot took about a second a row. The limits add up to about 13 minutes: where one command may run 10,
+# run the steps in two calls.
 #
 #     scripts/gpu_checks.sh ../shared/data [OUT] [STEPS]
 set -u
 data=${1:?usage: scripts/gpu_checks.sh DATA_DIR [OUT] [STEPS]}
 out=${2:-.}
+mkdir -p "$out"
 steps=${3:-same_rows,bench,tests,bench64,cpu_bench,cpu_tests}
 python3 -c "import torch; assert torch.cuda.is_available(), 'no GPU here: these are the GPU checks'" || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/machine.log"
@@ -23,21 +26,27 @@ python3 -c "import torch, transformers, datasets; print('torch', torch.__version
 transformers.__version__, 'datasets', datasets.__version__)" | tee -a "$out/machine.log"
 
 quiet() { grep -v "/s\]\|s/row\]\|s/ examples\]"; }  # progress bars
+limited() {  # log, time limit, command...: run it, and say in the log when it was stopped at its limit
+    local log=$1 limit=$2
+    shift 2
+    timeout "$limit" "$@" 2>&1 | quiet | tee "$log"
+    [ "${PIPESTATUS[0]}" = 124 ] && echo "STOPPED at its time limit of $limit s" | tee -a "$log"
+    return 0
+}
 bench() {  # name, time limit, bench flags...
     local name=$1 limit=$2
     shift 2
-    timeout "$limit" python3 scripts/bench_augment.py --data_dir "$data" --rows 128 --max_new_tokens 32 --repeats 1 \
-        --debiased false "$@" 2>&1 | quiet | tee "$out/$name.log"
+    limited "$out/$name.log" "$limit" python3 scripts/bench_augment.py --data_dir "$data" --rows 128 \
+        --max_new_tokens 32 --repeats 1 --debiased false "$@"
 }
 tests() {  # name, time limit
-    GPT3MIX_DATA_DIR=$data timeout "$2" python3 -m pytest -q -p no:cacheprovider tests/test_transformers_backend.py \
-        tests/test_augmenter.py --durations 8 2>&1 | tee "$out/$1.log"
+    GPT3MIX_DATA_DIR=$data limited "$out/$1.log" "$2" python3 -m pytest -q -p no:cacheprovider \
+        tests/test_transformers_backend.py tests/test_augmenter.py --durations 8
 }
 
 for step in ${steps//,/ }; do
     case $step in
-        same_rows) timeout 100 python3 scripts/check_same_rows.py --data_dir "$data" --rows 16 2>&1 | quiet \
-                       | tee "$out/same_rows.log" ;;
+        same_rows) limited "$out/same_rows.log" 100 python3 scripts/check_same_rows.py --data_dir "$data" --rows 16 ;;
         bench) bench bench_slots128 120 --slots 128 --bare_batch_sizes 128 --soft_label_deviation true ;;
         tests) tests tests_gpu 120 ;;
         bench64) bench bench_slots64 90 --slots 64 --bare_batch_sizes 128 --soft_label_deviation false ;;

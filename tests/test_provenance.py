@@ -217,7 +217,11 @@ def test_an_augmenter_given_as_provenance_records_how_augment_ran(toy_sentiment,
     assert config.data.dataset is None
     augmenter.augment()  # augment()'s default batch, recorded as such
     assert as_config(augmenter).run.map_batch_size == DEFAULT_MAP_BATCH_SIZE == 64
-    # A file from before the run section had the field was made with augment()'s default then, 16.
+    # With more decoding slots than that (a GPU's 128), a default batch fills them.
+    augmenter.backend.batch_size = 128
+    augmenter.augment()
+    assert augmenter.report.map_batch_size == as_config(augmenter).run.map_batch_size == 128
+    # A run section without the field (edited by hand: every version writes it) reads as augment()'s old default.
     values = as_config(augmenter).to_dict()
     values["run"].pop("map_batch_size")
     assert GPT3MixConfig.from_dict(values).run.map_batch_size == 16
@@ -323,6 +327,28 @@ def test_bfloat16_rows_regenerate_the_same_with_the_recorded_settings(format_lm_
     with caplog.at_level(logging.WARNING):
         make_augmenter(config, dataset=train, backend=ScriptedBackend())
     assert "same kind of machine only" in caplog.text
+
+
+def test_float32_rows_elsewhere_warn_and_a_gpu_makes_them_in_one_process(format_lm_dir, toy_sentiment, caplog,
+                                                                        monkeypatch):
+    backend = TransformersBackend.from_pretrained(str(format_lm_dir), dtype="float32", device="cpu", batch_size=2)
+    augmenter = GPT3MixAugmenter(backend, toy_sentiment, TaskSpec.from_preset("sst2"), seed=3, max_attempts=2,
+                                 sampling=SamplingConfig(max_new_tokens=12))
+    synthetic = augmenter.augment(batch_size=3, num_proc=2, load_from_cache_file=False)
+    config = GPT3MixConfig.from_augmenter(augmenter, toy_sentiment)
+    assert config.run.num_proc == 2 and config.backend["dtype"] == "float32"
+    # float32 rows do not depend on the batching, but another kind of device rounds otherwise: said.
+    config.run.machine = "cuda: another GPU"
+    with caplog.at_level(logging.WARNING):
+        make_augmenter(config, dataset=toy_sentiment, backend=ScriptedBackend())
+    assert "round-off may move a sampled token" in caplog.text
+    # With the model on a GPU, the recorded worker processes could not use it: one process makes the same rows.
+    monkeypatch.setattr(TransformersBackend, "uses_cuda", property(lambda self: True))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = regenerate(config, dataset=toy_sentiment)
+    assert "made again in one process" in caplog.text
+    assert again.to_list() == synthetic.to_list()
 
 
 def test_older_formats_are_upgraded_or_refused(toy_sentiment, tmp_path):

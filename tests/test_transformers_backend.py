@@ -169,6 +169,23 @@ def test_pickles_as_its_source_not_its_weights(backend):
     ]
 
 
+def test_a_forked_worker_of_a_backend_on_cuda_says_why_it_cannot_load(tiny_lm_dir, monkeypatch):
+    from gpt3mix_hf.backends.local import transformers as engine
+
+    # Seen on an H100: each `map(num_proc=2)` worker died re-initialising CUDA. Simulated: a worker (another pid)
+    # of a parent that had set up CUDA, the model's device left to the default.
+    saved = pickle.dumps(TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32"))
+    monkeypatch.setattr(engine, "_IMPORTED_IN_PID", -1)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # a worker's; not this test process's
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: True)
+    with pytest.raises(RuntimeError, match="a forked process cannot use CUDA: map with num_proc=None on a GPU"):
+        pickle.loads(saved)
+    # Loaded on the CPU, it goes to worker processes.
+    on_cpu = pickle.dumps(TransformersBackend.from_pretrained(str(tiny_lm_dir), dtype="float32", device="cpu"))
+    assert pickle.loads(on_cpu).device.type == "cpu"
+
+
 def test_one_seed_per_prompt(backend):
     with pytest.raises(ValueError, match="one seed per prompt"):
         backend.generate(["a", "b"], [1], SAMPLING)

@@ -140,6 +140,12 @@ class Backend(ABC):
         """The most tokens the model attends to, or None where unknown."""
         return None
 
+    @property
+    def uses_cuda(self) -> bool:
+        """Whether this process runs the model on a CUDA device: the worker processes of `map(num_proc=...)`,
+        forked from it, could not use that device."""
+        return False
+
     def generate_and_score(
         self,
         prompts: list[str],

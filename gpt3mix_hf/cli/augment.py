@@ -74,8 +74,8 @@ class AugmentArguments:
     )
     map_batch_size: int | None = field(
         default=None,
-        metadata={"help": "Real rows per Dataset.map batch (one continuous-batching run of the LM); default: "
-                  f"{DEFAULT_MAP_BATCH_SIZE}, or with --config the recorded one."},
+        metadata={"help": "Real rows per Dataset.map batch (one continuous-batching run of the LM); default: the LM's "
+                  f"decoding slots, at least {DEFAULT_MAP_BATCH_SIZE}, or with --config the recorded one."},
     )
     num_proc: int | None = field(default=None, metadata={"help": "Processes for Dataset.map."})
     disable_tqdm: bool = field(default=False, metadata={"help": "Switch progress bars off."})
@@ -220,7 +220,7 @@ def run(name: str, data_args: DataArguments, task: TaskSpecArguments, sampling: 
             _backend(args, served), dataset, task_spec(task, label_names, data_args.dataset), config=settings,
             sampling=sampling, text_column=data_args.text_column, label_column=data_args.label_column,
         )
-        data, map_batch_size, num_proc = vars(data_args), args.map_batch_size or DEFAULT_MAP_BATCH_SIZE, args.num_proc
+        data, map_batch_size, num_proc = vars(data_args), args.map_batch_size, args.num_proc
     output_dir = Path(args.output_dir)
     synthetic = augmenter.augment(
         dataset, batch_size=map_batch_size, num_proc=num_proc, checkpoint_dir=output_dir / "checkpoints"

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
+from transformers.utils import logging
 
 from ..hub.push import push_augmented_dataset, push_classifier
 from ..provenance import CONFIG_NAME, GPT3MixConfig
 from ..state import load_saved_rows
 from ..validation import check_fields
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -157,8 +160,9 @@ def run(name: str, args: PushArguments, specific) -> int:
                 f"{folder.parent} has no {CONFIG_NAME}, which `gpt3mix augment` writes last: run the same augment "
                 "again (it resumes), or name the provenance with --config."
             )
-        if config is not None and config.report is not None and not config.report.quality and (
-                folder.parent / "real").is_dir():
+        if config is not None and config.report is None:
+            logger.warning(f"{CONFIG_NAME} holds no report of the run: the card shows no quality report.")
+        elif config is not None and not config.report.quality and (folder.parent / "real").is_dir():
             # A folder made before the quality report existed: measure its rows now, for the card.
             from .report import folder_quality
 

@@ -246,7 +246,8 @@ class Augmentations:
             # generation resumes from them. Once the rows are saved they are deleted, so that a generation made
             # again with other settings does not find them.
             shards = folder.with_name(folder.name + ".shards")
-            synthetic = augmenter.augment(load_from_cache_file=False, checkpoint_dir=shards,
+            # 64 real rows a map batch, fixed: bf16 rows depend on it, and the cache key does not hold it.
+            synthetic = augmenter.augment(batch_size=64, load_from_cache_file=False, checkpoint_dir=shards,
                                           shard_size=64)
             report = augmenter.report
             meta = {"config": key, "augmenter": augmenter.provenance(), "report": report.to_dict(),

@@ -227,6 +227,14 @@ class TransformersBackend(Backend):
             # cores anyway. One thread per worker.
             torch.set_num_threads(1)
         if set(state) == {"source"}:
+            device = state["source"]["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
+            # torch's own test for "CUDA was set up before this process was forked" (private, but exact).
+            if os.getpid() != _IMPORTED_IN_PID and device.startswith("cuda") and torch.cuda._is_in_bad_fork():
+                raise RuntimeError(
+                    f"This process was forked (Dataset.map(num_proc=...)) after its parent put the model on {device}, "
+                    "and a forked process cannot use CUDA: map with num_proc=None on a GPU (its continuous "
+                    "batching fills the GPU), or load the backend with device='cpu' to use worker processes."
+                )
             loaded = type(self).from_pretrained(**state["source"])
             self.__dict__.update(loaded.__dict__)
         else:
@@ -269,6 +277,10 @@ class TransformersBackend(Backend):
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    @property
+    def uses_cuda(self) -> bool:
+        return self.device.type == "cuda"
 
     @property
     def machine(self) -> str:
