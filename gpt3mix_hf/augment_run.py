@@ -73,8 +73,8 @@ class RunSettings:
 
 @dataclass
 class AugmentationReport:
-    """What one `augment` run did, for the CLI summary, dataset cards and provenance (its `report` section:
-    `to_dict()`, read back with `from_dict`)."""
+    """What one `augment` run did, for the CLI summary, dataset cards and provenance (its `report` section is
+    `to_dict()`)."""
 
     rows_requested: int
     rows_written: int
@@ -93,11 +93,11 @@ class AugmentationReport:
     # Whether the rows augmented were the augmenter's whole pool, which is what a provenance file describes.
     augmented_the_pool: bool | None = field(default=None)
 
-    def __post_init__(self):
-        check_fields(self)
-
     # Written by to_dict() beside the fields it derives from; read back, they are computed again.
     DERIVED: ClassVar[tuple[str, ...]] = ("samples_per_second", "parse_failure_rate")
+
+    def __post_init__(self):
+        check_fields(self)
 
     @property
     def samples_per_second(self) -> float:

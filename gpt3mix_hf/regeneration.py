@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 from transformers.utils import logging
 
@@ -66,7 +67,8 @@ def make_augmenter(
             )
     dtype = config.backend.get("dtype")
     if config.run.machine is not None:
-        here = machine_kind(device or config.backend.get("device") or "cpu")
+        # Where the backend below will load the model: as `TransformersBackend.from_pretrained` picks.
+        here = machine_kind(device or config.backend.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
         if RunSettings.rows_depend_on_it(dtype) and here != config.run.machine:
             logger.warning(
                 f"These rows were generated in {dtype} on another kind of machine ({config.run.machine}; this is "

@@ -3,6 +3,7 @@ import json
 import logging
 
 import pytest
+import torch
 from conftest import FORMAT_LINES, ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import Value
 from datasets.fingerprint import Hasher
@@ -16,6 +17,7 @@ from gpt3mix_hf import (
     TransformersBackend,
     make_augmenter,
     regenerate,
+    regeneration,
 )
 from gpt3mix_hf.augment_run import DEFAULT_MAP_BATCH_SIZE, AugmentationReport
 from gpt3mix_hf.backends.local.machine import machine_kind
@@ -349,6 +351,14 @@ def test_float32_rows_elsewhere_warn_and_a_gpu_makes_them_in_one_process(format_
         again = regenerate(config, dataset=toy_sentiment)
     assert "made again in one process" in caplog.text
     assert again.to_list() == synthetic.to_list()
+    # Made on this CPU, with the device left to the default: on a GPU machine the default is the GPU, and it warns.
+    config.run.machine, config.backend["device"] = machine_kind("cpu"), None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(regeneration, "machine_kind", lambda device: f"{device}: a GPU")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        make_augmenter(config, dataset=toy_sentiment, backend=ScriptedBackend())
+    assert "made again on cuda: a GPU" in caplog.text
 
 
 def test_older_formats_are_upgraded_or_refused(toy_sentiment, tmp_path):
