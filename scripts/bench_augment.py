@@ -9,6 +9,7 @@ printed: the largest bf16-vs-fp32 difference of the soft labels on the same prom
 computes them (bf16 generation, float32 label scores: `score_dtype="float32"`) and scored in bf16
 (`score_dtype=None`); with a bf16 engine, its speed scoring in bf16 too; and what debiased labels cost: the same
 rows through `augment(label_mode="debiased")`, with the soft run's prompts and seeds, and its task prior once.
+With `--map_batch_sizes 16,64`, `augment()` is also timed at those `Dataset.map` batch sizes, side by side.
 The defaults took 8.5 minutes on a 2-core AMD EPYC with AVX512_BF16.
 
     python scripts/bench_augment.py --data_dir ../shared/data
