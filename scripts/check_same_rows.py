@@ -11,8 +11,8 @@ dtype it augments the same real rows with the same seed four ways:
 - `shuffled`: the reference settings, the rows in another order.
 
 and prints, against the reference, how many synthetic rows are the same (text, label and the prompt's examples)
-and the largest soft-label difference among those. Rows are matched by their prompt's examples (`source_ids`),
-which depend on the seed and the real row alone.
+and the largest soft-label difference among those, with each run's seconds (one run each: a rough reading).
+Rows are matched by their prompt's examples (`source_ids`), which depend on the seed and the real row alone.
 
     python scripts/check_same_rows.py --data_dir ../shared/data
 """
@@ -48,12 +48,13 @@ class CheckArguments:
                 raise SystemExit(f"--dtypes takes float32 and/or bfloat16, got {dtype!r}.")
 
 
-def augment(args, real, pool, dtype, map_batch_size, slots) -> dict[tuple, dict]:
+def augment(args, real, pool, dtype, map_batch_size, slots) -> tuple[dict[tuple, dict], float]:
+    """The synthetic rows by their prompt's examples, and the seconds `augment()` took."""
     backend = TransformersBackend.from_pretrained(args.model, dtype=dtype, device=args.device, batch_size=slots)
     augmenter = GPT3MixAugmenter(backend, pool, TaskSpec.from_preset("sst2"), seed=1, max_attempts=2,
                                  sampling=SamplingConfig(max_new_tokens=args.max_new_tokens))
     synthetic = augmenter.augment(real, batch_size=map_batch_size, load_from_cache_file=False)
-    return {tuple(row["source_ids"]): row for row in synthetic.to_list()}
+    return {tuple(row["source_ids"]): row for row in synthetic.to_list()}, augmenter.report.seconds
 
 
 def compare(reference: dict[tuple, dict], other: dict[tuple, dict]) -> str:
@@ -73,15 +74,15 @@ def main():
     pool = class_balanced_sample(load_benchmark("sst2", "train", args.data_dir), per_class=max(50, args.rows), seed=0)
     real = pool.select(range(args.rows))
     for dtype in args.dtypes.split(","):
-        reference = augment(args, real, pool, dtype, args.rows, None)
-        runs = {
-            "again": augment(args, real, pool, dtype, args.rows, None),
-            "batch 1": augment(args, real, pool, dtype, 1, 1),
-            "shuffled": augment(args, real.shuffle(seed=0), pool, dtype, args.rows, None),
-        }
-        print(f"\n{dtype} on {device}: reference wrote {len(reference)} of {args.rows} rows")
-        for name, rows in runs.items():
-            print(f"  {name:<9} {compare(reference, rows)}")
+        # Printed as each finishes, so a run stopped at a time limit keeps what it measured.
+        reference, seconds = augment(args, real, pool, dtype, args.rows, None)
+        print(f"\n{dtype} on {device}: reference wrote {len(reference)} of {args.rows} rows ({seconds:.1f} s)",
+              flush=True)
+        # (name, rows mapped, map batch size, decoding slots)
+        for name, rows, map_batch_size, slots in (("again", real, args.rows, None), ("batch 1", real, 1, 1),
+                                                  ("shuffled", real.shuffle(seed=0), args.rows, None)):
+            synthetic, seconds = augment(args, rows, pool, dtype, map_batch_size, slots)
+            print(f"  {name:<9} {compare(reference, synthetic)} ({seconds:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":
