@@ -77,7 +77,11 @@ class AugmentArguments:
         metadata={"help": "Real rows per Dataset.map batch (one continuous-batching run of the LM); default: the LM's "
                   f"decoding slots, at least {DEFAULT_MAP_BATCH_SIZE}, or with --config the recorded one."},
     )
-    num_proc: int | None = field(default=None, metadata={"help": "Processes for Dataset.map."})
+    num_proc: int | None = field(
+        default=None,
+        metadata={"help": "Processes for Dataset.map: for a local LM on the CPU or a served LM (forked processes "
+                  "cannot use CUDA, so a local LM on a GPU refuses it)."},
+    )
     disable_tqdm: bool = field(default=False, metadata={"help": "Switch progress bars off."})
     config: str | None = field(
         default=None,
