@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from datasets import Dataset
 from transformers.utils import logging
 
 from .augment_run import RunSettings
 from .augmenter import GPT3MixAugmenter
 from .backends.base import Backend
-from .backends.local.machine import machine_kind
 from .config import AugmenterConfig
 from .data import align_label_names, check_columns
 from .provenance import GPT3MixConfig, as_config, dataset_sha256
@@ -65,35 +63,57 @@ def make_augmenter(
                 f"{found[:12]}..., recorded {source.num_rows} rows, {source.sha256[:12]}...): check the data "
                 "folder, split and sub-sample, or pass check_data=False to generate from these rows anyway."
             )
-    dtype = config.backend.get("dtype")
-    if config.run.machine is not None:
-        # Where the backend below will load the model: as `TransformersBackend.from_pretrained` picks.
-        here = machine_kind(device or config.backend.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if RunSettings.rows_depend_on_it(dtype) and here != config.run.machine:
-            logger.warning(
-                f"These rows were generated in {dtype} on another kind of machine ({config.run.machine}; this is "
-                f"{here}): {dtype} rows are the same for the same settings on the same kind of machine only, so "
-                "some texts may differ."
-            )
-        elif here.split(":")[0] != config.run.machine.split(":")[0]:
-            # float32 rows do not depend on the batching, but a CPU's and a GPU's kernels round differently.
-            logger.warning(
-                f"These rows were generated on {config.run.machine}, and are made again on {here}: round-off may "
-                "move a sampled token, so some texts may differ."
-            )
     if backend is None:
         if config.backend.get("backend") == "transformers":
             # The local LM is rebuilt with the recorded batch size: it decides each prompt's padding.
             backend_options = {"batch_size": config.run.generation_batch_size, "device": device, **backend_options}
         backend = Backend.from_identity(config.backend, **backend_options)
+    _warn_on_another_machine(config, getattr(backend, "machine", None))
     return GPT3MixAugmenter(
         backend, dataset, config.task.spec, config=AugmenterConfig(**config.augmenter.to_dict()),
         sampling=config.sampling, template=config.task.template, text_column=source.text_column, label_column=column,
     )
 
+
+def _warn_on_another_machine(config: GPT3MixConfig, here: str | None) -> None:
+    """Say when the rows are made again on another kind of machine than the one that made them (`machine_kind`
+    of the backend, when it has one): bf16 rows depend on it, float32 rows on the kind of device (round-off)."""
+    recorded, dtype = config.run.machine, config.backend.get("dtype")
+    if recorded is None or here is None:
+        return
+    if RunSettings.rows_depend_on_it(dtype) and here != recorded:
+        logger.warning(
+            f"These rows were generated in {dtype} on another kind of machine ({recorded}; this is {here}): {dtype} "
+            "rows are the same for the same settings on the same kind of machine only, so some texts may differ."
+        )
+    elif here.split(":")[0] != recorded.split(":")[0]:
+        # float32 rows do not depend on the batching, but a CPU's and a GPU's kernels round differently.
+        logger.warning(
+            f"These rows were generated on {recorded}, and are made again on {here}: round-off may move a sampled "
+            "token, so some texts may differ."
+        )
+
+
+def recorded_num_proc(config: GPT3MixConfig, backend: Backend) -> int | None:
+    """The provenance's `num_proc`, or None (one process) where the backend's model is on a GPU, which forked
+    worker processes cannot use: said in a warning (float32 rows do not depend on the processes; bf16 rows made
+    on another kind of machine differ anyway)."""
+    num_proc = config.run.num_proc
+    if (num_proc or 1) > 1 and backend.uses_cuda:
+        logger.warning(
+            f"The rows were made with num_proc={num_proc} (the provenance's run section), whose forked worker "
+            "processes cannot use CUDA, where the model is here: they are made again in one process. Load the LM "
+            "with device='cpu' (gpt3mix augment: CUDA_VISIBLE_DEVICES=) to keep the recorded processes."
+        )
+        return None
+    return num_proc
+
+
 def regenerate(config: GPT3MixConfig | str | Path, **kwargs) -> Dataset:
     """Make the synthetic rows a provenance file describes again, with the recorded batch size and processes
-    (keyword arguments as `make_augmenter`): with the same data, model and versions, the rows are identical.
+    (keyword arguments as `make_augmenter`): with the same data, model and versions on the same kind of machine,
+    the rows are identical (README, *Same seed, same data*). With the model on a GPU, the rows are made in one
+    process (`recorded_num_proc`).
 
     Example:
 
@@ -101,12 +121,5 @@ def regenerate(config: GPT3MixConfig | str | Path, **kwargs) -> Dataset:
     """
     config = as_config(config)
     augmenter = make_augmenter(config, **kwargs)
-    num_proc = config.run.num_proc
-    if (num_proc or 1) > 1 and augmenter.backend.uses_cuda:
-        logger.warning(
-            f"The rows were made with num_proc={num_proc}, whose forked worker processes cannot use CUDA, where the "
-            "model is here: they are made again in one process (float32 rows do not depend on it; bfloat16 rows "
-            "already differ on another kind of machine). device='cpu' keeps the recorded processes."
-        )
-        num_proc = None
+    num_proc = recorded_num_proc(config, augmenter.backend)
     return augmenter.augment(batch_size=config.run.map_batch_size, num_proc=num_proc, load_from_cache_file=False)

@@ -21,7 +21,6 @@ from datasets import Dataset, load_from_disk
 META_NAME = "meta.json"
 
 
-
 def check_folder_path(folder: str | Path, what: str = "the folder") -> Path:
     """`folder` as a `Path`, refused with a `ValueError` that names it when it, or a folder above it, is a file
     (where `mkdir` would fail with a bare `FileExistsError` or `NotADirectoryError`)."""

@@ -1,7 +1,7 @@
 """Does `augment()` write the same rows on this machine whatever the batching? Per dtype, side by side.
 
 The test suite holds the contract on the CPU in float32 (`test_smollm2_same_rows_whatever_batch_size_or_num_proc`);
-README's "Reproducibility" says what holds in bfloat16. This script asks the same question of the machine it runs
+README's "Same seed, same data" says what holds in bfloat16. This script asks the same question of the machine it runs
 on, a GPU included (the backend takes `cuda` when there is one), with the embedded LM and SST-2 rows. For each
 dtype it augments the same real rows with the same seed four ways:
 

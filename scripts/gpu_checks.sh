@@ -12,7 +12,7 @@
 # the CPU). Each step has its own time limit, so a slow one leaves the others their time, and a step stopped at
 # its limit says so in its log. Sized after a first run on an H100 that did not finish in 10 minutes: there one
 # decoding slot took about a second a row. The limits add up to about 13 minutes: where one command may run 10,
-# run the steps in two calls.
+# run the steps in two calls. The default order puts what matters first, so a run cut short keeps it.
 #
 #     scripts/gpu_checks.sh ../shared/data [OUT] [STEPS]
 set -u
@@ -29,7 +29,7 @@ quiet() { grep -v "/s\]\|s/row\]\|s/ examples\]"; }  # progress bars
 limited() {  # log, time limit, command...: run it, and say in the log when it was stopped at its limit
     local log=$1 limit=$2
     shift 2
-    timeout "$limit" "$@" 2>&1 | quiet | tee "$log"
+    timeout -k 15 "$limit" "$@" 2>&1 | quiet | tee "$log"
     [ "${PIPESTATUS[0]}" = 124 ] && echo "STOPPED at its time limit of $limit s" | tee -a "$log"
     return 0
 }
@@ -44,6 +44,10 @@ tests() {  # name, time limit
         tests/test_transformers_backend.py tests/test_augmenter.py --durations 8
 }
 
+known=" same_rows bench tests bench64 cpu_bench cpu_tests "
+for step in ${steps//,/ }; do  # every step name checked before the first one runs
+    [[ $known == *" $step "* ]] || { echo "unknown step $step:$known" >&2; exit 2; }
+done
 for step in ${steps//,/ }; do
     case $step in
         same_rows) limited "$out/same_rows.log" 100 python3 scripts/check_same_rows.py --data_dir "$data" --rows 16 ;;
@@ -53,6 +57,5 @@ for step in ${steps//,/ }; do
         cpu_bench) CUDA_VISIBLE_DEVICES= bench bench_cpu 150 --rows 32 --bare_batch_sizes 32 \
                        --soft_label_deviation true ;;
         cpu_tests) CUDA_VISIBLE_DEVICES= tests tests_cpu 180 ;;
-        *) echo "unknown step $step: same_rows, bench, tests, bench64, cpu_bench or cpu_tests" >&2; exit 2 ;;
     esac
 done

@@ -3,7 +3,6 @@ import json
 import logging
 
 import pytest
-import torch
 from conftest import FORMAT_LINES, ScriptedBackend, build_tiny_lm, make_dataset
 from datasets import Value
 from datasets.fingerprint import Hasher
@@ -17,7 +16,6 @@ from gpt3mix_hf import (
     TransformersBackend,
     make_augmenter,
     regenerate,
-    regeneration,
 )
 from gpt3mix_hf.augment_run import DEFAULT_MAP_BATCH_SIZE, AugmentationReport
 from gpt3mix_hf.backends.local.machine import machine_kind
@@ -327,7 +325,7 @@ def test_bfloat16_rows_regenerate_the_same_with_the_recorded_settings(format_lm_
     # Elsewhere, regeneration warns that bf16 rows may differ there.
     config.run.machine = "cuda: another GPU"
     with caplog.at_level(logging.WARNING):
-        make_augmenter(config, dataset=train, backend=ScriptedBackend())
+        make_augmenter(config, dataset=train, backend=backend)
     assert "same kind of machine only" in caplog.text
 
 
@@ -342,7 +340,7 @@ def test_float32_rows_elsewhere_warn_and_a_gpu_makes_them_in_one_process(format_
     # float32 rows do not depend on the batching, but another kind of device rounds otherwise: said.
     config.run.machine = "cuda: another GPU"
     with caplog.at_level(logging.WARNING):
-        make_augmenter(config, dataset=toy_sentiment, backend=ScriptedBackend())
+        make_augmenter(config, dataset=toy_sentiment, backend=backend)
     assert "round-off may move a sampled token" in caplog.text
     # With the model on a GPU, the recorded worker processes could not use it: one process makes the same rows.
     monkeypatch.setattr(TransformersBackend, "uses_cuda", property(lambda self: True))
@@ -351,13 +349,13 @@ def test_float32_rows_elsewhere_warn_and_a_gpu_makes_them_in_one_process(format_
         again = regenerate(config, dataset=toy_sentiment)
     assert "made again in one process" in caplog.text
     assert again.to_list() == synthetic.to_list()
-    # Made on this CPU, with the device left to the default: on a GPU machine the default is the GPU, and it warns.
-    config.run.machine, config.backend["device"] = machine_kind("cpu"), None
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(regeneration, "machine_kind", lambda device: f"{device}: a GPU")
+    # Judged by the backend the rows are made with, whatever the file records of the device: one on a GPU warns.
+    config.run.machine = machine_kind("cpu")
+    on_a_gpu = ScriptedBackend()
+    on_a_gpu.machine = "cuda: a GPU"
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        make_augmenter(config, dataset=toy_sentiment, backend=ScriptedBackend())
+        make_augmenter(config, dataset=toy_sentiment, backend=on_a_gpu)
     assert "made again on cuda: a GPU" in caplog.text
 
 

@@ -26,7 +26,7 @@ from ..data import DataArguments
 from ..models import DEFAULT_LM
 from ..provenance import CONFIG_NAME, GPT3MixConfig
 from ..quality import format_quality
-from ..regeneration import make_augmenter
+from ..regeneration import make_augmenter, recorded_num_proc
 from ..spec import TaskSpecArguments, task_spec
 from ..state import check_folder_path, write_text
 from ..validation import check_fields
@@ -198,7 +198,7 @@ def _from_config(args: AugmentArguments, given: DataArguments, served: ServedCon
     # The recorded batching unless a flag gives another: float32 rows do not depend on it, bf16 rows do.
     map_batch_size = args.map_batch_size or config.run.map_batch_size
     # Processes decide which rows decode together: bf16 rows depend on it (RunSettings).
-    num_proc = args.num_proc if args.num_proc is not None else config.run.num_proc
+    num_proc = args.num_proc if args.num_proc is not None else recorded_num_proc(config, augmenter.backend)
     return augmenter, dataset, recorded, map_batch_size, num_proc
 
 
