@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -117,6 +117,10 @@ class AugmentationReport:
         for name in self.DERIVED:
             summary[name] = getattr(self, name)
         return summary
+
+    def as_recorded(self) -> AugmentationReport:
+        """This report as a provenance file holds it: what `to_dict` leaves out is emptied."""
+        return replace(self, failures=[], map_batch_size=None, num_proc=None, augmented_the_pool=None)
 
 
 def run_augmentation(

@@ -15,7 +15,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -238,9 +238,7 @@ class GPT3MixConfig:
             sampling=SamplingConfig(**augmenter.sampling.to_dict()),
             data=source,
             run=RunSettings.of(augmenter.backend, map_batch_size, num_proc),
-            # As the file holds it: the failures have their file, the batching is the run section.
-            report=None if report is None else replace(report, failures=[], map_batch_size=None, num_proc=None,
-                                                       augmented_the_pool=None),
+            report=None if report is None else report.as_recorded(),
         )
         check_no_secrets(config.to_dict())
         return config

@@ -26,7 +26,7 @@ import torch
 from transformers import HfArgumentParser
 
 from gpt3mix_hf import GPT3MixAugmenter, SamplingConfig, TaskSpec, TransformersBackend
-from gpt3mix_hf.backends.local.machine import machine_kind
+from gpt3mix_hf.backends.local.machine import machine_kind, resolve_device
 from gpt3mix_hf.data import class_balanced_sample, load_benchmark
 
 
@@ -68,8 +68,7 @@ def compare(reference: dict[tuple, dict], other: dict[tuple, dict]) -> str:
 
 def main():
     (args,) = HfArgumentParser(CheckArguments).parse_args_into_dataclasses()
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    args.device = device
+    args.device = device = resolve_device(args.device)
     print(f"machine: {machine_kind(device)}; torch {torch.__version__}")
     pool = class_balanced_sample(load_benchmark("sst2", "train", args.data_dir), per_class=max(50, args.rows), seed=0)
     real = pool.select(range(args.rows))

@@ -23,7 +23,7 @@ import torch
 import transformers
 from transformers import HfArgumentParser
 
-from gpt3mix_hf.backends.local.machine import machine_kind
+from gpt3mix_hf.backends.local.machine import machine_kind, resolve_device
 from gpt3mix_hf.experiment import ExperimentArguments, run_experiment
 from gpt3mix_hf.state import write_json
 
@@ -51,7 +51,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "machine_kind": machine_kind("cuda" if torch.cuda.is_available() else "cpu"),
+        "machine_kind": machine_kind(resolve_device()),
     }
 
 

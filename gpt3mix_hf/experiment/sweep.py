@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from transformers.utils import logging
 
 from ..backends.base import SamplingConfig
-from ..backends.local.machine import machine_kind
+from ..backends.local.machine import machine_kind, resolve_device
 from ..config import AugmenterConfig
 from ..data import (
     class_balanced_sample,
@@ -171,9 +171,8 @@ def _real_only(real: Dataset) -> Dataset:
 
 def _machine_kind() -> str:
     """Where this run trains (and generates, when it makes its rows): the GPU's model, else the CPU's."""
-    import torch
 
-    return machine_kind("cuda" if torch.cuda.is_available() else "cpu")
+    return machine_kind(resolve_device())
 
 
 def _real_repeated(real: Dataset, ratio: float) -> Dataset:

@@ -59,6 +59,11 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 AUTO_DTYPE_ENV = "GPT3MIX_AUTO_DTYPE"
 
 
+def resolve_device(device: str | None = None) -> str:
+    """`device`, or where a model goes when none is named: `cuda` when there is a GPU, else `cpu`."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
     """The torch dtype for `dtype`: `"auto"` is bfloat16 on a GPU that supports it and on a CPU with native
     bf16 matrix instructions (`cpu_has_bf16_matmul`), float32 elsewhere; `$GPT3MIX_AUTO_DTYPE`, when set,

@@ -19,7 +19,7 @@ from ...validation import check_arguments
 from ..base import Backend, Completion, NextAttempt, SamplingConfig, ScoringContext
 from . import prefill as prefilling
 from .kv_cache import DecodeBatch
-from .machine import machine_kind, resolve_dtype
+from .machine import machine_kind, resolve_device, resolve_dtype
 from .model_runner import ModelRunner
 from .sampling import sample_tokens
 from .scoring import LabelScorer
@@ -164,7 +164,7 @@ class TransformersBackend(Backend):
             "batch_size": batch_size,
             "score_dtype": score_dtype,
         }
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
         path = resolve_lm(model_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
@@ -221,15 +221,16 @@ class TransformersBackend(Backend):
         return state
 
     def __setstate__(self, state):
-        if os.getpid() != _IMPORTED_IN_PID:
+        forked = os.getpid() != _IMPORTED_IN_PID
+        if forked:
             # A `map(num_proc=...)` worker, forked after the parent ran torch: the OpenMP thread pool does not
             # survive a fork (the worker would hang in its first parallel region), and the workers share the
             # cores anyway. One thread per worker.
             torch.set_num_threads(1)
         if set(state) == {"source"}:
-            device = state["source"]["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
+            device = resolve_device(state["source"]["device"])
             # torch's own test for "CUDA was set up before this process was forked" (private, but exact).
-            if os.getpid() != _IMPORTED_IN_PID and device.startswith("cuda") and torch.cuda._is_in_bad_fork():
+            if forked and device.startswith("cuda") and torch.cuda._is_in_bad_fork():
                 raise RuntimeError(
                     f"This process was forked (Dataset.map(num_proc=...)) after its parent put the model on {device}, "
                     "and a forked process cannot use CUDA: map with num_proc=None on a GPU (its continuous "

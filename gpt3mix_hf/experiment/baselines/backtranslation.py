@@ -16,6 +16,7 @@ import torch
 from datasets import Dataset
 from transformers.utils import logging
 
+from ...backends.local.machine import resolve_device
 from ...data import check_columns
 from ...selection import row_seed
 from ...validation import check_arguments
@@ -91,7 +92,7 @@ class BackTranslationAugmenter(RowAugmenter):
         """
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(device)
         loaded = []
         for name in (forward, backward):
             tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
